@@ -1,0 +1,147 @@
+// disk_store.cpp: file layout and I/O for entries, usage records, quarantine and locks.
+#include "cache/disk_store.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "cache/fs.hpp"
+#include "cache/key.hpp"
+
+namespace ttt::cache {
+namespace {
+
+constexpr std::string_view kEntrySuffix = ".entry";
+namespace fs = std::filesystem;
+
+}  // namespace
+
+std::int64_t to_unix_ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+Clock::time_point from_unix_ns(std::int64_t ns) {
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+DiskStore::DiskStore(fs::path root) : root_(std::move(root)), base_(root_ / "v1") {}
+
+fs::path DiskStore::entry_path(const std::string& key) const {
+  return base_ / "entries" / (key + std::string(kEntrySuffix));
+}
+
+fs::path DiskStore::usage_path(const std::string& key) const { return base_ / "usage" / key; }
+
+fs::path DiskStore::lock_path(const std::string& key) const {
+  return base_ / "locks" / (key + ".lock");
+}
+
+std::error_code DiskStore::ensure_layout() const {
+  for (const char* sub : {"entries", "usage", "locks", "quarantine"})
+    if (auto ec = make_private_dirs(base_ / sub)) return ec;
+  return {};
+}
+
+DiskStore::LoadResult DiskStore::load(const std::string& key) const {
+  using Status = LoadResult::Status;
+  std::error_code ec;
+  std::string bytes = read_file(entry_path(key), ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory)
+      return {Status::missing, {}, {}};
+    return {Status::unreadable, {}, ec.message()};
+  }
+  auto parsed = parse_entry(bytes, key);
+  if (auto* error = std::get_if<EntryError>(&parsed)) return {Status::corrupt, {}, error->reason};
+  return {Status::ok, std::move(std::get<Entry>(parsed)), {}};
+}
+
+std::error_code DiskStore::publish(const Entry& entry) const {
+  return write_file_atomic(entry_path(entry.key), serialize_entry(entry));
+}
+
+std::optional<fs::path> DiskStore::quarantine(const std::string& key,
+                                              std::error_code& error) const {
+  error = make_private_dirs(quarantine_dir());
+  if (error) return std::nullopt;
+  fs::path target =
+      quarantine_dir() / fmt::format("{}.{}{}", key, to_unix_ns(Clock::now()), kEntrySuffix);
+  fs::rename(entry_path(key), target, error);
+  if (error) return std::nullopt;
+  return target;
+}
+
+std::error_code DiskStore::record_use(const std::string& key, Clock::time_point when) const {
+  // Not fsync'ed: losing a timestamp in a crash only makes an entry look older.
+  return write_file_atomic(usage_path(key), std::to_string(to_unix_ns(when)),
+                           WriteOptions{.durable = false});
+}
+
+std::optional<Clock::time_point> DiskStore::last_use(const std::string& key) const {
+  std::error_code ec;
+  std::string text = read_file(usage_path(key), ec, 32);
+  if (ec || text.empty() || text.size() > 18) return std::nullopt;  // 18 digits cannot overflow
+  std::int64_t ns = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    ns = ns * 10 + (c - '0');
+  }
+  return from_unix_ns(ns);
+}
+
+std::vector<DiskStore::FileInfo> DiskStore::list() const {
+  std::vector<FileInfo> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(base_ / "entries", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!name.ends_with(kEntrySuffix)) continue;
+    std::string key = name.substr(0, name.size() - kEntrySuffix.size());
+    if (!is_valid_key(key)) continue;  // temp files and strangers
+    std::error_code size_ec;
+    auto size = it->file_size(size_ec);
+    if (size_ec) continue;  // removed while we listed
+    out.push_back({key, size});
+  }
+  return out;
+}
+
+std::optional<nlohmann::json> DiskStore::read_metadata(const std::string& key,
+                                                       std::string* error) const {
+  auto fail = [&](std::string why) -> std::optional<nlohmann::json> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  std::error_code ec;
+  const fs::path path = entry_path(key);
+  auto size = fs::file_size(path, ec);
+  if (ec) return fail(ec.message());
+  std::string prefix = read_file(path, ec, kEntryHeaderSize);
+  if (ec) return fail(ec.message());
+  if (auto need = entry_metadata_prefix_size(prefix)) {
+    prefix = read_file(path, ec, *need);
+    if (ec) return fail(ec.message());
+  }
+  auto meta = parse_entry_metadata(prefix, size);
+  if (auto* e = std::get_if<EntryError>(&meta)) return fail(e->reason);
+  auto& json = std::get<nlohmann::json>(meta);
+  if (json["key"] != key) return fail("metadata key does not match file name");
+  return std::move(json);
+}
+
+bool DiskStore::remove(const std::string& key) const {
+  std::error_code ec;
+  bool existed = fs::remove(entry_path(key), ec);
+  fs::remove(usage_path(key), ec);
+  // A lock file in use belongs to a build in progress; leave it to its holder.
+  std::error_code lock_ec;
+  if (auto held = FileLock::acquire(lock_path(key), /*wait=*/false, lock_ec)) held->remove_file();
+  return existed;
+}
+
+std::optional<FileLock> DiskStore::lock(const std::string& key, bool wait,
+                                        std::error_code& error) const {
+  return FileLock::acquire(lock_path(key), wait, error);
+}
+
+}  // namespace ttt::cache

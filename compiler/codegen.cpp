@@ -1,0 +1,309 @@
+// codegen.cpp: IR step plans -> CUDA source. Every line it writes is either a constant, a
+// template call for one op, or a load/store binding a value to the driver's pointers.
+#include "compiler/codegen.hpp"
+
+#include "compiler/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <stdexcept>
+
+namespace ttt::codegen {
+
+const char* to_string(KernelKind k) { return k == KernelKind::forward ? "forward" : "backward"; }
+
+namespace {
+
+using plan::StepKind;
+using plan::StepPlan;
+
+std::string float_literal(double x) {
+  std::string s = fmt::format("{:.9g}", x);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s + "f";
+}
+
+const char* elem_type(DType d) {
+  switch (d) {
+    case DType::f32: return "float";
+    case DType::f16: return "tttc::half_t";
+    case DType::bf16: return "tttc::bf16_t";
+  }
+  return "?";
+}
+
+const char* activation_constant(Activation a) {
+  switch (a) {
+    case Activation::gelu_tanh: return "tttc::kGeluTanh";
+    case Activation::relu: return "tttc::kRelu";
+    case Activation::silu: return "tttc::kSilu";
+  }
+  return "?";
+}
+
+const char* ew_constant(ir::Ew e) {
+  static const char* names[] = {"tttc::kAdd",    "tttc::kSub",   "tttc::kMul",   "tttc::kAct",
+                                "tttc::kActD1",  "tttc::kActD2", "tttc::kSqrt",  "tttc::kRecip",
+                                "tttc::kAffine", "tttc::kTril",  "tttc::kBroadcast"};
+  return names[static_cast<int>(e)];
+}
+
+// Offsets of W_l and b_l inside one head's packed state: W1, b1, W2, b2, ...
+std::map<std::string, long long> state_offsets(const Spec& spec) {
+  std::map<std::string, long long> offsets;
+  const auto widths = spec.widths();
+  long long offset = 0;
+  for (int l = 1; l <= spec.depth; ++l) {
+    offsets[ir::weight_name(l)] = offset;
+    offset += 1LL * widths[l - 1] * widths[l];
+    offsets[ir::bias_name(l)] = offset;
+    offset += widths[l];
+  }
+  return offsets;
+}
+
+// Emits one step function from its plan.
+class StepWriter {
+ public:
+  StepWriter(const Spec& spec, const StepPlan& plan) : spec_(spec), plan_(plan), p_(plan.program) {
+    offsets_ = state_offsets(spec);
+  }
+
+  std::string write(const std::string& function_name) {
+    out_ = fmt::format("  static __device__ void {}(const tttc::StepContext<Cfg::Elem>& c) {{\n",
+                       function_name);
+    out_ += "    float* const A = c.arena;\n";
+    std::string section;
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      if (!plan_.live[i]) continue;
+      const ir::Op& op = p_.ops[i];
+      if (op.section != section) {
+        section = op.section;
+        out_ += fmt::format("    // {}\n", section);
+      }
+      emit_op(op);
+      emit_output_binding(op.out);
+    }
+    return out_ + "  }\n";
+  }
+
+ private:
+  // Where value `id` lives, as a C++ expression.
+  std::string loc(int id) const {
+    if (plan_.slot[id] >= 0) return fmt::format("A + {}", plan_.slot[id]);
+    const std::string& name = p_.values[id].name;
+    if (name == "gamma" || name == "beta") return "c." + name;
+    std::string base = name;
+    const bool after = !base.empty() && base.back() == '\'';
+    if (after) base.pop_back();
+    const bool grad = base[0] == 'd';
+    if (grad) base = base.substr(1);
+    const long long offset = offsets_.at(base);
+    const char* pointer = grad ? (after ? "c.dstate_next" : "c.dstate_prev")
+                               : (after ? "c.state_out" : "c.state_in");
+    return fmt::format("{} + {}", pointer, offset);
+  }
+
+  std::string shape(int id) const {
+    return fmt::format("{}, {}", p_.values[id].rows, p_.values[id].cols);
+  }
+
+  void line(const std::string& text, int id) {
+    const ir::Value& v = p_.values[id];
+    out_ += fmt::format("    {}  // %{}{} [{}x{}]\n", text, id, v.name.empty() ? "" : " " + v.name,
+                        v.rows, v.cols);
+  }
+
+  void emit_input(int id) {
+    const std::string& name = p_.values[id].name;
+    static const std::map<std::string, std::string> token_sources = {
+        {"Q", "c.q, c.sq"}, {"K", "c.k, c.sk"}, {"V", "c.v, c.sv"}, {"dO", "c.dout, c.sdout"}};
+    const int K = spec_.mini_batch, f = spec_.head_dim;
+    if (auto it = token_sources.find(name); it != token_sources.end())
+      line(fmt::format("tttc::load_tokens({}, {}, {}, {}, c.valid);", loc(id), K, f, it->second), id);
+    else if (name == "lr")
+      line(fmt::format("tttc::load_vector({}, {}, c.lr, c.valid);", loc(id), K), id);
+    else if (name == "tau")
+      line(fmt::format("tttc::load_vector({}, {}, c.tau, {});", loc(id), K, K), id);
+    else if (name == "tau_last")
+      line(fmt::format("tttc::load_vector({}, 1, c.tau + c.valid - 1, 1);", loc(id)), id);
+    else if (plan_.slot[id] >= 0)
+      throw std::logic_error("codegen: no binding for input " + name);
+  }
+
+  void emit_output_binding(int id) {
+    const std::string& name = p_.values[id].name;
+    bool is_output = false;
+    for (const auto& [role, vid] : p_.outputs) is_output |= (vid == id && role == name);
+    if (!is_output || plan_.slot[id] < 0) return;
+    const int K = spec_.mini_batch, f = spec_.head_dim;
+    static const std::map<std::string, std::pair<const char*, const char*>> token_targets = {
+        {"O", {"c.out", "c.sout"}},
+        {"dQ", {"c.dq", "c.sdq"}},
+        {"dK", {"c.dk", "c.sdk"}},
+        {"dV", {"c.dv", "c.sdv"}}};
+    if (auto it = token_targets.find(name); it != token_targets.end()) {
+      out_ += fmt::format("    tttc::store_tokens({}, {}, {}, {}, {}, c.valid);\n",
+                          it->second.first, loc(id), K, f, it->second.second);
+    } else if (name == "dlr") {
+      out_ += fmt::format("    tttc::store_vector(c.dlr, {}, {}, c.valid);\n", loc(id), K);
+    } else if (name == "dtau") {
+      out_ += fmt::format("    tttc::accumulate(c.acc_tau, {}, {});\n", loc(id), K);
+    } else if (name == "dtau_last") {
+      out_ += fmt::format("    tttc::accumulate(c.acc_tau + c.valid - 1, {}, 1);\n", loc(id));
+    } else if (name == "dgamma" || name == "dbeta") {
+      out_ += fmt::format("    tttc::accumulate(c.acc_{}, {}, {});\n", name.substr(1), loc(id), f);
+    } else {
+      throw std::logic_error("codegen: no binding for output " + name);
+    }
+  }
+
+  void emit_op(const ir::Op& op) {
+    const int id = op.out;
+    const ir::Value& v = p_.values[id];
+    switch (op.kind) {
+      case ir::OpKind::input:
+        emit_input(id);
+        return;
+      case ir::OpKind::matmul: {
+        const ir::Value& a = p_.values[op.args[0]];
+        const int kd = op.trans_a ? a.rows : a.cols;
+        const bool has_d = op.args.size() > 2;
+        if (v.rows % 4 || v.cols % 4)
+          throw std::logic_error(fmt::format("codegen: matmul %{} is {}x{}, not a multiple of 4",
+                                             id, v.rows, v.cols));
+        line(fmt::format("tttc::matmul<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {});", op.trans_a,
+                         op.trans_b, loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
+                         float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
+                         float_literal(has_d ? op.beta : 0.0)),
+             id);
+        return;
+      }
+      case ir::OpKind::elementwise: {
+        const int a = op.args[0], b = op.args.size() > 1 ? op.args[1] : -1;
+        line(fmt::format("tttc::elementwise<{}, kAct>({}, {}, {}, {}, {}, {}, {}, {});",
+                         ew_constant(op.ew), loc(id), shape(id), loc(a), shape(a),
+                         b >= 0 ? loc(b) : "nullptr", b >= 0 ? shape(b) : "1, 1",
+                         float_literal(op.s), float_literal(op.c)),
+             id);
+        return;
+      }
+      case ir::OpKind::row_sum:
+      case ir::OpKind::col_sum:
+      case ir::OpKind::transpose: {
+        const char* fn = op.kind == ir::OpKind::row_sum   ? "row_sum"
+                         : op.kind == ir::OpKind::col_sum ? "col_sum"
+                                                          : "transpose";
+        line(fmt::format("tttc::{}({}, {}, {});", fn, loc(id), loc(op.args[0]), shape(op.args[0])),
+             id);
+        return;
+      }
+      case ir::OpKind::fill:
+        line(fmt::format("tttc::fill({}, {}, {});", loc(id), shape(id), float_literal(op.c)), id);
+        return;
+    }
+  }
+
+  const Spec& spec_;
+  const StepPlan& plan_;
+  const ir::Program& p_;
+  std::map<std::string, long long> offsets_;
+  std::string out_;
+};
+
+// The forward kernel updates the state in place: no op may read W_l / b_l after W_l' / b_l'.
+void check_in_place_update(const StepPlan& plan) {
+  const ir::Program& p = plan.program;
+  for (const auto& [role, out_id] : p.outputs) {
+    if (role == "O") continue;
+    const int old_id = p.input_id(role.substr(0, role.size() - 1));
+    for (size_t i = out_id + 1; i < p.ops.size(); ++i)
+      for (int a : p.ops[i].args)
+        if (plan.live[i] && a == old_id)
+          throw std::logic_error("codegen: " + role + " is written before the last read of the old state");
+  }
+}
+
+long long round16(long long n) { return (n + 15) / 16 * 16; }
+
+}  // namespace
+
+long long arena_floats(const Spec& spec, KernelKind kind) {
+  if (kind == KernelKind::forward) return plan::plan_step(spec, StepKind::forward).arena_floats;
+  return std::max(plan::plan_step(spec, StepKind::advance).arena_floats,
+                  plan::plan_step(spec, StepKind::backward).arena_floats);
+}
+
+Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
+  Generated g{.kind = kind, .kernel_name = fmt::format("tttc_{}", to_string(kind))};
+  const long long S = spec.state_floats(), K = spec.mini_batch, F = spec.head_dim;
+  std::vector<std::pair<std::string, StepPlan>> steps;
+  if (kind == KernelKind::forward) {
+    steps.emplace_back("forward", plan::plan_step(spec, StepKind::forward));
+    check_in_place_update(steps[0].second);
+  } else {
+    steps.emplace_back("advance", plan::plan_step(spec, StepKind::advance));
+    steps.emplace_back("backward", plan::plan_step(spec, StepKind::backward));
+  }
+  for (const auto& [name, plan] : steps)
+    g.arena_floats = std::max(g.arena_floats, round16(plan.arena_floats));
+
+  // Layouts: shared memory first, then the per-CTA global workspace.
+  std::map<std::string, long long> c;
+  const bool arena_shared = (kind == KernelKind::forward ? schedule.forward_arena
+                                                         : schedule.backward_arena) ==
+                            Placement::shared;
+  const bool state_shared = kind == KernelKind::forward && schedule.forward_state == Placement::shared;
+  long long smem = 0, ws = 0;
+  c["kSmemArena"] = 0;
+  if (arena_shared) smem += g.arena_floats;
+  c["kSmemState"] = smem;
+  if (state_shared) smem += round16(S);
+  c["kWsArena"] = 0;
+  if (!arena_shared) ws += g.arena_floats;
+  if (kind == KernelKind::backward) {
+    c["kWsGroupStates"] = ws;
+    ws += round16(spec.checkpoint_group * S);
+    c["kWsDstateA"] = ws;
+    ws += round16(S);
+    c["kWsDstateB"] = ws;
+    ws += round16(S);
+    c["kWsAccTau"] = ws;
+    c["kWsAccGamma"] = ws + K;
+    c["kWsAccBeta"] = ws + K + F;
+    ws += round16(K + 2 * F);
+  }
+  c["kWorkspaceFloats"] = ws;
+  g.shared_bytes = 4 * smem;
+  g.workspace_floats = ws;
+
+  std::string src = fmt::format(
+      "// Generated by tttc: {} kernel for spec {} ({}).\n"
+      "// spec:     {}\n// schedule: {}\n"
+      "#include \"tttc/driver.cuh\"\n\nnamespace {{\n\n",
+      to_string(kind), spec_signature(spec).substr(0, 16),
+      spec.name.empty() ? "unnamed" : spec.name, canonical_json(spec),
+      canonical_schedule(schedule));
+  src += fmt::format("struct Cfg {{\n  using Elem = {};\n", elem_type(spec.dtype));
+  src += fmt::format("  static constexpr int kK = {}, kF = {}, kGroup = {};\n", K, F,
+                     spec.checkpoint_group);
+  src += fmt::format("  static constexpr long long kS = {};\n", S);
+  src += fmt::format("  static constexpr bool kArenaShared = {}, kStateShared = {};\n", arena_shared,
+                     state_shared);
+  for (const auto& [name, value] : c)
+    src += fmt::format("  static constexpr long long {} = {};\n", name, value);
+  src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
+                     activation_constant(spec.activation));
+  for (const auto& [name, plan] : steps) src += StepWriter(spec, plan).write(name);
+  src += "};\n\n}  // namespace\n\n";
+  const char* params = kind == KernelKind::forward ? "ForwardParams" : "BackwardParams";
+  src += fmt::format(
+      "extern \"C\" __global__ void __launch_bounds__({}) {}(const tttc::{} p) {{\n"
+      "  tttc::{}_kernel<Cfg, Step>(p);\n}}\n",
+      schedule.threads, g.kernel_name, params, to_string(kind));
+  g.source = std::move(src);
+  return g;
+}
+
+}  // namespace ttt::codegen

@@ -1,0 +1,31 @@
+// codegen.hpp: writes the CUDA source of one kernel (forward or backward) for a (spec, schedule):
+// a small, deterministic stub of compile-time constants plus one template call per IR op. All
+// kernel logic lives in templates/tttc/*.cuh. Also the single source of truth for the kernels'
+// shared-memory and workspace layouts, which the runtime reads from `Generated`.
+#pragma once
+
+#include "compiler/schedule.hpp"
+#include "compiler/spec.hpp"
+
+#include <string>
+
+namespace ttt::codegen {
+
+enum class KernelKind { forward, backward };
+const char* to_string(KernelKind k);
+
+struct Generated {
+  KernelKind kind;
+  std::string kernel_name;  // extern "C" entry point
+  std::string source;
+  long long shared_bytes = 0;        // dynamic shared memory per CTA
+  long long workspace_floats = 0;    // global scratch per CTA (per (b, h))
+  long long arena_floats = 0;        // the largest step arena in the kernel
+};
+
+Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
+
+// Layout facts the schedule's validity checks need without emitting source.
+long long arena_floats(const Spec& spec, KernelKind kind);
+
+}  // namespace ttt::codegen

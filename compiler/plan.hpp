@@ -1,0 +1,35 @@
+// plan.hpp: from a step Program to what codegen emits: dead-code elimination for the outputs a
+// kernel wants, where every value lives (a slot in the CTA's arena, or bound to a driver pointer
+// such as the state), and a liveness-based arena layout so values that are never alive together
+// share memory.
+#pragma once
+
+#include "compiler/ir.hpp"
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ttt::plan {
+
+// The three step functions a kernel can contain.
+enum class StepKind {
+  forward,   // forward kernel: O and the updated state
+  advance,   // backward kernel, rematerialisation: the updated state only
+  backward,  // backward kernel: all adjoints
+};
+
+// Values bound to driver pointers instead of arena slots: the state, its adjoint, gamma, beta.
+bool bound_outside_arena(const std::string& value_name, StepKind kind);
+
+struct StepPlan {
+  StepKind kind;
+  ir::Program program;           // forward or forward+adjoint, unpruned (ids stay stable)
+  std::vector<bool> live;        // per op: emitted or not
+  std::vector<long long> slot;   // per value: arena offset in floats, or -1 when bound outside
+  long long arena_floats = 0;
+};
+
+StepPlan plan_step(const Spec& spec, StepKind kind);
+
+}  // namespace ttt::plan

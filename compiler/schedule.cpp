@@ -1,0 +1,104 @@
+// schedule.cpp: schedule (de)serialization, per-arch limits, validity checks and the default.
+#include "compiler/schedule.hpp"
+
+#include "compiler/codegen.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace ttt {
+
+Target Target::for_arch(const std::string& arch) {
+  // Opt-in shared memory per block (CUDA programming guide, compute capabilities table).
+  static const std::pair<const char*, int> limits[] = {
+      {"sm_80", 163 * 1024}, {"sm_86", 99 * 1024},   {"sm_87", 163 * 1024},
+      {"sm_89", 99 * 1024},  {"sm_90", 227 * 1024},  {"sm_90a", 227 * 1024},
+      {"sm_100", 227 * 1024}, {"sm_100a", 227 * 1024}, {"sm_120", 99 * 1024}};
+  for (const auto& [name, bytes] : limits)
+    if (arch == name) return Target{.arch = arch, .max_shared_bytes = bytes};
+  throw std::invalid_argument(fmt::format(
+      "unknown GPU architecture '{}' (known: sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a, sm_100, "
+      "sm_100a, sm_120)",
+      arch));
+}
+
+const char* to_string(Placement p) { return p == Placement::shared ? "shared" : "global"; }
+
+static Placement placement_from(const nlohmann::json& j, const char* key) {
+  const std::string v = j.at(key).get<std::string>();
+  if (v == "shared") return Placement::shared;
+  if (v == "global") return Placement::global;
+  throw std::invalid_argument(fmt::format("schedule.{}: '{}' is not shared|global", key, v));
+}
+
+nlohmann::json schedule_to_json(const Schedule& s) {
+  return {{"threads", s.threads},
+          {"forward_arena", to_string(s.forward_arena)},
+          {"forward_state", to_string(s.forward_state)},
+          {"backward_arena", to_string(s.backward_arena)},
+          {"matmul", s.matmul},
+          {"cluster", s.cluster}};
+}
+
+Schedule schedule_from_json(const nlohmann::json& j) {
+  try {
+    Schedule s;
+    s.threads = j.at("threads").get<int>();
+    s.forward_arena = placement_from(j, "forward_arena");
+    s.forward_state = placement_from(j, "forward_state");
+    s.backward_arena = placement_from(j, "backward_arena");
+    s.matmul = j.at("matmul").get<std::string>();
+    s.cluster = j.at("cluster").get<int>();
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("schedule: ") + e.what());
+  }
+}
+
+std::string canonical_schedule(const Schedule& s) { return schedule_to_json(s).dump(); }
+
+long long forward_shared_bytes(const Spec& spec, const Schedule& s) {
+  return codegen::generate(spec, s, codegen::KernelKind::forward).shared_bytes;
+}
+
+long long backward_shared_bytes(const Spec& spec, const Schedule& s) {
+  return codegen::generate(spec, s, codegen::KernelKind::backward).shared_bytes;
+}
+
+std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
+  std::vector<std::string> reasons;
+  if (s.threads < 64 || s.threads > t.max_threads || s.threads % 32 != 0)
+    reasons.push_back(fmt::format("threads = {}: must be a multiple of 32 in 64..{}", s.threads,
+                                  t.max_threads));
+  if (s.matmul != "simt_f32")
+    reasons.push_back(fmt::format("matmul = '{}': only 'simt_f32' is implemented", s.matmul));
+  if (s.cluster != 1)
+    reasons.push_back(fmt::format(
+        "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
+  if (!reasons.empty()) return reasons;
+  const long long fwd = forward_shared_bytes(spec, s), bwd = backward_shared_bytes(spec, s);
+  if (spec.build_forward && fwd > t.max_shared_bytes)
+    reasons.push_back(fmt::format(
+        "forward kernel needs {} bytes of shared memory ({} arena, {} state); {} allows {}", fwd,
+        to_string(s.forward_arena), to_string(s.forward_state), t.arch, t.max_shared_bytes));
+  if (spec.build_backward && bwd > t.max_shared_bytes)
+    reasons.push_back(fmt::format("backward kernel needs {} bytes of shared memory; {} allows {}",
+                                  bwd, t.arch, t.max_shared_bytes));
+  return reasons;
+}
+
+Schedule default_schedule(const Spec& spec, const Target& t) {
+  Schedule s;
+  const long long limit = t.max_shared_bytes;
+  const long long state_bytes = 4 * spec.state_floats();
+  const long long fwd_arena = 4 * codegen::arena_floats(spec, codegen::KernelKind::forward);
+  const long long bwd_arena = 4 * codegen::arena_floats(spec, codegen::KernelKind::backward);
+  // On chip first what every op touches (the arena), then the state if room is left.
+  if (fwd_arena <= limit) s.forward_arena = Placement::shared;
+  if (fwd_arena + state_bytes <= limit) s.forward_state = Placement::shared;
+  if (bwd_arena <= limit) s.backward_arena = Placement::shared;
+  return s;
+}
+
+}  // namespace ttt

@@ -1,0 +1,57 @@
+// schedule.hpp: HOW a spec is computed (never what): threads per CTA, where the step's working
+// matrices (the arena) and the inner model's state live, the matmul flavour, the cluster split.
+// Plain data, printable and serializable to JSON; a heuristic picks a valid default per
+// (spec, target) and validate() explains in words why a schedule cannot run.
+#pragma once
+
+#include "compiler/spec.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ttt {
+
+enum class Placement { shared, global };
+
+struct Schedule {
+  int threads = 256;                             // CTA size (multiple of 32, 64..1024)
+  Placement forward_arena = Placement::global;   // the forward step's working matrices
+  Placement forward_state = Placement::global;   // the running state in the forward kernel
+  Placement backward_arena = Placement::global;  // the backward step's working matrices
+  std::string matmul = "simt_f32";  // f32 FMA micro-tiles (tensor-core paths: future work)
+  int cluster = 1;  // SMs per (batch, head); > 1 would split the state over a cluster (future)
+};
+
+// What a target GPU offers; for ahead-of-time builds, the arch's documented limits.
+struct Target {
+  std::string arch = "sm_90a";  // sm_80, sm_86, sm_89, sm_90, sm_90a, or newer
+  int max_shared_bytes = 227 * 1024;  // per CTA, opt-in
+  int max_threads = 1024;
+  static Target for_arch(const std::string& arch);  // throws std::invalid_argument if unknown
+};
+
+const char* to_string(Placement p);
+nlohmann::json schedule_to_json(const Schedule& s);
+Schedule schedule_from_json(const nlohmann::json& j);  // throws std::invalid_argument
+std::string canonical_schedule(const Schedule& s);     // compact JSON with sorted keys
+
+// The sizes a schedule must fit (computed by codegen's planner for the spec).
+struct Footprint {
+  long long forward_arena_floats = 0;
+  long long backward_arena_floats = 0;
+  long long state_floats = 0;
+};
+Footprint footprint(const Spec& spec);
+
+// Reasons the schedule is invalid for (spec, target); empty when valid.
+std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t);
+// Shared-memory bytes the forward / backward kernel needs under `s`.
+long long forward_shared_bytes(const Spec& spec, const Schedule& s);
+long long backward_shared_bytes(const Spec& spec, const Schedule& s);
+// The default schedule: the arena and state on chip when they fit, else in global memory.
+Schedule default_schedule(const Spec& spec, const Target& t);
+
+}  // namespace ttt

@@ -1,0 +1,118 @@
+// ops.cuh: the CTA-wide operations one IR op maps to: matmul, broadcasting elementwise maps,
+// row/column sums, transpose and fill, over row-major f32 matrices addressed through generic
+// pointers (shared or global memory alike). Every op ends with a CTA barrier, so the next op may
+// read what this one wrote.
+#pragma once
+
+#include "tttc/numeric.cuh"
+
+namespace tttc {
+
+// C[M,N] = alpha * op(A) op(B) + beta * D. A is [M,KD] (or [KD,M] when TA); B is [KD,N] (or
+// [N,KD] when TB); M and N are multiples of 4 (codegen checks). C may alias D (each element is
+// read and written by one thread) but no other operand. Each thread owns a 4x4 block of C, so
+// one step's 8 loads feed 16 FMAs. Shapes are run-time values: one instantiation per transpose
+// pair keeps NVRTC compiles short.
+template <bool TA, bool TB>
+__device__ __noinline__ void matmul(float* C, const float* A, const float* B, int M, int N, int KD,
+                                    float alpha, const float* D, float beta) {
+  constexpr int TM = 4, TN = 4;
+  const int tiles_n = N / TN, tiles = (M / TM) * tiles_n;
+  for (int tile = threadIdx.x; tile < tiles; tile += blockDim.x) {
+    const int m0 = (tile / tiles_n) * TM, n0 = (tile % tiles_n) * TN;
+    float acc[TM][TN] = {};
+#pragma unroll 2
+    for (int k = 0; k < KD; ++k) {
+      float a[TM], b[TN];
+#pragma unroll
+      for (int i = 0; i < TM; ++i) a[i] = TA ? A[k * M + m0 + i] : A[(m0 + i) * KD + k];
+#pragma unroll
+      for (int j = 0; j < TN; ++j) b[j] = TB ? B[(n0 + j) * KD + k] : B[k * N + n0 + j];
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        const int idx = (m0 + i) * N + n0 + j;
+        float r = alpha * acc[i][j];
+        if (D) r = fmaf(beta, D[idx], r);
+        C[idx] = r;
+      }
+  }
+  __syncthreads();
+}
+
+enum EwOp {
+  kAdd = 0, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kBroadcast
+};
+
+template <int Op, int Act>
+__device__ __forceinline__ float ew_apply(float a, float b, float s, float c, int row, int col) {
+  switch (Op) {
+    case kAdd: return a + b;
+    case kSub: return a - b;
+    case kMul: return a * b;
+    case kAct: return activation<Act, 0>(a);
+    case kActD1: return activation<Act, 1>(a);
+    case kActD2: return activation<Act, 2>(a);
+    case kSqrt: return sqrtf(a);
+    case kRecip: return 1.f / a;
+    case kAffine: return fmaf(s, a, c);
+    case kTril: return row >= col ? a : 0.f;
+    default: return a;  // kBroadcast
+  }
+}
+
+// out[R,C] = Op(a, b). An operand of shape [1,C], [R,1] or [1,1] is broadcast (its row or column
+// step is 0; codegen passes the shapes). b may be null for unary ops. out may alias a or b when
+// that operand has the output's shape.
+template <int Op, int Act>
+__device__ __noinline__ void elementwise(float* out, int R, int C, const float* a, int ra, int ca,
+                                         const float* b, int rb, int cb, float s, float c) {
+  const int a_row = ra == 1 ? 0 : ca, a_col = ca == 1 ? 0 : 1;
+  const int b_row = rb == 1 ? 0 : cb, b_col = cb == 1 ? 0 : 1;
+  for (int idx = threadIdx.x; idx < R * C; idx += blockDim.x) {
+    const int i = idx / C, j = idx % C;
+    const float av = a[i * a_row + j * a_col];
+    const float bv = b ? b[i * b_row + j * b_col] : 0.f;
+    out[idx] = ew_apply<Op, Act>(av, bv, s, c, i, j);
+  }
+  __syncthreads();
+}
+
+__device__ __noinline__ void row_sum(float* out, const float* a, int R, int C) {
+  for (int i = threadIdx.x; i < R; i += blockDim.x) {
+    float acc = 0.f;
+    for (int j = 0; j < C; ++j) acc += a[i * C + j];
+    out[i] = acc;
+  }
+  __syncthreads();
+}
+
+__device__ __noinline__ void col_sum(float* out, const float* a, int R, int C) {
+  for (int j = threadIdx.x; j < C; j += blockDim.x) {
+    float acc = 0.f;
+    for (int i = 0; i < R; ++i) acc += a[i * C + j];
+    out[j] = acc;
+  }
+  __syncthreads();
+}
+
+__device__ __noinline__ void transpose(float* out, const float* a, int R, int C) {
+  for (int idx = threadIdx.x; idx < R * C; idx += blockDim.x) {
+    const int i = idx / C, j = idx % C;
+    out[j * R + i] = a[idx];
+  }
+  __syncthreads();
+}
+
+__device__ __noinline__ void fill(float* out, int R, int C, float value) {
+  for (int idx = threadIdx.x; idx < R * C; idx += blockDim.x) out[idx] = value;
+  __syncthreads();
+}
+
+}  // namespace tttc

@@ -1,0 +1,37 @@
+// cli_common.hpp: what every tttc subcommand shares: exit codes and the registration hooks that
+// tools/main.cpp calls. Each subcommand lives in its own tools/cmd_*.cpp file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <stdexcept>
+#include <string>
+
+namespace ttt::cli {
+
+// Process exit codes, documented in the README.
+enum ExitCode : int {
+  kOk = 0,
+  kCheckFailed = 1,    // a check ran and found a problem (tolerance exceeded, bad cache entries)
+  kUsage = 2,          // bad arguments or invalid input (spec, files)
+  kCompileFailed = 3,  // NVRTC rejected generated source
+  kNoGpu = 4,          // the command needs a GPU and none (or no driver) is present
+  kRuntimeError = 5,   // CUDA or other run-time failure
+};
+
+// Thrown by a command to end the process with `code` after printing `message` (if non-empty)
+// to stderr.
+struct CommandExit : std::runtime_error {
+  CommandExit(int exit_code, const std::string& message)
+      : std::runtime_error(message), code(exit_code) {}
+  int code;
+};
+
+void register_spec_commands(CLI::App& app);       // tttc spec
+void register_ir_command(CLI::App& app);          // tttc ir
+void register_reference_command(CLI::App& app);   // tttc reference
+void register_cache_commands(CLI::App& app);      // tttc cache ...
+void register_compile_commands(CLI::App& app);    // tttc compile, tttc emit
+void register_run_commands(CLI::App& app);        // tttc run, tttc check
+
+}  // namespace ttt::cli
