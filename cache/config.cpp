@@ -63,21 +63,29 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::string s = lower(trim(text));
   if (s.empty()) return std::nullopt;
   std::size_t digits = 0;
-  while (digits < s.size() && (std::isdigit(static_cast<unsigned char>(s[digits])) ||
-                               s[digits] == '.'))
+  while (digits < s.size() &&
+         (std::isdigit(static_cast<unsigned char>(s[digits])) || s[digits] == '.'))
     ++digits;
   if (digits == 0) return std::nullopt;
   std::string number = s.substr(0, digits);
   std::string unit(trim(std::string_view(s).substr(digits)));
-  if (unit.ends_with("ib")) unit.resize(unit.size() - 2);
-  else if (unit.size() > 1 && unit.ends_with("b")) unit.resize(unit.size() - 1);
+  if (unit.ends_with("ib"))
+    unit.resize(unit.size() - 2);
+  else if (unit.size() > 1 && unit.ends_with("b"))
+    unit.resize(unit.size() - 1);
   int shift = 0;
-  if (unit.empty() || unit == "b") shift = 0;
-  else if (unit == "k") shift = 10;
-  else if (unit == "m") shift = 20;
-  else if (unit == "g") shift = 30;
-  else if (unit == "t") shift = 40;
-  else return std::nullopt;
+  if (unit.empty() || unit == "b")
+    shift = 0;
+  else if (unit == "k")
+    shift = 10;
+  else if (unit == "m")
+    shift = 20;
+  else if (unit == "g")
+    shift = 30;
+  else if (unit == "t")
+    shift = 40;
+  else
+    return std::nullopt;
   char* end = nullptr;
   double value = std::strtod(number.c_str(), &end);
   if (end != number.c_str() + number.size() || !std::isfinite(value) || value < 0)
@@ -109,12 +117,18 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   if (number.size() > 9) return std::nullopt;
   long long n = std::stoll(number);
   switch (unit) {
-    case 's': return std::chrono::seconds(n);
-    case 'm': return std::chrono::seconds(n * 60);
-    case 'h': return std::chrono::seconds(n * 3600);
-    case 'd': return std::chrono::seconds(n * 86400);
-    case 'w': return std::chrono::seconds(n * 7 * 86400);
-    default: return std::nullopt;
+    case 's':
+      return std::chrono::seconds(n);
+    case 'm':
+      return std::chrono::seconds(n * 60);
+    case 'h':
+      return std::chrono::seconds(n * 3600);
+    case 'd':
+      return std::chrono::seconds(n * 86400);
+    case 'w':
+      return std::chrono::seconds(n * 7 * 86400);
+    default:
+      return std::nullopt;
   }
 }
 

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <charconv>
+
 #include "cache/fs.hpp"
 #include "cache/key.hpp"
 
@@ -80,20 +82,17 @@ std::error_code DiskStore::record_use(const std::string& key, Clock::time_point 
 std::optional<Clock::time_point> DiskStore::last_use(const std::string& key) const {
   std::error_code ec;
   std::string text = read_file(usage_path(key), ec, 32);
-  if (ec || text.empty() || text.size() > 18) return std::nullopt;  // 18 digits cannot overflow
+  if (ec) return std::nullopt;
   std::int64_t ns = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    ns = ns * 10 + (c - '0');
-  }
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), ns);
+  if (err != std::errc() || end != text.data() + text.size() || ns < 0) return std::nullopt;
   return from_unix_ns(ns);
 }
 
 std::vector<DiskStore::FileInfo> DiskStore::list() const {
   std::vector<FileInfo> out;
   std::error_code ec;
-  for (fs::directory_iterator it(base_ / "entries", ec), end; !ec && it != end;
-       it.increment(ec)) {
+  for (fs::directory_iterator it(base_ / "entries", ec), end; !ec && it != end; it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (!name.ends_with(kEntrySuffix)) continue;
     std::string key = name.substr(0, name.size() - kEntrySuffix.size());

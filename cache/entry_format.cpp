@@ -36,21 +36,21 @@ struct Header {
 
 std::variant<Header, EntryError> parse_header(std::string_view bytes, std::uint64_t file_size) {
   if (bytes.size() < kEntryHeaderSize)
-    return EntryError{fmt::format("truncated: {} bytes, header needs {}", bytes.size(),
-                                  kEntryHeaderSize)};
+    return EntryError{
+        fmt::format("truncated: {} bytes, header needs {}", bytes.size(), kEntryHeaderSize)};
   if (bytes.substr(0, kEntryMagic.size()) != kEntryMagic) return EntryError{"bad magic"};
   auto version = get_le(bytes, 8, 4);
   if (version != kEntryFormatVersion)
     return EntryError{fmt::format("unsupported format version {}", version)};
   Header h{get_le(bytes, 16, 8), get_le(bytes, 24, 8)};
   if (h.metadata_length > kMaxMetadata || h.binary_length > kMaxBinary)
-    return EntryError{fmt::format("bad lengths (metadata {}, binary {})", h.metadata_length,
-                                  h.binary_length)};
+    return EntryError{
+        fmt::format("bad lengths (metadata {}, binary {})", h.metadata_length, h.binary_length)};
   std::uint64_t expected =
       kEntryHeaderSize + h.metadata_length + h.binary_length + kEntryChecksumSize;
   if (file_size != expected)
-    return EntryError{fmt::format("bad lengths: file has {} bytes, header implies {}", file_size,
-                                  expected)};
+    return EntryError{
+        fmt::format("bad lengths: file has {} bytes, header implies {}", file_size, expected)};
   return h;
 }
 

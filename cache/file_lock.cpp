@@ -18,7 +18,8 @@ std::optional<FileLock> FileLock::acquire(const std::filesystem::path& path, boo
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     // An existing lock file in a directory we may not write still works read-only: flock does
     // not need write access.
-    if (fd < 0 && (errno == EACCES || errno == EROFS)) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EROFS))
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       error = {errno, std::generic_category()};
       return std::nullopt;
@@ -28,12 +29,14 @@ std::optional<FileLock> FileLock::acquire(const std::filesystem::path& path, boo
       rc = ::flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0) {
-      error = (errno == EWOULDBLOCK) ? std::make_error_code(std::errc::resource_unavailable_try_again)
-                                     : std::error_code(errno, std::generic_category());
+      error = (errno == EWOULDBLOCK)
+                  ? std::make_error_code(std::errc::resource_unavailable_try_again)
+                  : std::error_code(errno, std::generic_category());
       ::close(fd);
       return std::nullopt;
     }
-    struct stat held {}, current {};
+    struct stat held {
+    }, current{};
     if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
         held.st_dev == current.st_dev && held.st_ino == current.st_ino)
       return FileLock(fd, path);

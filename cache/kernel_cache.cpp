@@ -49,9 +49,12 @@ struct KernelCache::Slot {
 
 const char* to_string(Origin origin) {
   switch (origin) {
-    case Origin::memory: return "memory";
-    case Origin::disk: return "disk";
-    case Origin::built: return "built";
+    case Origin::memory:
+      return "memory";
+    case Origin::disk:
+      return "disk";
+    case Origin::built:
+      return "built";
   }
   return "?";
 }
@@ -104,8 +107,8 @@ std::shared_ptr<KernelCache::Slot> KernelCache::slot(const std::string& key) {
   return s;
 }
 
-CacheResult KernelCache::get_or_build(const KeyInputs& inputs,
-                                      const EntryDescription& description, const Builder& build) {
+CacheResult KernelCache::get_or_build(const KeyInputs& inputs, const EntryDescription& description,
+                                      const Builder& build) {
   return lookup(compute_key(inputs), &inputs, &description, &build);
 }
 
@@ -157,8 +160,7 @@ CacheResult KernelCache::lookup(const std::string& key, const KeyInputs* inputs,
 }
 
 CacheResult KernelCache::load_or_build(const std::string& key, const KeyInputs* inputs,
-                                       const EntryDescription* description,
-                                       const Builder* build) {
+                                       const EntryDescription* description, const Builder* build) {
   // Warm start: no lock needed to read a published entry (publishing is an atomic rename).
   DiskStore::LoadResult loaded = store_.load(key);
   if (auto hit = accept(key, loaded)) return {hit, Origin::disk};
@@ -168,7 +170,7 @@ CacheResult KernelCache::load_or_build(const std::string& key, const KeyInputs* 
   std::optional<FileLock> key_lock;
   if (!memory_only_) {
     if (auto ec = store_.ensure_layout()) {
-      disable_writes("create the cache directory", ec);
+      disable_writes("create", ec);
     } else {
       // A lock file that cannot be opened means an unwritable directory; publish() will say so.
       key_lock = store_.lock(key, /*wait=*/true, ec);
@@ -213,7 +215,7 @@ void KernelCache::quarantine(const std::string& key, const std::string& reason) 
 bool KernelCache::publish(const Entry& entry) {
   if (memory_only_) return false;
   if (auto ec = store_.publish(entry)) {
-    disable_writes("write", ec);
+    disable_writes("write to", ec);
     return false;
   }
   store_.record_use(entry.key);
@@ -223,13 +225,14 @@ bool KernelCache::publish(const Entry& entry) {
 void KernelCache::disable_writes(const std::string& what, std::error_code error) {
   if (memory_only_.exchange(true)) return;  // one warning per cache (per process for the default)
   warn(fmt::format(
-      "cannot {} in cache directory {} ({}); compiled kernels are kept in memory for the rest of "
+      "cannot {} cache directory {} ({}); compiled kernels are kept in memory for the rest of "
       "this process (existing entries can still be loaded). Set TTT_CACHE_DIR to a writable "
       "directory to persist them.",
       what, store_.root().string(), error.message()));
 }
 
 void KernelCache::note_use(Slot& s, const std::string& key) {
+  if (memory_only_) return;
   const std::int64_t now = steady_ns();
   std::int64_t last = s.last_touch.load(std::memory_order_relaxed);
   if (now - last < std::chrono::nanoseconds(kTouchInterval).count()) return;

@@ -4,14 +4,13 @@
 // cannot be written.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 
@@ -23,10 +22,10 @@ namespace ttt::cache {
 
 // What the builder (the NVRTC compile) returns.
 struct BuildOutput {
-  std::string binary;                  // cubin or PTX bytes
-  std::string binary_kind = "cubin";   // "cubin" | "ptx"
+  std::string binary;                 // cubin or PTX bytes
+  std::string binary_kind = "cubin";  // "cubin" | "ptx"
   double compile_ms = 0;
-  int registers = -1;                  // -1: unknown
+  int registers = -1;  // -1: unknown
   int shared_bytes = -1;
   int spills = -1;
   nlohmann::json details = nlohmann::json::object();  // e.g. the NVRTC log; stored as "build"
@@ -94,6 +93,7 @@ class KernelCache {
   std::shared_ptr<const Entry> accept(const std::string& key, DiskStore::LoadResult& loaded);
   void quarantine(const std::string& key, const std::string& reason);
   bool publish(const Entry& entry);
+  // Switches to memory-only with the one warning; `what` is "create" or "write to".
   void disable_writes(const std::string& what, std::error_code error);
   void note_use(Slot& slot, const std::string& key);
 

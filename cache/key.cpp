@@ -132,8 +132,8 @@ std::string first_difference(const std::string& a, const std::string& b) {
     if (!ga && !gb) return "the sources differ only in line endings";
     if (!ga) la = "<end of source>";
     if (!gb) lb = "<end of source>";
-    if (!ga || !gb || la != lb) return fmt::format("first difference at line {}: '{}' vs '{}'",
-                                                   line, la, lb);
+    if (!ga || !gb || la != lb)
+      return fmt::format("first difference at line {}: '{}' vs '{}'", line, la, lb);
   }
 }
 

@@ -3,9 +3,8 @@
 // entry's metadata, and the field-by-field comparison behind `tttc cache explain`.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

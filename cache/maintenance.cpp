@@ -94,7 +94,8 @@ std::string semantic_problem(const Entry& entry) {
   const auto& meta = entry.metadata;
   try {
     if (meta.contains("key_inputs") && meta.contains("source")) {
-      auto inputs = key_inputs_from_json(meta.at("key_inputs"), meta.at("source").get<std::string>());
+      auto inputs =
+          key_inputs_from_json(meta.at("key_inputs"), meta.at("source").get<std::string>());
       if (compute_key(inputs) != entry.key) return "key inputs do not hash to the entry's key";
     }
     if (meta.contains("binary_sha256") &&
@@ -139,8 +140,9 @@ std::string resolve_key(const DiskStore& store, const std::string& key_or_prefix
         fmt::format("no cache entry matches '{}' in {}", key_or_prefix, store.root().string()));
   if (matches.size() > 1) {
     std::sort(matches.begin(), matches.end());
-    throw KeyLookupError(fmt::format("'{}' is ambiguous: it matches {} entries ({}); give more digits",
-                                     key_or_prefix, matches.size(), fmt::join(matches, ", ")));
+    throw KeyLookupError(
+        fmt::format("'{}' is ambiguous: it matches {} entries ({}); give more digits",
+                    key_or_prefix, matches.size(), fmt::join(matches, ", ")));
   }
   return matches.front();
 }
@@ -194,9 +196,12 @@ EntryPattern EntryPattern::parse(const std::string& text) {
 
 bool EntryPattern::matches(const EntrySummary& e, Clock::time_point now) const {
   switch (kind_) {
-    case Kind::older_than: return now - e.last_use > age_;
-    case Kind::newer_than: return now - e.last_use < age_;
-    case Kind::glob: break;
+    case Kind::older_than:
+      return now - e.last_use > age_;
+    case Kind::newer_than:
+      return now - e.last_use < age_;
+    case Kind::glob:
+      break;
   }
   auto field = [&](const char* name) -> std::string {
     if (!e.metadata.is_object() || !e.metadata.contains(name) || !e.metadata[name].is_string())
@@ -218,8 +223,7 @@ std::vector<EntrySummary> remove_matching(const DiskStore& store, const EntryPat
   return removed;
 }
 
-EvictResult evict_lru(const DiskStore& store, std::uint64_t max_size,
-                      const EvictOptions& options) {
+EvictResult evict_lru(const DiskStore& store, std::uint64_t max_size, const EvictOptions& options) {
   EvictResult result;
   std::error_code ec;
   auto gc_lock = FileLock::acquire(store.gc_lock_path(), options.wait, ec);

@@ -71,7 +71,7 @@ struct EvictOptions {
   bool wait = true;  // wait for a concurrent eviction, else skip this run (after a publish)
 };
 struct EvictResult {
-  std::vector<EntrySummary> removed;   // entries, least recently used first
+  std::vector<EntrySummary> removed;  // entries, least recently used first
   std::uint64_t quarantine_bytes_removed = 0;
   std::uint64_t bytes_before = 0, bytes_after = 0;
   int temp_files_removed = 0;

@@ -54,7 +54,7 @@ std::map<std::string, long long> state_offsets(const Spec& spec) {
   std::map<std::string, long long> offsets;
   const auto widths = spec.widths();
   long long offset = 0;
-  for (int l = 1; l <= spec.depth; ++l) {
+  for (size_t l = 1; l < widths.size(); ++l) {
     offsets[ir::weight_name(l)] = offset;
     offset += 1LL * widths[l - 1] * widths[l];
     offsets[ir::bias_name(l)] = offset;

@@ -133,7 +133,8 @@ Program build_step(const Spec& spec) {
   Program p;
   p.activation = spec.activation;
   Builder b(p);
-  const int K = spec.mini_batch, f = spec.head_dim, depth = spec.depth;
+  const int K = spec.mini_batch, f = spec.head_dim;
+  const int depth = static_cast<int>(spec.widths().size()) - 1;
   const std::vector<int> widths = spec.widths();
 
   b.section = "inputs";
@@ -272,12 +273,13 @@ std::string Program::to_text() const {
 std::string describe(const Spec& spec, const Program& program) {
   std::string text = fmt::format(
       "step of {} (depth {}, activation {}), head_dim {}, mini_batch {}, {}, ln_eps {}\n",
-      to_string(spec.model), spec.depth, to_string(spec.activation), spec.head_dim,
+      to_string(spec.model), spec.widths().size() - 1, to_string(spec.activation), spec.head_dim,
       spec.mini_batch, spec.causal ? "causal dual form" : "non-causal form", spec.ln_eps);
   const std::vector<int> widths = spec.widths();
-  for (int l = 1; l <= spec.depth; ++l)
+  const int depth = static_cast<int>(widths.size()) - 1;
+  for (int l = 1; l <= depth; ++l)
     text += fmt::format("  layer {}: W{} [{}x{}], b{} [{}]{}\n", l, l, widths[l - 1], widths[l], l,
-                        widths[l], l < spec.depth ? " -> act" : " -> LayerNorm");
+                        widths[l], l < depth ? " -> act" : " -> LayerNorm");
   text += fmt::format("  state per head: {} floats ({} bytes)\n", spec.state_floats(),
                       4 * spec.state_floats());
   return text + program.to_text();

@@ -93,15 +93,28 @@ nlohmann::json summary_json(const cache::EntrySummary& e) {
 
 std::vector<std::string> summary_row(const cache::EntrySummary& e, Clock::time_point now) {
   if (!e.error.empty())
-    return {short_key(e.key), "(unreadable: " + e.error + ")", "", "", "",
-            cache::format_size(e.file_size), "", "", ago(e.last_use, now)};
+    return {short_key(e.key),
+            "(unreadable: " + e.error + ")",
+            "",
+            "",
+            "",
+            cache::format_size(e.file_size),
+            "",
+            "",
+            ago(e.last_use, now)};
   const auto& m = e.metadata;
   std::string compile = m.contains("compile_ms") && m["compile_ms"].is_number()
                             ? fmt::format("{:.0f} ms", m["compile_ms"].get<double>())
                             : "-";
-  return {short_key(e.key),       str_field(m, "spec_name"),   str_field(m, "kernel"),
-          str_field(m, "arch"),   str_field(m, "binary_kind"), cache::format_size(e.file_size),
-          str_field(m, "registers"), compile,                  ago(e.last_use, now)};
+  return {short_key(e.key),
+          str_field(m, "spec_name"),
+          str_field(m, "kernel"),
+          str_field(m, "arch"),
+          str_field(m, "binary_kind"),
+          cache::format_size(e.file_size),
+          str_field(m, "registers"),
+          compile,
+          ago(e.last_use, now)};
 }
 
 void print_removed(const std::vector<cache::EntrySummary>& removed) {
@@ -111,6 +124,10 @@ void print_removed(const std::vector<cache::EntrySummary>& removed) {
   for (const auto& e : removed) rows.push_back(summary_row(e, now));
   print_table({"REMOVED", "SPEC", "KERNEL", "ARCH", "KIND", "SIZE", "REGS", "COMPILE", "LAST USE"},
               rows, {5, 6, 7});
+}
+
+std::string entries_word(std::size_t n) {
+  return fmt::format("{} {}", n, n == 1 ? "entry" : "entries");
 }
 
 std::uint64_t bytes_of(const std::vector<cache::EntrySummary>& entries) {
@@ -143,7 +160,9 @@ void run_ls(const CacheOptions& opt) {
   for (const auto& e : entries) rows.push_back(summary_row(e, now));
   print_table({"KEY", "SPEC", "KERNEL", "ARCH", "KIND", "SIZE", "REGS", "COMPILE", "LAST USE"},
               rows, {5, 6, 7});
-  std::cout << fmt::format("{} entries, {} in {} (cap {})\n", entries.size(),
+  for (const auto& e : entries)
+    if (!e.error.empty()) std::cout << fmt::format("unreadable {}: {}\n", e.key, e.error);
+  std::cout << fmt::format("{}, {} in {} (cap {})\n", entries_word(entries.size()),
                            cache::format_size(total), store.root().string(),
                            cache::format_size(cache::default_max_size()));
 }
@@ -188,7 +207,8 @@ void run_show(const CacheOptions& opt) {
                                value.is_string() ? value.get<std::string>() : value.dump());
   }
   for (const char* f : {"details", "build"})
-    if (meta.contains(f) && !meta[f].empty()) std::cout << fmt::format("{}: {}\n", f, meta[f].dump());
+    if (meta.contains(f) && !meta[f].empty())
+      std::cout << fmt::format("{}: {}\n", f, meta[f].dump());
   if (opt.source) std::cout << "source:\n" << source << (source.ends_with('\n') ? "" : "\n");
 }
 
@@ -220,7 +240,8 @@ void run_verify(const CacheOptions& opt) {
   const std::size_t count = store.list().size();
   const auto bad = cache::verify(store);
   if (bad.empty()) {
-    std::cout << fmt::format("verified {} entries in {}: all OK\n", count, store.root().string());
+    std::cout << fmt::format("verified {} in {}: all OK\n", entries_word(count),
+                             store.root().string());
     return;
   }
   for (const auto& b : bad) std::cout << fmt::format("BAD {}: {}\n", b.key, b.reason);
@@ -248,7 +269,7 @@ void run_rm(const CacheOptions& opt) {
     return;
   }
   print_removed(removed);
-  std::cout << fmt::format("removed {} entries ({})\n", removed.size(),
+  std::cout << fmt::format("removed {} ({})\n", entries_word(removed.size()),
                            cache::format_size(bytes_of(removed)));
 }
 
@@ -265,9 +286,9 @@ void run_gc(const CacheOptions& opt) {
   const auto result = cache::evict_lru(store, max_size, {});
   print_removed(result.removed);
   std::cout << fmt::format(
-      "removed {} entries, {} of quarantined files and {} abandoned temp files; cache size {} -> "
-      "{} (max {})\n",
-      result.removed.size(), cache::format_size(result.quarantine_bytes_removed),
+      "removed {}, {} of quarantined files and {} abandoned temp files; cache size {} -> {} "
+      "(max {})\n",
+      entries_word(result.removed.size()), cache::format_size(result.quarantine_bytes_removed),
       result.temp_files_removed, cache::format_size(result.bytes_before),
       cache::format_size(result.bytes_after), cache::format_size(max_size));
 }
@@ -275,52 +296,56 @@ void run_gc(const CacheOptions& opt) {
 void run_clear(const CacheOptions& opt) {
   const auto store = open_store(opt);
   const std::size_t removed = cache::clear(store);
-  std::cout << fmt::format("removed {} entries from {}\n", removed, store.root().string());
+  std::cout << fmt::format("removed {} from {}\n", entries_word(removed), store.root().string());
 }
 
 }  // namespace
 
 void register_cache_commands(CLI::App& app) {
   auto opt = std::make_shared<CacheOptions>();
-  CLI::App* cache_cmd = app.add_subcommand(
-      "cache",
-      "Inspect and manage the compiled-kernel cache.\n"
+  CLI::App* cache_cmd = app.add_subcommand("cache", "Inspect and manage the compiled-kernel cache");
+  cache_cmd->footer(
       "Location: $TTT_CACHE_DIR, else $XDG_CACHE_HOME/tttc, else ~/.cache/tttc (or --dir).\n"
-      "Size cap: $TTT_CACHE_MAX_SIZE (e.g. 500M, 2G; default 4G), enforced after each new entry by\n"
-      "evicting the least recently used entries. See docs/cache.md.");
+      "Size cap: $TTT_CACHE_MAX_SIZE (e.g. 500M, 2G; default 4G), enforced after each new entry\n"
+      "by evicting the least recently used entries. See docs/cache.md.");
   cache_cmd->require_subcommand(1);
   cache_cmd->add_option("--dir", opt->dir, "Cache directory to operate on")->type_name("DIR");
 
-  auto sub = [&](const char* name, const char* description, void (*run)(const CacheOptions&)) {
+  // One-line description for the subcommand list; `details` is shown by `SUBCOMMAND --help`.
+  auto sub = [&](const char* name, const char* description, const char* details,
+                 void (*run)(const CacheOptions&)) {
     CLI::App* s = cache_cmd->add_subcommand(name, description);
+    s->footer(details);
     s->fallthrough();  // so `--dir` may also follow the subcommand name
     s->callback([opt, run] { run(*opt); });
     return s;
   };
 
-  CLI::App* ls = sub("ls",
-                     "List cache entries, most recently used first: key prefix, spec name, kernel, "
-                     "arch, binary kind, size, registers, compile time and last use.",
+  CLI::App* ls = sub("ls", "List entries, most recently used first",
+                     "Columns: key prefix, spec name, kernel, arch, binary kind, file size,\n"
+                     "registers, compile time and time since last use. Unreadable entries are\n"
+                     "listed with the reason below the table.",
                      run_ls);
   ls->add_flag("--json", opt->json,
                "Print JSON: {dir, total_bytes, max_size, entries: [{key, spec_name, kernel, arch, "
                "binary_kind, file_size, registers, shared_bytes, spills, compile_ms, created, "
                "last_use, ...}]}");
 
-  CLI::App* show = sub("show",
-                       "Show one entry's metadata and key inputs. KEY is a full key or a unique "
-                       "prefix of at least 4 hex digits (see `tttc cache ls`).",
+  CLI::App* show = sub("show", "Show one entry's metadata and key inputs",
+                       "KEY is a full key or a unique prefix of at least 4 hex digits, as printed\n"
+                       "by `tttc cache ls`.",
                        run_show);
   show->add_option("key", opt->key_a, "Entry key or unique prefix")->required()->type_name("KEY");
   show->add_flag("--source", opt->source, "Also print the generated CUDA source");
   show->add_flag("--json", opt->json, "Print the metadata as JSON");
 
-  CLI::App* explain = sub(
-      "explain",
-      "Explain why two entries have different keys: prints every key input that differs (spec "
-      "fields, kernel, schedule, source, header hashes, NVRTC version, options, arch), A's value "
-      "then B's.",
-      run_explain);
+  CLI::App* explain =
+      sub("explain", "Show which key inputs differ between two entries",
+          "Prints every key input that differs, A's value then B's: spec fields\n"
+          "(canonical_spec.FIELD), kernel, schedule fields, source (with the first differing\n"
+          "line), header hashes, NVRTC version, options and arch. Use it to find out why a\n"
+          "kernel was recompiled.",
+          run_explain);
   explain->add_option("key_a", opt->key_a, "First entry (key or unique prefix)")
       ->required()
       ->type_name("KEY_A");
@@ -328,36 +353,38 @@ void register_cache_commands(CLI::App& app) {
       ->required()
       ->type_name("KEY_B");
 
-  sub("verify",
-      "Check every entry (format, lengths, SHA-256 checksum, file name, key recomputed from its "
-      "inputs). Prints the bad entries and exits with status 1 if any fail, 0 otherwise.",
+  sub("verify", "Check every entry; exit status 1 if any is bad",
+      "Checks format, lengths, the SHA-256 checksum, that the file name matches the\n"
+      "metadata key, and that the key inputs hash to the key. Bad entries are printed\n"
+      "('BAD KEY: reason') and named in the error; verify does not modify the cache.",
       run_verify);
 
-  CLI::App* rm = sub("rm", "Remove the entries matching a pattern and print what was removed.",
+  CLI::App* rm = sub("rm", "Remove the entries matching a pattern",
+                     "PATTERN syntax:\n"
+                     "  age>DURATION   entries last used more than DURATION ago  (e.g. age>7d)\n"
+                     "  age<DURATION   entries last used less than DURATION ago  (e.g. age<2h)\n"
+                     "                 DURATION = <integer><unit>, unit s, m, h, d or w\n"
+                     "  GLOB           shell glob matched against the spec name or the arch\n"
+                     "                 (e.g. 'ttt_mlp*', 'sm_80', '*'); quote it for the shell\n"
+                     "The removed entries are printed. Removing nothing is not an error.",
                      run_rm);
-  rm->add_option("--match", opt->pattern,
-                 "age>DURATION | age<DURATION | GLOB (see below)")
+  rm->add_option("--match", opt->pattern, "age>DURATION | age<DURATION | GLOB (see below)")
       ->required()
       ->type_name("PATTERN");
-  rm->footer(
-      "PATTERN syntax:\n"
-      "  age>DURATION   entries last used more than DURATION ago    (e.g. age>7d)\n"
-      "  age<DURATION   entries last used less than DURATION ago    (e.g. age<2h)\n"
-      "                 DURATION = <integer><unit>, unit s, m, h, d or w\n"
-      "  GLOB           shell glob matched against the spec name or the arch\n"
-      "                 (e.g. 'ttt_mlp*', 'sm_80', '*'); quote it for the shell\n"
-      "Removing nothing is not an error.");
 
-  CLI::App* gc = sub("gc",
-                     "Evict least recently used entries (by the cache's own last-use records) "
-                     "until the cache fits in SIZE; also deletes quarantined files first and "
-                     "abandoned temp files.",
+  CLI::App* gc = sub("gc", "Evict least recently used entries down to a size",
+                     "Removes quarantined (corrupt) files first, then entries in least-recently-\n"
+                     "used order by the cache's own last-use records, until the cache fits in\n"
+                     "SIZE. Also deletes abandoned temp files of crashed writers.",
                      run_gc);
   gc->add_option("--max-size", opt->max_size,
                  "Target size, e.g. 500M, 2G, 1048576 (default: $TTT_CACHE_MAX_SIZE or 4G)")
       ->type_name("SIZE");
 
-  sub("clear", "Delete every entry (and quarantined/temporary files) from the cache.", run_clear);
+  sub("clear", "Delete every entry",
+      "Deletes all entries, quarantined files, last-use records, abandoned temp files and\n"
+      "idle lock files. Safe while other processes use the cache: they rebuild as needed.",
+      run_clear);
 }
 
 }  // namespace ttt::cli

@@ -13,55 +13,31 @@ constexpr double kGeluC = 0.79788456;
 constexpr double kGeluA = 0.044715;
 constexpr double kGeluK = 3.0 * kGeluA * kGeluC;
 
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
 }  // namespace
 
-double act(Activation a, double x) {
-  switch (a) {
-    case Activation::gelu_tanh:
-      return 0.5 * x * (1.0 + std::tanh(kGeluC * x * (1.0 + kGeluA * x * x)));
-    case Activation::relu:
-      return x > 0.0 ? x : 0.0;
-    case Activation::silu:
-      return x * sigmoid(x);
-  }
-  return 0.0;
-}
-
-double act_d1(Activation a, double x) {
-  switch (a) {
-    case Activation::gelu_tanh: {
-      const double t = std::tanh(kGeluC * x * (1.0 + kGeluA * x * x));
-      return 0.5 * x * (1.0 - t * t) * (kGeluC + kGeluK * x * x) + 0.5 * (1.0 + t);
-    }
-    case Activation::relu:
-      return x > 0.0 ? 1.0 : 0.0;
-    case Activation::silu: {
-      const double s = sigmoid(x);
-      return s * (1.0 + x * (1.0 - s));
-    }
-  }
-  return 0.0;
-}
-
-double act_d2(Activation a, double x) {
+ActValues act_all(Activation a, double x) {
   switch (a) {
     case Activation::gelu_tanh: {
       // With u = c (x + a x^3), p = du/dx = c + k x^2, t = tanh(u):
-      // act' = 0.5 (1 + t) + 0.5 x (1 - t^2) p  =>  act'' = (1 - t^2) (p - x t p^2 + k x^2).
+      // act = 0.5 x (1 + t), act' = 0.5 (1 + t) + 0.5 x (1 - t^2) p,
+      // act'' = (1 - t^2) (p - x t p^2 + k x^2).
       const double t = std::tanh(kGeluC * x * (1.0 + kGeluA * x * x));
       const double p = kGeluC + kGeluK * x * x;
-      return (1.0 - t * t) * (p - x * t * p * p + kGeluK * x * x);
+      const double sech2 = 1.0 - t * t;
+      return {0.5 * x * (1.0 + t), 0.5 * x * sech2 * p + 0.5 * (1.0 + t),
+              sech2 * (p - x * t * p * p + kGeluK * x * x)};
     }
     case Activation::relu:
-      return 0.0;
+      return {x > 0.0 ? x : 0.0, x > 0.0 ? 1.0 : 0.0, 0.0};
     case Activation::silu: {
-      const double s = sigmoid(x);
-      return s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s));
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return {x * s, s * (1.0 + x * (1.0 - s)), s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))};
     }
   }
-  return 0.0;
+  return {0.0, 0.0, 0.0};
 }
+
+double act(Activation a, double x) { return act_all(a, x).f; }
+double act_d1(Activation a, double x) { return act_all(a, x).d1; }
 
 }  // namespace ttt::ref

@@ -8,6 +8,11 @@ namespace ttt::ref {
 
 double act(Activation a, double x);
 double act_d1(Activation a, double x);  // d act / dx
-double act_d2(Activation a, double x);  // d^2 act / dx^2
+
+// All three at once, sharing the one tanh / exp they need (the reference's hot spot).
+struct ActValues {
+  double f, d1, d2;
+};
+ActValues act_all(Activation a, double x);
 
 }  // namespace ttt::ref

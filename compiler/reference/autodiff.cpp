@@ -1,13 +1,13 @@
 // autodiff.cpp: forward values and reverse-mode rules of the tape's ops.
 #include "compiler/reference/autodiff.hpp"
 
-#include "compiler/reference/activation.hpp"
-
 #include <cmath>
 #include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "compiler/reference/activation.hpp"
 
 namespace ttt::ref {
 namespace {
@@ -68,7 +68,7 @@ Tape::Id Tape::matmul(Id a, Id b, bool trans_a, bool trans_b) {
   const Mat& va = value(a);
   const Mat& vb = value(b);
   Mat r(trans_a ? va.cols : va.rows, trans_b ? vb.rows : vb.cols);
-  gemm(va, trans_a, vb, trans_b, r, false);
+  gemm(va, trans_a, vb, trans_b, r, true);  // r is already zero
   const Id id = push(Op::matmul, std::move(r), a, b);
   nodes_[id].trans_a = trans_a;
   nodes_[id].trans_b = trans_b;
@@ -121,13 +121,27 @@ Tape::Id Tape::sqrt(Id a) {
 Tape::Id Tape::recip(Id a) {
   return push(Op::recip, map(value(a), [](double x) { return 1.0 / x; }), a);
 }
+const Tape::Node& Tape::activated(Id id) {
+  Node& n = nodes_[id];
+  if (n.act_f.empty()) {
+    n.act_f = n.act_d1 = n.act_d2 = Mat(n.value.rows, n.value.cols);
+    for (size_t i = 0; i < n.value.size(); ++i) {
+      const ActValues r = act_all(activation_, n.value.v[i]);
+      n.act_f.v[i] = r.f;
+      n.act_d1.v[i] = r.d1;
+      n.act_d2.v[i] = r.d2;
+    }
+  }
+  return n;
+}
+
 Tape::Id Tape::act(Id a) {
-  const Activation f = activation_;
-  return push(Op::act, map(value(a), [f](double x) { return ref::act(f, x); }), a);
+  Mat v = activated(a).act_f;  // a copy: push() may move the nodes
+  return push(Op::act, std::move(v), a);
 }
 Tape::Id Tape::act_d1(Id a) {
-  const Activation f = activation_;
-  return push(Op::act_d1, map(value(a), [f](double x) { return ref::act_d1(f, x); }), a);
+  Mat v = activated(a).act_d1;
+  return push(Op::act_d1, std::move(v), a);
 }
 
 Tape::Id Tape::tril(Id a) {
@@ -258,10 +272,10 @@ void Tape::backward_node(const Node& n) {
     }
     case Op::act:
     case Op::act_d1: {
-      const Mat& a = value(n.a);
-      const auto deriv = n.op == Op::act ? ref::act_d1 : ref::act_d2;
+      const Node& in = nodes_[n.a];
+      const Mat& deriv = n.op == Op::act ? in.act_d1 : in.act_d2;
       Mat& ga = grad_of(n.a);
-      for (size_t i = 0; i < g.size(); ++i) ga.v[i] += g.v[i] * deriv(activation_, a.v[i]);
+      for (size_t i = 0; i < g.size(); ++i) ga.v[i] += g.v[i] * deriv.v[i];
       return;
     }
     case Op::tril: {

@@ -4,10 +4,11 @@
 // chain needs, second-order terms of the inner gradient included.
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "compiler/reference/mat.hpp"
 #include "compiler/spec.hpp"
-
-#include <vector>
 
 namespace ttt::ref {
 
@@ -32,12 +33,14 @@ class Tape {
   Id add_scalar(Id a, double s);
   Id sqrt(Id a);
   Id recip(Id a);
-  Id act(Id a);     // the spec's activation, elementwise
-  Id act_d1(Id a);  // its derivative, elementwise
-  Id tril(Id a);    // zero above the diagonal (diagonal kept)
+  Id act(Id a);         // the spec's activation, elementwise
+  Id act_d1(Id a);      // its derivative, elementwise
+  Id tril(Id a);        // zero above the diagonal (diagonal kept)
   Id row(Id a, int i);  // row i as [1 x c]
 
   const Mat& value(Id id) const { return nodes_[id].value; }
+  // Moves a value out, for a tape about to be discarded; the node must not be read again.
+  Mat release(Id id) { return std::move(nodes_[id].value); }
   // Adds `g` to the gradient of `id`; call before backward() for every output that has one.
   void seed(Id id, const Mat& g);
   // Sweeps the tape once in reverse, accumulating gradients into every node's inputs.
@@ -47,8 +50,24 @@ class Tape {
 
  private:
   enum class Op {
-    leaf, matmul, add, sub, mul, add_row, mul_row, sub_col, mul_col, row_sum, scale, add_scalar,
-    sqrt, recip, act, act_d1, tril, row
+    leaf,
+    matmul,
+    add,
+    sub,
+    mul,
+    add_row,
+    mul_row,
+    sub_col,
+    mul_col,
+    row_sum,
+    scale,
+    add_scalar,
+    sqrt,
+    recip,
+    act,
+    act_d1,
+    tril,
+    row
   };
   struct Node {
     Op op = Op::leaf;
@@ -57,10 +76,14 @@ class Tape {
     double s = 0.0;  // scale / added scalar
     int index = 0;   // row index for Op::row
     Mat value, grad;
+    // act, act' and act'' of `value` when an act/act_d1 node reads this node: computed once
+    // for both ops and for their backward.
+    Mat act_f, act_d1, act_d2;
   };
 
   Id push(Op op, Mat value, Id a = -1, Id b = -1);
   Mat& grad_of(Id id);  // allocated zero on first use
+  const Node& activated(Id id);
   void backward_node(const Node& n);
 
   Activation activation_;

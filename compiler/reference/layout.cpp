@@ -61,8 +61,13 @@ Dims validate_inputs(const Spec& spec, const Inputs& in) {
     bad("B, H, T must be positive (got " + std::to_string(in.B) + ", " + std::to_string(in.H) +
         ", " + std::to_string(in.T) + ")");
   }
-  Dims d{.B = in.B, .H = in.H, .T = in.T, .f = spec.head_dim, .K = spec.mini_batch,
-         .widths = spec.widths(), .per_batch_state = in.per_batch_state};
+  Dims d{.B = in.B,
+         .H = in.H,
+         .T = in.T,
+         .f = spec.head_dim,
+         .K = spec.mini_batch,
+         .widths = spec.widths(),
+         .per_batch_state = in.per_batch_state};
   // widths() is the truth for the layer count (a linear model has one layer whatever `depth` says).
   if (d.widths.size() < 2 || d.widths.front() != d.f || d.widths.back() != d.f ||
       *std::min_element(d.widths.begin(), d.widths.end()) <= 0) {
@@ -130,8 +135,8 @@ std::vector<Mat> load_layers(const std::vector<Tensor>& ts, const Dims& d, int b
   return r;
 }
 
-State load_state(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Dims& d,
-                 int bi, int h, bool per_batch) {
+State load_state(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Dims& d, int bi,
+                 int h, bool per_batch) {
   return {load_layers(W, d, bi, h, per_batch, true), load_layers(b, d, bi, h, per_batch, false)};
 }
 

@@ -3,10 +3,10 @@
 // user can cause is raised here, as std::invalid_argument naming the tensor.
 #pragma once
 
+#include <vector>
+
 #include "compiler/reference/mat.hpp"
 #include "compiler/reference/reference.hpp"
-
-#include <vector>
 
 namespace ttt::ref {
 
@@ -30,7 +30,7 @@ Dims validate_inputs(const Spec& spec, const Inputs& in);
 void validate_upstream(const Dims& d, const Upstream& up);
 
 // Shape helpers for building result tensors.
-std::vector<int64_t> token_shape(const Dims& d);                   // [B, H, T, f]
+std::vector<int64_t> token_shape(const Dims& d);  // [B, H, T, f]
 std::vector<int64_t> state_shape(const Dims& d, int l, bool w, bool per_batch);
 
 // Rows t0 .. t0+n-1 of head (b, h) of a [B, H, T, f] tensor as [n x f], and back.
@@ -45,8 +45,8 @@ Mat load_head_row(const Tensor& x, const Dims& d, int h);
 // Layer tensors (W when `w`, else b) of head (b, h), laid out as state_shape(.., per_batch).
 std::vector<Mat> load_layers(const std::vector<Tensor>& ts, const Dims& d, int bi, int h,
                              bool per_batch, bool w);
-State load_state(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Dims& d,
-                 int bi, int h, bool per_batch);
+State load_state(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Dims& d, int bi,
+                 int h, bool per_batch);
 // Writes (or with `accumulate`, adds) the state of head (b, h) into the tensors.
 void store_state(std::vector<Tensor>& W, std::vector<Tensor>& b, const Dims& d, int bi, int h,
                  bool per_batch, const State& s, bool accumulate = false);

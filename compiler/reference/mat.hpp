@@ -14,7 +14,8 @@ struct Mat {
 
   Mat() = default;
   Mat(int r, int c) : rows(r), cols(c), v(static_cast<size_t>(r) * c, 0.0) {}
-  Mat(int r, int c, const double* src) : rows(r), cols(c), v(src, src + static_cast<size_t>(r) * c) {}
+  Mat(int r, int c, const double* src)
+      : rows(r), cols(c), v(src, src + static_cast<size_t>(r) * c) {}
 
   bool empty() const { return v.empty(); }
   size_t size() const { return v.size(); }

@@ -2,8 +2,6 @@
 // pulling the next (b, h) item from a shared counter.
 #include "compiler/reference/parallel.hpp"
 
-#include "compiler/reference/reference.hpp"
-
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -11,6 +9,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "compiler/reference/reference.hpp"
 
 namespace ttt::ref {
 

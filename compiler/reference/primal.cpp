@@ -1,14 +1,14 @@
 // primal.cpp: the token-by-token primal form of the causal layer, written independently of the
 // tape and the dual form (plain loops over vectors) so that agreement between the two is
 // evidence for both: token i is evaluated with theta_i = theta - sum_{j<=i} eta[i, j] grad_j.
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
 #include "compiler/reference/activation.hpp"
 #include "compiler/reference/layout.hpp"
 #include "compiler/reference/parallel.hpp"
 #include "compiler/reference/reference.hpp"
-
-#include <cmath>
-#include <stdexcept>
-#include <vector>
 
 namespace ttt::ref {
 namespace {

@@ -2,10 +2,10 @@
 // Uses its own generator (splitmix64) and only integer-to-double conversion, never <random>'s
 // distributions, whose output differs between standard libraries: the same seed gives the same
 // bits on every machine.
+#include <cmath>
+
 #include "compiler/reference/layout.hpp"
 #include "compiler/reference/reference.hpp"
-
-#include <cmath>
 
 namespace ttt::ref {
 namespace {
@@ -31,8 +31,13 @@ class Rng {
 };
 
 Dims dims_of(const Spec& spec, int B, int H, int T, bool per_batch_state) {
-  return {.B = B, .H = H, .T = T, .f = spec.head_dim, .K = spec.mini_batch,
-          .widths = spec.widths(), .per_batch_state = per_batch_state};
+  return {.B = B,
+          .H = H,
+          .T = T,
+          .f = spec.head_dim,
+          .K = spec.mini_batch,
+          .widths = spec.widths(),
+          .per_batch_state = per_batch_state};
 }
 
 }  // namespace

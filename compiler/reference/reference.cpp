@@ -3,14 +3,14 @@
 // gradients reduced afterwards in a fixed order.
 #include "compiler/reference/reference.hpp"
 
-#include "compiler/reference/layout.hpp"
-#include "compiler/reference/parallel.hpp"
-#include "compiler/reference/step.hpp"
-
 #include <algorithm>
 #include <functional>
 #include <numeric>
 #include <utility>
+
+#include "compiler/reference/layout.hpp"
+#include "compiler/reference/parallel.hpp"
+#include "compiler/reference/step.hpp"
 
 namespace ttt::ref {
 
@@ -22,17 +22,19 @@ int64_t Tensor::numel() const {
 
 namespace {
 
-StateNodes state_leaves(Tape& t, const State& s) {
+// The state enters a tape by value (moved: each state is used by one tape only) ...
+StateNodes state_leaves(Tape& t, State s) {
   StateNodes n;
-  for (const Mat& w : s.W) n.W.push_back(t.leaf(w));
-  for (const Mat& b : s.b) n.b.push_back(t.leaf(b));
+  for (Mat& w : s.W) n.W.push_back(t.leaf(std::move(w)));
+  for (Mat& b : s.b) n.b.push_back(t.leaf(std::move(b)));
   return n;
 }
 
-State state_values(const Tape& t, const StateNodes& n) {
+// ... and leaves a tape that is about to be discarded the same way.
+State release_state(Tape& t, const StateNodes& n) {
   State s;
-  for (Tape::Id w : n.W) s.W.push_back(t.value(w));
-  for (Tape::Id b : n.b) s.b.push_back(t.value(b));
+  for (Tape::Id w : n.W) s.W.push_back(t.release(w));
+  for (Tape::Id b : n.b) s.b.push_back(t.release(b));
   return s;
 }
 
@@ -71,10 +73,10 @@ struct Head {
       Tape t(spec.activation);
       const Tape::Id gamma = t.leaf(load_head_row(in.gamma, d, h));
       const Tape::Id beta = t.leaf(load_head_row(in.beta, d, h));
-      StateNodes s = state_leaves(t, theta);
+      StateNodes s = state_leaves(t, std::move(theta));
       const Tape::Id o = append_minibatch(t, spec, chunk_leaves(t, c), gamma, beta, s);
       if (out) store_tokens(*out, d, b, h, c * d.K, t.value(o));
-      theta = state_values(t, s);
+      theta = release_state(t, s);
     }
     return theta;
   }
@@ -117,7 +119,7 @@ SharedGrads backward_head(const Head& hd, const Upstream& up, Grads& g) {
     Tape t(hd.spec.activation);
     const Tape::Id gamma = t.leaf(load_head_row(hd.in.gamma, d, hd.h));
     const Tape::Id beta = t.leaf(load_head_row(hd.in.beta, d, hd.h));
-    const StateNodes start = state_leaves(t, checkpoints[gi]);
+    const StateNodes start = state_leaves(t, std::move(checkpoints[gi]));
     StateNodes s = start;
     std::vector<ChunkNodes> chunks;
     for (int c = first; c < last; ++c) {

@@ -69,8 +69,8 @@ Tape::Id causal_output(Tape& t, const ChunkNodes& c, const ModelNodes& inner,
   for (size_t l = 0; l < G.size(); ++l) {
     const Tape::Id xbar = l == 0 ? c.q : t.act(zbar);
     const Tape::Id attn = t.mul(eta, t.matmul(xbar, inner.x[l], false, true));
-    zbar = t.sub(t.add_row(t.matmul(xbar, theta.W[l]), theta.b[l]),
-                 t.matmul(t.add(attn, eta), G[l]));
+    zbar =
+        t.sub(t.add_row(t.matmul(xbar, theta.W[l]), theta.b[l]), t.matmul(t.add(attn, eta), G[l]));
   }
   return zbar;
 }
@@ -94,8 +94,8 @@ Tape::Id append_minibatch(Tape& t, const Spec& spec, const ChunkNodes& c, Tape::
   }
 
   // Non-causal: every token sees the updated state.
-  const Tape::Id z_out = spec.causal ? causal_output(t, c, inner, G, theta)
-                                     : run_model(t, c.q, next).z.back();
+  const Tape::Id z_out =
+      spec.causal ? causal_output(t, c, inner, G, theta) : run_model(t, c.q, next).z.back();
   theta = std::move(next);
   return t.add(c.q, layer_norm(t, z_out, gamma, beta, spec.ln_eps).out);
 }

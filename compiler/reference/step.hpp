@@ -2,10 +2,10 @@
 // the forward and sweeping the tape back is the exact outer backward. Causal and non-causal.
 #pragma once
 
+#include <vector>
+
 #include "compiler/reference/autodiff.hpp"
 #include "compiler/spec.hpp"
-
-#include <vector>
 
 namespace ttt::ref {
 

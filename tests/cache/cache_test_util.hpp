@@ -15,7 +15,7 @@
 #include "cache/kernel_cache.hpp"
 #include "cache/warnings.hpp"
 
-namespace ttt::cache::testing {
+namespace ttt::cache::test_util {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it at scope exit.
 class TempDir {
@@ -71,8 +71,9 @@ inline KeyInputs sample_inputs(const std::string& variant = "") {
       R"("mini_batch":16,"model":"mlp"})";
   in.kernel = "forward";
   in.schedule = R"({"threads":256,"tile_k":32})";
-  in.source = "// generated\n#include \"ttt/common.cuh\"\nextern \"C\" __global__ void k() {}\n// " +
-              variant + "\n";
+  in.source =
+      "// generated\n#include \"ttt/common.cuh\"\nextern \"C\" __global__ void k() {}\n// " +
+      variant + "\n";
   in.header_hashes = {{"ttt/common.cuh", std::string(64, 'a')},
                       {"ttt/mma.cuh", std::string(64, 'b')}};
   in.nvrtc_version = "12.4";
@@ -108,4 +109,4 @@ inline std::vector<std::filesystem::path> files_in(const std::filesystem::path& 
   return out;
 }
 
-}  // namespace ttt::cache::testing
+}  // namespace ttt::cache::test_util

@@ -36,15 +36,16 @@ int main(int argc, char** argv) {
   const char* count_file = argv[2];
   using namespace ttt::cache;
   KernelCache cache({argv[1], 0});
-  auto result = cache.get_or_build(testing::sample_inputs(), testing::sample_description(), [&] {
-    append_line(count_file, "build " + std::to_string(::getpid()));
-    if (mode == "hang")
-      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    BuildOutput out;
-    out.binary = "cubin-built-by-pid-" + std::to_string(::getpid());
-    return out;
-  });
+  auto result =
+      cache.get_or_build(test_util::sample_inputs(), test_util::sample_description(), [&] {
+        append_line(count_file, "build " + std::to_string(::getpid()));
+        if (mode == "hang")
+          for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        BuildOutput out;
+        out.binary = "cubin-built-by-pid-" + std::to_string(::getpid());
+        return out;
+      });
   std::ofstream(argv[3]) << to_string(result.origin) << " " << result.entry->binary;
   return 0;
 }

@@ -20,7 +20,7 @@
 namespace ttt::cache {
 namespace {
 
-using namespace testing;
+using namespace test_util;
 using namespace std::chrono_literals;
 
 std::string slurp(const std::filesystem::path& p) {
@@ -58,7 +58,7 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-TEST(Concurrency, EightThreadsOneBuild) {
+TEST(CacheConcurrency, EightThreadsOneBuild) {
   TempDir dir;
   KernelCache cache({dir.path(), 0});
   std::atomic<int> builds{0};
@@ -89,7 +89,7 @@ TEST(Concurrency, EightThreadsOneBuild) {
   EXPECT_EQ(files_in(dir.path() / "v1" / "entries").size(), 1u);
 }
 
-TEST(Concurrency, WaitersShareABuildFailure) {
+TEST(CacheConcurrency, WaitersShareABuildFailure) {
   TempDir dir;
   KernelCache cache({dir.path(), 0});
   std::atomic<int> builds{0};
@@ -115,7 +115,7 @@ TEST(Concurrency, WaitersShareABuildFailure) {
   EXPECT_LE(builds.load(), 2);  // one, unless a thread arrived after the failure was reported
 }
 
-TEST(Concurrency, EightProcessesOneBuild) {
+TEST(CacheConcurrency, EightProcessesOneBuild) {
   TempDir dir;
   const auto count_file = dir / "builds.log";
   std::vector<pid_t> pids;
@@ -140,11 +140,12 @@ TEST(Concurrency, EightProcessesOneBuild) {
   EXPECT_EQ(files_in(dir / "cache" / "v1" / "entries").size(), 1u);
 }
 
-TEST(Concurrency, KilledBuilderLeavesNoEntryAndNoBlockingLock) {
+TEST(CacheConcurrency, KilledBuilderLeavesNoEntryAndNoBlockingLock) {
   TempDir dir;
   const auto cache_dir = dir / "cache";
   const auto count_file = dir / "builds.log";
-  pid_t pid = spawn_worker({cache_dir.string(), count_file.string(), (dir / "out").string(), "hang"});
+  pid_t pid =
+      spawn_worker({cache_dir.string(), count_file.string(), (dir / "out").string(), "hang"});
   // Wait until the worker is inside its builder, i.e. holding the key's lock.
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (count_lines(count_file) == 0 && std::chrono::steady_clock::now() < deadline)

@@ -11,7 +11,7 @@
 namespace ttt::cache {
 namespace {
 
-using namespace testing;
+using namespace test_util;
 
 std::string read_all(const std::filesystem::path& p) {
   std::error_code ec;
@@ -29,9 +29,9 @@ struct Damage {
   std::function<std::string(const std::string&)> apply;
 };
 
-class CorruptEntryTest : public ::testing::TestWithParam<Damage> {};
+class CacheCorruptEntryTest : public ::testing::TestWithParam<Damage> {};
 
-TEST_P(CorruptEntryTest, IsQuarantinedRebuiltAndNeverReturned) {
+TEST_P(CacheCorruptEntryTest, IsQuarantinedRebuiltAndNeverReturned) {
   TempDir dir;
   const KeyInputs inputs = sample_inputs();
   const std::string key = compute_key(inputs);
@@ -74,7 +74,7 @@ std::string flip(const std::string& s, std::size_t pos) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Damages, CorruptEntryTest,
+    Damages, CacheCorruptEntryTest,
     ::testing::Values(
         Damage{"bit_flip_in_binary", [](const std::string& s) { return flip(s, s.size() - 70); }},
         Damage{"bit_flip_in_metadata", [](const std::string& s) { return flip(s, 40); }},
@@ -88,7 +88,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 // A valid entry stored under another key's name (e.g. a bad copy) is rejected by the name check.
-TEST(Corruption, EntryUnderWrongNameIsRejected) {
+TEST(CacheCorruption, EntryUnderWrongNameIsRejected) {
   TempDir dir;
   std::atomic<int> builds{0};
   const KeyInputs a = sample_inputs("a"), b = sample_inputs("b");
@@ -107,7 +107,7 @@ TEST(Corruption, EntryUnderWrongNameIsRejected) {
   EXPECT_NE(warnings.messages()[0].find("does not match file name"), std::string::npos);
 }
 
-TEST(Corruption, FindQuarantinesAndReturnsNothing) {
+TEST(CacheCorruption, FindQuarantinesAndReturnsNothing) {
   TempDir dir;
   std::atomic<int> builds{0};
   const KeyInputs inputs = sample_inputs();

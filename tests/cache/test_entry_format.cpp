@@ -11,13 +11,16 @@ namespace {
 
 Entry small_entry() {
   Entry e;
-  e.key = compute_key(testing::sample_inputs());
+  e.key = compute_key(test_util::sample_inputs());
   e.metadata = {{"spec_name", "tiny"}, {"arch", "sm_90a"}};
-  e.binary = std::string("\x7f" "ELF\0\1\2\3binary", 15);
+  e.binary = std::string(
+      "\x7f"
+      "ELF\0\1\2\3binary",
+      15);
   return e;
 }
 
-TEST(EntryFormat, RoundTrip) {
+TEST(CacheEntryFormat, RoundTrip) {
   const Entry e = small_entry();
   const std::string bytes = serialize_entry(e);
   EXPECT_EQ(bytes.substr(0, 8), "TTTCACHE");
@@ -30,7 +33,7 @@ TEST(EntryFormat, RoundTrip) {
   EXPECT_EQ(back.metadata["key"], e.key);
 }
 
-TEST(EntryFormat, EmptyBinaryRoundTrips) {
+TEST(CacheEntryFormat, EmptyBinaryRoundTrips) {
   Entry e = small_entry();
   e.binary.clear();
   auto parsed = parse_entry(serialize_entry(e), e.key);
@@ -38,7 +41,7 @@ TEST(EntryFormat, EmptyBinaryRoundTrips) {
   EXPECT_TRUE(std::get<Entry>(parsed).binary.empty());
 }
 
-TEST(EntryFormat, EverySingleBitFlipIsRejected) {
+TEST(CacheEntryFormat, EverySingleBitFlipIsRejected) {
   const Entry e = small_entry();
   const std::string bytes = serialize_entry(e);
   for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -51,7 +54,7 @@ TEST(EntryFormat, EverySingleBitFlipIsRejected) {
   }
 }
 
-TEST(EntryFormat, EveryTruncationIsRejected) {
+TEST(CacheEntryFormat, EveryTruncationIsRejected) {
   const Entry e = small_entry();
   const std::string bytes = serialize_entry(e);
   for (std::size_t n = 0; n < bytes.size(); ++n)
@@ -60,7 +63,7 @@ TEST(EntryFormat, EveryTruncationIsRejected) {
   EXPECT_TRUE(std::holds_alternative<EntryError>(parse_entry(bytes + "x", e.key)));
 }
 
-TEST(EntryFormat, ErrorsNameTheProblem) {
+TEST(CacheEntryFormat, ErrorsNameTheProblem) {
   const Entry e = small_entry();
   const std::string bytes = serialize_entry(e);
   auto reason = [&](const std::string& b, const std::string& key) {
@@ -80,7 +83,7 @@ TEST(EntryFormat, ErrorsNameTheProblem) {
   EXPECT_NE(reason(huge, e.key).find("bad lengths"), std::string::npos);
 }
 
-TEST(EntryFormat, MetadataOnlyParse) {
+TEST(CacheEntryFormat, MetadataOnlyParse) {
   const Entry e = small_entry();
   const std::string bytes = serialize_entry(e);
   auto need = entry_metadata_prefix_size(bytes.substr(0, kEntryHeaderSize));

@@ -14,7 +14,7 @@
 namespace ttt::cache {
 namespace {
 
-using namespace testing;
+using namespace test_util;
 namespace fs = std::filesystem;
 
 constexpr std::size_t kBinarySize = 100 << 10;
@@ -34,7 +34,7 @@ void set_file_times(const fs::path& p, std::time_t t) {
   ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
 }
 
-TEST(Eviction, EvictsLeastRecentlyUsedByOwnTimestamps) {
+TEST(CacheEviction, EvictsLeastRecentlyUsedByOwnTimestamps) {
   TempDir dir;
   const std::string a = build_into(dir.path(), 0, "a");
   const std::string b = build_into(dir.path(), 0, "b");
@@ -43,10 +43,10 @@ TEST(Eviction, EvictsLeastRecentlyUsedByOwnTimestamps) {
     // Use A again (a disk hit from a new process' cache), making B the least recently used.
     KernelCache user({dir.path(), 0});
     std::atomic<int> builds{0};
-    EXPECT_EQ(user.get_or_build(sample_inputs("a"), sample_description("a"),
-                                counting_builder(builds, ""))
-                  .origin,
-              Origin::disk);
+    EXPECT_EQ(
+        user.get_or_build(sample_inputs("a"), sample_description("a"), counting_builder(builds, ""))
+            .origin,
+        Origin::disk);
   }
   DiskStore store(dir.path());
   // File times claim the opposite order: A oldest, B newest.
@@ -66,7 +66,7 @@ TEST(Eviction, EvictsLeastRecentlyUsedByOwnTimestamps) {
   EXPECT_LE(total_size(store), cap);
 }
 
-TEST(Eviction, NeverEvictsTheEntryJustPublished) {
+TEST(CacheEviction, NeverEvictsTheEntryJustPublished) {
   TempDir dir;
   const std::string a = build_into(dir.path(), 0, "a");
   const std::string b = build_into(dir.path(), 1000, "b");  // cap below one entry
@@ -75,7 +75,7 @@ TEST(Eviction, NeverEvictsTheEntryJustPublished) {
   EXPECT_TRUE(fs::exists(store.entry_path(b)));
 }
 
-TEST(Eviction, UsesRecordedTimestampsForOrder) {
+TEST(CacheEviction, UsesRecordedTimestampsForOrder) {
   TempDir dir;
   std::vector<std::string> keys;
   for (const char* v : {"a", "b", "c", "d"}) keys.push_back(build_into(dir.path(), 0, v));
@@ -94,7 +94,7 @@ TEST(Eviction, UsesRecordedTimestampsForOrder) {
   EXPECT_EQ(result.bytes_after, entry_size * 2);
 }
 
-TEST(Eviction, QuarantinedFilesGoFirst) {
+TEST(CacheEviction, QuarantinedFilesGoFirst) {
   TempDir dir;
   const std::string a = build_into(dir.path(), 0, "a");
   const std::string b = build_into(dir.path(), 0, "b");

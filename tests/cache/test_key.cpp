@@ -11,16 +11,16 @@
 namespace ttt::cache {
 namespace {
 
-using testing::sample_inputs;
+using test_util::sample_inputs;
 
 struct FieldChange {
   std::string name;
   std::function<void(KeyInputs&)> change;
 };
 
-class KeyFieldTest : public ::testing::TestWithParam<FieldChange> {};
+class CacheKeyFieldTest : public ::testing::TestWithParam<FieldChange> {};
 
-TEST_P(KeyFieldTest, ChangingTheFieldChangesTheKey) {
+TEST_P(CacheKeyFieldTest, ChangingTheFieldChangesTheKey) {
   const KeyInputs base = sample_inputs();
   KeyInputs changed = base;
   GetParam().change(changed);
@@ -29,7 +29,7 @@ TEST_P(KeyFieldTest, ChangingTheFieldChangesTheKey) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    EveryField, KeyFieldTest,
+    EveryField, CacheKeyFieldTest,
     ::testing::Values(
         FieldChange{"key_format", [](KeyInputs& k) { k.key_format = 2; }},
         FieldChange{"canonical_spec", [](KeyInputs& k) { k.canonical_spec += " "; }},
@@ -53,12 +53,12 @@ INSTANTIATE_TEST_SUITE_P(
         FieldChange{"arch", [](KeyInputs& k) { k.arch = "sm_90"; }}),
     [](const auto& info) { return info.param.name; });
 
-TEST(Key, IdenticalInputsGiveIdenticalKeys) {
+TEST(CacheKey, IdenticalInputsGiveIdenticalKeys) {
   EXPECT_EQ(compute_key(sample_inputs()), compute_key(sample_inputs()));
   EXPECT_EQ(compute_key(KeyInputs{}), compute_key(KeyInputs{}));
 }
 
-TEST(Key, KeyIsLowercaseHexSha256) {
+TEST(CacheKey, KeyIsLowercaseHexSha256) {
   const std::string key = compute_key(sample_inputs());
   EXPECT_EQ(key.size(), 64u);
   EXPECT_TRUE(is_valid_key(key));
@@ -68,7 +68,7 @@ TEST(Key, KeyIsLowercaseHexSha256) {
 }
 
 // Moving characters between neighbouring fields or list elements must change the key.
-TEST(Key, SerializationIsUnambiguous) {
+TEST(CacheKey, SerializationIsUnambiguous) {
   KeyInputs a = sample_inputs(), b = sample_inputs();
   a.options = {"-a b"};
   b.options = {"-a", "b"};
@@ -92,7 +92,7 @@ TEST(Key, SerializationIsUnambiguous) {
   EXPECT_NE(compute_key(a), compute_key(b));
 }
 
-TEST(Key, JsonRecordsInputsWithSourceHashAndRoundTrips) {
+TEST(CacheKey, JsonRecordsInputsWithSourceHashAndRoundTrips) {
   const KeyInputs in = sample_inputs();
   const auto j = key_inputs_json(in);
   EXPECT_EQ(j["source_sha256"], sha256_hex(in.source));
@@ -106,7 +106,7 @@ nlohmann::json meta_for(const KeyInputs& in) {
   return {{"key_inputs", key_inputs_json(in)}, {"source", in.source}};
 }
 
-TEST(Key, DiffNamesEachChangedFieldOnly) {
+TEST(CacheKey, DiffNamesEachChangedFieldOnly) {
   KeyInputs a = sample_inputs(), b = sample_inputs();
   EXPECT_TRUE(diff_key_inputs(meta_for(a), meta_for(b)).empty());
 
@@ -128,7 +128,7 @@ TEST(Key, DiffNamesEachChangedFieldOnly) {
   EXPECT_EQ(diffs[3].b, "sm_80");
 }
 
-TEST(Key, DiffReportsOptionsAndMissingFields) {
+TEST(CacheKey, DiffReportsOptionsAndMissingFields) {
   KeyInputs a = sample_inputs(), b = sample_inputs();
   b.options.push_back("-G");
   auto mb = meta_for(b);

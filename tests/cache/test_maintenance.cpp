@@ -1,5 +1,7 @@
 // test_maintenance.cpp: list, key prefix lookup, explain, verify, pattern removal, gc and clear.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -11,11 +13,11 @@
 namespace ttt::cache {
 namespace {
 
-using namespace testing;
+using namespace test_util;
 namespace fs = std::filesystem;
 
 // Three entries: alpha/sm_90a, beta/sm_80, alphabet/sm_80.
-class MaintenanceTest : public ::testing::Test {
+class CacheMaintenanceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     keys_.push_back(add("alpha", "sm_90a", 64));
@@ -50,7 +52,7 @@ class MaintenanceTest : public ::testing::Test {
   std::vector<std::string> keys_;
 };
 
-TEST_F(MaintenanceTest, ListShowsMetadataMostRecentFirst) {
+TEST_F(CacheMaintenanceTest, ListShowsMetadataMostRecentFirst) {
   auto entries = list_entries(store_);
   ASSERT_EQ(entries.size(), 3u);
   EXPECT_EQ(entries[0].key, keys_[2]);  // added last
@@ -64,18 +66,18 @@ TEST_F(MaintenanceTest, ListShowsMetadataMostRecentFirst) {
   EXPECT_EQ(entries[0].key, keys_[0]);
 }
 
-TEST_F(MaintenanceTest, ResolveKeyByUniquePrefix) {
+TEST_F(CacheMaintenanceTest, ResolveKeyByUniquePrefix) {
   EXPECT_EQ(resolve_key(store_, keys_[1]), keys_[1]);
   EXPECT_EQ(resolve_key(store_, keys_[1].substr(0, 12)), keys_[1]);
   std::string upper = keys_[1].substr(0, 10);
   for (char& c : upper) c = static_cast<char>(std::toupper(c));
   EXPECT_EQ(resolve_key(store_, upper), keys_[1]);
-  EXPECT_THROW(resolve_key(store_, "abc"), KeyLookupError);        // too short
-  EXPECT_THROW(resolve_key(store_, "zzzzzz"), KeyLookupError);     // not hex
+  EXPECT_THROW(resolve_key(store_, "abc"), KeyLookupError);                 // too short
+  EXPECT_THROW(resolve_key(store_, "zzzzzz"), KeyLookupError);              // not hex
   EXPECT_THROW(resolve_key(store_, std::string(64, '0')), KeyLookupError);  // absent
 }
 
-TEST_F(MaintenanceTest, ResolveKeyRejectsAmbiguousPrefix) {
+TEST_F(CacheMaintenanceTest, ResolveKeyRejectsAmbiguousPrefix) {
   // Make two entries share a 4-digit prefix by searching for a colliding source variant.
   const std::string target = keys_[0].substr(0, 4);
   for (int i = 0;; ++i) {
@@ -94,7 +96,7 @@ TEST_F(MaintenanceTest, ResolveKeyRejectsAmbiguousPrefix) {
   }
 }
 
-TEST_F(MaintenanceTest, ExplainListsDifferingInputs) {
+TEST_F(CacheMaintenanceTest, ExplainListsDifferingInputs) {
   auto diffs = explain(store_, keys_[1].substr(0, 8), keys_[2].substr(0, 8));
   std::vector<std::string> fields;
   for (const auto& d : diffs) fields.push_back(d.field);
@@ -105,7 +107,7 @@ TEST_F(MaintenanceTest, ExplainListsDifferingInputs) {
   EXPECT_EQ(fields, (std::vector<std::string>{"source", "arch"}));
 }
 
-TEST_F(MaintenanceTest, VerifyReportsBadEntries) {
+TEST_F(CacheMaintenanceTest, VerifyReportsBadEntries) {
   EXPECT_TRUE(verify(store_).empty());
   // Bit flip in beta.
   {
@@ -128,21 +130,21 @@ TEST_F(MaintenanceTest, VerifyReportsBadEntries) {
   EXPECT_TRUE(fs::exists(store_.entry_path(keys_[1])));
 }
 
-TEST_F(MaintenanceTest, RemoveByGlob) {
+TEST_F(CacheMaintenanceTest, RemoveByGlob) {
   auto removed = remove_matching(store_, EntryPattern::parse("alpha*"));
   EXPECT_EQ(keys_of(removed), sorted({keys_[0], keys_[2]}));
   EXPECT_EQ(list_entries(store_).size(), 1u);
   EXPECT_TRUE(remove_matching(store_, EntryPattern::parse("gamma")).empty());
 }
 
-TEST_F(MaintenanceTest, RemoveByArch) {
+TEST_F(CacheMaintenanceTest, RemoveByArch) {
   auto removed = remove_matching(store_, EntryPattern::parse("sm_80"));
   EXPECT_EQ(keys_of(removed), sorted({keys_[1], keys_[2]}));
   EXPECT_TRUE(fs::exists(store_.entry_path(keys_[0])));
   EXPECT_FALSE(fs::exists(store_.usage_path(keys_[1])));
 }
 
-TEST_F(MaintenanceTest, RemoveByAge) {
+TEST_F(CacheMaintenanceTest, RemoveByAge) {
   const auto now = Clock::now();
   store_.record_use(keys_[0], now - std::chrono::hours(24 * 8));
   store_.record_use(keys_[1], now - std::chrono::hours(3));
@@ -153,12 +155,12 @@ TEST_F(MaintenanceTest, RemoveByAge) {
   EXPECT_EQ(list_entries(store_).size(), 1u);
 }
 
-TEST_F(MaintenanceTest, BadPatternsAreRejected) {
+TEST_F(CacheMaintenanceTest, BadPatternsAreRejected) {
   for (const char* p : {"", "age>", "age>7", "age>7y", "age=7d", "age"})
     EXPECT_THROW(EntryPattern::parse(p), std::invalid_argument) << p;
 }
 
-TEST_F(MaintenanceTest, GcToMaxSize) {
+TEST_F(CacheMaintenanceTest, GcToMaxSize) {
   const auto now = Clock::now();
   for (int i = 0; i < 3; ++i) store_.record_use(keys_[i], now - std::chrono::hours(3 - i));
   const std::uint64_t before = total_size(store_);
@@ -171,7 +173,7 @@ TEST_F(MaintenanceTest, GcToMaxSize) {
   EXPECT_TRUE(evict_lru(store_, one, {}).removed.empty());
 }
 
-TEST_F(MaintenanceTest, GcRemovesAbandonedTempFilesOnly) {
+TEST_F(CacheMaintenanceTest, GcRemovesAbandonedTempFilesOnly) {
   const fs::path temp = store_.base() / "entries" / ".tmp.dead.entry.1.0";
   std::ofstream(temp) << "partial";
   const std::time_t old = std::time(nullptr) - 3600;
@@ -186,7 +188,7 @@ TEST_F(MaintenanceTest, GcRemovesAbandonedTempFilesOnly) {
   EXPECT_EQ(list_entries(store_).size(), 3u);
 }
 
-TEST_F(MaintenanceTest, ClearRemovesEverything) {
+TEST_F(CacheMaintenanceTest, ClearRemovesEverything) {
   std::error_code ec;
   ASSERT_TRUE(store_.quarantine(keys_[0], ec));
   EXPECT_EQ(clear(store_), 2u);

@@ -18,7 +18,7 @@
 namespace ttt::cache {
 namespace {
 
-using namespace testing;
+using namespace test_util;
 namespace fs = std::filesystem;
 
 // Builds three new kernels and re-requests one; "" if the cache behaved (one warning, memory
@@ -70,9 +70,9 @@ std::string in_child(const std::function<std::string()>& body) {
   return out;
 }
 
-class UncreatableDirTest : public ::testing::TestWithParam<std::string> {};
+class CacheUncreatableDirTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(UncreatableDirTest, WorksFromMemoryWithOneWarning) {
+TEST_P(CacheUncreatableDirTest, WorksFromMemoryWithOneWarning) {
   TempDir tmp;
   fs::path dir;
   if (GetParam() == "parent_is_a_file") {
@@ -86,10 +86,11 @@ TEST_P(UncreatableDirTest, WorksFromMemoryWithOneWarning) {
   EXPECT_EQ(memory_only_scenario(cache, warnings), "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, UncreatableDirTest,
-                         ::testing::Values("parent_is_a_file", "under_proc"));
+INSTANTIATE_TEST_SUITE_P(Paths, CacheUncreatableDirTest,
+                         ::testing::Values("parent_is_a_file", "under_proc"),
+                         [](const auto& info) { return info.param; });
 
-TEST(ReadOnly, EnvironmentPathThatCannotBeCreated) {
+TEST(CacheReadOnly, EnvironmentPathThatCannotBeCreated) {
   TempDir tmp;
   std::ofstream(tmp / "file") << "x";
   const std::string dir = (tmp / "file" / "cache").string();
@@ -128,7 +129,7 @@ std::string read_only_scenario(const fs::path& dir) {
   return memory_only_scenario(cache, warnings);
 }
 
-TEST(ReadOnly, ExistingEntriesLoadAndNewOnesStayInMemory) {
+TEST(CacheReadOnly, ExistingEntriesLoadAndNewOnesStayInMemory) {
   TempDir tmp;
   const fs::path dir = tmp / "cache";
   {
@@ -158,7 +159,7 @@ TEST(ReadOnly, ExistingEntriesLoadAndNewOnesStayInMemory) {
 
 // A full disk (simulated by a file size limit, which also binds root) fails the write midway:
 // the temp file is removed, nothing is published, work continues from memory with one warning.
-TEST(ReadOnly, FullDiskKeepsWorkingFromMemory) {
+TEST(CacheReadOnly, FullDiskKeepsWorkingFromMemory) {
   TempDir tmp;
   const fs::path dir = tmp / "cache";
   std::string result = in_child([&]() -> std::string {

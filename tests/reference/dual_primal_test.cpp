@@ -1,8 +1,8 @@
 // dual_primal_test.cpp: the dual (mini-batch) form the kernels compute equals the token-by-token
 // primal form, outputs and final states, across models, activations and a short last mini-batch.
-#include "ref_test_util.hpp"
-
 #include <gtest/gtest.h>
+
+#include "ref_test_util.hpp"
 
 namespace ttt::ref::testing {
 namespace {
@@ -13,6 +13,12 @@ struct Case {
   int T;
   bool per_batch_state;
 };
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  const Case& c = info.param;
+  return model_name(c.depth) + "_" + to_string(c.act) + "_T" + std::to_string(c.T) +
+         (c.per_batch_state ? "_perbatch" : "_shared");
+}
 
 class DualPrimal : public ::testing::TestWithParam<Case> {};
 
@@ -37,15 +43,18 @@ TEST_P(DualPrimal, SameOutputsAndFinalStates) {
   EXPECT_GT(rel_err(dual.W_final[0].data, frozen.W_final[0].data), 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, DualPrimal,
-    ::testing::Values(Case{1, Activation::gelu_tanh, 10, false},
-                      Case{1, Activation::gelu_tanh, 8, true},
-                      Case{2, Activation::gelu_tanh, 10, false},
-                      Case{2, Activation::relu, 11, false}, Case{2, Activation::silu, 9, true},
-                      Case{3, Activation::gelu_tanh, 10, true},
-                      Case{3, Activation::silu, 13, false}, Case{4, Activation::gelu_tanh, 10, false},
-                      Case{4, Activation::relu, 6, true}, Case{2, Activation::gelu_tanh, 3, false}));
+INSTANTIATE_TEST_SUITE_P(Models, DualPrimal,
+                         ::testing::Values(Case{1, Activation::gelu_tanh, 10, false},
+                                           Case{1, Activation::gelu_tanh, 8, true},
+                                           Case{2, Activation::gelu_tanh, 10, false},
+                                           Case{2, Activation::relu, 11, false},
+                                           Case{2, Activation::silu, 9, true},
+                                           Case{3, Activation::gelu_tanh, 10, true},
+                                           Case{3, Activation::silu, 13, false},
+                                           Case{4, Activation::gelu_tanh, 10, false},
+                                           Case{4, Activation::relu, 6, true},
+                                           Case{2, Activation::gelu_tanh, 3, false}),
+                         case_name);
 
 }  // namespace
 }  // namespace ttt::ref::testing

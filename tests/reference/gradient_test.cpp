@@ -1,12 +1,12 @@
 // gradient_test.cpp: every gradient backward() returns equals central finite differences of the
 // forward, element by element, for every model depth, causal and non-causal, a short last
 // mini-batch, shared and per-batch initial state, with and without an upstream dtheta_T.
-#include "ref_test_util.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+
+#include "ref_test_util.hpp"
 
 namespace ttt::ref::testing {
 namespace {
@@ -21,8 +21,7 @@ struct Case {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
-  return (c.depth == 1 ? std::string("linear") : "mlp" + std::to_string(c.depth)) + "_" +
-         to_string(c.act) + (c.causal ? "_causal" : "_noncausal") +
+  return model_name(c.depth) + "_" + to_string(c.act) + (c.causal ? "_causal" : "_noncausal") +
          (c.per_batch_state ? "_perbatch" : "_shared") + (c.state_grads ? "_dthetaT" : "");
 }
 
@@ -52,22 +51,20 @@ TEST_P(FiniteDifferences, EveryGradientMatches) {
     ASSERT_EQ(p.grad->shape, p.input->shape) << p.name;
     EXPECT_GT(norm(p.grad->data), 0.0) << p.name;
     EXPECT_LT(rel_err(fd, p.grad->data), 1e-6) << "d" << p.name;
-    printf("DBG %s %.3g\n", p.name.c_str(), rel_err(fd, p.grad->data));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, FiniteDifferences,
-    ::testing::Values(Case{1, true, false, false}, Case{1, true, true, true},
-                      Case{1, false, false, true}, Case{1, false, true, false},
-                      Case{2, true, false, false}, Case{2, true, true, true},
-                      Case{2, false, false, true}, Case{2, false, true, false},
-                      Case{3, true, false, true}, Case{3, false, true, true},
-                      Case{4, true, true, false}, Case{4, false, false, true},
-                      Case{2, true, false, true, Activation::silu},
-                      Case{3, false, false, false, Activation::silu},
-                      Case{2, true, true, true, Activation::relu}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(Models, FiniteDifferences,
+                         ::testing::Values(Case{1, true, false, false}, Case{1, true, true, true},
+                                           Case{1, false, false, true}, Case{1, false, true, false},
+                                           Case{2, true, false, false}, Case{2, true, true, true},
+                                           Case{2, false, false, true}, Case{2, false, true, false},
+                                           Case{3, true, false, true}, Case{3, false, true, true},
+                                           Case{4, true, true, false}, Case{4, false, false, true},
+                                           Case{2, true, false, true, Activation::silu},
+                                           Case{3, false, false, false, Activation::silu},
+                                           Case{2, true, true, true, Activation::relu}),
+                         case_name);
 
 }  // namespace
 }  // namespace ttt::ref::testing

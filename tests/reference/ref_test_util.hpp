@@ -2,12 +2,12 @@
 // relative Frobenius error, and the scalar loss whose gradient backward() computes.
 #pragma once
 
-#include "compiler/reference/reference.hpp"
-#include "compiler/spec.hpp"
-
 #include <cmath>
 #include <string>
 #include <vector>
+
+#include "compiler/reference/reference.hpp"
+#include "compiler/spec.hpp"
 
 namespace ttt::ref::testing {
 
@@ -27,10 +27,14 @@ inline Spec small_spec(int depth, bool causal, Activation act = Activation::gelu
   return s;
 }
 
+// "linear" for depth 1, else "mlpN": the names the specs use.
+inline std::string model_name(int depth) {
+  return depth == 1 ? "linear" : "mlp" + std::to_string(depth);
+}
+
 inline std::string describe(const Spec& s) {
-  return std::string(s.model == InnerModel::linear ? "linear" : "mlp" + std::to_string(s.depth)) +
-         "/" + to_string(s.activation) + (s.causal ? "/causal" : "/non-causal") + "/g" +
-         std::to_string(s.checkpoint_group);
+  return model_name(s.depth) + "/" + to_string(s.activation) +
+         (s.causal ? "/causal" : "/non-causal") + "/g" + std::to_string(s.checkpoint_group);
 }
 
 inline double norm(const std::vector<double>& a) {
@@ -87,7 +91,7 @@ inline std::vector<NamedPair> input_grad_pairs(Inputs& in, const Grads& g) {
 // All gradient tensors of `g` in a fixed order, named.
 inline std::vector<std::pair<std::string, const Tensor*>> grad_list(const Grads& g) {
   std::vector<std::pair<std::string, const Tensor*>> r = {
-      {"dq", &g.dq},   {"dk", &g.dk},         {"dv", &g.dv},      {"dlr", &g.dlr},
+      {"dq", &g.dq},     {"dk", &g.dk},         {"dv", &g.dv},      {"dlr", &g.dlr},
       {"dtau", &g.dtau}, {"dgamma", &g.dgamma}, {"dbeta", &g.dbeta}};
   for (size_t l = 0; l < g.dW.size(); ++l) {
     r.push_back({"dW[" + std::to_string(l) + "]", &g.dW[l]});

@@ -1,0 +1,182 @@
+// args.cpp: shape, dtype, stride, alignment and null checks for every launch argument.
+#include "runtime/args.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstdint>
+#include <stdexcept>
+
+namespace ttt {
+
+TensorRef TensorRef::contiguous(void* data, DType dtype, std::vector<int64_t> shape) {
+  return TensorRef{.data = data, .dtype = dtype, .shape = std::move(shape)};
+}
+
+std::vector<int64_t> TensorRef::effective_strides() const {
+  if (!strides.empty()) return strides;
+  std::vector<int64_t> s(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * shape[i];
+  return s;
+}
+
+int64_t TensorRef::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::vector<StateTensor> state_layout(const Spec& spec) {
+  std::vector<StateTensor> layout;
+  const auto widths = spec.widths();
+  int64_t offset = 0;
+  for (size_t l = 1; l < widths.size(); ++l) {
+    layout.push_back({fmt::format("W{}", l), {widths[l - 1], widths[l]}, offset});
+    offset += int64_t{widths[l - 1]} * widths[l];
+    layout.push_back({fmt::format("b{}", l), {widths[l]}, offset});
+    offset += widths[l];
+  }
+  return layout;
+}
+
+}  // namespace ttt
+
+namespace ttt::args {
+namespace {
+
+[[noreturn]] void fail(const char* name, const std::string& what) {
+  throw std::invalid_argument(fmt::format("argument '{}': {}", name, what));
+}
+
+enum class Layout { contiguous, unit_last };  // unit_last: any strides, last one 1
+
+void check(const TensorRef& t, const char* name, DType dtype, const std::vector<int64_t>& shape,
+           Layout layout = Layout::contiguous) {
+  if (!t.data) fail(name, "null data pointer");
+  if (t.dtype != dtype)
+    fail(name, fmt::format("dtype {} expected, got {}", to_string(dtype), to_string(t.dtype)));
+  if (t.shape != shape)
+    fail(name, fmt::format("shape [{}] expected, got [{}]", fmt::join(shape, ", "),
+                           fmt::join(t.shape, ", ")));
+  if (!t.strides.empty() && t.strides.size() != t.shape.size())
+    fail(name, fmt::format("{} strides for {} dimensions", t.strides.size(), t.shape.size()));
+  const auto strides = t.effective_strides();
+  if (layout == Layout::contiguous && strides != TensorRef{.shape = shape}.effective_strides())
+    fail(name, fmt::format("must be contiguous (strides [{}] given)", fmt::join(strides, ", ")));
+  if (layout == Layout::unit_last) {
+    if (strides.back() != 1)
+      fail(name, fmt::format("the feature dimension must have stride 1 (got {})", strides.back()));
+    for (size_t i = 0; i + 1 < strides.size(); ++i)
+      if (strides[i] < 0) fail(name, "negative strides are not supported");
+  }
+  if (reinterpret_cast<std::uintptr_t>(t.data) % dtype_bytes(dtype) != 0)
+    fail(name, fmt::format("data pointer not aligned to {} bytes", dtype_bytes(dtype)));
+}
+
+void check_lr(const TensorRef& t, const char* name, const std::vector<int64_t>& shape) {
+  check(t, name, DType::f32, shape, Layout::unit_last);
+}
+
+Problem problem_from_q(const Spec& spec, const TensorRef& q) {
+  if (q.shape.size() != 4 || q.shape[3] != spec.head_dim)
+    fail("q", fmt::format("shape [B, H, T, {}] expected, got [{}]", spec.head_dim,
+                          fmt::join(q.shape, ", ")));
+  if (q.shape[0] < 1 || q.shape[1] < 1 || q.shape[2] < 1)
+    fail("q", fmt::format("B, H and T must be positive (got [{}])", fmt::join(q.shape, ", ")));
+  if (q.shape[0] * q.shape[1] > INT32_MAX || q.shape[2] > INT32_MAX)
+    fail("q", "too large: B*H and T must fit in 32 bits");
+  return Problem{.B = static_cast<int>(q.shape[0]), .H = static_cast<int>(q.shape[1]),
+                 .T = static_cast<int>(q.shape[2])};
+}
+
+// state0 / dstate0: [H, S] shared over the batch or [B, H, S] per batch row.
+bool check_state(const TensorRef& t, const char* name, const Problem& p, int64_t S) {
+  if (t.shape.size() == 2) {
+    check(t, name, DType::f32, {p.H, S});
+    return true;
+  }
+  check(t, name, DType::f32, {p.B, p.H, S});
+  return false;
+}
+
+tttc::TokenTensor token(const TensorRef& t) {
+  const auto s = t.effective_strides();
+  return {t.data, s[0], s[1], s[2]};
+}
+
+}  // namespace
+
+Problem check_forward(const Spec& spec, const ForwardArgs& a, int checkpoints) {
+  Problem p = problem_from_q(spec, a.q);
+  const std::vector<int64_t> tokens = {p.B, p.H, p.T, spec.head_dim};
+  const int64_t S = spec.state_floats();
+  for (auto [t, name] : {std::pair{&a.q, "q"}, {&a.k, "k"}, {&a.v, "v"}, {&a.out, "out"}})
+    check(*t, name, spec.dtype, tokens, Layout::unit_last);
+  check_lr(a.lr, "lr", {p.B, p.H, p.T});
+  check(a.tau, "tau", DType::f32, {spec.mini_batch});
+  check(a.gamma, "gamma", DType::f32, {p.H, spec.head_dim});
+  check(a.beta, "beta", DType::f32, {p.H, spec.head_dim});
+  p.shared_state = check_state(a.state0, "state0", p, S);
+  check(a.state_final, "state_final", DType::f32, {p.B, p.H, S});
+  check(a.checkpoints, "checkpoints", DType::f32, {p.B, p.H, checkpoints, S});
+  return p;
+}
+
+Problem check_backward(const Spec& spec, const BackwardArgs& a, int checkpoints) {
+  Problem p = problem_from_q(spec, a.q);
+  const std::vector<int64_t> tokens = {p.B, p.H, p.T, spec.head_dim};
+  const int64_t S = spec.state_floats();
+  for (auto [t, name] : {std::pair{&a.q, "q"}, {&a.k, "k"}, {&a.v, "v"}, {&a.dout, "dout"},
+                         {&a.dq, "dq"}, {&a.dk, "dk"}, {&a.dv, "dv"}})
+    check(*t, name, spec.dtype, tokens, Layout::unit_last);
+  check_lr(a.lr, "lr", {p.B, p.H, p.T});
+  check(a.dlr, "dlr", DType::f32, {p.B, p.H, p.T});
+  check(a.tau, "tau", DType::f32, {spec.mini_batch});
+  check(a.dtau, "dtau", DType::f32, {spec.mini_batch});
+  for (auto [t, name] : {std::pair{&a.gamma, "gamma"}, {&a.beta, "beta"}, {&a.dgamma, "dgamma"},
+                         {&a.dbeta, "dbeta"}})
+    check(*t, name, DType::f32, {p.H, spec.head_dim});
+  check(a.checkpoints, "checkpoints", DType::f32, {p.B, p.H, checkpoints, S});
+  if (a.dstate_final.data) check(a.dstate_final, "dstate_final", DType::f32, {p.B, p.H, S});
+  p.shared_state = check_state(a.dstate0, "dstate0", p, S);
+  return p;
+}
+
+tttc::ForwardParams forward_params(const Problem& p, const ForwardArgs& a) {
+  const auto lr = a.lr.effective_strides();
+  const int64_t S = a.state_final.shape[2];
+  return tttc::ForwardParams{
+      .B = p.B, .H = p.H, .T = p.T,
+      .q = token(a.q), .k = token(a.k), .v = token(a.v), .out = token(a.out),
+      .lr = static_cast<const float*>(a.lr.data), .lr_stride_b = lr[0], .lr_stride_h = lr[1],
+      .tau = static_cast<const float*>(a.tau.data),
+      .gamma = static_cast<const float*>(a.gamma.data),
+      .beta = static_cast<const float*>(a.beta.data),
+      .state0 = static_cast<const float*>(a.state0.data),
+      .state0_stride_b = p.shared_state ? 0 : p.H * S,
+      .state_final = static_cast<float*>(a.state_final.data),
+      .checkpoints = static_cast<float*>(a.checkpoints.data),
+      .workspace = static_cast<float*>(a.workspace)};
+}
+
+tttc::BackwardParams backward_params(const Problem& p, const BackwardArgs& a) {
+  const auto lr = a.lr.effective_strides();
+  const int64_t S = a.checkpoints.shape[3];
+  return tttc::BackwardParams{
+      .B = p.B, .H = p.H, .T = p.T,
+      .q = token(a.q), .k = token(a.k), .v = token(a.v), .dout = token(a.dout),
+      .dq = token(a.dq), .dk = token(a.dk), .dv = token(a.dv),
+      .lr = static_cast<const float*>(a.lr.data), .lr_stride_b = lr[0], .lr_stride_h = lr[1],
+      .dlr = static_cast<float*>(a.dlr.data),
+      .tau = static_cast<const float*>(a.tau.data), .dtau = static_cast<float*>(a.dtau.data),
+      .gamma = static_cast<const float*>(a.gamma.data),
+      .beta = static_cast<const float*>(a.beta.data),
+      .dgamma = static_cast<float*>(a.dgamma.data), .dbeta = static_cast<float*>(a.dbeta.data),
+      .checkpoints = static_cast<const float*>(a.checkpoints.data),
+      .dstate_final = static_cast<const float*>(a.dstate_final.data),
+      .dstate0 = static_cast<float*>(a.dstate0.data),
+      .dstate0_stride_b = p.shared_state ? 0 : p.H * S,
+      .workspace = static_cast<float*>(a.workspace)};
+}
+
+}  // namespace ttt::args

@@ -1,0 +1,88 @@
+// driver.hpp: the CUDA driver API, loaded at run time with dlopen("libcuda.so.1") so that every
+// tool and test starts on a machine without a GPU or driver, where "no GPU" is a status
+// (DriverStatus), never a crash or a link error.
+#pragma once
+
+#include <cuda.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace ttt::driver {
+
+// Every driver entry point tttc uses, resolved once.
+struct Api {
+#define TTTC_DRIVER_FUNCTIONS(X)                                                      \
+  X(cuInit, "cuInit")                                                                 \
+  X(cuDriverGetVersion, "cuDriverGetVersion")                                         \
+  X(cuDeviceGetCount, "cuDeviceGetCount")                                             \
+  X(cuDeviceGet, "cuDeviceGet")                                                       \
+  X(cuDeviceGetName, "cuDeviceGetName")                                               \
+  X(cuDeviceGetAttribute, "cuDeviceGetAttribute")                                     \
+  X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")                             \
+  X(cuCtxSetCurrent, "cuCtxSetCurrent")                                               \
+  X(cuCtxGetCurrent, "cuCtxGetCurrent")                                               \
+  X(cuCtxSynchronize, "cuCtxSynchronize")                                             \
+  X(cuModuleLoadData, "cuModuleLoadData")                                             \
+  X(cuModuleUnload, "cuModuleUnload")                                                 \
+  X(cuModuleGetFunction, "cuModuleGetFunction")                                       \
+  X(cuFuncSetAttribute, "cuFuncSetAttribute")                                         \
+  X(cuFuncGetAttribute, "cuFuncGetAttribute")                                         \
+  X(cuLaunchKernel, "cuLaunchKernel")                                                 \
+  X(cuMemAlloc, "cuMemAlloc_v2")                                                      \
+  X(cuMemFree, "cuMemFree_v2")                                                        \
+  X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                                                  \
+  X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                                                  \
+  X(cuMemsetD32Async, "cuMemsetD32Async")                                             \
+  X(cuMemsetD8, "cuMemsetD8_v2")                                                      \
+  X(cuMemGetInfo, "cuMemGetInfo_v2")                                                  \
+  X(cuStreamSynchronize, "cuStreamSynchronize")                                       \
+  X(cuEventCreate, "cuEventCreate")                                                   \
+  X(cuEventRecord, "cuEventRecord")                                                   \
+  X(cuEventSynchronize, "cuEventSynchronize")                                         \
+  X(cuEventElapsedTime, "cuEventElapsedTime")                                         \
+  X(cuEventDestroy, "cuEventDestroy_v2")                                              \
+  X(cuGetErrorName, "cuGetErrorName")                                                 \
+  X(cuGetErrorString, "cuGetErrorString")
+#define TTTC_DECLARE(fn, symbol) decltype(&::fn) fn = nullptr;
+  TTTC_DRIVER_FUNCTIONS(TTTC_DECLARE)
+#undef TTTC_DECLARE
+};
+
+struct DriverStatus {
+  bool available = false;  // driver loaded, initialised, and at least one GPU present
+  std::string reason;      // why not, in words (e.g. "libcuda.so.1 not found: ...")
+};
+
+// Loads and initialises the driver once per process; never throws.
+const DriverStatus& status();
+// The loaded API; throws NoGpuError when status() is not available.
+const Api& api();
+
+class NoGpuError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class CudaError : public std::runtime_error {
+ public:
+  CudaError(CUresult code, const std::string& message)
+      : std::runtime_error(message), code(code) {}
+  CUresult code;
+};
+
+// Throws CudaError naming `what` and the driver's error name and text.
+void check(CUresult result, const char* what);
+
+struct Device {
+  CUdevice handle = 0;
+  std::string name;
+  std::string arch;  // "sm_90a" on Hopper (wgmma-capable), else "sm_XY"
+  int sm_count = 0;
+  int max_shared_optin = 0;
+};
+
+// Device 0 (or TTTC_DEVICE), with its primary context made current on the calling thread.
+const Device& current_device();
+
+}  // namespace ttt::driver

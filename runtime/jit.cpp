@@ -1,0 +1,143 @@
+// jit.cpp: describe -> choose schedule -> generate -> build (cache) for every pass of a spec, and
+// get_kernel's process-wide map of loaded kernels (one compile per configuration per process).
+#include "runtime/jit.hpp"
+
+#include "cache/kernel_cache.hpp"
+#include "compiler/hash.hpp"
+#include "compiler/nvrtc_backend.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/kernel_impl.hpp"
+#include "templates/embedded.hpp"
+
+#include <fmt/format.h>
+
+#include <future>
+#include <map>
+#include <mutex>
+
+namespace ttt::jit {
+namespace {
+
+std::map<std::string, std::string> header_hashes() {
+  std::map<std::string, std::string> hashes;
+  for (const auto& h : templates::headers()) hashes[h.name] = sha256_hex(h.text);
+  return hashes;
+}
+
+Target target_for(const std::string& arch) {
+  if (!arch.empty()) return Target::for_arch(arch);
+  const driver::Device& device = driver::current_device();
+  Target t;
+  try {
+    t = Target::for_arch(device.arch);
+  } catch (const std::invalid_argument&) {
+    t.arch = device.arch;  // a GPU newer than the table: NVRTC emits PTX for it
+  }
+  t.max_shared_bytes = device.max_shared_optin;
+  return t;
+}
+
+CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
+  CompiledKernel ck{.generated = codegen::generate(b.spec, b.schedule, kind)};
+  const std::string& arch = b.target.arch;
+  cache::KeyInputs inputs{.canonical_spec = canonical_json(b.spec),
+                          .kernel = codegen::to_string(kind),
+                          .schedule = canonical_schedule(b.schedule),
+                          .source = ck.generated.source,
+                          .header_hashes = header_hashes(),
+                          .nvrtc_version = nvrtc::version(),
+                          .options = nvrtc::key_options(arch),
+                          .arch = arch};
+  cache::EntryDescription description{
+      .spec_name = b.spec.name,
+      .details = {{"spec", spec_to_json(b.spec)},
+                  {"schedule", schedule_to_json(b.schedule)},
+                  {"shared_bytes", ck.generated.shared_bytes},
+                  {"workspace_floats", ck.generated.workspace_floats}}};
+  const cache::CacheResult result =
+      cache::KernelCache::process_cache().get_or_build(inputs, description, [&] {
+        const nvrtc::CompileResult r =
+            nvrtc::compile(ck.generated.source, ck.generated.kernel_name, arch);
+        return cache::BuildOutput{.binary = r.binary,
+                                  .binary_kind = r.binary_kind,
+                                  .compile_ms = r.compile_ms,
+                                  .registers = r.registers,
+                                  .shared_bytes = static_cast<int>(ck.generated.shared_bytes),
+                                  .spills = static_cast<int>(r.spill_bytes),
+                                  .details = {{"nvrtc_target", r.target}, {"log", r.log}}};
+      });
+  const auto& meta = result.entry->metadata;
+  ck.key = result.entry->key;
+  ck.cache = result.origin == cache::Origin::built ? "miss" : "hit";
+  ck.binary = result.entry->binary;
+  ck.binary_kind = meta.value("binary_kind", "cubin");
+  ck.compile_ms = meta.value("compile_ms", 0.0);
+  ck.registers = meta.value("registers", -1);
+  ck.spill_bytes = meta.value("spills", -1);
+  return ck;
+}
+
+}  // namespace
+
+Build build(const KernelConfig& config) {
+  Build b{.spec = config.spec, .target = target_for(config.arch)};
+  b.schedule = config.schedule ? *config.schedule : default_schedule(b.spec, b.target);
+  if (auto reasons = validate(b.spec, b.schedule, b.target); !reasons.empty()) {
+    std::string text = fmt::format("spec '{}' cannot run on {} with schedule {}:",
+                                   b.spec.name.empty() ? spec_signature(b.spec).substr(0, 16)
+                                                       : b.spec.name,
+                                   b.target.arch, canonical_schedule(b.schedule));
+    for (const auto& r : reasons) text += "\n  - " + r;
+    throw std::invalid_argument(text);
+  }
+  // The two passes compile in parallel: NVRTC programs are independent.
+  std::future<CompiledKernel> backward;
+  if (b.spec.build_backward)
+    backward = std::async(std::launch::async, compile_pass, std::cref(b), codegen::KernelKind::backward);
+  if (b.spec.build_forward) b.forward = compile_pass(b, codegen::KernelKind::forward);
+  if (backward.valid()) b.backward = backward.get();
+  return b;
+}
+
+MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T) {
+  MemoryPlan m;
+  const long long steps = (T + spec.mini_batch - 1) / spec.mini_batch;
+  m.checkpoints = static_cast<int>((steps + spec.checkpoint_group - 1) / spec.checkpoint_group);
+  m.state_bytes = 4 * static_cast<size_t>(spec.state_floats());
+  const size_t heads = static_cast<size_t>(B) * H;
+  m.checkpoint_bytes = heads * m.checkpoints * m.state_bytes;
+  m.forward_workspace_bytes =
+      4 * heads * codegen::generate(spec, schedule, codegen::KernelKind::forward).workspace_floats;
+  m.backward_workspace_bytes =
+      4 * heads * codegen::generate(spec, schedule, codegen::KernelKind::backward).workspace_floats;
+  const size_t out_bytes = heads * T * spec.head_dim * dtype_bytes(spec.dtype);
+  m.forward_total_bytes =
+      out_bytes + heads * m.state_bytes + m.checkpoint_bytes + m.forward_workspace_bytes;
+  return m;
+}
+
+std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {
+  // Keyed by what determines the binaries; the in-memory layer makes repeat calls cheap.
+  const std::string arch = config.arch.empty() ? driver::current_device().arch : config.arch;
+  const std::string id = fmt::format("{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
+                                     config.schedule ? canonical_schedule(*config.schedule) : "",
+                                     arch);
+  struct Slot {
+    std::once_flag once;
+    std::shared_ptr<const Kernel> kernel;
+  };
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<Slot>> slots;
+  std::shared_ptr<Slot> slot;
+  {
+    std::lock_guard lock(mutex);
+    auto& s = slots[id];
+    if (!s) s = std::make_shared<Slot>();
+    slot = s;
+  }
+  // call_once lets exactly one thread build; if it throws, the next caller tries again.
+  std::call_once(slot->once, [&] { slot->kernel = make_loaded_kernel(build(config)); });
+  return slot->kernel;
+}
+
+}  // namespace ttt::jit

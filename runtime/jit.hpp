@@ -1,0 +1,72 @@
+// jit.hpp: the public C++ API. get_kernel(config) returns a ready kernel object for a spec:
+// generated, compiled with NVRTC (or loaded from the content-addressed cache), and loaded on the
+// GPU. It is thread-safe, and concurrent calls for one configuration compile once. build() does
+// the same without a GPU (ahead-of-time `tttc compile`).
+#pragma once
+
+#include "compiler/codegen.hpp"
+#include "compiler/schedule.hpp"
+#include "compiler/spec.hpp"
+#include "runtime/tensor.hpp"
+
+#include <cuda.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace ttt::jit {
+
+struct KernelConfig {
+  Spec spec;
+  std::optional<Schedule> schedule;  // default: the heuristic for the target
+  std::string arch;                  // "" = the GPU present; else e.g. "sm_80", "sm_90a"
+};
+
+// One compiled kernel (forward or backward) and how it was obtained.
+struct CompiledKernel {
+  codegen::Generated generated;
+  std::string key;
+  std::string cache;  // "hit" (memory or disk) or "miss" (compiled now)
+  std::string binary, binary_kind;
+  double compile_ms = 0;  // of the NVRTC compile that produced the binary (0 when unknown)
+  int registers = -1, spill_bytes = -1;
+};
+
+struct Build {
+  Spec spec;
+  Schedule schedule;
+  Target target;
+  std::optional<CompiledKernel> forward, backward;  // per the spec's passes
+};
+
+// Generates and compiles (or loads from the cache) every pass of the spec. No GPU needed.
+// Throws std::invalid_argument for a schedule that cannot run on the target (with the reasons),
+// nvrtc::CompileError when NVRTC rejects the source.
+Build build(const KernelConfig& config);
+
+// Memory a call needs for (B, H, T), in bytes.
+struct MemoryPlan {
+  int checkpoints = 0;                  // ceil(ceil(T / K) / checkpoint_group)
+  size_t state_bytes = 0;               // one head's state (f32)
+  size_t checkpoint_bytes = 0;          // B*H*checkpoints*state: saved by the forward
+  size_t forward_workspace_bytes = 0;   // scratch of the forward kernel
+  size_t backward_workspace_bytes = 0;  // scratch of the backward kernel
+  size_t forward_total_bytes = 0;       // out + final state + checkpoints + workspace
+};
+MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T);
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual const Build& build_info() const = 0;
+  virtual MemoryPlan memory(int B, int H, int T) const = 0;
+  // Validates every argument (shape, dtype, strides, alignment, null) and launches on `stream`.
+  // A null workspace makes the kernel use (and grow) its own buffer, which serialises callers.
+  virtual void forward(const ForwardArgs& args, CUstream stream = nullptr) const = 0;
+  virtual void backward(const BackwardArgs& args, CUstream stream = nullptr) const = 0;
+};
+
+std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config);
+
+}  // namespace ttt::jit

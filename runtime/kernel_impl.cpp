@@ -1,0 +1,137 @@
+// kernel_impl.cpp: a Build loaded on the GPU: module load, shared-memory opt-in, argument checks,
+// workspace handling and the two launches.
+#include "runtime/kernel_impl.hpp"
+
+#include "runtime/args.hpp"
+#include "runtime/driver.hpp"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+namespace ttt::jit {
+namespace {
+
+struct LoadedFunction {
+  CUmodule module = nullptr;
+  CUfunction function = nullptr;
+  long long shared_bytes = 0;
+};
+
+LoadedFunction load(const CompiledKernel& ck) {
+  const driver::Api& api = driver::api();
+  driver::current_device();
+  LoadedFunction f;
+  driver::check(api.cuModuleLoadData(&f.module, ck.binary.data()), "cuModuleLoadData");
+  driver::check(api.cuModuleGetFunction(&f.function, f.module, ck.generated.kernel_name.c_str()),
+                "cuModuleGetFunction");
+  f.shared_bytes = ck.generated.shared_bytes;
+  driver::check(api.cuFuncSetAttribute(f.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                       static_cast<int>(f.shared_bytes)),
+                "cuFuncSetAttribute(max dynamic shared memory)");
+  return f;
+}
+
+class LoadedKernel final : public Kernel {
+ public:
+  explicit LoadedKernel(Build b) : build_(std::move(b)) {
+    if (build_.forward) forward_ = load(*build_.forward);
+    if (build_.backward) backward_ = load(*build_.backward);
+  }
+  ~LoadedKernel() override {
+    if (!driver::status().available) return;
+    const driver::Api& api = driver::api();
+    if (workspace_) api.cuMemFree(workspace_);
+    for (auto* f : {&forward_, &backward_})
+      if (f->module) api.cuModuleUnload(f->module);
+  }
+
+  const Build& build_info() const override { return build_; }
+  MemoryPlan memory(int B, int H, int T) const override {
+    return memory_plan(build_.spec, build_.schedule, B, H, T);
+  }
+
+  void forward(const ForwardArgs& a, CUstream stream) const override {
+    if (!forward_.function) throw std::invalid_argument("this kernel was built without the forward pass");
+    const MemoryPlan plan = memory_for(a.q);
+    const args::Problem p = args::check_forward(build_.spec, a, plan.checkpoints);
+    tttc::ForwardParams params = args::forward_params(p, a);
+    std::unique_lock lock(workspace_mutex_, std::defer_lock);
+    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, lock);
+    launch(forward_, &params, p, stream);
+  }
+
+  void backward(const BackwardArgs& a, CUstream stream) const override {
+    if (!backward_.function) throw std::invalid_argument("this kernel was built without the backward pass");
+    const MemoryPlan plan = memory_for(a.q);
+    const args::Problem p = args::check_backward(build_.spec, a, plan.checkpoints);
+    tttc::BackwardParams params = args::backward_params(p, a);
+    std::unique_lock lock(workspace_mutex_, std::defer_lock);
+    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.backward_workspace_bytes, lock);
+    // Gradients shared by several CTAs are accumulated atomically: start them at zero.
+    const driver::Api& api = driver::api();
+    for (const TensorRef* t : {&a.dtau, &a.dgamma, &a.dbeta})
+      driver::check(api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(t->data), 0, t->numel(), stream),
+                    "cuMemsetD32Async");
+    if (p.shared_state)
+      driver::check(api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(a.dstate0.data), 0,
+                                         a.dstate0.numel(), stream),
+                    "cuMemsetD32Async");
+    launch(backward_, &params, p, stream);
+  }
+
+ private:
+  MemoryPlan memory_for(const TensorRef& q) const {
+    if (q.shape.size() != 4)
+      throw std::invalid_argument(fmt::format("argument 'q': shape [B, H, T, {}] expected",
+                                              build_.spec.head_dim));
+    return memory(static_cast<int>(q.shape[0]), static_cast<int>(q.shape[1]),
+                  static_cast<int>(q.shape[2]));
+  }
+
+  float* workspace(void* given, size_t given_bytes, size_t needed,
+                   std::unique_lock<std::mutex>& lock) const {
+    if (needed == 0) return nullptr;
+    if (given) {
+      if (given_bytes < needed)
+        throw std::invalid_argument(fmt::format(
+            "argument 'workspace': {} bytes given, {} needed (see Kernel::memory)", given_bytes, needed));
+      return static_cast<float*>(given);
+    }
+    lock.lock();
+    if (workspace_bytes_ < needed) {
+      const driver::Api& api = driver::api();
+      if (workspace_) driver::check(api.cuMemFree(workspace_), "cuMemFree");
+      workspace_ = 0;
+      workspace_bytes_ = 0;
+      driver::check(api.cuMemAlloc(&workspace_, needed), "cuMemAlloc(workspace)");
+      workspace_bytes_ = needed;
+    }
+    return reinterpret_cast<float*>(workspace_);
+  }
+
+  void launch(const LoadedFunction& f, void* params, const args::Problem& p, CUstream stream) const {
+    const driver::Api& api = driver::api();
+    void* kernel_args[] = {params};
+    driver::check(api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
+                                     static_cast<unsigned>(build_.schedule.threads), 1, 1,
+                                     static_cast<unsigned>(f.shared_bytes), stream, kernel_args,
+                                     nullptr),
+                  "cuLaunchKernel");
+  }
+
+  Build build_;
+  LoadedFunction forward_, backward_;
+  mutable std::mutex workspace_mutex_;
+  mutable CUdeviceptr workspace_ = 0;
+  mutable size_t workspace_bytes_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<const Kernel> make_loaded_kernel(Build build) {
+  driver::api();  // throws NoGpuError with the reason when there is no GPU
+  return std::make_shared<LoadedKernel>(std::move(build));
+}
+
+}  // namespace ttt::jit

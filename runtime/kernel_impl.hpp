@@ -1,0 +1,13 @@
+// kernel_impl.hpp: the loaded implementation behind jit::Kernel (internal to the runtime).
+#pragma once
+
+#include "runtime/jit.hpp"
+
+#include <memory>
+
+namespace ttt::jit {
+
+// Loads the build's binaries on the current GPU. Throws driver::NoGpuError without a GPU.
+std::shared_ptr<const Kernel> make_loaded_kernel(Build build);
+
+}  // namespace ttt::jit

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Packs the GPU test binaries and the shared libraries a bare GPU machine may lack into .gpu/
+# (ignored by git), for running on a lent GPU machine that cannot install packages.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+cmake --build "$build" -j"$(nproc)" --target tttc test_gpu_kernels
+rm -rf "$root/.gpu" && mkdir -p "$root/.gpu/bin" "$root/.gpu/lib"
+cp "$build/tools/tttc" "$build/tests/gpu/test_gpu_kernels" "$root/.gpu/bin/"
+for lib in libfmt.so.9 libcrypto.so.3; do cp -L "/lib/x86_64-linux-gnu/$lib" "$root/.gpu/lib/"; done
+du -sh "$root/.gpu"

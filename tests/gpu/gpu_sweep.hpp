@@ -1,0 +1,53 @@
+// gpu_sweep.hpp: the spec sweep the GPU tests run (every inner model, causal and non-causal,
+// f32/f16/bf16, head dims 32/64/128, mini-batches 16/64), built from one template spec.
+#pragma once
+
+#include "compiler/spec.hpp"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+namespace ttt::testing {
+
+struct SweepCase {
+  Spec spec;
+  bool per_batch_state;
+  bool tokens_bthf;
+  int T;
+  std::string label() const {
+    return fmt::format("{}_{}_{}_f{}_K{}_g{}_T{}_{}{}", spec.name, spec.causal ? "causal" : "noncausal",
+                       to_string(spec.dtype), spec.head_dim, spec.mini_batch, spec.checkpoint_group, T,
+                       per_batch_state ? "perbatch" : "shared", tokens_bthf ? "_bthf" : "");
+  }
+};
+
+inline std::vector<SweepCase> gpu_sweep() {
+  std::vector<SweepCase> cases;
+  int i = 0;
+  for (int depth : {1, 2, 3, 4})
+    for (bool causal : {true, false})
+      for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+        for (int f : {32, 64, 128})
+          for (int K : {16, 64}) {
+            Spec s;
+            s.model = depth == 1 ? InnerModel::linear : InnerModel::mlp;
+            s.depth = depth;
+            s.name = depth == 1 ? "linear" : fmt::format("mlp{}", depth);
+            s.causal = causal;
+            s.dtype = dtype;
+            s.head_dim = f;
+            s.mini_batch = K;
+            s.checkpoint_group = 1 + i % 3;
+            const Activation acts[] = {Activation::gelu_tanh, Activation::gelu_tanh, Activation::silu,
+                                       Activation::relu};
+            s.activation = acts[i % 4];
+            // T is never a multiple of K: the last mini-batch is short.
+            const int T = 2 * K + 5 + (i % 3) * K;
+            cases.push_back({s, i % 2 == 1, i % 5 == 2, T});
+            ++i;
+          }
+  return cases;
+}
+
+}  // namespace ttt::testing

@@ -1,0 +1,193 @@
+// test_gpu_kernels.cpp: forward and backward kernels against the CPU reference on the GPU, across
+// the sweep in gpu_sweep.hpp, plus checkpoint-group invariance and argument checks at launch.
+// Skips (does not fail) where no GPU is present. TTTC_GPU_REPORT=path writes a Markdown table of
+// every case (errors, times) for docs/.
+#include "gpu_sweep.hpp"
+#include "runtime/check/check.hpp"
+#include "runtime/device_buffer.hpp"
+#include "runtime/driver.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+
+namespace ttt {
+namespace {
+
+using testing::SweepCase;
+
+std::mutex report_mutex;
+std::vector<std::string>& report_rows() {
+  static std::vector<std::string> rows;
+  return rows;
+}
+
+class GpuEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (!driver::status().available) return;
+    // Compile every kernel of the sweep in parallel first; the tests then hit the cache.
+    const auto cases = testing::gpu_sweep();
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::future<void>> jobs;
+    const size_t workers = std::max(2u, std::thread::hardware_concurrency());
+    std::atomic<size_t> next{0};
+    for (size_t w = 0; w < workers; ++w)
+      jobs.push_back(std::async(std::launch::async, [&] {
+        for (size_t i; (i = next++) < cases.size();) jit::build({.spec = cases[i].spec});
+      }));
+    for (auto& j : jobs) j.get();
+    fmt::print("compiled {} specs (forward + backward) in {:.1f} s\n", cases.size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  void TearDown() override {
+    const char* path = std::getenv("TTTC_GPU_REPORT");
+    if (!path || report_rows().empty()) return;
+    std::ofstream out(path);
+    out << "| case | fwd compile ms | bwd compile ms | regs fwd/bwd | worst forward rel err | worst "
+           "backward rel err | result |\n|---|---|---|---|---|---|---|\n";
+    auto rows = report_rows();
+    std::sort(rows.begin(), rows.end());
+    for (const auto& r : rows) out << r << "\n";
+  }
+};
+const auto* env = ::testing::AddGlobalTestEnvironment(new GpuEnvironment);
+
+// A macro: GTEST_SKIP must run in the test body itself to end it.
+#define REQUIRE_GPU() \
+  if (!driver::status().available) GTEST_SKIP() << driver::status().reason
+
+class GpuSweep : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(GpuSweep, ForwardAndBackwardMatchReference) {
+  REQUIRE_GPU();
+  const SweepCase& c = GetParam();
+  auto kernel = jit::get_kernel({.spec = c.spec});
+  check::Options o{.B = 2, .H = 2, .T = c.T, .per_batch_state = c.per_batch_state,
+                   .tokens_bthf = c.tokens_bthf, .seed = 1000 + static_cast<uint64_t>(c.T)};
+  const check::Report r = check::run(c.spec, o, *kernel);
+  double worst_f = 0, worst_b = 0;
+  for (const auto& t : r.forward) {
+    EXPECT_TRUE(t.passed()) << "forward " << t.name << ": rel error " << t.rel_error
+                            << (t.finite ? "" : " (non-finite values)") << " > " << t.tolerance;
+    worst_f = std::max(worst_f, t.finite ? t.rel_error : INFINITY);
+  }
+  for (const auto& t : r.backward) {
+    EXPECT_TRUE(t.passed()) << "backward " << t.name << ": rel error " << t.rel_error
+                            << (t.finite ? "" : " (non-finite values)") << " > " << t.tolerance;
+    worst_b = std::max(worst_b, t.finite ? t.rel_error : INFINITY);
+  }
+  const auto& b = kernel->build_info();
+  std::lock_guard lock(report_mutex);
+  report_rows().push_back(fmt::format("| {} | {:.0f} | {:.0f} | {}/{} | {:.2e} | {:.2e} | {} |", c.label(),
+                                      b.forward->compile_ms, b.backward->compile_ms, b.forward->registers,
+                                      b.backward->registers, worst_f, worst_b, r.passed() ? "pass" : "FAIL"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, GpuSweep, ::testing::ValuesIn(testing::gpu_sweep()),
+                         [](const auto& info) { return info.param.label(); });
+
+// Gradients must not depend on the checkpoint group size (to 1e-6 relative in f32).
+TEST(GpuCheckpoint, GradientsAgreeAcrossGroupSizes) {
+  REQUIRE_GPU();
+  for (bool causal : {true, false}) {
+    Spec spec;
+    spec.name = "ckpt";
+    spec.dtype = DType::f32;
+    spec.head_dim = 32;
+    spec.mini_batch = 16;
+    spec.causal = causal;
+    std::map<int, check::Report> reports;
+    for (int g : {1, 2, 3, 8}) {
+      spec.checkpoint_group = g;
+      auto kernel = jit::get_kernel({.spec = spec});
+      check::Options o{.B = 2, .H = 2, .T = 16 * 7 + 3, .seed = 77};  // same seed: same inputs
+      reports[g] = check::run(spec, o, *kernel);
+      for (const auto& t : reports[g].backward)
+        EXPECT_TRUE(t.passed()) << "g=" << g << " " << t.name << " " << t.rel_error;
+    }
+    for (const auto& [g, r] : reports)
+      for (const auto& t : r.backward) {
+        bool finite = true;
+        const double diff = check::relative_error(r.gpu_values.at(t.name),
+                                                  reports[1].gpu_values.at(t.name), &finite);
+        EXPECT_TRUE(finite);
+        EXPECT_LE(diff, 1e-6) << (causal ? "causal" : "non-causal") << " g=" << g << " vs g=1, "
+                              << t.name;
+      }
+  }
+}
+
+TEST(GpuMemory, SavedStateFollowsGroupCount) {
+  Spec spec;
+  spec.head_dim = 64;
+  spec.mini_batch = 16;
+  for (int g : {1, 2, 5, 16}) {
+    spec.checkpoint_group = g;
+    const Schedule s = default_schedule(spec, Target::for_arch("sm_90a"));
+    for (int T : {16, 17, 1000, 2048}) {
+      const jit::MemoryPlan m = jit::memory_plan(spec, s, 2, 3, T);
+      const int expected = (T + 16 * g - 1) / (16 * g);
+      EXPECT_EQ(m.checkpoints, expected) << "T=" << T << " g=" << g;
+      EXPECT_EQ(m.checkpoint_bytes, size_t{6} * expected * spec.state_floats() * 4);
+    }
+  }
+}
+
+TEST(GpuArguments, BadArgumentsAreRejectedBeforeLaunch) {
+  REQUIRE_GPU();
+  Spec spec;
+  spec.head_dim = 32;
+  spec.dtype = DType::f32;
+  auto kernel = jit::get_kernel({.spec = spec});
+  DeviceBuffer buf(1 << 20);
+  auto t = [&](std::vector<int64_t> shape, DType d = DType::f32) { return TensorRef{buf.data(), d, shape}; };
+  ForwardArgs a;
+  a.q = a.k = a.v = a.out = t({1, 2, 20, 32});
+  a.lr = t({1, 2, 20});
+  a.tau = t({16});
+  a.gamma = a.beta = t({2, 32});
+  a.state0 = t({2, spec.state_floats()});
+  a.state_final = t({1, 2, spec.state_floats()});
+  a.checkpoints = t({1, 2, 2, spec.state_floats()});
+  EXPECT_NO_THROW(kernel->forward(a));
+  driver::check(driver::api().cuCtxSynchronize(), "sync");
+  auto expect_error = [&](ForwardArgs bad, const std::string& phrase) {
+    try {
+      kernel->forward(bad);
+      ADD_FAILURE() << "expected an error mentioning " << phrase;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    }
+  };
+  ForwardArgs bad = a;
+  bad.k = t({1, 2, 20, 16});
+  expect_error(bad, "argument 'k'");
+  bad = a;
+  bad.v.data = nullptr;
+  expect_error(bad, "null data pointer");
+  bad = a;
+  bad.q.dtype = DType::bf16;
+  expect_error(bad, "dtype f32 expected");
+  bad = a;
+  bad.q.strides = {1280, 640, 1, 20};
+  expect_error(bad, "feature dimension must have stride 1");
+  bad = a;
+  bad.checkpoints = t({1, 2, 1, spec.state_floats()});
+  expect_error(bad, "argument 'checkpoints'");
+  bad = a;
+  bad.tau = t({8});
+  expect_error(bad, "argument 'tau'");
+  bad = a;
+  bad.q.data = static_cast<char*>(buf.data()) + 2;
+  expect_error(bad, "not aligned");
+}
+
+}  // namespace
+}  // namespace ttt

@@ -1,0 +1,55 @@
+// main.cpp: the tttc command-line tool: registers every subcommand and turns errors into the exit
+// codes documented in the README (see cli_common.hpp).
+#include "cli_common.hpp"
+#include "compiler/nvrtc_backend.hpp"
+#include "compiler/spec.hpp"
+#include "runtime/driver.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  using namespace ttt::cli;
+  CLI::App app{
+      "tttc: a JIT kernel compiler for Test-Time Training layers. It turns a small JSON spec of the\n"
+      "inner model into fused CUDA forward and backward kernels, compiled with NVRTC and cached.\n"
+      "Run 'tttc COMMAND --help' for each command.",
+      "tttc"};
+  app.require_subcommand(1);
+  register_spec_commands(app);
+  register_ir_command(app);
+  register_compile_commands(app);
+  register_cache_commands(app);
+  register_reference_command(app);
+  register_run_commands(app);
+  auto report = [](const char* kind, const std::string& what) {
+    std::fflush(stdout);
+    fmt::print(stderr, "{}{}\n", kind, what);
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help or the parse error
+    return code == 0 ? kOk : kUsage;
+  } catch (const CommandExit& e) {
+    if (*e.what()) report("error: ", e.what());
+    return e.code;
+  } catch (const ttt::SpecError& e) {
+    report("error: ", e.what());
+    return kUsage;
+  } catch (const ttt::nvrtc::CompileError& e) {
+    report("error: ", e.what());
+    return kCompileFailed;
+  } catch (const ttt::driver::NoGpuError& e) {
+    report("no GPU: ", e.what());
+    return kNoGpu;
+  } catch (const std::invalid_argument& e) {
+    report("error: ", e.what());
+    return kUsage;
+  } catch (const std::exception& e) {
+    report("error: ", e.what());
+    return kRuntimeError;
+  }
+  return kOk;
+}
