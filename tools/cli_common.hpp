@@ -20,7 +20,7 @@ enum ExitCode : int {
 };
 
 // Thrown by a command to end the process with `code` after printing `message` (if non-empty)
-// to stderr.
+// to stderr, verbatim: commands start their messages with "error: " themselves.
 struct CommandExit : std::runtime_error {
   CommandExit(int exit_code, const std::string& message)
       : std::runtime_error(message), code(exit_code) {}

@@ -20,7 +20,7 @@ namespace {
 
 using cache::Clock;
 
-struct CacheOptions {
+struct CacheArgs {
   std::string dir;  // empty: cache::default_cache_dir()
   bool json = false;
   bool source = false;
@@ -29,7 +29,7 @@ struct CacheOptions {
   std::string max_size;
 };
 
-cache::DiskStore open_store(const CacheOptions& opt) {
+cache::DiskStore open_store(const CacheArgs& opt) {
   return cache::DiskStore(opt.dir.empty() ? cache::default_cache_dir()
                                           : std::filesystem::path(opt.dir));
 }
@@ -136,7 +136,7 @@ std::uint64_t bytes_of(const std::vector<cache::EntrySummary>& entries) {
   return total;
 }
 
-void run_ls(const CacheOptions& opt) {
+void run_ls(const CacheArgs& opt) {
   const auto store = open_store(opt);
   const auto entries = cache::list_entries(store);
   const std::uint64_t total = bytes_of(entries);
@@ -181,7 +181,7 @@ cache::Entry load_or_exit(const cache::DiskStore& store, const std::string& key_
   return std::move(loaded.entry);
 }
 
-void run_show(const CacheOptions& opt) {
+void run_show(const CacheArgs& opt) {
   const auto store = open_store(opt);
   const cache::Entry entry = load_or_exit(store, opt.key_a);
   nlohmann::json meta = entry.metadata;
@@ -212,7 +212,7 @@ void run_show(const CacheOptions& opt) {
   if (opt.source) std::cout << "source:\n" << source << (source.ends_with('\n') ? "" : "\n");
 }
 
-void run_explain(const CacheOptions& opt) {
+void run_explain(const CacheArgs& opt) {
   const auto store = open_store(opt);
   std::vector<cache::KeyInputDiff> diffs;
   std::string a, b;
@@ -235,7 +235,7 @@ void run_explain(const CacheOptions& opt) {
   }
 }
 
-void run_verify(const CacheOptions& opt) {
+void run_verify(const CacheArgs& opt) {
   const auto store = open_store(opt);
   const std::size_t count = store.list().size();
   const auto bad = cache::verify(store);
@@ -250,12 +250,13 @@ void run_verify(const CacheOptions& opt) {
   std::cout.flush();
   throw CommandExit(
       kCheckFailed,
-      fmt::format("{} of {} cache entries failed verification: {}\n(they are quarantined and "
-                  "rebuilt on next use; `tttc cache rm` or `tttc cache clear` removes them now)",
-                  bad.size(), count, fmt::join(keys, ", ")));
+      fmt::format(
+          "error: {} of {} cache entries failed verification: {}\n(they are quarantined and "
+          "rebuilt on next use; `tttc cache rm` or `tttc cache clear` removes them now)",
+          bad.size(), count, fmt::join(keys, ", ")));
 }
 
-void run_rm(const CacheOptions& opt) {
+void run_rm(const CacheArgs& opt) {
   std::optional<cache::EntryPattern> pattern;
   try {
     pattern = cache::EntryPattern::parse(opt.pattern);
@@ -273,7 +274,7 @@ void run_rm(const CacheOptions& opt) {
                            cache::format_size(bytes_of(removed)));
 }
 
-void run_gc(const CacheOptions& opt) {
+void run_gc(const CacheArgs& opt) {
   std::uint64_t max_size = cache::default_max_size();
   if (!opt.max_size.empty()) {
     auto parsed = cache::parse_size(opt.max_size);
@@ -293,7 +294,7 @@ void run_gc(const CacheOptions& opt) {
       cache::format_size(result.bytes_after), cache::format_size(max_size));
 }
 
-void run_clear(const CacheOptions& opt) {
+void run_clear(const CacheArgs& opt) {
   const auto store = open_store(opt);
   const std::size_t removed = cache::clear(store);
   std::cout << fmt::format("removed {} from {}\n", entries_word(removed), store.root().string());
@@ -302,7 +303,7 @@ void run_clear(const CacheOptions& opt) {
 }  // namespace
 
 void register_cache_commands(CLI::App& app) {
-  auto opt = std::make_shared<CacheOptions>();
+  auto opt = std::make_shared<CacheArgs>();
   CLI::App* cache_cmd = app.add_subcommand("cache", "Inspect and manage the compiled-kernel cache");
   cache_cmd->footer(
       "Location: $TTT_CACHE_DIR, else $XDG_CACHE_HOME/tttc, else ~/.cache/tttc (or --dir).\n"
@@ -313,7 +314,7 @@ void register_cache_commands(CLI::App& app) {
 
   // One-line description for the subcommand list; `details` is shown by `SUBCOMMAND --help`.
   auto sub = [&](const char* name, const char* description, const char* details,
-                 void (*run)(const CacheOptions&)) {
+                 void (*run)(const CacheArgs&)) {
     CLI::App* s = cache_cmd->add_subcommand(name, description);
     s->footer(details);
     s->fallthrough();  // so `--dir` may also follow the subcommand name

@@ -27,11 +27,11 @@ jit::KernelConfig config_for(const std::string& spec_path, const std::string& ar
   jit::KernelConfig c{.spec = load_spec_file(spec_path), .arch = choose_arch(arch)};
   if (!schedule_path.empty()) {
     std::ifstream in(schedule_path);
-    if (!in) throw CommandExit(kUsage, fmt::format("{}: cannot open schedule file", schedule_path));
+    if (!in) throw CommandExit(kUsage, fmt::format("error: {}: cannot open schedule file", schedule_path));
     try {
       c.schedule = schedule_from_json(nlohmann::json::parse(in));
     } catch (const std::exception& e) {
-      throw CommandExit(kUsage, fmt::format("{}: {}", schedule_path, e.what()));
+      throw CommandExit(kUsage, fmt::format("error: {}: {}", schedule_path, e.what()));
     }
   }
   return c;

@@ -3,7 +3,10 @@
 #include "cli_common.hpp"
 #include "runtime/check/check.hpp"
 #include "runtime/driver.hpp"
+#include "runtime/device_buffer.hpp"
+#include "runtime/host_convert.hpp"
 #include "runtime/jit.hpp"
+#include "runtime/run_io.hpp"
 
 #include <fmt/format.h>
 
@@ -13,7 +16,7 @@ namespace {
 std::array<int, 3> parse_shape(const std::string& text) {
   std::array<int, 3> v{};
   if (std::sscanf(text.c_str(), "%d,%d,%d", &v[0], &v[1], &v[2]) != 3 || v[0] < 1 || v[1] < 1 || v[2] < 1)
-    throw CommandExit(kUsage, fmt::format("--shape '{}': expected B,H,T with positive integers, e.g. 2,4,256", text));
+    throw CommandExit(kUsage, fmt::format("error: --shape '{}': expected B,H,T with positive integers, e.g. 2,4,256", text));
   return v;
 }
 
@@ -95,11 +98,137 @@ void add_bench(CLI::App& app) {
   });
 }
 
+// Uploads `t` rounded to `dtype` and returns a contiguous TensorRef into `buffers`.
+TensorRef upload(std::vector<DeviceBuffer>& buffers, const std::vector<double>& values, DType dtype,
+                 std::vector<int64_t> shape) {
+  buffers.push_back(DeviceBuffer::from_host(encode(values, dtype)));
+  return TensorRef{buffers.back().data(), dtype, std::move(shape)};
+}
+
+TensorRef output(std::vector<DeviceBuffer>& buffers, DType dtype, std::vector<int64_t> shape) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  buffers.emplace_back(n * dtype_bytes(dtype));
+  buffers.back().poison();
+  return TensorRef{buffers.back().data(), dtype, std::move(shape)};
+}
+
+std::vector<double> fetch(const std::vector<DeviceBuffer>& buffers, const TensorRef& t) {
+  for (const auto& b : buffers)
+    if (b.data() == t.data) return decode(b.download(), t.dtype);
+  throw std::logic_error("run: unknown tensor");
+}
+
+// Writes one head-packed state tensor [heads..., S] as per-layer W<l>/b<l> files.
+void write_state(const Spec& spec, const std::filesystem::path& dir, const std::string& suffix,
+                 std::vector<int64_t> lead, const std::vector<double>& packed,
+                 const std::string& prefix = "") {
+  int64_t heads = 1;
+  for (auto d : lead) heads *= d;
+  const int64_t S = spec.state_floats();
+  for (const StateTensor& t : state_layout(spec)) {
+    int64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    std::vector<double> values(heads * n);
+    for (int64_t h = 0; h < heads; ++h)
+      std::copy_n(&packed[h * S + t.offset], n, &values[h * n]);
+    std::vector<int64_t> shape = lead;
+    shape.insert(shape.end(), t.shape.begin(), t.shape.end());
+    run_io::write(dir, prefix + t.name + suffix, shape, values);
+  }
+}
+
+void add_run(CLI::App& app) {
+  struct Options {
+    std::string spec, inputs, outputs;
+    bool backward = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand(
+      "run",
+      "Run the spec's kernels on your tensors, read from NumPy .npy files, and write the results "
+      "as float32 .npy files.\n"
+      "Inputs (float16/32/64): q, k, v [B,H,T,f]; lr [B,H,T]; tau [K]; gamma, beta [H,f];\n"
+      "  W<l> [H,d_in,d_out] or [B,H,d_in,d_out]; b<l> [H,d_out] or [B,H,d_out] (l = 1..depth);\n"
+      "  with --backward: dout [B,H,T,f], optional W<l>_final_grad, b<l>_final_grad [B,H,...].\n"
+      "Outputs: out [B,H,T,f], W<l>_final, b<l>_final [B,H,...]; with --backward: dq, dk, dv,\n"
+      "  dlr, dtau, dgamma, dbeta and dW<l>, db<l> shaped like W<l>, b<l>.");
+  cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--inputs", o->inputs, "directory of input .npy files")->required();
+  cmd->add_option("--outputs", o->outputs, "directory for the output .npy files (created)")->required();
+  cmd->add_flag("--backward", o->backward, "also run the backward (needs dout.npy)");
+  cmd->callback([o] {
+    Spec spec = load_spec_file(o->spec);
+    run_io::RunInputs r;
+    try {
+      r = run_io::load(spec, o->inputs, o->backward);
+    } catch (const run_io::InputError& e) {
+      throw CommandExit(kUsage, std::string("error: ") + e.what());
+    }
+    if (o->backward && !spec.build_backward)
+      throw CommandExit(kUsage, fmt::format("error: {}: --backward needs \"backward\" in $.passes", o->spec));
+    require_gpu();
+    if (!o->backward) spec.build_backward = false;
+    auto kernel = jit::get_kernel({.spec = spec});
+    const ref::Inputs& in = r.inputs;
+    const int64_t B = in.B, H = in.H, T = in.T, f = spec.head_dim, S = spec.state_floats();
+    const int64_t heads = in.per_batch_state ? B * H : H;
+    const std::vector<int64_t> tokens = {B, H, T, f};
+    const std::vector<int64_t> state_shape =
+        in.per_batch_state ? std::vector<int64_t>{B, H, S} : std::vector<int64_t>{H, S};
+    std::vector<DeviceBuffer> buffers;
+    buffers.reserve(64);
+    ForwardArgs fa;
+    fa.q = upload(buffers, in.q.data, spec.dtype, tokens);
+    fa.k = upload(buffers, in.k.data, spec.dtype, tokens);
+    fa.v = upload(buffers, in.v.data, spec.dtype, tokens);
+    fa.lr = upload(buffers, in.lr.data, DType::f32, {B, H, T});
+    fa.tau = upload(buffers, in.tau.data, DType::f32, {spec.mini_batch});
+    fa.gamma = upload(buffers, in.gamma.data, DType::f32, {H, f});
+    fa.beta = upload(buffers, in.beta.data, DType::f32, {H, f});
+    fa.state0 = upload(buffers, check::pack_state(spec, in.W, in.b, heads), DType::f32, state_shape);
+    fa.out = output(buffers, spec.dtype, tokens);
+    fa.state_final = output(buffers, DType::f32, {B, H, S});
+    fa.checkpoints = output(buffers, DType::f32, {B, H, kernel->memory(in.B, in.H, in.T).checkpoints, S});
+    kernel->forward(fa);
+    driver::check(driver::api().cuCtxSynchronize(), "forward kernel");
+    run_io::write(o->outputs, "out", tokens, fetch(buffers, fa.out));
+    write_state(spec, o->outputs, "_final", {B, H}, fetch(buffers, fa.state_final));
+    fmt::print("forward: wrote out.npy and the final state to {}\n", o->outputs);
+    if (!o->backward) return;
+    const ref::Upstream& up = *r.upstream;
+    BackwardArgs ba;
+    ba.q = fa.q, ba.k = fa.k, ba.v = fa.v, ba.lr = fa.lr, ba.tau = fa.tau, ba.gamma = fa.gamma,
+    ba.beta = fa.beta, ba.checkpoints = fa.checkpoints;
+    ba.dout = upload(buffers, up.dout.data, spec.dtype, tokens);
+    if (up.dW_final)
+      ba.dstate_final = upload(buffers, check::pack_state(spec, *up.dW_final, *up.db_final, B * H),
+                               DType::f32, {B, H, S});
+    ba.dq = output(buffers, spec.dtype, tokens);
+    ba.dk = output(buffers, spec.dtype, tokens);
+    ba.dv = output(buffers, spec.dtype, tokens);
+    ba.dlr = output(buffers, DType::f32, {B, H, T});
+    ba.dtau = output(buffers, DType::f32, {spec.mini_batch});
+    ba.dgamma = output(buffers, DType::f32, {H, f});
+    ba.dbeta = output(buffers, DType::f32, {H, f});
+    ba.dstate0 = output(buffers, DType::f32, state_shape);
+    kernel->backward(ba);
+    driver::check(driver::api().cuCtxSynchronize(), "backward kernel");
+    for (auto [name, t] : {std::pair{"dq", &ba.dq}, {"dk", &ba.dk}, {"dv", &ba.dv}, {"dlr", &ba.dlr},
+                           {"dtau", &ba.dtau}, {"dgamma", &ba.dgamma}, {"dbeta", &ba.dbeta}})
+      run_io::write(o->outputs, name, t->shape, fetch(buffers, *t));
+    write_state(spec, o->outputs, "", in.per_batch_state ? std::vector<int64_t>{B, H} : std::vector<int64_t>{H},
+                fetch(buffers, ba.dstate0), "d");
+    fmt::print("backward: wrote the gradients to {}\n", o->outputs);
+  });
+}
+
 }  // namespace
 
 void register_run_commands(CLI::App& app) {
   add_check(app);
   add_bench(app);
+  add_run(app);
 }
 
 }  // namespace ttt::cli

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);  // prints help or the parse error
     return code == 0 ? kOk : kUsage;
   } catch (const CommandExit& e) {
-    if (*e.what()) report("error: ", e.what());
+    if (*e.what()) report("", e.what());  // commands word their own messages
     return e.code;
   } catch (const ttt::SpecError& e) {
     report("error: ", e.what());

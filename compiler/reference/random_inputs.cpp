@@ -3,6 +3,7 @@
 // distributions, whose output differs between standard libraries: the same seed gives the same
 // bits on every machine.
 #include <cmath>
+#include <stdexcept>
 
 #include "compiler/reference/layout.hpp"
 #include "compiler/reference/reference.hpp"
@@ -31,6 +32,9 @@ class Rng {
 };
 
 Dims dims_of(const Spec& spec, int B, int H, int T, bool per_batch_state) {
+  if (B <= 0 || H <= 0 || T <= 0 || spec.head_dim <= 0 || spec.mini_batch <= 0) {
+    throw std::invalid_argument("ttt::ref: random inputs need positive B, H, T, head_dim, K");
+  }
   return {.B = B,
           .H = H,
           .T = T,

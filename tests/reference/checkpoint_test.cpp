@@ -36,7 +36,8 @@ TEST_P(CheckpointGroups, SameGradientsForEveryGroupSize) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, CheckpointGroups, ::testing::Values(1, 2, 3));
+INSTANTIATE_TEST_SUITE_P(Models, CheckpointGroups, ::testing::Values(1, 2, 3),
+                         [](const auto& info) { return model_name(info.param); });
 
 // Threads only split the (b, h) heads; shared sums are reduced in a fixed order afterwards.
 TEST(ReferenceThreads, BitIdenticalForAnyThreadCount) {

@@ -14,11 +14,14 @@ struct Case {
   bool per_batch_state;
 };
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  const Case& c = info.param;
+std::string case_name(const Case& c) {
   return model_name(c.depth) + "_" + to_string(c.act) + "_T" + std::to_string(c.T) +
          (c.per_batch_state ? "_perbatch" : "_shared");
 }
+
+// Test names and gtest's listing show the case, not its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
+std::string test_name(const ::testing::TestParamInfo<Case>& info) { return case_name(info.param); }
 
 class DualPrimal : public ::testing::TestWithParam<Case> {};
 
@@ -54,7 +57,7 @@ INSTANTIATE_TEST_SUITE_P(Models, DualPrimal,
                                            Case{4, Activation::gelu_tanh, 10, false},
                                            Case{4, Activation::relu, 6, true},
                                            Case{2, Activation::gelu_tanh, 3, false}),
-                         case_name);
+                         test_name);
 
 }  // namespace
 }  // namespace ttt::ref::testing

@@ -19,11 +19,14 @@ struct Case {
   Activation act = Activation::gelu_tanh;
 };
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  const Case& c = info.param;
+std::string case_name(const Case& c) {
   return model_name(c.depth) + "_" + to_string(c.act) + (c.causal ? "_causal" : "_noncausal") +
          (c.per_batch_state ? "_perbatch" : "_shared") + (c.state_grads ? "_dthetaT" : "");
 }
+
+// Test names and gtest's listing show the case, not its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
+std::string test_name(const ::testing::TestParamInfo<Case>& info) { return case_name(info.param); }
 
 class FiniteDifferences : public ::testing::TestWithParam<Case> {};
 
@@ -64,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(Models, FiniteDifferences,
                                            Case{2, true, false, true, Activation::silu},
                                            Case{3, false, false, false, Activation::silu},
                                            Case{2, true, true, true, Activation::relu}),
-                         case_name);
+                         test_name);
 
 }  // namespace
 }  // namespace ttt::ref::testing

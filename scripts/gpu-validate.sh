@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the GPU validation this project records in docs/: the sweep test against the CPU reference,
+# compute-sanitizer (memcheck, racecheck) on a few specs, and the anchor-shape timings.
+# Usage: scripts/gpu-validate.sh BIN_DIR OUT_DIR [sweep|sanitize|bench]...  (default: all three)
+set -uo pipefail
+bin=$1 out=$2
+shift 2
+steps=${*:-sweep sanitize bench}
+mkdir -p "$out"
+export TTT_CACHE_DIR=${TTT_CACHE_DIR:-/tmp/tttc-gpu-cache}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+for step in $steps; do
+  case $step in
+    sweep)
+      TTTC_GPU_REPORT=$out/sweep.md "$bin/test_gpu_kernels" --gtest_brief=1 >"$out/sweep.log" 2>&1
+      echo "sweep: exit $? ($(grep -E 'PASSED|FAILED' "$out/sweep.log" | tail -2 | tr '\n' ' '))" ;;
+    sanitize)
+      for spec in linear mlp2 video-mlp2-noncausal mlp4-d128; do
+        for tool in memcheck racecheck; do
+          compute-sanitizer --tool $tool --error-exitcode 9 "$bin/tttc" check "$root/examples/$spec.json" \
+            --shape 1,2,150 >"$out/sanitize-$tool-$spec.log" 2>&1
+          echo "$tool $spec: exit $? $(grep -E 'ERROR SUMMARY|PASS|FAIL' "$out/sanitize-$tool-$spec.log" | tr '\n' ' ')"
+        done
+      done ;;
+    bench)
+      for spec in linear mlp2; do
+        "$bin/tttc" bench "$root/examples/$spec.json" --shape 16,12,2048 --runs 10 2>&1 | tee -a "$out/bench.log"
+      done
+      "$bin/tttc" bench "$root/examples/video-mlp2-noncausal.json" --shape 2,48,4096 --runs 10 2>&1 | tee -a "$out/bench.log" ;;
+  esac
+done
