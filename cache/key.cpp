@@ -122,7 +122,17 @@ void diff_members(const nlohmann::json& a, const nlohmann::json& b, const std::s
   }
 }
 
-// "line N: <a line> | <b line>" for the first line where two sources differ.
+// A window of `line` around column `col`, so long generated lines stay readable.
+std::string excerpt(const std::string& line, std::size_t col) {
+  constexpr std::size_t kBefore = 30, kWidth = 80;
+  const std::size_t start = col > kBefore ? col - kBefore : 0;
+  std::string out = line.substr(start, kWidth);
+  if (start > 0) out = "..." + out;
+  if (start + kWidth < line.size()) out += "...";
+  return out;
+}
+
+// "first difference at line N: '<a excerpt>' vs '<b excerpt>'" for two sources.
 std::string first_difference(const std::string& a, const std::string& b) {
   std::istringstream sa(a), sb(b);
   std::string la, lb;
@@ -132,8 +142,11 @@ std::string first_difference(const std::string& a, const std::string& b) {
     if (!ga && !gb) return "the sources differ only in line endings";
     if (!ga) la = "<end of source>";
     if (!gb) lb = "<end of source>";
-    if (!ga || !gb || la != lb)
-      return fmt::format("first difference at line {}: '{}' vs '{}'", line, la, lb);
+    if (ga && gb && la == lb) continue;
+    std::size_t col = 0;
+    while (col < la.size() && col < lb.size() && la[col] == lb[col]) ++col;
+    return fmt::format("first difference at line {}: '{}' vs '{}'", line, excerpt(la, col),
+                       excerpt(lb, col));
   }
 }
 

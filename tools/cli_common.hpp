@@ -2,6 +2,8 @@
 // tools/main.cpp calls. Each subcommand lives in its own tools/cmd_*.cpp file.
 #pragma once
 
+#include "runtime/jit.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <stdexcept>
@@ -26,6 +28,12 @@ struct CommandExit : std::runtime_error {
       : std::runtime_error(message), code(exit_code) {}
   int code;
 };
+
+// --arch, or the GPU present, or sm_90a (the H100) when there is none.
+std::string choose_arch(const std::string& arch);
+// The kernel configuration for a spec file, an optional --arch and an optional --schedule file.
+jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
+                             const std::string& schedule_path);
 
 void register_spec_commands(CLI::App& app);       // tttc spec
 void register_ir_command(CLI::App& app);          // tttc ir

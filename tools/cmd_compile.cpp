@@ -15,28 +15,6 @@
 namespace ttt::cli {
 namespace {
 
-// --arch, or the GPU present, or sm_90a (the H100) when there is none.
-std::string choose_arch(const std::string& arch) {
-  if (!arch.empty()) return arch;
-  if (driver::status().available) return driver::current_device().arch;
-  return "sm_90a";
-}
-
-jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
-                             const std::string& schedule_path) {
-  jit::KernelConfig c{.spec = load_spec_file(spec_path), .arch = choose_arch(arch)};
-  if (!schedule_path.empty()) {
-    std::ifstream in(schedule_path);
-    if (!in) throw CommandExit(kUsage, fmt::format("error: {}: cannot open schedule file", schedule_path));
-    try {
-      c.schedule = schedule_from_json(nlohmann::json::parse(in));
-    } catch (const std::exception& e) {
-      throw CommandExit(kUsage, fmt::format("error: {}: {}", schedule_path, e.what()));
-    }
-  }
-  return c;
-}
-
 const char* kArchHelp =
     "GPU architecture: sm_80, sm_86, sm_89, sm_90, sm_90a, ... (default: the GPU present, else "
     "sm_90a)";

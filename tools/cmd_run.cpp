@@ -70,7 +70,7 @@ void add_check(CLI::App& app) {
 
 void add_bench(CLI::App& app) {
   struct Options {
-    std::string spec, shape = "16,12,2048";
+    std::string spec, shape = "16,12,2048", schedule;
     int runs = 20;
     bool no_backward = false;
   };
@@ -82,11 +82,12 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--shape", o->shape, "B,H,T (default 16,12,2048)");
   cmd->add_option("--runs", o->runs, "timed runs (default 20)")->check(CLI::Range(1, 10000));
   cmd->add_flag("--no-backward", o->no_backward, "time the forward only");
+  cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const auto [B, H, T] = parse_shape(o->shape);
     require_gpu();
-    auto kernel = jit::get_kernel({.spec = spec});
+    auto kernel = jit::get_kernel(config_for(o->spec, "", o->schedule));
     const check::Report r = check::run(
         spec,
         {.B = B, .H = H, .T = T, .backward = spec.build_backward && !o->no_backward,
