@@ -66,8 +66,7 @@ std::map<std::string, long long> state_offsets(const Spec& spec) {
 // Emits one step function from its plan.
 class StepWriter {
  public:
-  StepWriter(const Spec& spec, const StepPlan& plan, int threads)
-      : spec_(spec), plan_(plan), p_(plan.program), threads_(threads) {
+  StepWriter(const Spec& spec, const StepPlan& plan) : spec_(spec), plan_(plan), p_(plan.program) {
     offsets_ = state_offsets(spec);
   }
 
@@ -171,9 +170,11 @@ class StepWriter {
         const ir::Value& a = p_.values[op.args[0]];
         const int kd = op.trans_a ? a.rows : a.cols;
         const bool has_d = op.args.size() > 2;
-        const MatmulTile t = matmul_tile(v.rows, v.cols, kd, threads_);
-        line(fmt::format("tttc::matmul<{}, {}, {}, {}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {});",
-                         op.trans_a, op.trans_b, t.tm, t.tn, t.split, loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
+        if (v.rows % 4 || v.cols % 4)
+          throw std::logic_error(fmt::format("codegen: matmul %{} is {}x{}, not a multiple of 4",
+                                             id, v.rows, v.cols));
+        line(fmt::format("tttc::matmul<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {});", op.trans_a,
+                         op.trans_b, loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
                          float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
                          float_literal(has_d ? op.beta : 0.0)),
              id);
@@ -207,7 +208,6 @@ class StepWriter {
   const Spec& spec_;
   const StepPlan& plan_;
   const ir::Program& p_;
-  int threads_;
   std::map<std::string, long long> offsets_;
   std::string out_;
 };
@@ -228,16 +228,6 @@ void check_in_place_update(const StepPlan& plan) {
 long long round16(long long n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
-
-MatmulTile matmul_tile(int M, int N, int KD, int threads) {
-  // The largest register block that still gives every thread an output block of its own.
-  for (auto [tm, tn] : {std::pair{4, 4}, {2, 2}})  // few variants: each is an NVRTC instantiation
-    if (M % tm == 0 && N % tn == 0 && (M / tm) * (N / tn) >= threads) return {tm, tn, 1};
-  // Fewer outputs than threads: lanes share an output and split its k range.
-  int split = 1;
-  while (split < 32 && 2LL * M * N * split <= threads && KD / (2 * split) >= 4) split *= 2;
-  return {1, 1, split};
-}
 
 long long arena_floats(const Spec& spec, KernelKind kind) {
   if (kind == KernelKind::forward) return plan::plan_step(spec, StepKind::forward).arena_floats;
@@ -305,13 +295,15 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
     src += fmt::format("  static constexpr long long {} = {};\n", name, value);
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
                      activation_constant(spec.activation));
-  for (const auto& [name, plan] : steps) src += StepWriter(spec, plan, schedule.threads).write(name);
+  for (const auto& [name, plan] : steps) src += StepWriter(spec, plan).write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = kind == KernelKind::forward ? "ForwardParams" : "BackwardParams";
   src += fmt::format(
-      "extern \"C\" __global__ void __launch_bounds__({}) {}(const tttc::{} p) {{\n"
+      "extern \"C\" __global__ void __launch_bounds__({}, {}) {}(const tttc::{} p) {{\n"
       "  tttc::{}_kernel<Cfg, Step>(p);\n}}\n",
-      schedule.threads, g.kernel_name, params, to_string(kind));
+      schedule.threads,
+      kind == KernelKind::forward ? schedule.forward_blocks_per_sm : schedule.backward_blocks_per_sm,
+      g.kernel_name, params, to_string(kind));
   g.source = std::move(src);
   return g;
 }

@@ -25,13 +25,6 @@ struct Generated {
 
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
 
-// Register block (tm x tn outputs per thread group) and split-K width for an M x N x KD product
-// on a CTA of `threads`.
-struct MatmulTile {
-  int tm, tn, split;
-};
-MatmulTile matmul_tile(int M, int N, int KD, int threads);
-
 // Layout facts the schedule's validity checks need without emitting source.
 long long arena_floats(const Spec& spec, KernelKind kind);
 

@@ -5,18 +5,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace ttt {
 
 Target Target::for_arch(const std::string& arch) {
   // Opt-in shared memory per block (CUDA programming guide, compute capabilities table).
-  static const std::pair<const char*, int> limits[] = {
-      {"sm_80", 163 * 1024}, {"sm_86", 99 * 1024},   {"sm_87", 163 * 1024},
-      {"sm_89", 99 * 1024},  {"sm_90", 227 * 1024},  {"sm_90a", 227 * 1024},
-      {"sm_100", 227 * 1024}, {"sm_100a", 227 * 1024}, {"sm_120", 99 * 1024}};
-  for (const auto& [name, bytes] : limits)
-    if (arch == name) return Target{.arch = arch, .max_shared_bytes = bytes};
+  struct Limits {
+    const char* arch;
+    int per_block, per_sm;
+  };
+  static const Limits limits[] = {
+      {"sm_80", 163 * 1024, 164 * 1024},  {"sm_86", 99 * 1024, 100 * 1024},
+      {"sm_87", 163 * 1024, 164 * 1024},  {"sm_89", 99 * 1024, 100 * 1024},
+      {"sm_90", 227 * 1024, 228 * 1024},  {"sm_90a", 227 * 1024, 228 * 1024},
+      {"sm_100", 227 * 1024, 228 * 1024}, {"sm_100a", 227 * 1024, 228 * 1024},
+      {"sm_120", 99 * 1024, 100 * 1024}};
+  for (const auto& l : limits)
+    if (arch == l.arch)
+      return Target{.arch = arch, .max_shared_bytes = l.per_block, .shared_bytes_per_sm = l.per_sm};
   throw std::invalid_argument(fmt::format(
       "unknown GPU architecture '{}' (known: sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a, sm_100, "
       "sm_100a, sm_120)",
@@ -37,6 +45,8 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"forward_arena", to_string(s.forward_arena)},
           {"forward_state", to_string(s.forward_state)},
           {"backward_arena", to_string(s.backward_arena)},
+          {"forward_blocks_per_sm", s.forward_blocks_per_sm},
+          {"backward_blocks_per_sm", s.backward_blocks_per_sm},
           {"matmul", s.matmul},
           {"cluster", s.cluster}};
 }
@@ -48,6 +58,8 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     s.forward_arena = placement_from(j, "forward_arena");
     s.forward_state = placement_from(j, "forward_state");
     s.backward_arena = placement_from(j, "backward_arena");
+    s.forward_blocks_per_sm = j.at("forward_blocks_per_sm").get<int>();
+    s.backward_blocks_per_sm = j.at("backward_blocks_per_sm").get<int>();
     s.matmul = j.at("matmul").get<std::string>();
     s.cluster = j.at("cluster").get<int>();
     return s;
@@ -71,6 +83,10 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (s.threads < 64 || s.threads > t.max_threads || s.threads % 32 != 0)
     reasons.push_back(fmt::format("threads = {}: must be a multiple of 32 in 64..{}", s.threads,
                                   t.max_threads));
+  for (auto [value, name] : {std::pair{s.forward_blocks_per_sm, "forward_blocks_per_sm"},
+                             {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
+    if (value < 1 || value > 8)
+      reasons.push_back(fmt::format("{} = {}: must be in 1..8", name, value));
   if (s.matmul != "simt_f32")
     reasons.push_back(fmt::format("matmul = '{}': only 'simt_f32' is implemented", s.matmul));
   if (s.cluster != 1)
@@ -85,6 +101,17 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (spec.build_backward && bwd > t.max_shared_bytes)
     reasons.push_back(fmt::format("backward kernel needs {} bytes of shared memory; {} allows {}",
                                   bwd, t.arch, t.max_shared_bytes));
+  // 1 KiB per resident CTA is reserved by the hardware.
+  if (spec.build_forward && (fwd + 1024) * s.forward_blocks_per_sm > t.shared_bytes_per_sm)
+    reasons.push_back(fmt::format("forward_blocks_per_sm = {}: {} bytes of shared memory per CTA do "
+                                  "not fit {} times in one SM ({} bytes)",
+                                  s.forward_blocks_per_sm, fwd, s.forward_blocks_per_sm,
+                                  t.shared_bytes_per_sm));
+  if (spec.build_backward && (bwd + 1024) * s.backward_blocks_per_sm > t.shared_bytes_per_sm)
+    reasons.push_back(fmt::format("backward_blocks_per_sm = {}: {} bytes of shared memory per CTA "
+                                  "do not fit {} times in one SM ({} bytes)",
+                                  s.backward_blocks_per_sm, bwd, s.backward_blocks_per_sm,
+                                  t.shared_bytes_per_sm));
   return reasons;
 }
 
@@ -98,6 +125,13 @@ Schedule default_schedule(const Spec& spec, const Target& t) {
   if (fwd_arena <= limit) s.forward_arena = Placement::shared;
   if (fwd_arena + state_bytes <= limit) s.forward_state = Placement::shared;
   if (bwd_arena <= limit) s.backward_arena = Placement::shared;
+  // As many resident CTAs as shared memory allows, up to 2: more latency hiding per SM.
+  auto blocks = [&](codegen::KernelKind kind) {
+    const long long bytes = codegen::generate(spec, s, kind).shared_bytes + 1024;
+    return static_cast<int>(std::clamp<long long>(t.shared_bytes_per_sm / bytes, 1, 2));
+  };
+  s.forward_blocks_per_sm = blocks(codegen::KernelKind::forward);
+  s.backward_blocks_per_sm = blocks(codegen::KernelKind::backward);
   return s;
 }
 

@@ -21,6 +21,8 @@ struct Schedule {
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel
   Placement backward_arena = Placement::global;  // the backward step's working matrices
+  int forward_blocks_per_sm = 1;   // occupancy target: caps registers via __launch_bounds__
+  int backward_blocks_per_sm = 1;
   std::string matmul = "simt_f32";  // f32 FMA micro-tiles (tensor-core paths: future work)
   int cluster = 1;  // SMs per (batch, head); > 1 would split the state over a cluster (future)
 };
@@ -29,6 +31,7 @@ struct Schedule {
 struct Target {
   std::string arch = "sm_90a";  // sm_80, sm_86, sm_89, sm_90, sm_90a, or newer
   int max_shared_bytes = 227 * 1024;  // per CTA, opt-in
+  int shared_bytes_per_sm = 228 * 1024;
   int max_threads = 1024;
   static Target for_arch(const std::string& arch);  // throws std::invalid_argument if unknown
 };

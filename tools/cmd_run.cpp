@@ -71,7 +71,7 @@ void add_check(CLI::App& app) {
 void add_bench(CLI::App& app) {
   struct Options {
     std::string spec, shape = "16,12,2048", schedule;
-    int runs = 20;
+    int runs = 20, threads = 0, forward_blocks = 0, backward_blocks = 0;
     bool no_backward = false;
   };
   auto o = std::make_shared<Options>();
@@ -83,17 +83,31 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--runs", o->runs, "timed runs (default 20)")->check(CLI::Range(1, 10000));
   cmd->add_flag("--no-backward", o->no_backward, "time the forward only");
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
+  cmd->add_option("--threads", o->threads, "override the schedule's threads per CTA");
+  cmd->add_option("--forward-blocks-per-sm", o->forward_blocks, "override the forward's occupancy target");
+  cmd->add_option("--backward-blocks-per-sm", o->backward_blocks, "override the backward's occupancy target");
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const auto [B, H, T] = parse_shape(o->shape);
     require_gpu();
-    auto kernel = jit::get_kernel(config_for(o->spec, "", o->schedule));
+    jit::KernelConfig config = config_for(o->spec, "", o->schedule);
+    if (o->threads > 0 || o->forward_blocks > 0 || o->backward_blocks > 0) {
+      Schedule s = config.schedule ? *config.schedule
+                                   : default_schedule(spec, Target::for_arch(driver::current_device().arch));
+      if (o->threads > 0) s.threads = o->threads;
+      if (o->forward_blocks > 0) s.forward_blocks_per_sm = o->forward_blocks;
+      if (o->backward_blocks > 0) s.backward_blocks_per_sm = o->backward_blocks;
+      config.schedule = s;
+    }
+    auto kernel = jit::get_kernel(config);
     const check::Report r = check::run(
         spec,
         {.B = B, .H = H, .T = T, .backward = spec.build_backward && !o->no_backward,
          .compare = false, .timing_runs = o->runs},
         *kernel);
-    fmt::print("{} B={} H={} T={}: forward {:.3f} ms", o->spec, B, H, T, r.forward_ms);
+    const Schedule& used = kernel->build_info().schedule;
+    fmt::print("{} B={} H={} T={} threads={} blocks/SM={}/{}: forward {:.3f} ms", o->spec, B, H, T,
+               used.threads, used.forward_blocks_per_sm, used.backward_blocks_per_sm, r.forward_ms);
     if (r.backward_ms >= 0) fmt::print(", backward {:.3f} ms", r.backward_ms);
     fmt::print(" (median of {})\n", o->runs);
   });

@@ -9,25 +9,20 @@
 namespace tttc {
 
 // C[M,N] = alpha * op(A) op(B) + beta * D. A is [M,KD] (or [KD,M] when TA); B is [KD,N] (or
-// [N,KD] when TB). C may alias D (each element is read and written by one thread) but no other
-// operand. A group of SPLIT adjacent lanes owns a TM x TN block of C: each lane sums every
-// SPLIT-th k and the group reduces with shuffles. Codegen picks TM, TN and SPLIT per shape so
-// that small products still occupy every thread. Shapes are run-time values: one instantiation
-// per (transposes, tile) keeps NVRTC compiles short.
-template <bool TA, bool TB, int TM, int TN, int SPLIT>
+// [N,KD] when TB); M and N are multiples of 4 (codegen checks). C may alias D (each element is
+// read and written by one thread) but no other operand. Each thread owns a 4x4 block of C, so
+// one step's 8 loads feed 16 FMAs. Shapes are run-time values: one instantiation per transpose
+// pair keeps NVRTC compiles short.
+template <bool TA, bool TB>
 __device__ __noinline__ void matmul(float* C, const float* A, const float* B, int M, int N, int KD,
                                     float alpha, const float* D, float beta) {
-  static_assert(SPLIT >= 1 && SPLIT <= 32 && (SPLIT & (SPLIT - 1)) == 0, "SPLIT: a power of 2 <= 32");
+  constexpr int TM = 4, TN = 4;
   const int tiles_n = N / TN, tiles = (M / TM) * tiles_n;
-  const int part = threadIdx.x % SPLIT, groups = blockDim.x / SPLIT;
-  const unsigned lane = threadIdx.x % 32;
-  const unsigned group_mask =
-      SPLIT == 32 ? 0xffffffffu : ((1u << SPLIT) - 1u) << (lane & ~static_cast<unsigned>(SPLIT - 1));
-  for (int tile = threadIdx.x / SPLIT; tile < tiles; tile += groups) {
+  for (int tile = threadIdx.x; tile < tiles; tile += blockDim.x) {
     const int m0 = (tile / tiles_n) * TM, n0 = (tile % tiles_n) * TN;
     float acc[TM][TN] = {};
 #pragma unroll 2
-    for (int k = part; k < KD; k += SPLIT) {
+    for (int k = 0; k < KD; ++k) {
       float a[TM], b[TN];
 #pragma unroll
       for (int i = 0; i < TM; ++i) a[i] = TA ? A[k * M + m0 + i] : A[(m0 + i) * KD + k];
@@ -42,15 +37,10 @@ __device__ __noinline__ void matmul(float* C, const float* A, const float* B, in
     for (int i = 0; i < TM; ++i)
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
-#pragma unroll
-        for (int offset = SPLIT / 2; offset > 0; offset /= 2)
-          acc[i][j] += __shfl_xor_sync(group_mask, acc[i][j], offset);
-        if (part == 0) {
-          const int idx = (m0 + i) * N + n0 + j;
-          float r = alpha * acc[i][j];
-          if (D) r = fmaf(beta, D[idx], r);
-          C[idx] = r;
-        }
+        const int idx = (m0 + i) * N + n0 + j;
+        float r = alpha * acc[i][j];
+        if (D) r = fmaf(beta, D[idx], r);
+        C[idx] = r;
       }
   }
   __syncthreads();
