@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <stdexcept>
 
 namespace ttt::codegen {
@@ -81,6 +82,15 @@ class StepWriter {
       if (op.section != section) {
         section = op.section;
         out_ += fmt::format("    // {}\n", section);
+      }
+      std::vector<int> members;
+      for (size_t j = i; j < p_.ops.size() && (!plan_.live[j] || plan_.group[j] == static_cast<int>(i)); ++j)
+        if (plan_.live[j]) members.push_back(static_cast<int>(j));
+      if (members.size() > 1) {
+        emit_fused(members);
+        for (int m : members) emit_output_binding(m);
+        i = members.back();
+        continue;
       }
       emit_op(op);
       emit_output_binding(op.out);
@@ -157,6 +167,33 @@ class StepWriter {
     } else {
       throw std::logic_error("codegen: no binding for output " + name);
     }
+  }
+
+  // A fused group: one pass over the elements, each op a register value, stored only when read
+  // outside the group (plan slot >= 0 or bound to a driver pointer).
+  void emit_fused(const std::vector<int>& members) {
+    const ir::Value& shape = p_.values[members.front()];
+    const std::set<int> inside(members.begin(), members.end());
+    auto operand = [&](int id) {
+      if (inside.count(id)) return fmt::format("v{}", id);
+      const ir::Value& v = p_.values[id];
+      const char* index = v.rows == 1 ? (v.cols == 1 ? "0" : "j") : (v.cols == 1 ? "i" : "idx");
+      return fmt::format("({})[{}]", loc(id), index);
+    };
+    out_ += fmt::format("    for (int idx = threadIdx.x; idx < {}; idx += blockDim.x) {{  // fused\n",
+                        shape.size());
+    out_ += fmt::format("      const int i = idx / {}, j = idx % {};\n", shape.cols, shape.cols);
+    for (int id : members) {
+      const ir::Op& op = p_.ops[id];
+      const std::string b = op.args.size() > 1 ? operand(op.args[1]) : "0.f";
+      out_ += fmt::format("      const float v{} = tttc::ew_apply<{}, kAct>({}, {}, {}, {}, i, j);", id,
+                          ew_constant(op.ew), operand(op.args[0]), b, float_literal(op.s),
+                          float_literal(op.c));
+      const std::string& name = p_.values[id].name;
+      out_ += fmt::format("  // %{}{}\n", id, name.empty() ? "" : " " + name);
+      if (plan_.slot[id] != plan::kRegister) out_ += fmt::format("      ({})[idx] = v{};\n", loc(id), id);
+    }
+    out_ += "    }\n    __syncthreads();\n";
   }
 
   void emit_op(const ir::Op& op) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 namespace ttt::plan {
@@ -61,6 +62,26 @@ class Arena {
   long long high_ = 0;
 };
 
+std::vector<int> fuse_elementwise(const ir::Program& p, const std::vector<bool>& live) {
+  std::vector<int> group(p.ops.size(), -1);
+  int current = -1;
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    if (!live[i]) continue;
+    const ir::Op& op = p.ops[i];
+    const ir::Value& v = p.values[i];
+    bool joins = current >= 0 && op.kind == ir::OpKind::elementwise &&
+                 p.ops[current].kind == ir::OpKind::elementwise &&
+                 p.values[current].rows == v.rows && p.values[current].cols == v.cols;
+    // An operand made inside the group must be read at this op's own element (same shape).
+    for (int a : op.args)
+      if (joins && a >= current && group[a] == current)
+        joins = p.values[a].rows == v.rows && p.values[a].cols == v.cols;
+    if (!joins) current = static_cast<int>(i);
+    group[i] = current;
+  }
+  return group;
+}
+
 }  // namespace
 
 StepPlan plan_step(const Spec& spec, StepKind kind) {
@@ -72,25 +93,48 @@ StepPlan plan_step(const Spec& spec, StepKind kind) {
   plan.live = live_ops(p, wanted);
 
   const size_t n = p.ops.size();
+  plan.group = fuse_elementwise(p, plan.live);
+  std::vector<int> group_end(n, -1);
+  for (size_t i = 0; i < n; ++i)
+    if (plan.live[i]) group_end[plan.group[i]] = static_cast<int>(i);
+
+  // Lifetimes in units of groups: a value is alive from its group's first op to the last op of
+  // the last group that reads it, so a fused pass never overwrites anything it still reads.
   std::vector<long long> last_use(n, -1);
+  std::vector<bool> read_outside_group(n, false);
   for (size_t i = 0; i < n; ++i) {
     if (!plan.live[i]) continue;
-    last_use[i] = std::max<long long>(last_use[i], i);
-    for (int a : p.ops[i].args) last_use[a] = std::max<long long>(last_use[a], i);
+    last_use[i] = std::max<long long>(last_use[i], group_end[plan.group[i]]);
+    for (int a : p.ops[i].args) {
+      last_use[a] = std::max<long long>(last_use[a], group_end[plan.group[i]]);
+      if (plan.group[a] != plan.group[i]) read_outside_group[a] = true;
+    }
   }
+  std::set<int> outputs;
+  for (const auto& [role, id] : p.outputs) outputs.insert(id);
   std::vector<std::vector<int>> dies_at(n);
   for (size_t v = 0; v < n; ++v)
     if (last_use[v] >= 0) dies_at[last_use[v]].push_back(static_cast<int>(v));
 
-  plan.slot.assign(n, -1);
-  Arena arena;
+  plan.slot.assign(n, kBoundOutside);
   for (size_t i = 0; i < n; ++i) {
     if (!plan.live[i]) continue;
     const ir::Value& v = p.values[i];
-    if (!bound_outside_arena(v.name, kind)) plan.slot[i] = arena.allocate(v.size());
-    // Released after the op's own output is placed, so an op never overwrites its operands.
-    for (int dead : dies_at[i])
-      if (plan.slot[dead] >= 0) arena.release(plan.slot[dead]);
+    const bool fused = group_end[plan.group[i]] != plan.group[i];
+    if (bound_outside_arena(v.name, kind)) continue;
+    if (fused && !read_outside_group[i] && !outputs.count(static_cast<int>(i)))
+      plan.slot[i] = kRegister;
+    else
+      plan.slot[i] = 0;  // needs arena memory: placed below
+  }
+  Arena arena;
+  for (size_t i = 0; i < n; ++i) {
+    if (!plan.live[i]) continue;
+    if (plan.slot[i] >= 0) plan.slot[i] = arena.allocate(p.values[i].size());
+    // Released after the group's outputs are placed, so a pass never overwrites its operands.
+    if (group_end[plan.group[i]] == static_cast<int>(i))
+      for (int dead : dies_at[i])
+        if (plan.slot[dead] >= 0) arena.release(plan.slot[dead]);
   }
   plan.arena_floats = arena.high_water();
   return plan;

@@ -22,11 +22,18 @@ enum class StepKind {
 // Values bound to driver pointers instead of arena slots: the state, its adjoint, gamma, beta.
 bool bound_outside_arena(const std::string& value_name, StepKind kind);
 
+// slot values that are not arena offsets.
+constexpr long long kBoundOutside = -1;  // a driver pointer (state, gradients, gamma, beta) or dead
+constexpr long long kRegister = -2;      // lives only inside its fused group, in a register
+
 struct StepPlan {
   StepKind kind;
   ir::Program program;           // forward or forward+adjoint, unpruned (ids stay stable)
   std::vector<bool> live;        // per op: emitted or not
-  std::vector<long long> slot;   // per value: arena offset in floats, or -1 when bound outside
+  // Consecutive elementwise ops of one output shape, each reading its group's earlier values only
+  // at its own element, run as one fused pass: group[i] is the index of the group's first op.
+  std::vector<int> group;
+  std::vector<long long> slot;   // per value: arena offset in floats, kBoundOutside or kRegister
   long long arena_floats = 0;
 };
 

@@ -69,21 +69,45 @@ TEST(Plan, LiveValuesNeverOverlap) {
     for (bool causal : {true, false}) {
       const plan::StepPlan pl = plan::plan_step(make(2, causal, 32, 16), kind);
       const auto& p = pl.program;
-      std::vector<long long> last(p.ops.size(), -1);
+      // A fused group runs as one pass: lifetimes run from a group's start to the end of the
+      // last group that reads the value.
+      std::vector<long long> group_end(p.ops.size(), -1), last(p.ops.size(), -1);
+      for (size_t i = 0; i < p.ops.size(); ++i)
+        if (pl.live[i]) group_end[pl.group[i]] = i;
       for (size_t i = 0; i < p.ops.size(); ++i)
         if (pl.live[i]) {
-          last[i] = std::max<long long>(last[i], i);
-          for (int a : p.ops[i].args) last[a] = std::max<long long>(last[a], i);
+          const long long end = group_end[pl.group[i]];
+          last[i] = std::max(last[i], end);
+          for (int a : p.ops[i].args) last[a] = std::max(last[a], end);
         }
       for (size_t a = 0; a < p.ops.size(); ++a)
         for (size_t b = a + 1; b < p.ops.size(); ++b) {
-          if (pl.slot[a] < 0 || pl.slot[b] < 0 || last[a] < static_cast<long long>(b)) continue;
+          if (pl.slot[a] < 0 || pl.slot[b] < 0 || last[a] < pl.group[b]) continue;
           const bool disjoint = pl.slot[a] + p.values[a].size() <= pl.slot[b] ||
                                 pl.slot[b] + p.values[b].size() <= pl.slot[a];
           EXPECT_TRUE(disjoint) << "%" << a << " and %" << b << " overlap";
         }
       EXPECT_GT(pl.arena_floats, 0);
     }
+}
+
+TEST(Plan, FusedGroupsAreSameShapeElementwiseRuns) {
+  const plan::StepPlan pl = plan::plan_step(make(2, true, 32, 16), plan::StepKind::backward);
+  const auto& p = pl.program;
+  int fused_ops = 0;
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    if (!pl.live[i] || pl.group[i] == static_cast<int>(i)) continue;
+    ++fused_ops;
+    const int first = pl.group[i];
+    EXPECT_EQ(p.ops[i].kind, ir::OpKind::elementwise);
+    EXPECT_EQ(p.values[i].rows, p.values[first].rows);
+    EXPECT_EQ(p.values[i].cols, p.values[first].cols);
+    for (int a : p.ops[i].args)  // operands made in the group are read at the same element
+      if (a >= first && pl.group[a] == first) {
+        EXPECT_EQ(p.values[a].size(), p.values[i].size());
+      }
+  }
+  EXPECT_GT(fused_ops, 10);
 }
 
 TEST(Plan, AdvanceStepDropsTheQueryPath) {

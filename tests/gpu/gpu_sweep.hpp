@@ -42,6 +42,11 @@ inline std::vector<SweepCase> gpu_sweep() {
             const Activation acts[] = {Activation::gelu_tanh, Activation::gelu_tanh, Activation::silu,
                                        Activation::relu};
             s.activation = acts[i % 4];
+            // ReLU's derivative jumps at 0: where a pre-activation lies within f32 rounding of 0,
+            // an f32 kernel and the f64 reference take different sides (measured: 6e-4 relative on
+            // mlp2 non-causal f=32 K=64, docs/results.md). The 1e-4 f32 bound assumes a smooth
+            // function, so ReLU is swept in f16/bf16 only.
+            if (dtype == DType::f32 && s.activation == Activation::relu) s.activation = Activation::silu;
             // T is never a multiple of K: the last mini-batch is short.
             const int T = 2 * K + 5 + (i % 3) * K;
             cases.push_back({s, i % 2 == 1, i % 5 == 2, T});
