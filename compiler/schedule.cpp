@@ -125,10 +125,19 @@ Schedule default_schedule(const Spec& spec, const Target& t) {
   if (fwd_arena <= limit) s.forward_arena = Placement::shared;
   if (fwd_arena + state_bytes <= limit) s.forward_state = Placement::shared;
   if (bwd_arena <= limit) s.backward_arena = Placement::shared;
-  // As many resident CTAs as shared memory allows, up to 2: more latency hiding per SM.
+  // One thread per 16 elements of the step's largest token matrix (K x hidden), 256..1024: the
+  // ops are latency-bound, and measured on an H100 (docs/results.md) wider CTAs pay off only when
+  // the matrices are large (K = 64).
+  const long long elements = 1LL * spec.mini_batch * spec.hidden_dim();
+  s.threads = 256;
+  while (s.threads < 1024 && s.threads * 16 < elements) s.threads *= 2;
+  // Resident CTAs per SM: as many as shared memory allows, at most 2, and never so many that a
+  // thread gets fewer than 64 registers (65536 per SM).
   auto blocks = [&](codegen::KernelKind kind) {
     const long long bytes = codegen::generate(spec, s, kind).shared_bytes + 1024;
-    return static_cast<int>(std::clamp<long long>(t.shared_bytes_per_sm / bytes, 1, 2));
+    const long long by_registers = 65536 / (64LL * s.threads);
+    return static_cast<int>(
+        std::clamp<long long>(std::min(t.shared_bytes_per_sm / bytes, by_registers), 1, 2));
   };
   s.forward_blocks_per_sm = blocks(codegen::KernelKind::forward);
   s.backward_blocks_per_sm = blocks(codegen::KernelKind::backward);
