@@ -67,7 +67,8 @@ std::map<std::string, long long> state_offsets(const Spec& spec) {
 // Emits one step function from its plan.
 class StepWriter {
  public:
-  StepWriter(const Spec& spec, const StepPlan& plan) : spec_(spec), plan_(plan), p_(plan.program) {
+  StepWriter(const Spec& spec, const StepPlan& plan, const Schedule& schedule)
+      : spec_(spec), plan_(plan), p_(plan.program), schedule_(schedule) {
     offsets_ = state_offsets(spec);
   }
 
@@ -210,8 +211,11 @@ class StepWriter {
         if (v.rows % 4 || v.cols % 4)
           throw std::logic_error(fmt::format("codegen: matmul %{} is {}x{}, not a multiple of 4",
                                              id, v.rows, v.cols));
-        line(fmt::format("tttc::matmul<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {});", op.trans_a,
-                         op.trans_b, loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
+        const bool mma = schedule_.matmul == "mma_bf16";
+        if (mma && v.cols % 8)
+          throw std::logic_error(fmt::format("codegen: mma matmul %{} has {} columns", id, v.cols));
+        line(fmt::format("tttc::{}<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {});",
+                         mma ? "matmul_mma" : "matmul", op.trans_a, op.trans_b, loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
                          float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
                          float_literal(has_d ? op.beta : 0.0)),
              id);
@@ -245,6 +249,7 @@ class StepWriter {
   const Spec& spec_;
   const StepPlan& plan_;
   const ir::Program& p_;
+  const Schedule& schedule_;
   std::map<std::string, long long> offsets_;
   std::string out_;
 };
@@ -332,7 +337,7 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
     src += fmt::format("  static constexpr long long {} = {};\n", name, value);
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
                      activation_constant(spec.activation));
-  for (const auto& [name, plan] : steps) src += StepWriter(spec, plan).write(name);
+  for (const auto& [name, plan] : steps) src += StepWriter(spec, plan, schedule).write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = kind == KernelKind::forward ? "ForwardParams" : "BackwardParams";
   src += fmt::format(

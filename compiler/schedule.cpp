@@ -87,8 +87,8 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
                              {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
     if (value < 1 || value > 8)
       reasons.push_back(fmt::format("{} = {}: must be in 1..8", name, value));
-  if (s.matmul != "simt_f32")
-    reasons.push_back(fmt::format("matmul = '{}': only 'simt_f32' is implemented", s.matmul));
+  if (s.matmul != "simt_f32" && s.matmul != "mma_bf16")
+    reasons.push_back(fmt::format("matmul = '{}': must be 'simt_f32' or 'mma_bf16'", s.matmul));
   if (s.cluster != 1)
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
@@ -117,6 +117,8 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
 
 Schedule default_schedule(const Spec& spec, const Target& t) {
   Schedule s;
+  // Tensor cores where the spec's own precision is 16-bit; f32 specs keep f32 arithmetic.
+  s.matmul = spec.dtype == DType::f32 ? "simt_f32" : "mma_bf16";
   const long long limit = t.max_shared_bytes;
   const long long state_bytes = 4 * spec.state_floats();
   const long long fwd_arena = 4 * codegen::arena_floats(spec, codegen::KernelKind::forward);

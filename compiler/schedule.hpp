@@ -23,7 +23,9 @@ struct Schedule {
   Placement backward_arena = Placement::global;  // the backward step's working matrices
   int forward_blocks_per_sm = 1;   // occupancy target: caps registers via __launch_bounds__
   int backward_blocks_per_sm = 1;
-  std::string matmul = "simt_f32";  // f32 FMA micro-tiles (tensor-core paths: future work)
+  // "simt_f32": f32 FMA micro-tiles; "mma_bf16": tensor cores (mma.sync, bf16 operands rounded
+  // from f32, f32 accumulation).
+  std::string matmul = "simt_f32";
   int cluster = 1;  // SMs per (batch, head); > 1 would split the state over a cluster (future)
 };
 

@@ -70,6 +70,7 @@ void check(CUresult result, const char* what) {
 
 const Device& current_device() {
   static Device device;
+  static CUcontext context = nullptr;
   static std::once_flag once;
   std::call_once(once, [] {
     const Api& a = api();
@@ -91,11 +92,11 @@ const Device& current_device() {
     check(a.cuDeviceGetAttribute(&device.max_shared_optin,
                                  CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device.handle),
           "cuDeviceGetAttribute");
+    // Retained once for the process: the primary context lives as long as tttc does.
+    check(a.cuDevicePrimaryCtxRetain(&context, device.handle), "cuDevicePrimaryCtxRetain");
   });
   // The primary context is per device but "current" is per thread.
-  CUcontext ctx = nullptr;
-  check(api().cuDevicePrimaryCtxRetain(&ctx, device.handle), "cuDevicePrimaryCtxRetain");
-  check(api().cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+  check(api().cuCtxSetCurrent(context), "cuCtxSetCurrent");
   return device;
 }
 

@@ -82,7 +82,8 @@ struct Device {
   int max_shared_optin = 0;
 };
 
-// Device 0 (or TTTC_DEVICE), with its primary context made current on the calling thread.
+// Device 0 (or TTTC_DEVICE), with its primary context (retained once per process) made current
+// on the calling thread.
 const Device& current_device();
 
 }  // namespace ttt::driver

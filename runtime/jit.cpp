@@ -80,6 +80,7 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
 }  // namespace
 
 Build build(const KernelConfig& config) {
+  validate_spec(config.spec, config.spec.name.empty() ? "<spec>" : config.spec.name);
   Build b{.spec = config.spec, .target = target_for(config.arch)};
   b.schedule = config.schedule ? *config.schedule : default_schedule(b.spec, b.target);
   if (auto reasons = validate(b.spec, b.schedule, b.target); !reasons.empty()) {
@@ -99,21 +100,26 @@ Build build(const KernelConfig& config) {
   return b;
 }
 
-MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T) {
+MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_workspace_floats,
+                       long long backward_workspace_floats) {
   MemoryPlan m;
   const long long steps = (T + spec.mini_batch - 1) / spec.mini_batch;
   m.checkpoints = static_cast<int>((steps + spec.checkpoint_group - 1) / spec.checkpoint_group);
   m.state_bytes = 4 * static_cast<size_t>(spec.state_floats());
   const size_t heads = static_cast<size_t>(B) * H;
   m.checkpoint_bytes = heads * m.checkpoints * m.state_bytes;
-  m.forward_workspace_bytes =
-      4 * heads * codegen::generate(spec, schedule, codegen::KernelKind::forward).workspace_floats;
-  m.backward_workspace_bytes =
-      4 * heads * codegen::generate(spec, schedule, codegen::KernelKind::backward).workspace_floats;
+  m.forward_workspace_bytes = 4 * heads * forward_workspace_floats;
+  m.backward_workspace_bytes = 4 * heads * backward_workspace_floats;
   const size_t out_bytes = heads * T * spec.head_dim * dtype_bytes(spec.dtype);
   m.forward_total_bytes =
       out_bytes + heads * m.state_bytes + m.checkpoint_bytes + m.forward_workspace_bytes;
   return m;
+}
+
+MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T) {
+  return memory_plan(
+      spec, B, H, T, codegen::generate(spec, schedule, codegen::KernelKind::forward).workspace_floats,
+      codegen::generate(spec, schedule, codegen::KernelKind::backward).workspace_floats);
 }
 
 std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {

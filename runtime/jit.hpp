@@ -55,6 +55,9 @@ struct MemoryPlan {
   size_t forward_total_bytes = 0;       // out + final state + checkpoints + workspace
 };
 MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T);
+// The same from the kernels' per-CTA workspace sizes (codegen::Generated::workspace_floats).
+MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_workspace_floats,
+                       long long backward_workspace_floats);
 
 class Kernel {
  public:
@@ -62,7 +65,7 @@ class Kernel {
   virtual const Build& build_info() const = 0;
   virtual MemoryPlan memory(int B, int H, int T) const = 0;
   // Validates every argument (shape, dtype, strides, alignment, null) and launches on `stream`.
-  // A null workspace makes the kernel use (and grow) its own buffer, which serialises callers.
+  // A null workspace makes the kernel use (and grow) its own buffer, one per stream.
   virtual void forward(const ForwardArgs& args, CUstream stream = nullptr) const = 0;
   virtual void backward(const BackwardArgs& args, CUstream stream = nullptr) const = 0;
 };

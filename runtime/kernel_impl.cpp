@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <mutex>
 
 namespace ttt::jit {
@@ -41,14 +42,17 @@ class LoadedKernel final : public Kernel {
   ~LoadedKernel() override {
     if (!driver::status().available) return;
     const driver::Api& api = driver::api();
-    if (workspace_) api.cuMemFree(workspace_);
+    for (const auto& [stream, buffer] : workspaces_) api.cuMemFree(buffer.ptr);
     for (auto* f : {&forward_, &backward_})
       if (f->module) api.cuModuleUnload(f->module);
   }
 
   const Build& build_info() const override { return build_; }
   MemoryPlan memory(int B, int H, int T) const override {
-    return memory_plan(build_.spec, build_.schedule, B, H, T);
+    // From the build's own layouts: no code generation on the launch path.
+    return memory_plan(build_.spec, B, H, T,
+                       build_.forward ? build_.forward->generated.workspace_floats : 0,
+                       build_.backward ? build_.backward->generated.workspace_floats : 0);
   }
 
   void forward(const ForwardArgs& a, CUstream stream) const override {
@@ -56,8 +60,7 @@ class LoadedKernel final : public Kernel {
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_forward(build_.spec, a, plan.checkpoints);
     tttc::ForwardParams params = args::forward_params(p, a);
-    std::unique_lock lock(workspace_mutex_, std::defer_lock);
-    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, lock);
+    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, stream);
     launch(forward_, &params, p, stream);
   }
 
@@ -66,8 +69,7 @@ class LoadedKernel final : public Kernel {
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_backward(build_.spec, a, plan.checkpoints);
     tttc::BackwardParams params = args::backward_params(p, a);
-    std::unique_lock lock(workspace_mutex_, std::defer_lock);
-    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.backward_workspace_bytes, lock);
+    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.backward_workspace_bytes, stream);
     // Gradients shared by several CTAs are accumulated atomically: start them at zero.
     const driver::Api& api = driver::api();
     for (const TensorRef* t : {&a.dtau, &a.dgamma, &a.dbeta})
@@ -89,8 +91,10 @@ class LoadedKernel final : public Kernel {
                   static_cast<int>(q.shape[2]));
   }
 
-  float* workspace(void* given, size_t given_bytes, size_t needed,
-                   std::unique_lock<std::mutex>& lock) const {
+  // The caller's workspace, or this kernel's own buffer for `stream`: launches on one stream run
+  // in order, so they can share a buffer; each stream gets its own so that concurrent streams
+  // never share scratch memory. A buffer only grows, after the stream's earlier work is done.
+  float* workspace(void* given, size_t given_bytes, size_t needed, CUstream stream) const {
     if (needed == 0) return nullptr;
     if (given) {
       if (given_bytes < needed)
@@ -98,20 +102,24 @@ class LoadedKernel final : public Kernel {
             "argument 'workspace': {} bytes given, {} needed (see Kernel::memory)", given_bytes, needed));
       return static_cast<float*>(given);
     }
-    lock.lock();
-    if (workspace_bytes_ < needed) {
+    std::lock_guard lock(workspace_mutex_);
+    Buffer& buffer = workspaces_[stream];
+    if (buffer.bytes < needed) {
       const driver::Api& api = driver::api();
-      if (workspace_) driver::check(api.cuMemFree(workspace_), "cuMemFree");
-      workspace_ = 0;
-      workspace_bytes_ = 0;
-      driver::check(api.cuMemAlloc(&workspace_, needed), "cuMemAlloc(workspace)");
-      workspace_bytes_ = needed;
+      if (buffer.ptr) {
+        driver::check(api.cuStreamSynchronize(stream), "cuStreamSynchronize(before growing the workspace)");
+        driver::check(api.cuMemFree(buffer.ptr), "cuMemFree");
+      }
+      buffer = Buffer{};
+      driver::check(api.cuMemAlloc(&buffer.ptr, needed), "cuMemAlloc(workspace)");
+      buffer.bytes = needed;
     }
-    return reinterpret_cast<float*>(workspace_);
+    return reinterpret_cast<float*>(buffer.ptr);
   }
 
   void launch(const LoadedFunction& f, void* params, const args::Problem& p, CUstream stream) const {
     const driver::Api& api = driver::api();
+    driver::current_device();  // the calling thread may not have the context current yet
     void* kernel_args[] = {params};
     driver::check(api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
                                      static_cast<unsigned>(build_.schedule.threads), 1, 1,
@@ -122,9 +130,12 @@ class LoadedKernel final : public Kernel {
 
   Build build_;
   LoadedFunction forward_, backward_;
+  struct Buffer {
+    CUdeviceptr ptr = 0;
+    size_t bytes = 0;
+  };
   mutable std::mutex workspace_mutex_;
-  mutable CUdeviceptr workspace_ = 0;
-  mutable size_t workspace_bytes_ = 0;
+  mutable std::map<CUstream, Buffer> workspaces_;
 };
 
 }  // namespace

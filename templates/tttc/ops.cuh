@@ -46,6 +46,61 @@ __device__ __noinline__ void matmul(float* C, const float* A, const float* B, in
   __syncthreads();
 }
 
+// Two floats rounded to bf16 (nearest even) in one register, `lo` in the low half.
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+// The same product as matmul() on the tensor cores: each warp computes 16x8 tiles of C with
+// mma.sync m16n8k16 (bf16 operands rounded from the f32 values, f32 accumulation; sm_80+).
+// Fragment layout per the PTX ISA: lane = 4 * g + t; A rows g and g+8, columns 2t, 2t+1 (+8);
+// B columns g, rows 2t, 2t+1 (+8); C rows g and g+8, columns 2t, 2t+1. Rows past M and k past KD
+// read as zero, so only N must be a multiple of 8 (codegen checks). C may alias D.
+template <bool TA, bool TB>
+__device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B, int M, int N,
+                                        int KD, float alpha, const float* D, float beta) {
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int tiles_n = N / 8, tiles = (M + 15) / 16 * tiles_n;
+  auto a_at = [&](int m, int k) {
+    return (m < M && k < KD) ? (TA ? A[k * M + m] : A[m * KD + k]) : 0.f;
+  };
+  auto b_at = [&](int k, int n) { return k < KD ? (TB ? B[n * KD + k] : B[k * N + n]) : 0.f; };
+  for (int tile = warp; tile < tiles; tile += warps) {
+    const int m0 = (tile / tiles_n) * 16, n0 = (tile % tiles_n) * 8;
+    float c[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int k0 = 0; k0 < KD; k0 += 16) {
+      const int k = k0 + 2 * t;
+      const unsigned a0 = pack_bf16x2(a_at(m0 + g, k), a_at(m0 + g, k + 1));
+      const unsigned a1 = pack_bf16x2(a_at(m0 + g + 8, k), a_at(m0 + g + 8, k + 1));
+      const unsigned a2 = pack_bf16x2(a_at(m0 + g, k + 8), a_at(m0 + g, k + 9));
+      const unsigned a3 = pack_bf16x2(a_at(m0 + g + 8, k + 8), a_at(m0 + g + 8, k + 9));
+      const unsigned b0 = pack_bf16x2(b_at(k, n0 + g), b_at(k + 1, n0 + g));
+      const unsigned b1 = pack_bf16x2(b_at(k + 8, n0 + g), b_at(k + 9, n0 + g));
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+          "{%8,%9}, {%0,%1,%2,%3};"
+          : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = m0 + g + 8 * r;
+      if (row >= M) continue;
+#pragma unroll
+      for (int cc = 0; cc < 2; ++cc) {
+        const int idx = row * N + n0 + 2 * t + cc;
+        float v = alpha * c[2 * r + cc];
+        if (D) v = fmaf(beta, D[idx], v);
+        C[idx] = v;
+      }
+    }
+  }
+  __syncthreads();
+}
+
 enum EwOp {
   kAdd = 0, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kBroadcast
 };
