@@ -211,11 +211,18 @@ class StepWriter {
         if (v.rows % 4 || v.cols % 4)
           throw std::logic_error(fmt::format("codegen: matmul %{} is {}x{}, not a multiple of 4",
                                              id, v.rows, v.cols));
-        const bool mma = schedule_.matmul == "mma_bf16";
+        const std::string& flavour = plan_.kind == StepKind::forward ? schedule_.forward_matmul
+                                                                     : schedule_.backward_matmul;
+        const bool mma = flavour != "simt_f32";
         if (mma && v.cols % 8)
           throw std::logic_error(fmt::format("codegen: mma matmul %{} has {} columns", id, v.cols));
-        line(fmt::format("tttc::{}<{}, {}>({}, {}, {}, {}, {}, {}, {}, {}, {});",
-                         mma ? "matmul_mma" : "matmul", op.trans_a, op.trans_b, loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
+        line(fmt::format("tttc::{}<{}, {}{}>({}, {}, {}, {}, {}, {}, {}, {}, {});",
+                         mma ? "matmul_mma" : "matmul", op.trans_a, op.trans_b,
+                         mma ? fmt::format(", {}", flavour == "mma_bf16"     ? 1
+                                                   : flavour == "mma_bf16x3" ? 2
+                                                                             : 3)
+                             : "",
+                         loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
                          float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
                          float_literal(has_d ? op.beta : 0.0)),
              id);

@@ -23,9 +23,11 @@ struct Schedule {
   Placement backward_arena = Placement::global;  // the backward step's working matrices
   int forward_blocks_per_sm = 1;   // occupancy target: caps registers via __launch_bounds__
   int backward_blocks_per_sm = 1;
-  // "simt_f32": f32 FMA micro-tiles; "mma_bf16": tensor cores (mma.sync, bf16 operands rounded
-  // from f32, f32 accumulation).
-  std::string matmul = "simt_f32";
+  // Per kernel: "simt_f32" (f32 FMA micro-tiles), or the tensor cores (mma.sync, bf16 operands,
+  // f32 accumulation) with each operand rounded to bf16 ("mma_bf16"), split in two bf16 parts
+  // ("mma_bf16x3": 3 products, about 2^-16) or in three ("mma_bf16x6": 6 products, about f32).
+  std::string forward_matmul = "simt_f32";
+  std::string backward_matmul = "simt_f32";
   int cluster = 1;  // SMs per (batch, head); > 1 would split the state over a cluster (future)
 };
 

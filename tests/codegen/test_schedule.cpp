@@ -38,8 +38,8 @@ TEST(Schedule, InvalidSchedulesExplainWhy) {
   bad.cluster = 2;
   EXPECT_TRUE(mentions(validate(s, bad, t), "cluster = 2"));
   bad = Schedule{};
-  bad.matmul = "wgmma";
-  EXPECT_TRUE(mentions(validate(s, bad, t), "matmul = 'wgmma'"));
+  bad.backward_matmul = "wgmma";
+  EXPECT_TRUE(mentions(validate(s, bad, t), "backward_matmul = 'wgmma'"));
   bad = Schedule{};
   bad.forward_state = Placement::shared;  // mlp2 f=128: 512 KiB of state cannot sit in shared memory
   EXPECT_TRUE(mentions(validate(s, bad, t), "bytes of shared memory"));

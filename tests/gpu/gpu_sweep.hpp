@@ -39,14 +39,12 @@ inline std::vector<SweepCase> gpu_sweep() {
             s.head_dim = f;
             s.mini_batch = K;
             s.checkpoint_group = 1 + i % 3;
-            const Activation acts[] = {Activation::gelu_tanh, Activation::gelu_tanh, Activation::silu,
-                                       Activation::relu};
-            s.activation = acts[i % 4];
-            // ReLU's derivative jumps at 0: where a pre-activation lies within f32 rounding of 0,
-            // an f32 kernel and the f64 reference take different sides (measured: 6e-4 relative on
-            // mlp2 non-causal f=32 K=64, docs/results.md). The 1e-4 f32 bound assumes a smooth
-            // function, so ReLU is swept in f16/bf16 only.
-            if (dtype == DType::f32 && s.activation == Activation::relu) s.activation = Activation::silu;
+            // Smooth activations only: ReLU's derivative jumps at 0 and the inner gradient uses
+            // it, so wherever a pre-activation lies within rounding of 0 the kernel and the f64
+            // reference legitimately take different sides (measured: up to 6e-4 relative in f32
+            // and 4e-2 in an ill-conditioned dtau in bf16; docs/results.md). ReLU has its own
+            // test in test_gpu_kernels.cpp.
+            s.activation = i % 3 == 2 ? Activation::silu : Activation::gelu_tanh;
             // T is never a multiple of K: the last mini-batch is short.
             const int T = 2 * K + 5 + (i % 3) * K;
             cases.push_back({s, i % 2 == 1, i % 5 == 2, T});
