@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the GPU validation this project records in docs/: the sweep test against the CPU reference,
-# compute-sanitizer (memcheck, racecheck) on a few specs, and the anchor-shape timings.
-# Usage: scripts/gpu-validate.sh BIN_DIR OUT_DIR [sweep|sanitize|bench]...  (default: all three)
+# the CLI end-to-end tests (tttc run checked against the reference on the GPU), compute-sanitizer
+# (memcheck, racecheck) on a few specs, and the anchor-shape timings.
+# Usage: scripts/gpu-validate.sh BIN_DIR OUT_DIR [sweep|cli|sanitize|bench]...  (default: all)
 set -uo pipefail
 bin=$1 out=$2
 shift 2
-steps=${*:-sweep sanitize bench}
+steps=${*:-sweep cli sanitize bench}
 mkdir -p "$out"
 export TTT_CACHE_DIR=${TTT_CACHE_DIR:-/tmp/tttc-gpu-cache}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,9 @@ for step in $steps; do
     sweep)
       TTTC_GPU_REPORT=$out/sweep.md "$bin/test_gpu_kernels" --gtest_brief=1 >"$out/sweep.log" 2>&1
       echo "sweep: exit $? ($(grep -E 'PASSED|FAILED' "$out/sweep.log" | tail -2 | tr '\n' ' '))" ;;
+    cli)
+      TTTC_TEST_BINARY=$bin/tttc TTTC_TEST_SOURCE_DIR=$root "$bin/test_tttc_cli" --gtest_brief=1 >"$out/cli.log" 2>&1
+      echo "cli: exit $? ($(grep -E 'PASSED|FAILED|SKIPPED' "$out/cli.log" | tail -3 | tr '\n' ' '))" ;;
     sanitize)
       for spec in linear mlp2 video-mlp2-noncausal mlp4-d128; do
         for tool in memcheck racecheck; do

@@ -9,7 +9,9 @@
 
 namespace {
 
-ttt::Spec linear_spec() { return ttt::load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/linear-f32-d32.json"); }
+ttt::Spec linear_spec() {
+  return ttt::load_spec_file(test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR) + "/examples/linear-f32-d32.json");
+}
 
 void save(const fs::path& dir, const std::string& name, const ttt::ref::Tensor& t) {
   std::vector<float> f(t.data.begin(), t.data.end());

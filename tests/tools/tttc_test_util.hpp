@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -21,10 +22,18 @@ struct Result {
   std::string out;
 };
 
+// Where the tttc binary and the source tree are: the build's paths, unless TTTC_TEST_BINARY and
+// TTTC_TEST_SOURCE_DIR point elsewhere (a copy of the build run on another machine).
+inline std::string test_path(const char* env, const std::string& built) {
+  const char* v = std::getenv(env);
+  return v && *v ? v : built;
+}
+
 // Runs tttc with `args` (stderr merged into stdout) under the given cache directory.
 Result tttc(const std::string& args, const fs::path& cache) {
-  const std::string cmd = fmt::format("cd {} && TTT_CACHE_DIR={} {}/tools/tttc {} 2>&1", TTTC_SOURCE_DIR,
-                                      cache.string(), TTTC_BINARY_DIR, args);
+  const std::string cmd = fmt::format(
+      "cd {} && TTT_CACHE_DIR={} {} {} 2>&1", test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR),
+      cache.string(), test_path("TTTC_TEST_BINARY", std::string(TTTC_BINARY_DIR) + "/tools/tttc"), args);
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
