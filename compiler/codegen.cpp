@@ -216,20 +216,16 @@ class StepWriter {
         const bool mma = flavour != "simt_f32";
         if (mma && v.cols % 8)
           throw std::logic_error(fmt::format("codegen: mma matmul %{} has {} columns", id, v.cols));
-        const std::string operands = fmt::format("{}, {}, {}, {}, {}, {}", loc(id), loc(op.args[0]),
-                                                 loc(op.args[1]), v.rows, v.cols, kd);
-        const std::string scales =
-            fmt::format("{}, {}, {}", float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
-                        float_literal(has_d ? op.beta : 0.0));
-        if (mma) {
-          const int parts = flavour == "mma_bf16" ? 1 : flavour == "mma_bf16x3" ? 2 : 3;
-          line(fmt::format("tttc::matmul_mma<{}>({}, {}, {}, {});", parts, operands, op.trans_a,
-                           op.trans_b, scales),
-               id);
-        } else {
-          line(fmt::format("tttc::matmul<{}, {}>({}, {});", op.trans_a, op.trans_b, operands, scales),
-               id);
-        }
+        line(fmt::format("tttc::{}<{}, {}{}>({}, {}, {}, {}, {}, {}, {}, {}, {});",
+                         mma ? "matmul_mma" : "matmul", op.trans_a, op.trans_b,
+                         mma ? fmt::format(", {}", flavour == "mma_bf16"     ? 1
+                                                   : flavour == "mma_bf16x3" ? 2
+                                                                             : 3)
+                             : "",
+                         loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
+                         float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
+                         float_literal(has_d ? op.beta : 0.0)),
+             id);
         return;
       }
       case ir::OpKind::elementwise: {

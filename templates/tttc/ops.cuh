@@ -103,12 +103,10 @@ __device__ __forceinline__ void split_fragments(const float (&av)[8], const floa
 // (about 2^-16), 3 takes 6 products (about 2^-24, like f32). Fragment layout per the PTX ISA:
 // lane = 4 * g + t; A rows g and g+8, columns 2t, 2t+1 (+8); B columns g, rows 2t, 2t+1 (+8);
 // C rows g and g+8, columns 2t, 2t+1. Rows past M and k past KD read as zero, so only N must be a
-// multiple of 8 (codegen checks). C may alias D. The transposes are run-time flags (uniform
-// branches): one instantiation per PARTS keeps NVRTC compiles short.
-template <int PARTS>
+// multiple of 8 (codegen checks). C may alias D.
+template <bool TA, bool TB, int PARTS>
 __device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B, int M, int N,
-                                        int KD, bool TA, bool TB, float alpha, const float* D,
-                                        float beta) {
+                                        int KD, float alpha, const float* D, float beta) {
   static_assert(PARTS >= 1 && PARTS <= 3, "PARTS: 1, 2 or 3");
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;

@@ -32,7 +32,7 @@ struct Step {
     tttc::load_vector(A + 2048, 16, c.lr, c.valid);  // %3 lr [1x16]
     tttc::load_vector(A + 2064, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<3>(A + 2080, A + 0, c.state_in + 0, 16, 64, 64, false, false, 1.0f, nullptr, 0.0f);  // %10 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 2080, A + 0, c.state_in + 0, 16, 64, 64, 1.0f, nullptr, 0.0f);  // %10 [16x64]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v11 = tttc::ew_apply<tttc::kAdd, kAct>((A + 2080)[idx], (c.state_in + 4096)[j], 1.0f, 0.0f, i, j);  // %11
@@ -91,7 +91,7 @@ struct Step {
     tttc::transpose(A + 1024, A + 2048, 1, 16);  // %57 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 1040, 16, 1, A + 1024, 16, 1, A + 2064, 1, 1, 1.0f, 0.0f);  // %58 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 1056, 16, 64, A + 3104, 16, 64, A + 1040, 16, 1, 1.0f, 0.0f);  // %59 [16x64]
-    tttc::matmul_mma<3>(c.state_out + 0, A + 0, A + 1056, 64, 64, 16, true, false, -1.0f, c.state_in + 0, 1.0f);  // %60 W1' [64x64]
+    tttc::matmul_mma<true, false, 3>(c.state_out + 0, A + 0, A + 1056, 64, 64, 16, -1.0f, c.state_in + 0, 1.0f);  // %60 W1' [64x64]
     tttc::col_sum(A + 0, A + 1056, 16, 64);  // %61 [1x64]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 4096, 1, 64, c.state_in + 4096, 1, 64, A + 0, 1, 64, 1.0f, 0.0f);  // %62 b1' [1x64]
   }
@@ -105,7 +105,7 @@ struct Step {
     tttc::load_vector(A + 3088, 16, c.tau, 16);  // %4 tau [16x1]
     tttc::load_vector(A + 3104, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<3>(A + 3120, A + 1024, c.state_in + 0, 16, 64, 64, false, false, 1.0f, nullptr, 0.0f);  // %10 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 1024, c.state_in + 0, 16, 64, 64, 1.0f, nullptr, 0.0f);  // %10 [16x64]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v11 = tttc::ew_apply<tttc::kAdd, kAct>((A + 3120)[idx], (c.state_in + 4096)[j], 1.0f, 0.0f, i, j);  // %11
@@ -170,7 +170,7 @@ struct Step {
       (A + 2112)[idx] = v37;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 2368, A + 0, A + 1024, 16, 16, 64, false, true, 1.0f, nullptr, 0.0f);  // %38 [16x16]
+    tttc::matmul_mma<false, true, 3>(A + 2368, A + 0, A + 1024, 16, 16, 64, 1.0f, nullptr, 0.0f);  // %38 [16x16]
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
       const int i = idx / 16, j = idx % 16;
       const float v39 = tttc::ew_apply<tttc::kMul, kAct>((A + 2368)[idx], (A + 2112)[idx], 1.0f, 0.0f, i, j);  // %39
@@ -178,9 +178,9 @@ struct Step {
       (A + 2624)[idx] = v40;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 9264, A + 0, c.state_in + 0, 16, 64, 64, false, false, 1.0f, nullptr, 0.0f);  // %41 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 9264, A + 0, c.state_in + 0, 16, 64, 64, 1.0f, nullptr, 0.0f);  // %41 [16x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 10288, 16, 64, A + 9264, 16, 64, c.state_in + 4096, 1, 64, 1.0f, 0.0f);  // %42 [16x64]
-    tttc::matmul_mma<3>(A + 9264, A + 2624, A + 8240, 16, 64, 16, false, false, -1.0f, A + 10288, 1.0f);  // %43 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 9264, A + 2624, A + 8240, 16, 64, 16, -1.0f, A + 10288, 1.0f);  // %43 [16x64]
     tttc::row_sum(A + 2880, A + 9264, 16, 64);  // %44 [16x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 2896, 16, 1, A + 2880, 16, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %45 [16x1]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
@@ -211,8 +211,8 @@ struct Step {
     tttc::load_tokens(A + 12336, 16, 64, c.dout, c.sdout, c.valid);  // %63 dO [16x64]
     tttc::elementwise<tttc::kAffine, kAct>(A + 2944, 1, 64, c.dstate_next + 4096, 1, 64, nullptr, 1, 1, -1.0f, 0.0f);  // %66 [1x64]
     tttc::elementwise<tttc::kBroadcast, kAct>(A + 13360, 16, 64, A + 2944, 1, 64, nullptr, 1, 1, 1.0f, 0.0f);  // %67 [16x64]
-    tttc::matmul_mma<3>(A + 14384, A + 11312, c.dstate_next + 0, 16, 64, 64, false, true, -1.0f, nullptr, 0.0f);  // %68 [16x64]
-    tttc::matmul_mma<3>(A + 11312, A + 1024, c.dstate_next + 0, 16, 64, 64, false, false, -1.0f, A + 13360, 1.0f);  // %69 [16x64]
+    tttc::matmul_mma<false, true, 3>(A + 14384, A + 11312, c.dstate_next + 0, 16, 64, 64, -1.0f, nullptr, 0.0f);  // %68 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 11312, A + 1024, c.dstate_next + 0, 16, 64, 64, -1.0f, A + 13360, 1.0f);  // %69 [16x64]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v70 = tttc::ew_apply<tttc::kMul, kAct>((A + 11312)[idx], (A + 2928)[i], 1.0f, 0.0f, i, j);  // %70
@@ -279,12 +279,12 @@ struct Step {
     tttc::row_sum(A + 2896, A + 15408, 16, 64);  // %97 [16x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 2912, 16, 1, A + 2896, 16, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %98 [16x1]
     tttc::elementwise<tttc::kAdd, kAct>(A + 9264, 16, 64, A + 11312, 16, 64, A + 2912, 16, 1, 1.0f, 0.0f);  // %99 [16x64]
-    tttc::matmul_mma<3>(A + 10288, A + 9264, A + 8240, 16, 16, 64, false, true, -1.0f, nullptr, 0.0f);  // %100 [16x16]
-    tttc::matmul_mma<3>(A + 8240, A + 2624, A + 9264, 16, 64, 16, true, false, -1.0f, A + 13360, 1.0f);  // %101 [16x64]
+    tttc::matmul_mma<false, true, 3>(A + 10288, A + 9264, A + 8240, 16, 16, 64, -1.0f, nullptr, 0.0f);  // %100 [16x16]
+    tttc::matmul_mma<true, false, 3>(A + 8240, A + 2624, A + 9264, 16, 64, 16, -1.0f, A + 13360, 1.0f);  // %101 [16x64]
     tttc::col_sum(A + 2624, A + 9264, 16, 64);  // %102 [1x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 2688, 1, 64, c.dstate_next + 4096, 1, 64, A + 2624, 1, 64, 1.0f, 0.0f);  // %103 [1x64]
-    tttc::matmul_mma<3>(A + 10544, A + 9264, c.state_in + 0, 16, 64, 64, false, true, 1.0f, A + 12336, 1.0f);  // %104 [16x64]
-    tttc::matmul_mma<3>(A + 15408, A + 0, A + 9264, 64, 64, 16, true, false, 1.0f, c.dstate_next + 0, 1.0f);  // %105 [64x64]
+    tttc::matmul_mma<false, true, 3>(A + 10544, A + 9264, c.state_in + 0, 16, 64, 64, 1.0f, A + 12336, 1.0f);  // %104 [16x64]
+    tttc::matmul_mma<true, false, 3>(A + 15408, A + 0, A + 9264, 64, 64, 16, 1.0f, c.dstate_next + 0, 1.0f);  // %105 [64x64]
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
       const int i = idx / 16, j = idx % 16;
       const float v106 = tttc::ew_apply<tttc::kMul, kAct>((A + 10288)[idx], (A + 2112)[idx], 1.0f, 0.0f, i, j);  // %106
@@ -294,9 +294,9 @@ struct Step {
       (A + 9520)[idx] = v108;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 11568, A + 9264, A + 1024, 16, 64, 16, false, false, 1.0f, A + 10544, 1.0f);  // %109 dQ [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 11568, A + 9264, A + 1024, 16, 64, 16, 1.0f, A + 10544, 1.0f);  // %109 dQ [16x64]
     tttc::store_tokens(c.dq, A + 11568, 16, 64, c.sdq, c.valid);
-    tttc::matmul_mma<3>(A + 9776, A + 9264, A + 0, 16, 64, 16, true, false, 1.0f, A + 14384, 1.0f);  // %110 [16x64]
+    tttc::matmul_mma<true, false, 3>(A + 9776, A + 9264, A + 0, 16, 64, 16, 1.0f, A + 14384, 1.0f);  // %110 [16x64]
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
       const int i = idx / 16, j = idx % 16;
       const float v111 = tttc::ew_apply<tttc::kTril, kAct>((A + 9520)[idx], 0.f, 1.0f, 0.0f, i, j);  // %111
@@ -428,9 +428,9 @@ struct Step {
     __syncthreads();
     tttc::col_sum(A + 0, A + 2752, 16, 64);  // %168 [1x64]
     tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 4096, 1, 64, A + 2688, 1, 64, A + 0, 1, 64, 1.0f, 0.0f);  // %169 db1 [1x64]
-    tttc::matmul_mma<3>(A + 0, A + 2752, c.state_in + 0, 16, 64, 64, false, true, 1.0f, A + 5168, 1.0f);  // %170 dK [16x64]
+    tttc::matmul_mma<false, true, 3>(A + 0, A + 2752, c.state_in + 0, 16, 64, 64, 1.0f, A + 5168, 1.0f);  // %170 dK [16x64]
     tttc::store_tokens(c.dk, A + 0, 16, 64, c.sdk, c.valid);
-    tttc::matmul_mma<3>(c.dstate_prev + 0, A + 1024, A + 2752, 64, 64, 16, true, false, 1.0f, A + 15408, 1.0f);  // %171 dW1 [64x64]
+    tttc::matmul_mma<true, false, 3>(c.dstate_prev + 0, A + 1024, A + 2752, 64, 64, 16, 1.0f, A + 15408, 1.0f);  // %171 dW1 [64x64]
   }
 };
 

@@ -28,7 +28,7 @@ struct Step {
     tttc::load_vector(A + 3088, 16, c.tau, 16);  // %4 tau [16x1]
     tttc::load_vector(A + 3104, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<3>(A + 3120, A + 1024, c.state_in + 0, 16, 64, 64, false, false, 1.0f, nullptr, 0.0f);  // %10 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 1024, c.state_in + 0, 16, 64, 64, 1.0f, nullptr, 0.0f);  // %10 [16x64]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v11 = tttc::ew_apply<tttc::kAdd, kAct>((A + 3120)[idx], (c.state_in + 4096)[j], 1.0f, 0.0f, i, j);  // %11
@@ -91,7 +91,7 @@ struct Step {
       (A + 2048)[idx] = v37;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 2304, A + 0, A + 1024, 16, 16, 64, false, true, 1.0f, nullptr, 0.0f);  // %38 [16x16]
+    tttc::matmul_mma<false, true, 3>(A + 2304, A + 0, A + 1024, 16, 16, 64, 1.0f, nullptr, 0.0f);  // %38 [16x16]
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
       const int i = idx / 16, j = idx % 16;
       const float v39 = tttc::ew_apply<tttc::kMul, kAct>((A + 2304)[idx], (A + 2048)[idx], 1.0f, 0.0f, i, j);  // %39
@@ -99,9 +99,9 @@ struct Step {
       (A + 2560)[idx] = v40;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 3120, A + 0, c.state_in + 0, 16, 64, 64, false, false, 1.0f, nullptr, 0.0f);  // %41 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 0, c.state_in + 0, 16, 64, 64, 1.0f, nullptr, 0.0f);  // %41 [16x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 5168, 16, 64, A + 3120, 16, 64, c.state_in + 4096, 1, 64, 1.0f, 0.0f);  // %42 [16x64]
-    tttc::matmul_mma<3>(A + 3120, A + 2560, A + 4144, 16, 64, 16, false, false, -1.0f, A + 5168, 1.0f);  // %43 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 2560, A + 4144, 16, 64, 16, -1.0f, A + 5168, 1.0f);  // %43 [16x64]
     tttc::row_sum(A + 2048, A + 3120, 16, 64);  // %44 [16x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 2064, 16, 1, A + 2048, 16, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %45 [16x1]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
@@ -136,7 +136,7 @@ struct Step {
     tttc::transpose(A + 0, A + 3072, 1, 16);  // %57 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 16, 16, 1, A + 0, 16, 1, A + 3104, 1, 1, 1.0f, 0.0f);  // %58 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 2048, 16, 64, A + 4144, 16, 64, A + 16, 16, 1, 1.0f, 0.0f);  // %59 [16x64]
-    tttc::matmul_mma<3>(c.state_out + 0, A + 1024, A + 2048, 64, 64, 16, true, false, -1.0f, c.state_in + 0, 1.0f);  // %60 W1' [64x64]
+    tttc::matmul_mma<true, false, 3>(c.state_out + 0, A + 1024, A + 2048, 64, 64, 16, -1.0f, c.state_in + 0, 1.0f);  // %60 W1' [64x64]
     tttc::col_sum(A + 0, A + 2048, 16, 64);  // %61 [1x64]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 4096, 1, 64, c.state_in + 4096, 1, 64, A + 0, 1, 64, 1.0f, 0.0f);  // %62 b1' [1x64]
   }

@@ -28,7 +28,7 @@ struct Step {
     tttc::load_vector(A + 3088, 16, c.tau, 16);  // %4 tau [16x1]
     tttc::load_vector(A + 3104, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<3>(A + 3120, A + 1024, c.state_in + 0, 16, 256, 64, false, false, 1.0f, nullptr, 0.0f);  // %12 [16x256]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 1024, c.state_in + 0, 16, 256, 64, 1.0f, nullptr, 0.0f);  // %12 [16x256]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v13 = tttc::ew_apply<tttc::kAdd, kAct>((A + 3120)[idx], (c.state_in + 16384)[j], 1.0f, 0.0f, i, j);  // %13
@@ -37,7 +37,7 @@ struct Step {
       (A + 11312)[idx] = v14;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 3120, A + 11312, c.state_in + 16640, 16, 64, 256, false, false, 1.0f, nullptr, 0.0f);  // %15 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 11312, c.state_in + 16640, 16, 64, 256, 1.0f, nullptr, 0.0f);  // %15 [16x64]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v16 = tttc::ew_apply<tttc::kAdd, kAct>((A + 3120)[idx], (c.state_in + 33024)[j], 1.0f, 0.0f, i, j);  // %16
@@ -93,7 +93,7 @@ struct Step {
     tttc::elementwise<tttc::kAffine, kAct>(A + 2048, 16, 1, A + 2064, 16, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %39 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 4144, 16, 64, A + 3120, 16, 64, A + 2048, 16, 1, 1.0f, 0.0f);  // %40 G2 [16x64]
     tttc::elementwise<tttc::kActD1, kAct>(A + 15408, 16, 256, A + 7216, 16, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %41 [16x256]
-    tttc::matmul_mma<3>(A + 5168, A + 4144, c.state_in + 16640, 16, 256, 64, false, true, 1.0f, nullptr, 0.0f);  // %42 [16x256]
+    tttc::matmul_mma<false, true, 3>(A + 5168, A + 4144, c.state_in + 16640, 16, 256, 64, 1.0f, nullptr, 0.0f);  // %42 [16x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 19504, 16, 256, A + 5168, 16, 256, A + 15408, 16, 256, 1.0f, 0.0f);  // %43 G1 [16x256]
     // query output (causal dual form)
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
@@ -103,7 +103,7 @@ struct Step {
       (A + 2048)[idx] = v45;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 2304, A + 0, A + 1024, 16, 16, 64, false, true, 1.0f, nullptr, 0.0f);  // %46 [16x16]
+    tttc::matmul_mma<false, true, 3>(A + 2304, A + 0, A + 1024, 16, 16, 64, 1.0f, nullptr, 0.0f);  // %46 [16x16]
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
       const int i = idx / 16, j = idx % 16;
       const float v47 = tttc::ew_apply<tttc::kMul, kAct>((A + 2304)[idx], (A + 2048)[idx], 1.0f, 0.0f, i, j);  // %47
@@ -111,11 +111,11 @@ struct Step {
       (A + 2560)[idx] = v48;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 5168, A + 0, c.state_in + 0, 16, 256, 64, false, false, 1.0f, nullptr, 0.0f);  // %49 [16x256]
+    tttc::matmul_mma<false, false, 3>(A + 5168, A + 0, c.state_in + 0, 16, 256, 64, 1.0f, nullptr, 0.0f);  // %49 [16x256]
     tttc::elementwise<tttc::kAdd, kAct>(A + 15408, 16, 256, A + 5168, 16, 256, c.state_in + 16384, 1, 256, 1.0f, 0.0f);  // %50 [16x256]
-    tttc::matmul_mma<3>(A + 5168, A + 2560, A + 19504, 16, 256, 16, false, false, -1.0f, A + 15408, 1.0f);  // %51 [16x256]
+    tttc::matmul_mma<false, false, 3>(A + 5168, A + 2560, A + 19504, 16, 256, 16, -1.0f, A + 15408, 1.0f);  // %51 [16x256]
     tttc::elementwise<tttc::kAct, kAct>(A + 15408, 16, 256, A + 5168, 16, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %52 [16x256]
-    tttc::matmul_mma<3>(A + 2304, A + 15408, A + 11312, 16, 16, 256, false, true, 1.0f, nullptr, 0.0f);  // %53 [16x16]
+    tttc::matmul_mma<false, true, 3>(A + 2304, A + 15408, A + 11312, 16, 16, 256, 1.0f, nullptr, 0.0f);  // %53 [16x16]
     for (int idx = threadIdx.x; idx < 256; idx += blockDim.x) {  // fused
       const int i = idx / 16, j = idx % 16;
       const float v54 = tttc::ew_apply<tttc::kMul, kAct>((A + 2304)[idx], (A + 2048)[idx], 1.0f, 0.0f, i, j);  // %54
@@ -123,9 +123,9 @@ struct Step {
       (A + 2560)[idx] = v55;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 3120, A + 15408, c.state_in + 16640, 16, 64, 256, false, false, 1.0f, nullptr, 0.0f);  // %56 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 15408, c.state_in + 16640, 16, 64, 256, 1.0f, nullptr, 0.0f);  // %56 [16x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 5168, 16, 64, A + 3120, 16, 64, c.state_in + 33024, 1, 64, 1.0f, 0.0f);  // %57 [16x64]
-    tttc::matmul_mma<3>(A + 3120, A + 2560, A + 4144, 16, 64, 16, false, false, -1.0f, A + 5168, 1.0f);  // %58 [16x64]
+    tttc::matmul_mma<false, false, 3>(A + 3120, A + 2560, A + 4144, 16, 64, 16, -1.0f, A + 5168, 1.0f);  // %58 [16x64]
     tttc::row_sum(A + 2048, A + 3120, 16, 64);  // %59 [16x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 2064, 16, 1, A + 2048, 16, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %60 [16x1]
     for (int idx = threadIdx.x; idx < 1024; idx += blockDim.x) {  // fused
@@ -160,11 +160,11 @@ struct Step {
     tttc::transpose(A + 0, A + 3072, 1, 16);  // %72 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 16, 16, 1, A + 0, 16, 1, A + 3104, 1, 1, 1.0f, 0.0f);  // %73 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 5168, 16, 256, A + 19504, 16, 256, A + 16, 16, 1, 1.0f, 0.0f);  // %74 [16x256]
-    tttc::matmul_mma<3>(c.state_out + 0, A + 1024, A + 5168, 64, 256, 16, true, false, -1.0f, c.state_in + 0, 1.0f);  // %75 W1' [64x256]
+    tttc::matmul_mma<true, false, 3>(c.state_out + 0, A + 1024, A + 5168, 64, 256, 16, -1.0f, c.state_in + 0, 1.0f);  // %75 W1' [64x256]
     tttc::col_sum(A + 32, A + 5168, 16, 256);  // %76 [1x256]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 16384, 1, 256, c.state_in + 16384, 1, 256, A + 32, 1, 256, 1.0f, 0.0f);  // %77 b1' [1x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 32, 16, 64, A + 4144, 16, 64, A + 16, 16, 1, 1.0f, 0.0f);  // %78 [16x64]
-    tttc::matmul_mma<3>(c.state_out + 16640, A + 11312, A + 32, 256, 64, 16, true, false, -1.0f, c.state_in + 16640, 1.0f);  // %79 W2' [256x64]
+    tttc::matmul_mma<true, false, 3>(c.state_out + 16640, A + 11312, A + 32, 256, 64, 16, -1.0f, c.state_in + 16640, 1.0f);  // %79 W2' [256x64]
     tttc::col_sum(A + 1056, A + 32, 16, 64);  // %80 [1x64]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 33024, 1, 64, c.state_in + 33024, 1, 64, A + 1056, 1, 64, 1.0f, 0.0f);  // %81 b2' [1x64]
   }

@@ -32,7 +32,7 @@ struct Step {
     tttc::load_vector(A + 8192, 64, c.lr, c.valid);  // %3 lr [1x64]
     tttc::load_vector(A + 8256, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<3>(A + 8272, A + 0, c.state_in + 0, 64, 256, 64, false, false, 1.0f, nullptr, 0.0f);  // %12 [64x256]
+    tttc::matmul_mma<false, false, 3>(A + 8272, A + 0, c.state_in + 0, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %12 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v13 = tttc::ew_apply<tttc::kAdd, kAct>((A + 8272)[idx], (c.state_in + 16384)[j], 1.0f, 0.0f, i, j);  // %13
@@ -41,7 +41,7 @@ struct Step {
       (A + 41040)[idx] = v14;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 8272, A + 41040, c.state_in + 16640, 64, 64, 256, false, false, 1.0f, nullptr, 0.0f);  // %15 [64x64]
+    tttc::matmul_mma<false, false, 3>(A + 8272, A + 41040, c.state_in + 16640, 64, 64, 256, 1.0f, nullptr, 0.0f);  // %15 [64x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v16 = tttc::ew_apply<tttc::kAdd, kAct>((A + 8272)[idx], (c.state_in + 33024)[j], 1.0f, 0.0f, i, j);  // %16
@@ -97,17 +97,17 @@ struct Step {
     tttc::elementwise<tttc::kAffine, kAct>(A + 4096, 64, 1, A + 4160, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %39 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 12368, 64, 64, A + 8272, 64, 64, A + 4096, 64, 1, 1.0f, 0.0f);  // %40 G2 [64x64]
     tttc::elementwise<tttc::kActD1, kAct>(A + 57424, 64, 256, A + 24656, 64, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %41 [64x256]
-    tttc::matmul_mma<3>(A + 16464, A + 12368, c.state_in + 16640, 64, 256, 64, false, true, 1.0f, nullptr, 0.0f);  // %42 [64x256]
+    tttc::matmul_mma<false, true, 3>(A + 16464, A + 12368, c.state_in + 16640, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %42 [64x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 73808, 64, 256, A + 16464, 64, 256, A + 57424, 64, 256, 1.0f, 0.0f);  // %43 G1 [64x256]
     // state update (last row's eta)
     tttc::transpose(A + 4096, A + 8192, 1, 64);  // %44 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 4160, 64, 1, A + 4096, 64, 1, A + 8256, 1, 1, 1.0f, 0.0f);  // %45 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 16464, 64, 256, A + 73808, 64, 256, A + 4160, 64, 1, 1.0f, 0.0f);  // %46 [64x256]
-    tttc::matmul_mma<3>(c.state_out + 0, A + 0, A + 16464, 64, 256, 64, true, false, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
+    tttc::matmul_mma<true, false, 3>(c.state_out + 0, A + 0, A + 16464, 64, 256, 64, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
     tttc::col_sum(A + 0, A + 16464, 64, 256);  // %48 [1x256]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 16384, 1, 256, c.state_in + 16384, 1, 256, A + 0, 1, 256, 1.0f, 0.0f);  // %49 b1' [1x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 0, 64, 64, A + 12368, 64, 64, A + 4160, 64, 1, 1.0f, 0.0f);  // %50 [64x64]
-    tttc::matmul_mma<3>(c.state_out + 16640, A + 41040, A + 0, 256, 64, 64, true, false, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
+    tttc::matmul_mma<true, false, 3>(c.state_out + 16640, A + 41040, A + 0, 256, 64, 64, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
     tttc::col_sum(A + 4096, A + 0, 64, 64);  // %52 [1x64]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 33024, 1, 64, c.state_in + 33024, 1, 64, A + 4096, 1, 64, 1.0f, 0.0f);  // %53 b2' [1x64]
   }
@@ -120,7 +120,7 @@ struct Step {
     tttc::load_vector(A + 12288, 64, c.lr, c.valid);  // %3 lr [1x64]
     tttc::load_vector(A + 12352, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<3>(A + 12368, A + 4096, c.state_in + 0, 64, 256, 64, false, false, 1.0f, nullptr, 0.0f);  // %12 [64x256]
+    tttc::matmul_mma<false, false, 3>(A + 12368, A + 4096, c.state_in + 0, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %12 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v13 = tttc::ew_apply<tttc::kAdd, kAct>((A + 12368)[idx], (c.state_in + 16384)[j], 1.0f, 0.0f, i, j);  // %13
@@ -129,7 +129,7 @@ struct Step {
       (A + 45136)[idx] = v14;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 12368, A + 45136, c.state_in + 16640, 64, 64, 256, false, false, 1.0f, nullptr, 0.0f);  // %15 [64x64]
+    tttc::matmul_mma<false, false, 3>(A + 12368, A + 45136, c.state_in + 16640, 64, 64, 256, 1.0f, nullptr, 0.0f);  // %15 [64x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v16 = tttc::ew_apply<tttc::kAdd, kAct>((A + 12368)[idx], (c.state_in + 33024)[j], 1.0f, 0.0f, i, j);  // %16
@@ -187,21 +187,21 @@ struct Step {
     tttc::elementwise<tttc::kAffine, kAct>(A + 8192, 64, 1, A + 8320, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %39 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 65616, 64, 64, A + 20560, 64, 64, A + 8192, 64, 1, 1.0f, 0.0f);  // %40 G2 [64x64]
     tttc::elementwise<tttc::kActD1, kAct>(A + 69712, 64, 256, A + 28752, 64, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %41 [64x256]
-    tttc::matmul_mma<3>(A + 86096, A + 65616, c.state_in + 16640, 64, 256, 64, false, true, 1.0f, nullptr, 0.0f);  // %42 [64x256]
+    tttc::matmul_mma<false, true, 3>(A + 86096, A + 65616, c.state_in + 16640, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %42 [64x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 102480, 64, 256, A + 86096, 64, 256, A + 69712, 64, 256, 1.0f, 0.0f);  // %43 G1 [64x256]
     // state update (last row's eta)
     tttc::transpose(A + 8448, A + 12288, 1, 64);  // %44 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 8512, 64, 1, A + 8448, 64, 1, A + 12352, 1, 1, 1.0f, 0.0f);  // %45 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 118864, 64, 256, A + 102480, 64, 256, A + 8512, 64, 1, 1.0f, 0.0f);  // %46 [64x256]
-    tttc::matmul_mma<3>(A + 135248, A + 4096, A + 118864, 64, 256, 64, true, false, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
+    tttc::matmul_mma<true, false, 3>(A + 135248, A + 4096, A + 118864, 64, 256, 64, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
     tttc::col_sum(A + 8576, A + 118864, 64, 256);  // %48 [1x256]
     tttc::elementwise<tttc::kSub, kAct>(A + 8832, 1, 256, c.state_in + 16384, 1, 256, A + 8576, 1, 256, 1.0f, 0.0f);  // %49 b1' [1x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 151632, 64, 64, A + 65616, 64, 64, A + 8512, 64, 1, 1.0f, 0.0f);  // %50 [64x64]
-    tttc::matmul_mma<3>(A + 155728, A + 45136, A + 151632, 256, 64, 64, true, false, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
+    tttc::matmul_mma<true, false, 3>(A + 155728, A + 45136, A + 151632, 256, 64, 64, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
     tttc::col_sum(A + 8576, A + 151632, 64, 64);  // %52 [1x64]
     tttc::elementwise<tttc::kSub, kAct>(A + 8640, 1, 64, c.state_in + 33024, 1, 64, A + 8576, 1, 64, 1.0f, 0.0f);  // %53 b2' [1x64]
     // query output (non-causal: updated state)
-    tttc::matmul_mma<3>(A + 172112, A + 0, A + 135248, 64, 256, 64, false, false, 1.0f, nullptr, 0.0f);  // %54 [64x256]
+    tttc::matmul_mma<false, false, 3>(A + 172112, A + 0, A + 135248, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %54 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v55 = tttc::ew_apply<tttc::kAdd, kAct>((A + 172112)[idx], (A + 8832)[j], 1.0f, 0.0f, i, j);  // %55
@@ -210,7 +210,7 @@ struct Step {
       (A + 204880)[idx] = v56;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 172112, A + 204880, A + 155728, 64, 64, 256, false, false, 1.0f, nullptr, 0.0f);  // %57 [64x64]
+    tttc::matmul_mma<false, false, 3>(A + 172112, A + 204880, A + 155728, 64, 64, 256, 1.0f, nullptr, 0.0f);  // %57 [64x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, A + 8640, 1, 64, 1.0f, 0.0f);  // %58 [64x64]
     tttc::row_sum(A + 8576, A + 176208, 64, 64);  // %59 [64x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 8640, 64, 1, A + 8576, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %60 [64x1]
@@ -284,8 +284,8 @@ struct Step {
     tttc::elementwise<tttc::kAdd, kAct>(A + 172112, 64, 64, A + 184400, 64, 64, A + 8704, 64, 1, 1.0f, 0.0f);  // %99 [64x64]
     tttc::col_sum(A + 8640, A + 172112, 64, 64);  // %100 [1x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 8704, 1, 64, c.dstate_next + 33024, 1, 64, A + 8640, 1, 64, 1.0f, 0.0f);  // %101 [1x64]
-    tttc::matmul_mma<3>(A + 221264, A + 172112, A + 155728, 64, 256, 64, false, true, 1.0f, nullptr, 0.0f);  // %102 [64x256]
-    tttc::matmul_mma<3>(A + 155728, A + 204880, A + 172112, 256, 64, 64, true, false, 1.0f, c.dstate_next + 16640, 1.0f);  // %103 [256x64]
+    tttc::matmul_mma<false, true, 3>(A + 221264, A + 172112, A + 155728, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %102 [64x256]
+    tttc::matmul_mma<true, false, 3>(A + 155728, A + 204880, A + 172112, 256, 64, 64, 1.0f, c.dstate_next + 16640, 1.0f);  // %103 [256x64]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v104 = tttc::ew_apply<tttc::kActD1, kAct>((A + 188496)[idx], 0.f, 1.0f, 0.0f, i, j);  // %104
@@ -295,13 +295,13 @@ struct Step {
     __syncthreads();
     tttc::col_sum(A + 8832, A + 204880, 64, 256);  // %106 [1x256]
     tttc::elementwise<tttc::kAdd, kAct>(A + 9088, 1, 256, c.dstate_next + 16384, 1, 256, A + 8832, 1, 256, 1.0f, 0.0f);  // %107 [1x256]
-    tttc::matmul_mma<3>(A + 172112, A + 204880, A + 135248, 64, 64, 256, false, true, 1.0f, A + 180304, 1.0f);  // %108 dQ [64x64]
+    tttc::matmul_mma<false, true, 3>(A + 172112, A + 204880, A + 135248, 64, 64, 256, 1.0f, A + 180304, 1.0f);  // %108 dQ [64x64]
     tttc::store_tokens(c.dq, A + 172112, 64, 64, c.sdq, c.valid);
-    tttc::matmul_mma<3>(A + 135248, A + 0, A + 204880, 64, 256, 64, true, false, 1.0f, c.dstate_next + 0, 1.0f);  // %109 [64x256]
+    tttc::matmul_mma<true, false, 3>(A + 135248, A + 0, A + 204880, 64, 256, 64, 1.0f, c.dstate_next + 0, 1.0f);  // %109 [64x256]
     tttc::elementwise<tttc::kAffine, kAct>(A + 0, 1, 64, A + 8704, 1, 64, nullptr, 1, 1, -1.0f, 0.0f);  // %110 [1x64]
     tttc::elementwise<tttc::kBroadcast, kAct>(A + 172112, 64, 64, A + 0, 1, 64, nullptr, 1, 1, 1.0f, 0.0f);  // %111 [64x64]
-    tttc::matmul_mma<3>(A + 176208, A + 151632, A + 155728, 64, 256, 64, false, true, -1.0f, nullptr, 0.0f);  // %112 [64x256]
-    tttc::matmul_mma<3>(A + 0, A + 45136, A + 155728, 64, 64, 256, false, false, -1.0f, A + 172112, 1.0f);  // %113 [64x64]
+    tttc::matmul_mma<false, true, 3>(A + 176208, A + 151632, A + 155728, 64, 256, 64, -1.0f, nullptr, 0.0f);  // %112 [64x256]
+    tttc::matmul_mma<false, false, 3>(A + 0, A + 45136, A + 155728, 64, 64, 256, -1.0f, A + 172112, 1.0f);  // %113 [64x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v114 = tttc::ew_apply<tttc::kMul, kAct>((A + 0)[idx], (A + 8512)[i], 1.0f, 0.0f, i, j);  // %114
@@ -313,8 +313,8 @@ struct Step {
     tttc::row_sum(A + 0, A + 172112, 64, 64);  // %116 [64x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 64, 1, 256, A + 9088, 1, 256, nullptr, 1, 1, -1.0f, 0.0f);  // %117 [1x256]
     tttc::elementwise<tttc::kBroadcast, kAct>(A + 192592, 64, 256, A + 64, 1, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %118 [64x256]
-    tttc::matmul_mma<3>(A + 172112, A + 118864, A + 135248, 64, 64, 256, false, true, -1.0f, nullptr, 0.0f);  // %119 [64x64]
-    tttc::matmul_mma<3>(A + 118864, A + 4096, A + 135248, 64, 256, 64, false, false, -1.0f, A + 192592, 1.0f);  // %120 [64x256]
+    tttc::matmul_mma<false, true, 3>(A + 172112, A + 118864, A + 135248, 64, 64, 256, -1.0f, nullptr, 0.0f);  // %119 [64x64]
+    tttc::matmul_mma<false, false, 3>(A + 118864, A + 4096, A + 135248, 64, 256, 64, -1.0f, A + 192592, 1.0f);  // %120 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v121 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], (A + 8512)[i], 1.0f, 0.0f, i, j);  // %121
@@ -345,8 +345,8 @@ struct Step {
       (A + 118864)[idx] = v130;
     }
     __syncthreads();
-    tttc::matmul_mma<3>(A + 0, A + 102480, c.state_in + 16640, 64, 64, 256, false, false, 1.0f, A + 151632, 1.0f);  // %131 [64x64]
-    tttc::matmul_mma<3>(A + 69712, A + 102480, A + 65616, 256, 64, 64, true, false, 1.0f, A + 155728, 1.0f);  // %132 [256x64]
+    tttc::matmul_mma<false, false, 3>(A + 0, A + 102480, c.state_in + 16640, 64, 64, 256, 1.0f, A + 151632, 1.0f);  // %131 [64x64]
+    tttc::matmul_mma<true, false, 3>(A + 69712, A + 102480, A + 65616, 256, 64, 64, 1.0f, A + 155728, 1.0f);  // %132 [256x64]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v133 = tttc::ew_apply<tttc::kActD2, kAct>((A + 28752)[idx], 0.f, 1.0f, 0.0f, i, j);  // %133
@@ -471,8 +471,8 @@ struct Step {
     __syncthreads();
     tttc::col_sum(A + 0, A + 9344, 64, 64);  // %186 [1x64]
     tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 33024, 1, 64, A + 8704, 1, 64, A + 0, 1, 64, 1.0f, 0.0f);  // %187 db2 [1x64]
-    tttc::matmul_mma<3>(A + 102480, A + 9344, c.state_in + 16640, 64, 256, 64, false, true, 1.0f, A + 176208, 1.0f);  // %188 [64x256]
-    tttc::matmul_mma<3>(c.dstate_prev + 16640, A + 45136, A + 9344, 256, 64, 64, true, false, 1.0f, A + 69712, 1.0f);  // %189 dW2 [256x64]
+    tttc::matmul_mma<false, true, 3>(A + 102480, A + 9344, c.state_in + 16640, 64, 256, 64, 1.0f, A + 176208, 1.0f);  // %188 [64x256]
+    tttc::matmul_mma<true, false, 3>(c.dstate_prev + 16640, A + 45136, A + 9344, 256, 64, 64, 1.0f, A + 69712, 1.0f);  // %189 dW2 [256x64]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v190 = tttc::ew_apply<tttc::kActD1, kAct>((A + 28752)[idx], 0.f, 1.0f, 0.0f, i, j);  // %190
@@ -483,9 +483,9 @@ struct Step {
     __syncthreads();
     tttc::col_sum(A + 0, A + 45136, 64, 256);  // %193 [1x256]
     tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 16384, 1, 256, A + 9088, 1, 256, A + 0, 1, 256, 1.0f, 0.0f);  // %194 db1 [1x256]
-    tttc::matmul_mma<3>(A + 0, A + 45136, c.state_in + 0, 64, 64, 256, false, true, 1.0f, A + 13440, 1.0f);  // %195 dK [64x64]
+    tttc::matmul_mma<false, true, 3>(A + 0, A + 45136, c.state_in + 0, 64, 64, 256, 1.0f, A + 13440, 1.0f);  // %195 dK [64x64]
     tttc::store_tokens(c.dk, A + 0, 64, 64, c.sdk, c.valid);
-    tttc::matmul_mma<3>(c.dstate_prev + 0, A + 4096, A + 45136, 64, 256, 64, true, false, 1.0f, A + 135248, 1.0f);  // %196 dW1 [64x256]
+    tttc::matmul_mma<true, false, 3>(c.dstate_prev + 0, A + 4096, A + 45136, 64, 256, 64, 1.0f, A + 135248, 1.0f);  // %196 dW1 [64x256]
     tttc::fill(A + 0, 64, 1, 0.0f);  // %197 dtau [64x1]
     tttc::accumulate(c.acc_tau, A + 0, 64);
   }
