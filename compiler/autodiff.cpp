@@ -2,12 +2,12 @@
 // every op is written with the same op vocabulary, so the backward kernel is generated from the
 // same templates as the forward, for every inner model, depth and form. Second-order terms (the
 // inner gradient G depends on the state, keys, values, gamma and beta) come out of the rules.
-#include "compiler/ir.hpp"
-
 #include <fmt/format.h>
 
 #include <set>
 #include <stdexcept>
+
+#include "compiler/ir.hpp"
 
 namespace ttt::ir {
 namespace {
@@ -48,8 +48,10 @@ class Adjoint {
   }
   // Sums a broadcast contribution back down to the shape of value `like`.
   int reduce_to(int c, int like) {
-    if (rows(like) == 1 && rows(c) > 1) c = emit({.kind = OpKind::col_sum, .args = {c}}, 1, cols(c));
-    if (cols(like) == 1 && cols(c) > 1) c = emit({.kind = OpKind::row_sum, .args = {c}}, rows(c), 1);
+    if (rows(like) == 1 && rows(c) > 1)
+      c = emit({.kind = OpKind::col_sum, .args = {c}}, 1, cols(c));
+    if (cols(like) == 1 && cols(c) > 1)
+      c = emit({.kind = OpKind::row_sum, .args = {c}}, rows(c), 1);
     return c;
   }
   // adj[v] += contribution (contribution may be broadcastable to v's shape).
@@ -57,8 +59,9 @@ class Adjoint {
     contribution = reduce_to(contribution, v);
     if (adj_[v] < 0) {
       if (rows(contribution) != rows(v) || cols(contribution) != cols(v))
-        contribution = emit({.kind = OpKind::elementwise, .args = {contribution}, .ew = Ew::broadcast},
-                            rows(v), cols(v));
+        contribution =
+            emit({.kind = OpKind::elementwise, .args = {contribution}, .ew = Ew::broadcast},
+                 rows(v), cols(v));
       adj_[v] = contribution;
     } else {
       adj_[v] = ew(Ew::add, adj_[v], contribution);
@@ -78,10 +81,14 @@ class Adjoint {
         return;
       case OpKind::matmul: {
         const int A = op.args[0], B = op.args[1];
-        if (op.trans_a) accumulate_matmul(A, B, dC, op.trans_b, true, op.alpha);
-        else accumulate_matmul(A, dC, B, false, !op.trans_b, op.alpha);
-        if (op.trans_b) accumulate_matmul(B, dC, A, true, op.trans_a, op.alpha);
-        else accumulate_matmul(B, A, dC, !op.trans_a, false, op.alpha);
+        if (op.trans_a)
+          accumulate_matmul(A, B, dC, op.trans_b, true, op.alpha);
+        else
+          accumulate_matmul(A, dC, B, false, !op.trans_b, op.alpha);
+        if (op.trans_b)
+          accumulate_matmul(B, dC, A, true, op.trans_a, op.alpha);
+        else
+          accumulate_matmul(B, A, dC, !op.trans_a, false, op.alpha);
         if (op.args.size() > 2)
           accumulate(op.args[2], op.beta == 1.0 ? dC : ew(Ew::affine, dC, -1, op.beta, 0));
         return;
@@ -102,21 +109,41 @@ class Adjoint {
   void differentiate_elementwise(const Op& op, int dC) {
     const int a = op.args[0], b = op.args.size() > 1 ? op.args[1] : -1;
     switch (op.ew) {
-      case Ew::add: accumulate(a, dC); accumulate(b, dC); return;
-      case Ew::sub: accumulate(a, dC); accumulate(b, ew(Ew::affine, dC, -1, -1, 0)); return;
-      case Ew::mul: accumulate(a, ew(Ew::mul, dC, b)); accumulate(b, ew(Ew::mul, dC, a)); return;
-      case Ew::act: accumulate(a, ew(Ew::mul, dC, ew(Ew::act_d1, a))); return;
-      case Ew::act_d1: accumulate(a, ew(Ew::mul, dC, ew(Ew::act_d2, a))); return;
-      case Ew::act_d2: throw std::logic_error("autodiff: third derivative of the activation");
+      case Ew::add:
+        accumulate(a, dC);
+        accumulate(b, dC);
+        return;
+      case Ew::sub:
+        accumulate(a, dC);
+        accumulate(b, ew(Ew::affine, dC, -1, -1, 0));
+        return;
+      case Ew::mul:
+        accumulate(a, ew(Ew::mul, dC, b));
+        accumulate(b, ew(Ew::mul, dC, a));
+        return;
+      case Ew::act:
+        accumulate(a, ew(Ew::mul, dC, ew(Ew::act_d1, a)));
+        return;
+      case Ew::act_d1:
+        accumulate(a, ew(Ew::mul, dC, ew(Ew::act_d2, a)));
+        return;
+      case Ew::act_d2:
+        throw std::logic_error("autodiff: third derivative of the activation");
       case Ew::sqrt:  // d sqrt(a) = 0.5 / sqrt(a)
         accumulate(a, ew(Ew::mul, dC, ew(Ew::affine, ew(Ew::recip, op.out), -1, 0.5, 0)));
         return;
       case Ew::recip:  // d (1/a) = -(1/a)^2
         accumulate(a, ew(Ew::mul, dC, ew(Ew::affine, ew(Ew::mul, op.out, op.out), -1, -1, 0)));
         return;
-      case Ew::affine: accumulate(a, op.s == 1.0 ? dC : ew(Ew::affine, dC, -1, op.s, 0)); return;
-      case Ew::tril: accumulate(a, ew(Ew::tril, dC)); return;
-      case Ew::broadcast: accumulate(a, dC); return;
+      case Ew::affine:
+        accumulate(a, op.s == 1.0 ? dC : ew(Ew::affine, dC, -1, op.s, 0));
+        return;
+      case Ew::tril:
+        accumulate(a, ew(Ew::tril, dC));
+        return;
+      case Ew::broadcast:
+        accumulate(a, dC);
+        return;
     }
   }
 

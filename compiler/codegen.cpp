@@ -2,13 +2,13 @@
 // template call for one op, or a load/store binding a value to the driver's pointers.
 #include "compiler/codegen.hpp"
 
-#include "compiler/plan.hpp"
-
 #include <fmt/format.h>
 
 #include <map>
 #include <set>
 #include <stdexcept>
+
+#include "compiler/plan.hpp"
 
 namespace ttt::codegen {
 
@@ -27,25 +27,31 @@ std::string float_literal(double x) {
 
 const char* elem_type(DType d) {
   switch (d) {
-    case DType::f32: return "float";
-    case DType::f16: return "tttc::half_t";
-    case DType::bf16: return "tttc::bf16_t";
+    case DType::f32:
+      return "float";
+    case DType::f16:
+      return "tttc::half_t";
+    case DType::bf16:
+      return "tttc::bf16_t";
   }
   return "?";
 }
 
 const char* activation_constant(Activation a) {
   switch (a) {
-    case Activation::gelu_tanh: return "tttc::kGeluTanh";
-    case Activation::relu: return "tttc::kRelu";
-    case Activation::silu: return "tttc::kSilu";
+    case Activation::gelu_tanh:
+      return "tttc::kGeluTanh";
+    case Activation::relu:
+      return "tttc::kRelu";
+    case Activation::silu:
+      return "tttc::kSilu";
   }
   return "?";
 }
 
 const char* ew_constant(ir::Ew e) {
-  static const char* names[] = {"tttc::kAdd",    "tttc::kSub",   "tttc::kMul",   "tttc::kAct",
-                                "tttc::kActD1",  "tttc::kActD2", "tttc::kSqrt",  "tttc::kRecip",
+  static const char* names[] = {"tttc::kAdd",    "tttc::kSub",   "tttc::kMul",      "tttc::kAct",
+                                "tttc::kActD1",  "tttc::kActD2", "tttc::kSqrt",     "tttc::kRecip",
                                 "tttc::kAffine", "tttc::kTril",  "tttc::kBroadcast"};
   return names[static_cast<int>(e)];
 }
@@ -85,7 +91,8 @@ class StepWriter {
         out_ += fmt::format("    // {}\n", section);
       }
       std::vector<int> members;
-      for (size_t j = i; j < p_.ops.size() && (!plan_.live[j] || plan_.group[j] == static_cast<int>(i)); ++j)
+      for (size_t j = i;
+           j < p_.ops.size() && (!plan_.live[j] || plan_.group[j] == static_cast<int>(i)); ++j)
         if (plan_.live[j]) members.push_back(static_cast<int>(j));
       if (members.size() > 1) {
         emit_fused(members);
@@ -111,8 +118,8 @@ class StepWriter {
     const bool grad = base[0] == 'd';
     if (grad) base = base.substr(1);
     const long long offset = offsets_.at(base);
-    const char* pointer = grad ? (after ? "c.dstate_next" : "c.dstate_prev")
-                               : (after ? "c.state_out" : "c.state_in");
+    const char* pointer =
+        grad ? (after ? "c.dstate_next" : "c.dstate_prev") : (after ? "c.state_out" : "c.state_in");
     return fmt::format("{} + {}", pointer, offset);
   }
 
@@ -132,7 +139,8 @@ class StepWriter {
         {"Q", "c.q, c.sq"}, {"K", "c.k, c.sk"}, {"V", "c.v, c.sv"}, {"dO", "c.dout, c.sdout"}};
     const int K = spec_.mini_batch, f = spec_.head_dim;
     if (auto it = token_sources.find(name); it != token_sources.end())
-      line(fmt::format("tttc::load_tokens({}, {}, {}, {}, c.valid);", loc(id), K, f, it->second), id);
+      line(fmt::format("tttc::load_tokens({}, {}, {}, {}, c.valid);", loc(id), K, f, it->second),
+           id);
     else if (name == "lr")
       line(fmt::format("tttc::load_vector({}, {}, c.lr, c.valid);", loc(id), K), id);
     else if (name == "tau")
@@ -181,18 +189,20 @@ class StepWriter {
       const char* index = v.rows == 1 ? (v.cols == 1 ? "0" : "j") : (v.cols == 1 ? "i" : "idx");
       return fmt::format("({})[{}]", loc(id), index);
     };
-    out_ += fmt::format("    for (int idx = threadIdx.x; idx < {}; idx += blockDim.x) {{  // fused\n",
-                        shape.size());
+    out_ +=
+        fmt::format("    for (int idx = threadIdx.x; idx < {}; idx += blockDim.x) {{  // fused\n",
+                    shape.size());
     out_ += fmt::format("      const int i = idx / {}, j = idx % {};\n", shape.cols, shape.cols);
     for (int id : members) {
       const ir::Op& op = p_.ops[id];
       const std::string b = op.args.size() > 1 ? operand(op.args[1]) : "0.f";
-      out_ += fmt::format("      const float v{} = tttc::ew_apply<{}, kAct>({}, {}, {}, {}, i, j);", id,
-                          ew_constant(op.ew), operand(op.args[0]), b, float_literal(op.s),
+      out_ += fmt::format("      const float v{} = tttc::ew_apply<{}, kAct>({}, {}, {}, {}, i, j);",
+                          id, ew_constant(op.ew), operand(op.args[0]), b, float_literal(op.s),
                           float_literal(op.c));
       const std::string& name = p_.values[id].name;
       out_ += fmt::format("  // %{}{}\n", id, name.empty() ? "" : " " + name);
-      if (plan_.slot[id] != plan::kRegister) out_ += fmt::format("      ({})[idx] = v{};\n", loc(id), id);
+      if (plan_.slot[id] != plan::kRegister)
+        out_ += fmt::format("      ({})[idx] = v{};\n", loc(id), id);
     }
     out_ += "    }\n    __syncthreads();\n";
   }
@@ -209,10 +219,10 @@ class StepWriter {
         const int kd = op.trans_a ? a.rows : a.cols;
         const bool has_d = op.args.size() > 2;
         if (v.rows % 4 || v.cols % 4)
-          throw std::logic_error(fmt::format("codegen: matmul %{} is {}x{}, not a multiple of 4",
-                                             id, v.rows, v.cols));
-        const std::string& flavour = plan_.kind == StepKind::forward ? schedule_.forward_matmul
-                                                                     : schedule_.backward_matmul;
+          throw std::logic_error(
+              fmt::format("codegen: matmul %{} is {}x{}, not a multiple of 4", id, v.rows, v.cols));
+        const std::string& flavour =
+            plan_.kind == StepKind::forward ? schedule_.forward_matmul : schedule_.backward_matmul;
         const bool mma = flavour != "simt_f32";
         if (mma && v.cols % 8)
           throw std::logic_error(fmt::format("codegen: mma matmul %{} has {} columns", id, v.cols));
@@ -270,7 +280,8 @@ void check_in_place_update(const StepPlan& plan) {
     for (size_t i = out_id + 1; i < p.ops.size(); ++i)
       for (int a : p.ops[i].args)
         if (plan.live[i] && a == old_id)
-          throw std::logic_error("codegen: " + role + " is written before the last read of the old state");
+          throw std::logic_error("codegen: " + role +
+                                 " is written before the last read of the old state");
   }
 }
 
@@ -300,10 +311,11 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
 
   // Layouts: shared memory first, then the per-CTA global workspace.
   std::map<std::string, long long> c;
-  const bool arena_shared = (kind == KernelKind::forward ? schedule.forward_arena
-                                                         : schedule.backward_arena) ==
-                            Placement::shared;
-  const bool state_shared = kind == KernelKind::forward && schedule.forward_state == Placement::shared;
+  const bool arena_shared =
+      (kind == KernelKind::forward ? schedule.forward_arena : schedule.backward_arena) ==
+      Placement::shared;
+  const bool state_shared =
+      kind == KernelKind::forward && schedule.forward_state == Placement::shared;
   long long smem = 0, ws = 0;
   c["kSmemArena"] = 0;
   if (arena_shared) smem += g.arena_floats;
@@ -338,8 +350,8 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
   src += fmt::format("  static constexpr int kK = {}, kF = {}, kGroup = {};\n", K, F,
                      spec.checkpoint_group);
   src += fmt::format("  static constexpr long long kS = {};\n", S);
-  src += fmt::format("  static constexpr bool kArenaShared = {}, kStateShared = {};\n", arena_shared,
-                     state_shared);
+  src += fmt::format("  static constexpr bool kArenaShared = {}, kStateShared = {};\n",
+                     arena_shared, state_shared);
   for (const auto& [name, value] : c)
     src += fmt::format("  static constexpr long long {} = {};\n", name, value);
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
@@ -351,7 +363,8 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
       "extern \"C\" __global__ void __launch_bounds__({}, {}) {}(const tttc::{} p) {{\n"
       "  tttc::{}_kernel<Cfg, Step>(p);\n}}\n",
       schedule.threads,
-      kind == KernelKind::forward ? schedule.forward_blocks_per_sm : schedule.backward_blocks_per_sm,
+      kind == KernelKind::forward ? schedule.forward_blocks_per_sm
+                                  : schedule.backward_blocks_per_sm,
       g.kernel_name, params, to_string(kind));
   g.source = std::move(src);
   return g;

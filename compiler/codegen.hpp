@@ -4,10 +4,10 @@
 // shared-memory and workspace layouts, which the runtime reads from `Generated`.
 #pragma once
 
+#include <string>
+
 #include "compiler/schedule.hpp"
 #include "compiler/spec.hpp"
-
-#include <string>
 
 namespace ttt::codegen {
 
@@ -18,9 +18,9 @@ struct Generated {
   KernelKind kind;
   std::string kernel_name;  // extern "C" entry point
   std::string source;
-  long long shared_bytes = 0;        // dynamic shared memory per CTA
-  long long workspace_floats = 0;    // global scratch per CTA (per (b, h))
-  long long arena_floats = 0;        // the largest step arena in the kernel
+  long long shared_bytes = 0;      // dynamic shared memory per CTA
+  long long workspace_floats = 0;  // global scratch per CTA (per (b, h))
+  long long arena_floats = 0;      // the largest step arena in the kernel
 };
 
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);

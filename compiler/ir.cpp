@@ -214,17 +214,28 @@ namespace {
 
 const char* ew_name(Ew e) {
   switch (e) {
-    case Ew::add: return "add";
-    case Ew::sub: return "sub";
-    case Ew::mul: return "mul";
-    case Ew::act: return "act";
-    case Ew::act_d1: return "act'";
-    case Ew::act_d2: return "act''";
-    case Ew::sqrt: return "sqrt";
-    case Ew::recip: return "recip";
-    case Ew::affine: return "affine";
-    case Ew::tril: return "tril";
-    case Ew::broadcast: return "broadcast";
+    case Ew::add:
+      return "add";
+    case Ew::sub:
+      return "sub";
+    case Ew::mul:
+      return "mul";
+    case Ew::act:
+      return "act";
+    case Ew::act_d1:
+      return "act'";
+    case Ew::act_d2:
+      return "act''";
+    case Ew::sqrt:
+      return "sqrt";
+    case Ew::recip:
+      return "recip";
+    case Ew::affine:
+      return "affine";
+    case Ew::tril:
+      return "tril";
+    case Ew::broadcast:
+      return "broadcast";
   }
   return "?";
 }
@@ -246,7 +257,9 @@ std::string Program::to_text() const {
     const Value& v = values[op.out];
     std::string rhs;
     switch (op.kind) {
-      case OpKind::input: rhs = "input"; break;
+      case OpKind::input:
+        rhs = "input";
+        break;
       case OpKind::matmul:
         rhs = fmt::format("matmul {}{}, {}{}", ref(*this, op.args[0]), op.trans_a ? "^T" : "",
                           ref(*this, op.args[1]), op.trans_b ? "^T" : "");
@@ -258,10 +271,18 @@ std::string Program::to_text() const {
         if (op.args.size() > 1) rhs += ", " + ref(*this, op.args[1]);
         if (op.ew == Ew::affine) rhs += fmt::format(" (* {} + {})", op.s, op.c);
         break;
-      case OpKind::row_sum: rhs = "row_sum " + ref(*this, op.args[0]); break;
-      case OpKind::col_sum: rhs = "col_sum " + ref(*this, op.args[0]); break;
-      case OpKind::transpose: rhs = "transpose " + ref(*this, op.args[0]); break;
-      case OpKind::fill: rhs = fmt::format("fill {}", op.c); break;
+      case OpKind::row_sum:
+        rhs = "row_sum " + ref(*this, op.args[0]);
+        break;
+      case OpKind::col_sum:
+        rhs = "col_sum " + ref(*this, op.args[0]);
+        break;
+      case OpKind::transpose:
+        rhs = "transpose " + ref(*this, op.args[0]);
+        break;
+      case OpKind::fill:
+        rhs = fmt::format("fill {}", op.c);
+        break;
     }
     text += fmt::format("  {} [{}x{}] = {}\n", ref(*this, op.out), v.rows, v.cols, rhs);
   }

@@ -5,11 +5,11 @@
 // backward. codegen.cpp turns a Program into calls of the device templates, one call per Op.
 #pragma once
 
-#include "compiler/spec.hpp"
-
 #include <map>
 #include <string>
 #include <vector>
+
+#include "compiler/spec.hpp"
 
 namespace ttt::ir {
 
@@ -24,12 +24,17 @@ enum class OpKind {
 };
 
 enum class Ew {
-  add, sub, mul,  // binary
-  act, act_d1, act_d2,  // activation and its first/second derivative
-  sqrt, recip,          // unary
-  affine,               // s * a + c
-  tril,                 // a where row >= col, else 0
-  broadcast,            // copy a, broadcast to the output shape
+  add,
+  sub,
+  mul,  // binary
+  act,
+  act_d1,
+  act_d2,  // activation and its first/second derivative
+  sqrt,
+  recip,      // unary
+  affine,     // s * a + c
+  tril,       // a where row >= col, else 0
+  broadcast,  // copy a, broadcast to the output shape
 };
 
 struct Value {
@@ -61,18 +66,18 @@ struct Program {
 };
 
 // Names of bound inputs/outputs, shared by builder, autodiff and codegen.
-std::string weight_name(int layer);      // "W1"..
-std::string bias_name(int layer);        // "b1"..
-std::string updated(const std::string&); // "W1'" (state after the step)
-std::string adjoint(const std::string&); // "dW1" etc.
+std::string weight_name(int layer);       // "W1"..
+std::string bias_name(int layer);         // "b1"..
+std::string updated(const std::string&);  // "W1'" (state after the step)
+std::string adjoint(const std::string&);  // "dW1" etc.
 
 // One mini-batch step of `spec` (forward only). Inputs: Q, K, V [K, f]; lr [1, K]; tau [K, 1];
 // tau_last [1, 1]; gamma, beta [1, f]; W_l [d_{l-1}, d_l]; b_l [1, d_l].
 // Outputs: O [K, f]; W_l', b_l'.
 Program build_step(const Spec& spec);
 
-// Appends the reverse-mode adjoint of `forward` (built by build_step). New inputs: dO, dW_l', db_l'.
-// New outputs: dQ, dK, dV, dlr, dtau, dtau_last, dgamma, dbeta, dW_l, db_l.
+// Appends the reverse-mode adjoint of `forward` (built by build_step). New inputs: dO, dW_l',
+// db_l'. New outputs: dQ, dK, dV, dlr, dtau, dtau_last, dgamma, dbeta, dW_l, db_l.
 Program append_adjoint(const Program& forward);
 
 // A readable description of the step for `tttc ir`: layers, shapes, then the op list.

@@ -1,9 +1,6 @@
 // nvrtc_backend.cpp: the NVRTC calls, option building and the ptxas resource-report parser.
 #include "compiler/nvrtc_backend.hpp"
 
-#include "compiler/hash.hpp"
-#include "templates/embedded.hpp"
-
 #include <fmt/format.h>
 #include <nvrtc.h>
 
@@ -13,6 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+
+#include "compiler/hash.hpp"
+#include "templates/embedded.hpp"
 
 namespace ttt::nvrtc {
 namespace {
@@ -64,7 +64,8 @@ void parse_resources(CompileResult& r, const std::string& kernel_name) {
   if (entry != std::string::npos) {
     std::smatch m;
     std::string tail = log.substr(entry);
-    if (std::regex_search(tail, m, std::regex("Used ([0-9]+) registers"))) r.registers = std::stoi(m[1]);
+    if (std::regex_search(tail, m, std::regex("Used ([0-9]+) registers")))
+      r.registers = std::stoi(m[1]);
     if (std::regex_search(tail, m, std::regex("([0-9]+) bytes smem")))
       r.static_shared_bytes = std::stoll(m[1]);
   }
@@ -142,9 +143,10 @@ CompileResult compile(const std::string& source, const std::string& kernel_name,
   if (result != NVRTC_SUCCESS) {
     nvrtcDestroyProgram(&prog);
     const std::string path = write_failed_source(source);
-    throw CompileError(fmt::format("NVRTC failed to compile {} for {}: {}\n{}\nsource written to {}",
-                                   kernel_name, arch, nvrtcGetErrorString(result), r.log, path),
-                       r.log, path);
+    throw CompileError(
+        fmt::format("NVRTC failed to compile {} for {}: {}\n{}\nsource written to {}", kernel_name,
+                    arch, nvrtcGetErrorString(result), r.log, path),
+        r.log, path);
   }
   size_t size = 0;
   if (cubin) {

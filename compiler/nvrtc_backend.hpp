@@ -15,9 +15,9 @@ struct CompileResult {
   std::string binary_kind;  // "cubin" or "ptx"
   std::string target;       // what NVRTC was asked for: "sm_90a" or "compute_120"
   double compile_ms = 0;
-  int registers = -1;             // of the entry function, from ptxas (-1 if not reported)
+  int registers = -1;  // of the entry function, from ptxas (-1 if not reported)
   long long static_shared_bytes = -1;
-  long long spill_bytes = -1;     // spill stores + loads over all functions
+  long long spill_bytes = -1;  // spill stores + loads over all functions
   std::string log;
 };
 
@@ -28,8 +28,8 @@ class CompileError : public std::runtime_error {
   std::string log, source_path;
 };
 
-std::string version();                        // e.g. "13.0"
-std::vector<std::string> supported_archs();   // e.g. {"sm_75", ..., "sm_120"}
+std::string version();                       // e.g. "13.0"
+std::vector<std::string> supported_archs();  // e.g. {"sm_75", ..., "sm_120"}
 // The options that change the binary for `arch` (recorded in the cache key).
 std::vector<std::string> key_options(const std::string& arch);
 // Compiles `source` (which includes only the embedded template headers) for `arch` ("sm_90a").

@@ -4,11 +4,11 @@
 // share memory.
 #pragma once
 
-#include "compiler/ir.hpp"
-
 #include <set>
 #include <string>
 #include <vector>
+
+#include "compiler/ir.hpp"
 
 namespace ttt::plan {
 
@@ -28,12 +28,12 @@ constexpr long long kRegister = -2;      // lives only inside its fused group, i
 
 struct StepPlan {
   StepKind kind;
-  ir::Program program;           // forward or forward+adjoint, unpruned (ids stay stable)
-  std::vector<bool> live;        // per op: emitted or not
+  ir::Program program;     // forward or forward+adjoint, unpruned (ids stay stable)
+  std::vector<bool> live;  // per op: emitted or not
   // Consecutive elementwise ops of one output shape, each reading its group's earlier values only
   // at its own element, run as one fused pass: group[i] is the index of the group's first op.
   std::vector<int> group;
-  std::vector<long long> slot;   // per value: arena offset in floats, kBoundOutside or kRegister
+  std::vector<long long> slot;  // per value: arena offset in floats, kBoundOutside or kRegister
   long long arena_floats = 0;
 };
 

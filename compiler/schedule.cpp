@@ -1,12 +1,12 @@
 // schedule.cpp: schedule (de)serialization, per-arch limits, validity checks and the default.
 #include "compiler/schedule.hpp"
 
-#include "compiler/codegen.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <stdexcept>
+
+#include "compiler/codegen.hpp"
 
 namespace ttt {
 
@@ -83,14 +83,14 @@ long long backward_shared_bytes(const Spec& spec, const Schedule& s) {
 std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
   std::vector<std::string> reasons;
   if (s.threads < 64 || s.threads > t.max_threads || s.threads % 32 != 0)
-    reasons.push_back(fmt::format("threads = {}: must be a multiple of 32 in 64..{}", s.threads,
-                                  t.max_threads));
+    reasons.push_back(
+        fmt::format("threads = {}: must be a multiple of 32 in 64..{}", s.threads, t.max_threads));
   for (auto [value, name] : {std::pair{s.forward_blocks_per_sm, "forward_blocks_per_sm"},
                              {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
     if (value < 1 || value > 8)
       reasons.push_back(fmt::format("{} = {}: must be in 1..8", name, value));
-  for (auto [value, name] : {std::pair{&s.forward_matmul, "forward_matmul"},
-                             {&s.backward_matmul, "backward_matmul"}})
+  for (auto [value, name] :
+       {std::pair{&s.forward_matmul, "forward_matmul"}, {&s.backward_matmul, "backward_matmul"}})
     if (*value != "simt_f32" && *value != "mma_bf16" && *value != "mma_bf16x3" &&
         *value != "mma_bf16x6")
       reasons.push_back(fmt::format(
@@ -109,15 +109,15 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
                                   bwd, t.arch, t.max_shared_bytes));
   // 1 KiB per resident CTA is reserved by the hardware.
   if (spec.build_forward && (fwd + 1024) * s.forward_blocks_per_sm > t.shared_bytes_per_sm)
-    reasons.push_back(fmt::format("forward_blocks_per_sm = {}: {} bytes of shared memory per CTA do "
-                                  "not fit {} times in one SM ({} bytes)",
-                                  s.forward_blocks_per_sm, fwd, s.forward_blocks_per_sm,
-                                  t.shared_bytes_per_sm));
+    reasons.push_back(
+        fmt::format("forward_blocks_per_sm = {}: {} bytes of shared memory per CTA do "
+                    "not fit {} times in one SM ({} bytes)",
+                    s.forward_blocks_per_sm, fwd, s.forward_blocks_per_sm, t.shared_bytes_per_sm));
   if (spec.build_backward && (bwd + 1024) * s.backward_blocks_per_sm > t.shared_bytes_per_sm)
-    reasons.push_back(fmt::format("backward_blocks_per_sm = {}: {} bytes of shared memory per CTA "
-                                  "do not fit {} times in one SM ({} bytes)",
-                                  s.backward_blocks_per_sm, bwd, s.backward_blocks_per_sm,
-                                  t.shared_bytes_per_sm));
+    reasons.push_back(fmt::format(
+        "backward_blocks_per_sm = {}: {} bytes of shared memory per CTA "
+        "do not fit {} times in one SM ({} bytes)",
+        s.backward_blocks_per_sm, bwd, s.backward_blocks_per_sm, t.shared_bytes_per_sm));
   return reasons;
 }
 

@@ -4,13 +4,12 @@
 // (spec, target) and validate() explains in words why a schedule cannot run.
 #pragma once
 
-#include "compiler/spec.hpp"
-
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "compiler/spec.hpp"
 
 namespace ttt {
 
@@ -21,7 +20,7 @@ struct Schedule {
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel
   Placement backward_arena = Placement::global;  // the backward step's working matrices
-  int forward_blocks_per_sm = 1;   // occupancy target: caps registers via __launch_bounds__
+  int forward_blocks_per_sm = 1;  // occupancy target: caps registers via __launch_bounds__
   int backward_blocks_per_sm = 1;
   // Per kernel: "simt_f32" (f32 FMA micro-tiles), or the tensor cores (mma.sync, bf16 operands,
   // f32 accumulation) with each operand rounded to bf16 ("mma_bf16"), split in two bf16 parts
@@ -33,7 +32,7 @@ struct Schedule {
 
 // What a target GPU offers; for ahead-of-time builds, the arch's documented limits.
 struct Target {
-  std::string arch = "sm_90a";  // sm_80, sm_86, sm_89, sm_90, sm_90a, or newer
+  std::string arch = "sm_90a";        // sm_80, sm_86, sm_89, sm_90, sm_90a, or newer
   int max_shared_bytes = 227 * 1024;  // per CTA, opt-in
   int shared_bytes_per_sm = 228 * 1024;
   int max_threads = 1024;

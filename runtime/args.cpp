@@ -85,7 +85,8 @@ Problem problem_from_q(const Spec& spec, const TensorRef& q) {
     fail("q", fmt::format("B, H and T must be positive (got [{}])", fmt::join(q.shape, ", ")));
   if (q.shape[0] * q.shape[1] > INT32_MAX || q.shape[2] > INT32_MAX)
     fail("q", "too large: B*H and T must fit in 32 bits");
-  return Problem{.B = static_cast<int>(q.shape[0]), .H = static_cast<int>(q.shape[1]),
+  return Problem{.B = static_cast<int>(q.shape[0]),
+                 .H = static_cast<int>(q.shape[1]),
                  .T = static_cast<int>(q.shape[2])};
 }
 
@@ -126,14 +127,21 @@ Problem check_backward(const Spec& spec, const BackwardArgs& a, int checkpoints)
   Problem p = problem_from_q(spec, a.q);
   const std::vector<int64_t> tokens = {p.B, p.H, p.T, spec.head_dim};
   const int64_t S = spec.state_floats();
-  for (auto [t, name] : {std::pair{&a.q, "q"}, {&a.k, "k"}, {&a.v, "v"}, {&a.dout, "dout"},
-                         {&a.dq, "dq"}, {&a.dk, "dk"}, {&a.dv, "dv"}})
+  for (auto [t, name] : {std::pair{&a.q, "q"},
+                         {&a.k, "k"},
+                         {&a.v, "v"},
+                         {&a.dout, "dout"},
+                         {&a.dq, "dq"},
+                         {&a.dk, "dk"},
+                         {&a.dv, "dv"}})
     check(*t, name, spec.dtype, tokens, Layout::unit_last);
   check_lr(a.lr, "lr", {p.B, p.H, p.T});
   check(a.dlr, "dlr", DType::f32, {p.B, p.H, p.T});
   check(a.tau, "tau", DType::f32, {spec.mini_batch});
   check(a.dtau, "dtau", DType::f32, {spec.mini_batch});
-  for (auto [t, name] : {std::pair{&a.gamma, "gamma"}, {&a.beta, "beta"}, {&a.dgamma, "dgamma"},
+  for (auto [t, name] : {std::pair{&a.gamma, "gamma"},
+                         {&a.beta, "beta"},
+                         {&a.dgamma, "dgamma"},
                          {&a.dbeta, "dbeta"}})
     check(*t, name, DType::f32, {p.H, spec.head_dim});
   check(a.checkpoints, "checkpoints", DType::f32, {p.B, p.H, checkpoints, S});
@@ -145,38 +153,54 @@ Problem check_backward(const Spec& spec, const BackwardArgs& a, int checkpoints)
 tttc::ForwardParams forward_params(const Problem& p, const ForwardArgs& a) {
   const auto lr = a.lr.effective_strides();
   const int64_t S = a.state_final.shape[2];
-  return tttc::ForwardParams{
-      .B = p.B, .H = p.H, .T = p.T,
-      .q = token(a.q), .k = token(a.k), .v = token(a.v), .out = token(a.out),
-      .lr = static_cast<const float*>(a.lr.data), .lr_stride_b = lr[0], .lr_stride_h = lr[1],
-      .tau = static_cast<const float*>(a.tau.data),
-      .gamma = static_cast<const float*>(a.gamma.data),
-      .beta = static_cast<const float*>(a.beta.data),
-      .state0 = static_cast<const float*>(a.state0.data),
-      .state0_stride_b = p.shared_state ? 0 : p.H * S,
-      .state_final = static_cast<float*>(a.state_final.data),
-      .checkpoints = static_cast<float*>(a.checkpoints.data),
-      .workspace = static_cast<float*>(a.workspace)};
+  return tttc::ForwardParams{.B = p.B,
+                             .H = p.H,
+                             .T = p.T,
+                             .q = token(a.q),
+                             .k = token(a.k),
+                             .v = token(a.v),
+                             .out = token(a.out),
+                             .lr = static_cast<const float*>(a.lr.data),
+                             .lr_stride_b = lr[0],
+                             .lr_stride_h = lr[1],
+                             .tau = static_cast<const float*>(a.tau.data),
+                             .gamma = static_cast<const float*>(a.gamma.data),
+                             .beta = static_cast<const float*>(a.beta.data),
+                             .state0 = static_cast<const float*>(a.state0.data),
+                             .state0_stride_b = p.shared_state ? 0 : p.H * S,
+                             .state_final = static_cast<float*>(a.state_final.data),
+                             .checkpoints = static_cast<float*>(a.checkpoints.data),
+                             .workspace = static_cast<float*>(a.workspace)};
 }
 
 tttc::BackwardParams backward_params(const Problem& p, const BackwardArgs& a) {
   const auto lr = a.lr.effective_strides();
   const int64_t S = a.checkpoints.shape[3];
-  return tttc::BackwardParams{
-      .B = p.B, .H = p.H, .T = p.T,
-      .q = token(a.q), .k = token(a.k), .v = token(a.v), .dout = token(a.dout),
-      .dq = token(a.dq), .dk = token(a.dk), .dv = token(a.dv),
-      .lr = static_cast<const float*>(a.lr.data), .lr_stride_b = lr[0], .lr_stride_h = lr[1],
-      .dlr = static_cast<float*>(a.dlr.data),
-      .tau = static_cast<const float*>(a.tau.data), .dtau = static_cast<float*>(a.dtau.data),
-      .gamma = static_cast<const float*>(a.gamma.data),
-      .beta = static_cast<const float*>(a.beta.data),
-      .dgamma = static_cast<float*>(a.dgamma.data), .dbeta = static_cast<float*>(a.dbeta.data),
-      .checkpoints = static_cast<const float*>(a.checkpoints.data),
-      .dstate_final = static_cast<const float*>(a.dstate_final.data),
-      .dstate0 = static_cast<float*>(a.dstate0.data),
-      .dstate0_stride_b = p.shared_state ? 0 : p.H * S,
-      .workspace = static_cast<float*>(a.workspace)};
+  return tttc::BackwardParams{.B = p.B,
+                              .H = p.H,
+                              .T = p.T,
+                              .q = token(a.q),
+                              .k = token(a.k),
+                              .v = token(a.v),
+                              .dout = token(a.dout),
+                              .dq = token(a.dq),
+                              .dk = token(a.dk),
+                              .dv = token(a.dv),
+                              .lr = static_cast<const float*>(a.lr.data),
+                              .lr_stride_b = lr[0],
+                              .lr_stride_h = lr[1],
+                              .dlr = static_cast<float*>(a.dlr.data),
+                              .tau = static_cast<const float*>(a.tau.data),
+                              .dtau = static_cast<float*>(a.dtau.data),
+                              .gamma = static_cast<const float*>(a.gamma.data),
+                              .beta = static_cast<const float*>(a.beta.data),
+                              .dgamma = static_cast<float*>(a.dgamma.data),
+                              .dbeta = static_cast<float*>(a.dbeta.data),
+                              .checkpoints = static_cast<const float*>(a.checkpoints.data),
+                              .dstate_final = static_cast<const float*>(a.dstate_final.data),
+                              .dstate0 = static_cast<float*>(a.dstate0.data),
+                              .dstate0_stride_b = p.shared_state ? 0 : p.H * S,
+                              .workspace = static_cast<float*>(a.workspace)};
 }
 
 }  // namespace ttt::args

@@ -2,11 +2,11 @@
 // and poisoning that tools and tests need.
 #pragma once
 
-#include "runtime/driver.hpp"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "runtime/driver.hpp"
 
 namespace ttt {
 
@@ -18,7 +18,9 @@ class DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = 0, o.bytes_ = 0; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {
+    o.ptr_ = 0, o.bytes_ = 0;
+  }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     std::swap(ptr_, o.ptr_);
     std::swap(bytes_, o.bytes_);
@@ -35,11 +37,13 @@ class DeviceBuffer {
   }
   void upload(const std::string& bytes) {
     if (bytes.size() != bytes_) throw std::logic_error("DeviceBuffer::upload: size mismatch");
-    if (bytes_) driver::check(driver::api().cuMemcpyHtoD(ptr_, bytes.data(), bytes_), "cuMemcpyHtoD");
+    if (bytes_)
+      driver::check(driver::api().cuMemcpyHtoD(ptr_, bytes.data(), bytes_), "cuMemcpyHtoD");
   }
   std::string download() const {
     std::string bytes(bytes_, '\0');
-    if (bytes_) driver::check(driver::api().cuMemcpyDtoH(bytes.data(), ptr_, bytes_), "cuMemcpyDtoH");
+    if (bytes_)
+      driver::check(driver::api().cuMemcpyDtoH(bytes.data(), ptr_, bytes_), "cuMemcpyDtoH");
     return bytes;
   }
   // Fills with 0xFF bytes: NaN in f32, f16 and bf16, so an element a kernel forgot to write fails

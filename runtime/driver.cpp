@@ -19,14 +19,15 @@ Loaded load() {
   Loaded l;
   void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
-    l.status.reason = fmt::format("no CUDA driver: libcuda.so.1 could not be loaded ({})", dlerror());
+    l.status.reason =
+        fmt::format("no CUDA driver: libcuda.so.1 could not be loaded ({})", dlerror());
     return l;
   }
-#define TTTC_RESOLVE(fn, symbol)                                                         \
-  l.api.fn = reinterpret_cast<decltype(&::fn)>(dlsym(lib, symbol));                      \
-  if (!l.api.fn) {                                                                       \
-    l.status.reason = fmt::format("CUDA driver too old: it lacks {}", symbol);           \
-    return l;                                                                            \
+#define TTTC_RESOLVE(fn, symbol)                                               \
+  l.api.fn = reinterpret_cast<decltype(&::fn)>(dlsym(lib, symbol));            \
+  if (!l.api.fn) {                                                             \
+    l.status.reason = fmt::format("CUDA driver too old: it lacks {}", symbol); \
+    return l;                                                                  \
   }
   TTTC_DRIVER_FUNCTIONS(TTTC_RESOLVE)
 #undef TTTC_RESOLVE
@@ -81,16 +82,19 @@ const Device& current_device() {
     check(a.cuDeviceGetName(name, sizeof name, device.handle), "cuDeviceGetName");
     device.name = name;
     int major = 0, minor = 0;
-    check(a.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device.handle),
-          "cuDeviceGetAttribute");
-    check(a.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device.handle),
-          "cuDeviceGetAttribute");
+    check(
+        a.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device.handle),
+        "cuDeviceGetAttribute");
+    check(
+        a.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device.handle),
+        "cuDeviceGetAttribute");
     device.arch = fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
     check(a.cuDeviceGetAttribute(&device.sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
                                  device.handle),
           "cuDeviceGetAttribute");
     check(a.cuDeviceGetAttribute(&device.max_shared_optin,
-                                 CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device.handle),
+                                 CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                                 device.handle),
           "cuDeviceGetAttribute");
     // Retained once for the process: the primary context lives as long as tttc does.
     check(a.cuDevicePrimaryCtxRetain(&context, device.handle), "cuDevicePrimaryCtxRetain");

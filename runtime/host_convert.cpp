@@ -1,12 +1,12 @@
 // host_convert.cpp: f32/f16/bf16 encoding; f16 through the npy library's IEEE conversion.
 #include "runtime/host_convert.hpp"
 
-#include "runtime/npy/npy.hpp"
-
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#include "runtime/npy/npy.hpp"
 
 namespace ttt {
 namespace {
@@ -53,6 +53,8 @@ std::vector<double> decode(const std::string& bytes, DType dtype) {
   return values;
 }
 
-void quantize(std::vector<double>& values, DType dtype) { values = decode(encode(values, dtype), dtype); }
+void quantize(std::vector<double>& values, DType dtype) {
+  values = decode(encode(values, dtype), dtype);
+}
 
 }  // namespace ttt

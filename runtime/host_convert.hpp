@@ -2,10 +2,10 @@
 // spec dtype (f32, f16, bf16), with the same rounding the kernels use (nearest even).
 #pragma once
 
-#include "compiler/spec.hpp"
-
 #include <string>
 #include <vector>
+
+#include "compiler/spec.hpp"
 
 namespace ttt {
 

@@ -2,18 +2,18 @@
 // get_kernel's process-wide map of loaded kernels (one compile per configuration per process).
 #include "runtime/jit.hpp"
 
+#include <fmt/format.h>
+
+#include <future>
+#include <map>
+#include <mutex>
+
 #include "cache/kernel_cache.hpp"
 #include "compiler/hash.hpp"
 #include "compiler/nvrtc_backend.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/kernel_impl.hpp"
 #include "templates/embedded.hpp"
-
-#include <fmt/format.h>
-
-#include <future>
-#include <map>
-#include <mutex>
 
 namespace ttt::jit {
 namespace {
@@ -84,17 +84,18 @@ Build build(const KernelConfig& config) {
   Build b{.spec = config.spec, .target = target_for(config.arch)};
   b.schedule = config.schedule ? *config.schedule : default_schedule(b.spec, b.target);
   if (auto reasons = validate(b.spec, b.schedule, b.target); !reasons.empty()) {
-    std::string text = fmt::format("spec '{}' cannot run on {} with schedule {}:",
-                                   b.spec.name.empty() ? spec_signature(b.spec).substr(0, 16)
-                                                       : b.spec.name,
-                                   b.target.arch, canonical_schedule(b.schedule));
+    std::string text =
+        fmt::format("spec '{}' cannot run on {} with schedule {}:",
+                    b.spec.name.empty() ? spec_signature(b.spec).substr(0, 16) : b.spec.name,
+                    b.target.arch, canonical_schedule(b.schedule));
     for (const auto& r : reasons) text += "\n  - " + r;
     throw std::invalid_argument(text);
   }
   // The two passes compile in parallel: NVRTC programs are independent.
   std::future<CompiledKernel> backward;
   if (b.spec.build_backward)
-    backward = std::async(std::launch::async, compile_pass, std::cref(b), codegen::KernelKind::backward);
+    backward =
+        std::async(std::launch::async, compile_pass, std::cref(b), codegen::KernelKind::backward);
   if (b.spec.build_forward) b.forward = compile_pass(b, codegen::KernelKind::forward);
   if (backward.valid()) b.backward = backward.get();
   return b;
@@ -118,16 +119,17 @@ MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_
 
 MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T) {
   return memory_plan(
-      spec, B, H, T, codegen::generate(spec, schedule, codegen::KernelKind::forward).workspace_floats,
+      spec, B, H, T,
+      codegen::generate(spec, schedule, codegen::KernelKind::forward).workspace_floats,
       codegen::generate(spec, schedule, codegen::KernelKind::backward).workspace_floats);
 }
 
 std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {
   // Keyed by what determines the binaries; the in-memory layer makes repeat calls cheap.
   const std::string arch = config.arch.empty() ? driver::current_device().arch : config.arch;
-  const std::string id = fmt::format("{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
-                                     config.schedule ? canonical_schedule(*config.schedule) : "",
-                                     arch);
+  const std::string id =
+      fmt::format("{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
+                  config.schedule ? canonical_schedule(*config.schedule) : "", arch);
   struct Slot {
     std::once_flag once;
     std::shared_ptr<const Kernel> kernel;

@@ -4,16 +4,16 @@
 // the same without a GPU (ahead-of-time `tttc compile`).
 #pragma once
 
-#include "compiler/codegen.hpp"
-#include "compiler/schedule.hpp"
-#include "compiler/spec.hpp"
-#include "runtime/tensor.hpp"
-
 #include <cuda.h>
 
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "compiler/codegen.hpp"
+#include "compiler/schedule.hpp"
+#include "compiler/spec.hpp"
+#include "runtime/tensor.hpp"
 
 namespace ttt::jit {
 

@@ -2,13 +2,13 @@
 // workspace handling and the two launches.
 #include "runtime/kernel_impl.hpp"
 
-#include "runtime/args.hpp"
-#include "runtime/driver.hpp"
-
 #include <fmt/format.h>
 
 #include <map>
 #include <mutex>
+
+#include "runtime/args.hpp"
+#include "runtime/driver.hpp"
 
 namespace ttt::jit {
 namespace {
@@ -56,25 +56,30 @@ class LoadedKernel final : public Kernel {
   }
 
   void forward(const ForwardArgs& a, CUstream stream) const override {
-    if (!forward_.function) throw std::invalid_argument("this kernel was built without the forward pass");
+    if (!forward_.function)
+      throw std::invalid_argument("this kernel was built without the forward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_forward(build_.spec, a, plan.checkpoints);
     tttc::ForwardParams params = args::forward_params(p, a);
-    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, stream);
+    params.workspace =
+        workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, stream);
     launch(forward_, &params, p, stream);
   }
 
   void backward(const BackwardArgs& a, CUstream stream) const override {
-    if (!backward_.function) throw std::invalid_argument("this kernel was built without the backward pass");
+    if (!backward_.function)
+      throw std::invalid_argument("this kernel was built without the backward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_backward(build_.spec, a, plan.checkpoints);
     tttc::BackwardParams params = args::backward_params(p, a);
-    params.workspace = workspace(a.workspace, a.workspace_bytes, plan.backward_workspace_bytes, stream);
+    params.workspace =
+        workspace(a.workspace, a.workspace_bytes, plan.backward_workspace_bytes, stream);
     // Gradients shared by several CTAs are accumulated atomically: start them at zero.
     const driver::Api& api = driver::api();
     for (const TensorRef* t : {&a.dtau, &a.dgamma, &a.dbeta})
-      driver::check(api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(t->data), 0, t->numel(), stream),
-                    "cuMemsetD32Async");
+      driver::check(
+          api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(t->data), 0, t->numel(), stream),
+          "cuMemsetD32Async");
     if (p.shared_state)
       driver::check(api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(a.dstate0.data), 0,
                                          a.dstate0.numel(), stream),
@@ -85,8 +90,8 @@ class LoadedKernel final : public Kernel {
  private:
   MemoryPlan memory_for(const TensorRef& q) const {
     if (q.shape.size() != 4)
-      throw std::invalid_argument(fmt::format("argument 'q': shape [B, H, T, {}] expected",
-                                              build_.spec.head_dim));
+      throw std::invalid_argument(
+          fmt::format("argument 'q': shape [B, H, T, {}] expected", build_.spec.head_dim));
     return memory(static_cast<int>(q.shape[0]), static_cast<int>(q.shape[1]),
                   static_cast<int>(q.shape[2]));
   }
@@ -98,8 +103,9 @@ class LoadedKernel final : public Kernel {
     if (needed == 0) return nullptr;
     if (given) {
       if (given_bytes < needed)
-        throw std::invalid_argument(fmt::format(
-            "argument 'workspace': {} bytes given, {} needed (see Kernel::memory)", given_bytes, needed));
+        throw std::invalid_argument(
+            fmt::format("argument 'workspace': {} bytes given, {} needed (see Kernel::memory)",
+                        given_bytes, needed));
       return static_cast<float*>(given);
     }
     std::lock_guard lock(workspace_mutex_);
@@ -107,7 +113,8 @@ class LoadedKernel final : public Kernel {
     if (buffer.bytes < needed) {
       const driver::Api& api = driver::api();
       if (buffer.ptr) {
-        driver::check(api.cuStreamSynchronize(stream), "cuStreamSynchronize(before growing the workspace)");
+        driver::check(api.cuStreamSynchronize(stream),
+                      "cuStreamSynchronize(before growing the workspace)");
         driver::check(api.cuMemFree(buffer.ptr), "cuMemFree");
       }
       buffer = Buffer{};
@@ -117,15 +124,16 @@ class LoadedKernel final : public Kernel {
     return reinterpret_cast<float*>(buffer.ptr);
   }
 
-  void launch(const LoadedFunction& f, void* params, const args::Problem& p, CUstream stream) const {
+  void launch(const LoadedFunction& f, void* params, const args::Problem& p,
+              CUstream stream) const {
     const driver::Api& api = driver::api();
     driver::current_device();  // the calling thread may not have the context current yet
     void* kernel_args[] = {params};
-    driver::check(api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
-                                     static_cast<unsigned>(build_.schedule.threads), 1, 1,
-                                     static_cast<unsigned>(f.shared_bytes), stream, kernel_args,
-                                     nullptr),
-                  "cuLaunchKernel");
+    driver::check(
+        api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
+                           static_cast<unsigned>(build_.schedule.threads), 1, 1,
+                           static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
+        "cuLaunchKernel");
   }
 
   Build build_;

@@ -1,9 +1,9 @@
 // kernel_impl.hpp: the loaded implementation behind jit::Kernel (internal to the runtime).
 #pragma once
 
-#include "runtime/jit.hpp"
-
 #include <memory>
+
+#include "runtime/jit.hpp"
 
 namespace ttt::jit {
 

@@ -1,21 +1,23 @@
 // run_io.cpp: .npy inputs -> reference-shaped tensors, with file-named errors; float32 outputs.
 #include "runtime/run_io.hpp"
 
-#include "runtime/host_convert.hpp"
-#include "runtime/npy/npy.hpp"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "runtime/host_convert.hpp"
+#include "runtime/npy/npy.hpp"
 
 namespace ttt::run_io {
 namespace fs = std::filesystem;
 
 namespace {
 
-ref::Tensor read_tensor(const fs::path& dir, const std::string& name, const std::vector<std::vector<int64_t>>& allowed,
-                        DType round_to) {
+ref::Tensor read_tensor(const fs::path& dir, const std::string& name,
+                        const std::vector<std::vector<int64_t>>& allowed, DType round_to) {
   const fs::path path = dir / (name + ".npy");
-  if (!fs::exists(path)) throw InputError(fmt::format("{}: missing (expected shape [{}])", path.string(), fmt::join(allowed.front(), ", ")));
+  if (!fs::exists(path))
+    throw InputError(fmt::format("{}: missing (expected shape [{}])", path.string(),
+                                 fmt::join(allowed.front(), ", ")));
   npy::Array a;
   try {
     a = npy::read(path.string());
@@ -26,9 +28,10 @@ ref::Tensor read_tensor(const fs::path& dir, const std::string& name, const std:
   for (const auto& shape : allowed) ok |= a.shape == shape;
   if (!ok) {
     std::string expected;
-    for (const auto& shape : allowed) expected += fmt::format("{}[{}]", expected.empty() ? "" : " or ", fmt::join(shape, ", "));
-    throw InputError(fmt::format("{}: shape [{}] does not match the spec and q.npy; expected {}", path.string(),
-                                 fmt::join(a.shape, ", "), expected));
+    for (const auto& shape : allowed)
+      expected += fmt::format("{}[{}]", expected.empty() ? "" : " or ", fmt::join(shape, ", "));
+    throw InputError(fmt::format("{}: shape [{}] does not match the spec and q.npy; expected {}",
+                                 path.string(), fmt::join(a.shape, ", "), expected));
   }
   ref::Tensor t(a.shape);
   try {
@@ -48,14 +51,16 @@ RunInputs load(const Spec& spec, const fs::path& dir, bool backward) {
   // q.npy fixes B, H and T.
   npy::Array q;
   const fs::path q_path = dir / "q.npy";
-  if (!fs::exists(q_path)) throw InputError(fmt::format("{}: missing (expected shape [B, H, T, {}])", q_path.string(), f));
+  if (!fs::exists(q_path))
+    throw InputError(fmt::format("{}: missing (expected shape [B, H, T, {}])", q_path.string(), f));
   try {
     q = npy::read(q_path.string());
   } catch (const npy::NpyError& e) {
     throw InputError(e.what());
   }
   if (q.shape.size() != 4 || q.shape[3] != f || q.shape[0] < 1 || q.shape[1] < 1 || q.shape[2] < 1)
-    throw InputError(fmt::format("{}: shape [{}]; expected [B, H, T, {}]", q_path.string(), fmt::join(q.shape, ", "), f));
+    throw InputError(fmt::format("{}: shape [{}]; expected [B, H, T, {}]", q_path.string(),
+                                 fmt::join(q.shape, ", "), f));
   const int64_t B = q.shape[0], H = q.shape[1], T = q.shape[2];
   RunInputs r;
   ref::Inputs& in = r.inputs;
@@ -70,13 +75,17 @@ RunInputs load(const Spec& spec, const fs::path& dir, bool backward) {
   const auto widths = spec.widths();
   for (size_t l = 1; l < widths.size(); ++l) {
     const int64_t din = widths[l - 1], dout = widths[l];
-    in.W.push_back(read_tensor(dir, fmt::format("W{}", l), {{H, din, dout}, {B, H, din, dout}}, DType::f32));
+    in.W.push_back(
+        read_tensor(dir, fmt::format("W{}", l), {{H, din, dout}, {B, H, din, dout}}, DType::f32));
     const bool per_batch = in.W.back().shape.size() == 4;
-    if (l == 1) in.per_batch_state = per_batch;
+    if (l == 1)
+      in.per_batch_state = per_batch;
     else if (per_batch != in.per_batch_state)
-      throw InputError(fmt::format("{}: every W<l>/b<l> must be shared [H, ...] or per batch row [B, H, ...] alike",
-                                   (dir / fmt::format("W{}.npy", l)).string()));
-    const std::vector<int64_t> b_shape = per_batch ? std::vector<int64_t>{B, H, dout} : std::vector<int64_t>{H, dout};
+      throw InputError(fmt::format(
+          "{}: every W<l>/b<l> must be shared [H, ...] or per batch row [B, H, ...] alike",
+          (dir / fmt::format("W{}.npy", l)).string()));
+    const std::vector<int64_t> b_shape =
+        per_batch ? std::vector<int64_t>{B, H, dout} : std::vector<int64_t>{H, dout};
     in.b.push_back(read_tensor(dir, fmt::format("b{}", l), {b_shape}, DType::f32));
   }
   if (backward) {
@@ -85,8 +94,10 @@ RunInputs load(const Spec& spec, const fs::path& dir, bool backward) {
     if (fs::exists(dir / "W1_final_grad.npy")) {
       std::vector<ref::Tensor> dW, db;
       for (size_t l = 1; l < widths.size(); ++l) {
-        dW.push_back(read_tensor(dir, fmt::format("W{}_final_grad", l), {{B, H, widths[l - 1], widths[l]}}, DType::f32));
-        db.push_back(read_tensor(dir, fmt::format("b{}_final_grad", l), {{B, H, widths[l]}}, DType::f32));
+        dW.push_back(read_tensor(dir, fmt::format("W{}_final_grad", l),
+                                 {{B, H, widths[l - 1], widths[l]}}, DType::f32));
+        db.push_back(
+            read_tensor(dir, fmt::format("b{}_final_grad", l), {{B, H, widths[l]}}, DType::f32));
       }
       up.dW_final = std::move(dW);
       up.db_final = std::move(db);

@@ -8,11 +8,11 @@
 // float32 (everything else), as the kernels see them.
 #pragma once
 
-#include "compiler/reference/reference.hpp"
-
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+
+#include "compiler/reference/reference.hpp"
 
 namespace ttt::run_io {
 
@@ -22,14 +22,14 @@ class InputError : public std::runtime_error {
 };
 
 struct RunInputs {
-  ref::Inputs inputs;                  // shapes as the reference takes them
+  ref::Inputs inputs;                     // shapes as the reference takes them
   std::optional<ref::Upstream> upstream;  // when backward was asked for
 };
 
 RunInputs load(const Spec& spec, const std::filesystem::path& dir, bool backward);
 
 // Writes `values` of `shape` as float32 NAME.npy in `dir` (created if needed).
-void write(const std::filesystem::path& dir, const std::string& name, const std::vector<int64_t>& shape,
-           const std::vector<double>& values);
+void write(const std::filesystem::path& dir, const std::string& name,
+           const std::vector<int64_t>& shape, const std::vector<double>& values);
 
 }  // namespace ttt::run_io

@@ -2,11 +2,11 @@
 // copies), the packed layout of one head's state, and the argument sets of the two launches.
 #pragma once
 
-#include "compiler/spec.hpp"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "compiler/spec.hpp"
 
 namespace ttt {
 
@@ -23,9 +23,9 @@ struct TensorRef {
 
 // One parameter tensor inside a head's packed f32 state: W1, b1, W2, b2, ... in that order.
 struct StateTensor {
-  std::string name;             // "W1", "b1", ...
-  std::vector<int64_t> shape;   // W: {d_in, d_out}; b: {d_out}
-  int64_t offset = 0;           // in floats from the start of the head's state
+  std::string name;            // "W1", "b1", ...
+  std::vector<int64_t> shape;  // W: {d_in, d_out}; b: {d_out}
+  int64_t offset = 0;          // in floats from the start of the head's state
 };
 std::vector<StateTensor> state_layout(const Spec& spec);
 

@@ -1,12 +1,12 @@
 // cli_common.cpp: helpers several commands share (choosing the arch, reading --schedule).
 #include "cli_common.hpp"
 
-#include "runtime/driver.hpp"
-
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/driver.hpp"
 
 namespace ttt::cli {
 
@@ -22,7 +22,8 @@ jit::KernelConfig config_for(const std::string& spec_path, const std::string& ar
   jit::KernelConfig c{.spec = load_spec_file(spec_path), .arch = choose_arch(arch)};
   if (!schedule_path.empty()) {
     std::ifstream in(schedule_path);
-    if (!in) throw CommandExit(kUsage, fmt::format("error: {}: cannot open schedule file", schedule_path));
+    if (!in)
+      throw CommandExit(kUsage, fmt::format("error: {}: cannot open schedule file", schedule_path));
     try {
       c.schedule = schedule_from_json(nlohmann::json::parse(in));
     } catch (const std::exception& e) {

@@ -2,12 +2,11 @@
 // tools/main.cpp calls. Each subcommand lives in its own tools/cmd_*.cpp file.
 #pragma once
 
-#include "runtime/jit.hpp"
-
 #include <CLI/CLI.hpp>
-
 #include <stdexcept>
 #include <string>
+
+#include "runtime/jit.hpp"
 
 namespace ttt::cli {
 
@@ -35,11 +34,11 @@ std::string choose_arch(const std::string& arch);
 jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
                              const std::string& schedule_path);
 
-void register_spec_commands(CLI::App& app);       // tttc spec
-void register_ir_command(CLI::App& app);          // tttc ir
-void register_reference_command(CLI::App& app);   // tttc reference
-void register_cache_commands(CLI::App& app);      // tttc cache ...
-void register_compile_commands(CLI::App& app);    // tttc compile, tttc emit
-void register_run_commands(CLI::App& app);        // tttc run, tttc check
+void register_spec_commands(CLI::App& app);      // tttc spec
+void register_ir_command(CLI::App& app);         // tttc ir
+void register_reference_command(CLI::App& app);  // tttc reference
+void register_cache_commands(CLI::App& app);     // tttc cache ...
+void register_compile_commands(CLI::App& app);   // tttc compile, tttc emit
+void register_run_commands(CLI::App& app);       // tttc run, tttc check
 
 }  // namespace ttt::cli

@@ -1,16 +1,16 @@
 // cmd_compile.cpp: `tttc compile` (ahead of time, into the cache), `tttc emit` (print the
 // generated source) and `tttc ir` (print the step IR).
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "cli_common.hpp"
 #include "compiler/codegen.hpp"
 #include "compiler/ir.hpp"
 #include "compiler/plan.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/jit.hpp"
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-#include <fstream>
 
 namespace ttt::cli {
 namespace {
@@ -57,10 +57,12 @@ void add_compile(CLI::App& app) {
           list.push_back(row);
           continue;
         }
-        fmt::print("{} {:8} {} {:<4} key {}  compile {:.0f} ms{}  registers {}  shared {} B  spills {} B\n",
-                   path, codegen::to_string(ck.generated.kind), b.target.arch, ck.cache,
-                   ck.key.substr(0, 16), ck.compile_ms, ck.cache == "hit" ? " (when built)" : "",
-                   ck.registers, ck.generated.shared_bytes, ck.spill_bytes);
+        fmt::print(
+            "{} {:8} {} {:<4} key {}  compile {:.0f} ms{}  registers {}  shared {} B  spills {} "
+            "B\n",
+            path, codegen::to_string(ck.generated.kind), b.target.arch, ck.cache,
+            ck.key.substr(0, 16), ck.compile_ms, ck.cache == "hit" ? " (when built)" : "",
+            ck.registers, ck.generated.shared_bytes, ck.spill_bytes);
       }
     }
     if (o->json) fmt::print("{}\n", list.dump(2));
@@ -72,16 +74,19 @@ void add_emit(CLI::App& app) {
     std::string spec, arch, schedule, pass = "forward";
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("emit", "Print the generated CUDA source of one kernel of a spec.");
+  auto* cmd =
+      app.add_subcommand("emit", "Print the generated CUDA source of one kernel of a spec.");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--arch", o->arch, kArchHelp);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
-  cmd->add_option("--pass", o->pass, "forward or backward")->check(CLI::IsMember({"forward", "backward"}));
+  cmd->add_option("--pass", o->pass, "forward or backward")
+      ->check(CLI::IsMember({"forward", "backward"}));
   cmd->callback([o] {
     const jit::KernelConfig c = config_for(o->spec, o->arch, o->schedule);
     const Target t = Target::for_arch(c.arch);
     const Schedule s = c.schedule ? *c.schedule : default_schedule(c.spec, t);
-    const auto kind = o->pass == "forward" ? codegen::KernelKind::forward : codegen::KernelKind::backward;
+    const auto kind =
+        o->pass == "forward" ? codegen::KernelKind::forward : codegen::KernelKind::backward;
     fmt::print("{}", codegen::generate(c.spec, s, kind).source);
   });
 }
@@ -93,8 +98,9 @@ void add_ir(CLI::App& app) {
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
-      "ir", "Print the IR of one mini-batch step: layers and shapes, then the op list (inner "
-            "forward on keys, inner-loss gradient, state update, query output).");
+      "ir",
+      "Print the IR of one mini-batch step: layers and shapes, then the op list (inner "
+      "forward on keys, inner-loss gradient, state update, query output).");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   cmd->add_flag("--backward", o->backward, "append the reverse-mode adjoint used by the backward");
   cmd->callback([o] {

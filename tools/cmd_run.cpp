@@ -1,22 +1,26 @@
 // cmd_run.cpp: commands that run kernels on the GPU: `tttc check` (forward and backward on seeded
 // random inputs against the CPU reference) and `tttc bench` (CUDA-event timings).
+#include <fmt/format.h>
+
 #include "cli_common.hpp"
 #include "runtime/check/check.hpp"
-#include "runtime/driver.hpp"
 #include "runtime/device_buffer.hpp"
+#include "runtime/driver.hpp"
 #include "runtime/host_convert.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/run_io.hpp"
-
-#include <fmt/format.h>
 
 namespace ttt::cli {
 namespace {
 
 std::array<int, 3> parse_shape(const std::string& text) {
   std::array<int, 3> v{};
-  if (std::sscanf(text.c_str(), "%d,%d,%d", &v[0], &v[1], &v[2]) != 3 || v[0] < 1 || v[1] < 1 || v[2] < 1)
-    throw CommandExit(kUsage, fmt::format("error: --shape '{}': expected B,H,T with positive integers, e.g. 2,4,256", text));
+  if (std::sscanf(text.c_str(), "%d,%d,%d", &v[0], &v[1], &v[2]) != 3 || v[0] < 1 || v[1] < 1 ||
+      v[2] < 1)
+    throw CommandExit(
+        kUsage,
+        fmt::format("error: --shape '{}': expected B,H,T with positive integers, e.g. 2,4,256",
+                    text));
   return v;
 }
 
@@ -38,13 +42,15 @@ void add_check(CLI::App& app) {
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
-      "check", "Run the spec's forward and backward on the GPU with seeded random inputs and "
-               "compare every output and gradient with the CPU reference. Exit 0 pass, 1 fail, "
-               "4 no GPU.");
+      "check",
+      "Run the spec's forward and backward on the GPU with seeded random inputs and "
+      "compare every output and gradient with the CPU reference. Exit 0 pass, 1 fail, "
+      "4 no GPU.");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--shape", o->shape, "B,H,T (default 2,4,256)");
   cmd->add_option("--seed", o->seed, "random seed (default 1)");
-  cmd->add_option("--layout", o->layout, "token layout: bhtf or bthf")->check(CLI::IsMember({"bhtf", "bthf"}));
+  cmd->add_option("--layout", o->layout, "token layout: bhtf or bthf")
+      ->check(CLI::IsMember({"bhtf", "bthf"}));
   cmd->add_flag("--per-batch-state", o->per_batch, "one initial state per batch row");
   cmd->add_flag("--no-backward", o->no_backward, "check the forward only");
   cmd->callback([o] {
@@ -56,11 +62,15 @@ void add_check(CLI::App& app) {
     auto kernel = jit::get_kernel({.spec = run_spec});
     const auto& dev = driver::current_device();
     fmt::print("{} on {} ({}), B={} H={} T={}\n", o->spec, dev.name, dev.arch, B, H, T);
-    const check::Report r = check::run(
-        run_spec,
-        {.B = B, .H = H, .T = T, .per_batch_state = o->per_batch, .tokens_bthf = o->layout == "bthf",
-         .backward = run_spec.build_backward, .seed = o->seed},
-        *kernel);
+    const check::Report r = check::run(run_spec,
+                                       {.B = B,
+                                        .H = H,
+                                        .T = T,
+                                        .per_batch_state = o->per_batch,
+                                        .tokens_bthf = o->layout == "bthf",
+                                        .backward = run_spec.build_backward,
+                                        .seed = o->seed},
+                                       *kernel);
     print_checks("forward", r.forward);
     print_checks("backward", r.backward);
     fmt::print("{} (reference {:.0f} ms)\n", r.passed() ? "PASS" : "FAIL", r.reference_ms);
@@ -76,35 +86,42 @@ void add_bench(CLI::App& app) {
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
-      "bench", "Time the forward and backward kernels with CUDA events (median of --runs after a "
-               "warm-up) on random inputs.");
+      "bench",
+      "Time the forward and backward kernels with CUDA events (median of --runs after a "
+      "warm-up) on random inputs.");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--shape", o->shape, "B,H,T (default 16,12,2048)");
   cmd->add_option("--runs", o->runs, "timed runs (default 20)")->check(CLI::Range(1, 10000));
   cmd->add_flag("--no-backward", o->no_backward, "time the forward only");
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_option("--threads", o->threads, "override the schedule's threads per CTA");
-  cmd->add_option("--forward-blocks-per-sm", o->forward_blocks, "override the forward's occupancy target");
-  cmd->add_option("--backward-blocks-per-sm", o->backward_blocks, "override the backward's occupancy target");
+  cmd->add_option("--forward-blocks-per-sm", o->forward_blocks,
+                  "override the forward's occupancy target");
+  cmd->add_option("--backward-blocks-per-sm", o->backward_blocks,
+                  "override the backward's occupancy target");
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const auto [B, H, T] = parse_shape(o->shape);
     require_gpu();
     jit::KernelConfig config = config_for(o->spec, "", o->schedule);
     if (o->threads > 0 || o->forward_blocks > 0 || o->backward_blocks > 0) {
-      Schedule s = config.schedule ? *config.schedule
-                                   : default_schedule(spec, Target::for_arch(driver::current_device().arch));
+      Schedule s = config.schedule
+                       ? *config.schedule
+                       : default_schedule(spec, Target::for_arch(driver::current_device().arch));
       if (o->threads > 0) s.threads = o->threads;
       if (o->forward_blocks > 0) s.forward_blocks_per_sm = o->forward_blocks;
       if (o->backward_blocks > 0) s.backward_blocks_per_sm = o->backward_blocks;
       config.schedule = s;
     }
     auto kernel = jit::get_kernel(config);
-    const check::Report r = check::run(
-        spec,
-        {.B = B, .H = H, .T = T, .backward = spec.build_backward && !o->no_backward,
-         .compare = false, .timing_runs = o->runs},
-        *kernel);
+    const check::Report r = check::run(spec,
+                                       {.B = B,
+                                        .H = H,
+                                        .T = T,
+                                        .backward = spec.build_backward && !o->no_backward,
+                                        .compare = false,
+                                        .timing_runs = o->runs},
+                                       *kernel);
     const Schedule& used = kernel->build_info().schedule;
     fmt::print("{} B={} H={} T={} threads={} blocks/SM={}/{}: forward {:.3f} ms", o->spec, B, H, T,
                used.threads, used.forward_blocks_per_sm, used.backward_blocks_per_sm, r.forward_ms);
@@ -145,8 +162,7 @@ void write_state(const Spec& spec, const std::filesystem::path& dir, const std::
     int64_t n = 1;
     for (auto d : t.shape) n *= d;
     std::vector<double> values(heads * n);
-    for (int64_t h = 0; h < heads; ++h)
-      std::copy_n(&packed[h * S + t.offset], n, &values[h * n]);
+    for (int64_t h = 0; h < heads; ++h) std::copy_n(&packed[h * S + t.offset], n, &values[h * n]);
     std::vector<int64_t> shape = lead;
     shape.insert(shape.end(), t.shape.begin(), t.shape.end());
     run_io::write(dir, prefix + t.name + suffix, shape, values);
@@ -170,7 +186,8 @@ void add_run(CLI::App& app) {
       "  dlr, dtau, dgamma, dbeta and dW<l>, db<l> shaped like W<l>, b<l>.");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--inputs", o->inputs, "directory of input .npy files")->required();
-  cmd->add_option("--outputs", o->outputs, "directory for the output .npy files (created)")->required();
+  cmd->add_option("--outputs", o->outputs, "directory for the output .npy files (created)")
+      ->required();
   cmd->add_flag("--backward", o->backward, "also run the backward (needs dout.npy)");
   cmd->callback([o] {
     Spec spec = load_spec_file(o->spec);
@@ -181,7 +198,8 @@ void add_run(CLI::App& app) {
       throw CommandExit(kUsage, std::string("error: ") + e.what());
     }
     if (o->backward && !spec.build_backward)
-      throw CommandExit(kUsage, fmt::format("error: {}: --backward needs \"backward\" in $.passes", o->spec));
+      throw CommandExit(
+          kUsage, fmt::format("error: {}: --backward needs \"backward\" in $.passes", o->spec));
     require_gpu();
     if (!o->backward) spec.build_backward = false;
     auto kernel = jit::get_kernel({.spec = spec});
@@ -201,10 +219,12 @@ void add_run(CLI::App& app) {
     fa.tau = upload(buffers, in.tau.data, DType::f32, {spec.mini_batch});
     fa.gamma = upload(buffers, in.gamma.data, DType::f32, {H, f});
     fa.beta = upload(buffers, in.beta.data, DType::f32, {H, f});
-    fa.state0 = upload(buffers, check::pack_state(spec, in.W, in.b, heads), DType::f32, state_shape);
+    fa.state0 =
+        upload(buffers, check::pack_state(spec, in.W, in.b, heads), DType::f32, state_shape);
     fa.out = output(buffers, spec.dtype, tokens);
     fa.state_final = output(buffers, DType::f32, {B, H, S});
-    fa.checkpoints = output(buffers, DType::f32, {B, H, kernel->memory(in.B, in.H, in.T).checkpoints, S});
+    fa.checkpoints =
+        output(buffers, DType::f32, {B, H, kernel->memory(in.B, in.H, in.T).checkpoints, S});
     kernel->forward(fa);
     driver::check(driver::api().cuCtxSynchronize(), "forward kernel");
     run_io::write(o->outputs, "out", tokens, fetch(buffers, fa.out));
@@ -212,27 +232,27 @@ void add_run(CLI::App& app) {
     fmt::print("forward: wrote out.npy and the final state to {}\n", o->outputs);
     if (!o->backward) return;
     const ref::Upstream& up = *r.upstream;
-    BackwardArgs ba;
-    ba.q = fa.q, ba.k = fa.k, ba.v = fa.v, ba.lr = fa.lr, ba.tau = fa.tau, ba.gamma = fa.gamma,
-    ba.beta = fa.beta, ba.checkpoints = fa.checkpoints;
+    BackwardArgs ba = check::backward_inputs(fa);
     ba.dout = upload(buffers, up.dout.data, spec.dtype, tokens);
     if (up.dW_final)
       ba.dstate_final = upload(buffers, check::pack_state(spec, *up.dW_final, *up.db_final, B * H),
                                DType::f32, {B, H, S});
-    ba.dq = output(buffers, spec.dtype, tokens);
-    ba.dk = output(buffers, spec.dtype, tokens);
-    ba.dv = output(buffers, spec.dtype, tokens);
-    ba.dlr = output(buffers, DType::f32, {B, H, T});
-    ba.dtau = output(buffers, DType::f32, {spec.mini_batch});
-    ba.dgamma = output(buffers, DType::f32, {H, f});
-    ba.dbeta = output(buffers, DType::f32, {H, f});
-    ba.dstate0 = output(buffers, DType::f32, state_shape);
+    check::allocate_gradients(spec, fa, ba,
+                              [&](DType d, std::vector<int64_t> shape, std::vector<int64_t>) {
+                                return output(buffers, d, std::move(shape));
+                              });
     kernel->backward(ba);
     driver::check(driver::api().cuCtxSynchronize(), "backward kernel");
-    for (auto [name, t] : {std::pair{"dq", &ba.dq}, {"dk", &ba.dk}, {"dv", &ba.dv}, {"dlr", &ba.dlr},
-                           {"dtau", &ba.dtau}, {"dgamma", &ba.dgamma}, {"dbeta", &ba.dbeta}})
+    for (auto [name, t] : {std::pair{"dq", &ba.dq},
+                           {"dk", &ba.dk},
+                           {"dv", &ba.dv},
+                           {"dlr", &ba.dlr},
+                           {"dtau", &ba.dtau},
+                           {"dgamma", &ba.dgamma},
+                           {"dbeta", &ba.dbeta}})
       run_io::write(o->outputs, name, t->shape, fetch(buffers, *t));
-    write_state(spec, o->outputs, "", in.per_batch_state ? std::vector<int64_t>{B, H} : std::vector<int64_t>{H},
+    write_state(spec, o->outputs, "",
+                in.per_batch_state ? std::vector<int64_t>{B, H} : std::vector<int64_t>{H},
                 fetch(buffers, ba.dstate0), "d");
     fmt::print("backward: wrote the gradients to {}\n", o->outputs);
   });

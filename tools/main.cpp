@@ -1,18 +1,19 @@
 // main.cpp: the tttc command-line tool: registers every subcommand and turns errors into the exit
 // codes documented in the README (see cli_common.hpp).
+#include <fmt/format.h>
+
+#include <cstdio>
+
 #include "cli_common.hpp"
 #include "compiler/nvrtc_backend.hpp"
 #include "compiler/spec.hpp"
 #include "runtime/driver.hpp"
 
-#include <fmt/format.h>
-
-#include <cstdio>
-
 int main(int argc, char** argv) {
   using namespace ttt::cli;
   CLI::App app{
-      "tttc: a JIT kernel compiler for Test-Time Training layers. It turns a small JSON spec of the\n"
+      "tttc: a JIT kernel compiler for Test-Time Training layers. It turns a small JSON spec of "
+      "the\n"
       "inner model into fused CUDA forward and backward kernels, compiled with NVRTC and cached.\n"
       "Run 'tttc COMMAND --help' for each command.",
       "tttc"};

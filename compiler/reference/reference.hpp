@@ -4,11 +4,11 @@
 // against it. Layouts are contiguous, row-major, and documented per field below.
 #pragma once
 
-#include "compiler/spec.hpp"
-
 #include <cstdint>
 #include <optional>
 #include <vector>
+
+#include "compiler/spec.hpp"
 
 namespace ttt::ref {
 
@@ -36,9 +36,9 @@ struct Inputs {
 };
 
 struct Outputs {
-  Tensor out;                      // [B, H, T, f]
-  std::vector<Tensor> W_final;     // [B, H, d_{l-1}, d_l]
-  std::vector<Tensor> b_final;     // [B, H, d_l]
+  Tensor out;                   // [B, H, T, f]
+  std::vector<Tensor> W_final;  // [B, H, d_{l-1}, d_l]
+  std::vector<Tensor> b_final;  // [B, H, d_l]
 };
 
 // Upstream gradients: dLoss/dout, and optionally dLoss/dtheta_T (same shapes as Outputs).

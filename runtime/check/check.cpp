@@ -2,15 +2,15 @@
 // reference, and optionally time repeated launches with CUDA events.
 #include "runtime/check/check.hpp"
 
-#include "runtime/device_buffer.hpp"
-#include "runtime/host_convert.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
+
+#include "runtime/device_buffer.hpp"
+#include "runtime/host_convert.hpp"
 
 namespace ttt::check {
 
@@ -24,7 +24,8 @@ bool Report::passed() const {
   return true;
 }
 
-double relative_error(const std::vector<double>& got, const std::vector<double>& want, bool* finite) {
+double relative_error(const std::vector<double>& got, const std::vector<double>& want,
+                      bool* finite) {
   double diff = 0, norm = 0;
   *finite = got.size() == want.size();
   for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
@@ -63,16 +64,36 @@ void unpack_state(const Spec& spec, const std::vector<double>& packed, int64_t h
   }
 }
 
+BackwardArgs backward_inputs(const ForwardArgs& f) {
+  BackwardArgs b;
+  b.q = f.q, b.k = f.k, b.v = f.v, b.lr = f.lr, b.tau = f.tau, b.gamma = f.gamma, b.beta = f.beta;
+  b.checkpoints = f.checkpoints;
+  return b;
+}
+
+void allocate_gradients(const Spec& spec, const ForwardArgs& f, BackwardArgs& b,
+                        const OutputAllocator& output) {
+  for (TensorRef* t : {&b.dq, &b.dk, &b.dv}) *t = output(spec.dtype, f.q.shape, f.q.strides);
+  b.dlr = output(DType::f32, f.lr.shape, {});
+  b.dtau = output(DType::f32, {spec.mini_batch}, {});
+  b.dgamma = output(DType::f32, f.gamma.shape, {});
+  b.dbeta = output(DType::f32, f.beta.shape, {});
+  b.dstate0 = output(DType::f32, f.state0.shape, {});
+}
+
 namespace {
 
 // [B, H, T, f] <-> [B, T, H, f] element order.
-std::vector<double> to_bthf(const std::vector<double>& x, int B, int H, int T, int f, bool inverse) {
+std::vector<double> to_bthf(const std::vector<double>& x, int B, int H, int T, int f,
+                            bool inverse) {
   std::vector<double> y(x.size());
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int t = 0; t < T; ++t) {
-        const size_t bhtf = ((size_t(b) * H + h) * T + t) * f, bthf = ((size_t(b) * T + t) * H + h) * f;
-        for (int j = 0; j < f; ++j) (inverse ? y[bhtf + j] : y[bthf + j]) = (inverse ? x[bthf + j] : x[bhtf + j]);
+        const size_t bhtf = ((size_t(b) * H + h) * T + t) * f,
+                     bthf = ((size_t(b) * T + t) * H + h) * f;
+        for (int j = 0; j < f; ++j)
+          (inverse ? y[bhtf + j] : y[bthf + j]) = (inverse ? x[bthf + j] : x[bhtf + j]);
       }
   return y;
 }
@@ -139,12 +160,22 @@ Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
   const int64_t S = spec.state_floats(), heads = o.per_batch_state ? int64_t{B} * H : H;
   const std::vector<int64_t> token_shape = {B, H, T, f};
   const std::vector<int64_t> token_strides =
-      o.tokens_bthf ? std::vector<int64_t>{int64_t{T} * H * f, f, int64_t{H} * f, 1} : std::vector<int64_t>{};
-  auto tokens = [&](const std::vector<double>& x) { return o.tokens_bthf ? to_bthf(x, B, H, T, f, false) : x; };
-  auto untokens = [&](const std::vector<double>& x) { return o.tokens_bthf ? to_bthf(x, B, H, T, f, true) : x; };
-  std::vector<int64_t> state_shape = o.per_batch_state ? std::vector<int64_t>{B, H, S} : std::vector<int64_t>{H, S};
+      o.tokens_bthf ? std::vector<int64_t>{int64_t{T} * H * f, f, int64_t{H} * f, 1}
+                    : std::vector<int64_t>{};
+  auto tokens = [&](const std::vector<double>& x) {
+    return o.tokens_bthf ? to_bthf(x, B, H, T, f, false) : x;
+  };
+  auto untokens = [&](const std::vector<double>& x) {
+    return o.tokens_bthf ? to_bthf(x, B, H, T, f, true) : x;
+  };
+  std::vector<int64_t> state_shape =
+      o.per_batch_state ? std::vector<int64_t>{B, H, S} : std::vector<int64_t>{H, S};
 
   Device dev;
+  const OutputAllocator outputs = [&](DType d, std::vector<int64_t> shape,
+                                      std::vector<int64_t> strides) {
+    return dev.output(d, std::move(shape), std::move(strides));
+  };
   ForwardArgs fa;
   fa.q = dev.add(tokens(in.q.data), dt, token_shape, token_strides);
   fa.k = dev.add(tokens(in.k.data), dt, token_shape, token_strides);
@@ -164,8 +195,8 @@ Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
   ref::Outputs want;
   if (o.compare) want = ref::forward(spec, in);
   if (o.compare) {
-    auto add = [&](std::vector<TensorCheck>& list, const std::string& name, const std::vector<double>& got,
-                   const std::vector<double>& ref, double tol) {
+    auto add = [&](std::vector<TensorCheck>& list, const std::string& name,
+                   const std::vector<double>& got, const std::vector<double>& ref, double tol) {
       TensorCheck c{.name = name, .tolerance = tol};
       c.rel_error = relative_error(got, ref, &c.finite);
       list.push_back(c);
@@ -175,30 +206,24 @@ Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
     std::vector<ref::Tensor> W = want.W_final, b = want.b_final;
     unpack_state(spec, dev.read(fa.state_final), int64_t{B} * H, W, b);
     for (size_t l = 0; l < W.size(); ++l) {
-      add(report.forward, fmt::format("W{}_final", l + 1), W[l].data, want.W_final[l].data, forward_tolerance(dt));
-      add(report.forward, fmt::format("b{}_final", l + 1), b[l].data, want.b_final[l].data, forward_tolerance(dt));
+      add(report.forward, fmt::format("W{}_final", l + 1), W[l].data, want.W_final[l].data,
+          forward_tolerance(dt));
+      add(report.forward, fmt::format("b{}_final", l + 1), b[l].data, want.b_final[l].data,
+          forward_tolerance(dt));
     }
 
     if (o.backward) {
       ref::Upstream up = ref::random_upstream(spec, B, H, T, o.state_grads, o.seed + 1);
       quantize(up.dout.data, dt);
-      BackwardArgs ba;
-      ba.q = fa.q, ba.k = fa.k, ba.v = fa.v, ba.lr = fa.lr, ba.tau = fa.tau, ba.gamma = fa.gamma,
-      ba.beta = fa.beta, ba.checkpoints = fa.checkpoints;
+      BackwardArgs ba = backward_inputs(fa);
       ba.dout = dev.add(tokens(up.dout.data), dt, token_shape, token_strides);
       if (o.state_grads) {
         for (auto& t : *up.dW_final) quantize(t.data, DType::f32);
         for (auto& t : *up.db_final) quantize(t.data, DType::f32);
-        ba.dstate_final = dev.add(pack_state(spec, *up.dW_final, *up.db_final, int64_t{B} * H), DType::f32, {B, H, S});
+        ba.dstate_final = dev.add(pack_state(spec, *up.dW_final, *up.db_final, int64_t{B} * H),
+                                  DType::f32, {B, H, S});
       }
-      ba.dq = dev.output(dt, token_shape, token_strides);
-      ba.dk = dev.output(dt, token_shape, token_strides);
-      ba.dv = dev.output(dt, token_shape, token_strides);
-      ba.dlr = dev.output(DType::f32, {B, H, T});
-      ba.dtau = dev.output(DType::f32, {spec.mini_batch});
-      ba.dgamma = dev.output(DType::f32, {H, f});
-      ba.dbeta = dev.output(DType::f32, {H, f});
-      ba.dstate0 = dev.output(DType::f32, state_shape);
+      allocate_gradients(spec, fa, ba, outputs);
       kernel.backward(ba);
       driver::check(api.cuCtxSynchronize(), "backward kernel");
       const ref::Grads g = ref::backward(spec, in, up);
@@ -224,17 +249,9 @@ Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
   if (o.timing_runs > 0) {
     report.forward_ms = median_ms(o.timing_runs, [&] { kernel.forward(fa); });
     if (o.backward) {
-      BackwardArgs ba;
-      ba.q = fa.q, ba.k = fa.k, ba.v = fa.v, ba.lr = fa.lr, ba.tau = fa.tau, ba.gamma = fa.gamma,
-      ba.beta = fa.beta, ba.checkpoints = fa.checkpoints, ba.dout = fa.out;
-      ba.dq = dev.output(dt, token_shape, token_strides);
-      ba.dk = dev.output(dt, token_shape, token_strides);
-      ba.dv = dev.output(dt, token_shape, token_strides);
-      ba.dlr = dev.output(DType::f32, {B, H, T});
-      ba.dtau = dev.output(DType::f32, {spec.mini_batch});
-      ba.dgamma = dev.output(DType::f32, {H, f});
-      ba.dbeta = dev.output(DType::f32, {H, f});
-      ba.dstate0 = dev.output(DType::f32, state_shape);
+      BackwardArgs ba = backward_inputs(fa);
+      ba.dout = fa.out;
+      allocate_gradients(spec, fa, ba, outputs);
       report.backward_ms = median_ms(o.timing_runs, [&] { kernel.backward(ba); });
     }
   }

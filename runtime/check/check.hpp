@@ -3,12 +3,13 @@
 // before each run. Shared by `tttc check`, the GPU tests and the benchmark.
 #pragma once
 
-#include "compiler/reference/reference.hpp"
-#include "runtime/jit.hpp"
-
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "compiler/reference/reference.hpp"
+#include "runtime/jit.hpp"
 
 namespace ttt::check {
 
@@ -17,10 +18,10 @@ struct Options {
   bool per_batch_state = false;
   bool tokens_bthf = false;  // store q, k, v, out (and grads) as [B, T, H, f], passed as strides
   bool backward = true;
-  bool state_grads = true;   // also feed dLoss/dtheta_T
-  bool compare = true;       // false: run and time only (no CPU reference)
+  bool state_grads = true;  // also feed dLoss/dtheta_T
+  bool compare = true;      // false: run and time only (no CPU reference)
   uint64_t seed = 1;
-  int timing_runs = 0;       // extra launches timed with CUDA events (median reported)
+  int timing_runs = 0;  // extra launches timed with CUDA events (median reported)
 };
 
 struct TensorCheck {
@@ -35,7 +36,8 @@ struct Report {
   std::vector<TensorCheck> forward, backward;
   double forward_ms = -1, backward_ms = -1;  // median of timing_runs (-1: not timed)
   double reference_ms = 0;
-  std::map<std::string, std::vector<double>> gpu_values;  // every compared tensor, as the GPU wrote it
+  std::map<std::string, std::vector<double>>
+      gpu_values;  // every compared tensor, as the GPU wrote it
   bool passed() const;
 };
 
@@ -51,6 +53,15 @@ std::vector<double> pack_state(const Spec& spec, const std::vector<ref::Tensor>&
 void unpack_state(const Spec& spec, const std::vector<double>& packed, int64_t heads,
                   std::vector<ref::Tensor>& W, std::vector<ref::Tensor>& b);
 
-double relative_error(const std::vector<double>& got, const std::vector<double>& want, bool* finite);
+// Backward arguments that read the forward's inputs and the checkpoints it wrote.
+BackwardArgs backward_inputs(const ForwardArgs& forward);
+// Allocates every gradient of `args` (shaped after the forward's tensors) through `output`.
+using OutputAllocator =
+    std::function<TensorRef(DType dtype, std::vector<int64_t> shape, std::vector<int64_t> strides)>;
+void allocate_gradients(const Spec& spec, const ForwardArgs& forward, BackwardArgs& args,
+                        const OutputAllocator& output);
+
+double relative_error(const std::vector<double>& got, const std::vector<double>& want,
+                      bool* finite);
 
 }  // namespace ttt::check

@@ -30,6 +30,14 @@ struct StepContext {
   int valid;  // tokens present in this mini-batch (the last one may be short)
 };
 
+// The per-head parameters every step reads, from either kernel's parameter struct.
+template <class T, int F, class Params>
+__device__ __forceinline__ void bind_head(StepContext<T>& c, const Params& p, int h) {
+  c.tau = p.tau;
+  c.gamma = p.gamma + h * F;
+  c.beta = p.beta + h * F;
+}
+
 template <class T>
 __device__ __forceinline__ T* token_ptr(const TokenTensor& x, int b, int h, long long t0) {
   return static_cast<T*>(x.ptr) + b * x.stride_b + h * x.stride_h + t0 * x.stride_t;
@@ -52,9 +60,7 @@ __device__ void forward_kernel(const ForwardParams& p) {
   c.arena = Cfg::kArenaShared ? smem + Cfg::kSmemArena : ws + Cfg::kWsArena;
   c.state_in = state;
   c.state_out = state;  // in place: codegen checks no op reads the old state after its update
-  c.tau = p.tau;
-  c.gamma = p.gamma + h * F;
-  c.beta = p.beta + h * F;
+  bind_head<T, F>(c, p, h);
   copy_floats(state, p.state0 + b * p.state0_stride_b + h * S, S);
 
   const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
@@ -87,15 +93,15 @@ __device__ void backward_kernel(const BackwardParams& p) {
 
   StepContext<T> c{};
   c.arena = Cfg::kArenaShared ? smem + Cfg::kSmemArena : ws + Cfg::kWsArena;
-  c.tau = p.tau;
-  c.gamma = p.gamma + h * F;
-  c.beta = p.beta + h * F;
+  bind_head<T, F>(c, p, h);
   c.acc_tau = ws + Cfg::kWsAccTau;
   c.acc_gamma = ws + Cfg::kWsAccGamma;
   c.acc_beta = ws + Cfg::kWsAccBeta;
   zero_floats(c.acc_tau, K + 2 * F);  // the three accumulators are contiguous
-  if (p.dstate_final) copy_floats(dstate_a, p.dstate_final + bh * S, S);
-  else zero_floats(dstate_a, S);
+  if (p.dstate_final)
+    copy_floats(dstate_a, p.dstate_final + bh * S, S);
+  else
+    zero_floats(dstate_a, S);
 
   auto bind_step = [&](int m) {
     const long long t0 = 1LL * m * K;
@@ -134,8 +140,10 @@ __device__ void backward_kernel(const BackwardParams& p) {
   }
   // dstate_a now holds dLoss/dtheta_0 for this (b, h).
   float* d0 = p.dstate0 + b * p.dstate0_stride_b + h * S;
-  if (p.dstate0_stride_b == 0) atomic_add_floats(d0, dstate_a, S);
-  else copy_floats(d0, dstate_a, S);
+  if (p.dstate0_stride_b == 0)
+    atomic_add_floats(d0, dstate_a, S);
+  else
+    copy_floats(d0, dstate_a, S);
   atomic_add_floats(p.dtau, c.acc_tau, K);
   atomic_add_floats(p.dgamma + h * F, c.acc_gamma, F);
   atomic_add_floats(p.dbeta + h * F, c.acc_beta, F);

@@ -19,8 +19,8 @@ __device__ __noinline__ void load_tokens(float* dst, int K, int F, const T* src,
 }
 
 template <class T>
-__device__ __noinline__ void store_tokens(T* dst, const float* src, int K, int F, long long stride_t,
-                                          int valid) {
+__device__ __noinline__ void store_tokens(T* dst, const float* src, int K, int F,
+                                          long long stride_t, int valid) {
   for (int idx = threadIdx.x; idx < K * F; idx += blockDim.x) {
     const int t = idx / F, j = idx % F;
     if (t < valid) dst[t * stride_t + j] = from_float<T>(src[idx]);

@@ -5,8 +5,12 @@
 
 namespace tttc {
 
-struct half_t { unsigned short bits; };
-struct bf16_t { unsigned short bits; };
+struct half_t {
+  unsigned short bits;
+};
+struct bf16_t {
+  unsigned short bits;
+};
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(half_t x) {
@@ -18,14 +22,20 @@ __device__ __forceinline__ float to_float(bf16_t x) {
   return __uint_as_float(static_cast<unsigned int>(x.bits) << 16);
 }
 
-template <class T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ half_t from_float<half_t>(float x) {
+template <class T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ half_t from_float<half_t>(float x) {
   half_t h;
   asm("{ .reg .b16 r; cvt.rn.f16.f32 r, %1; mov.b16 %0, r; }" : "=h"(h.bits) : "f"(x));
   return h;
 }
-template <> __device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {
+template <>
+__device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {
   unsigned int u = __float_as_uint(x);
   bf16_t b;
   if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN stays NaN (rounding could make it infinity)

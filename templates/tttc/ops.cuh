@@ -61,7 +61,8 @@ __device__ __forceinline__ float round_bf16(float x) {
 }
 
 // D += A B on the tensor cores for one m16n8k16 fragment set.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4],
+                                         const unsigned (&b)[2]) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};"
@@ -120,9 +121,8 @@ __device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B
     float c[4] = {0.f, 0.f, 0.f, 0.f};
     for (int k0 = 0; k0 < KD; k0 += 16) {
       const int k = k0 + 2 * t;
-      const float av[8] = {a_at(m0 + g, k),         a_at(m0 + g, k + 1),
-                           a_at(m0 + g + 8, k),     a_at(m0 + g + 8, k + 1),
-                           a_at(m0 + g, k + 8),     a_at(m0 + g, k + 9),
+      const float av[8] = {a_at(m0 + g, k),         a_at(m0 + g, k + 1),    a_at(m0 + g + 8, k),
+                           a_at(m0 + g + 8, k + 1), a_at(m0 + g, k + 8),    a_at(m0 + g, k + 9),
                            a_at(m0 + g + 8, k + 8), a_at(m0 + g + 8, k + 9)};
       const float bv[4] = {b_at(k, n0 + g), b_at(k + 1, n0 + g), b_at(k + 8, n0 + g),
                            b_at(k + 9, n0 + g)};
@@ -149,24 +149,33 @@ __device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B
   __syncthreads();
 }
 
-enum EwOp {
-  kAdd = 0, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kBroadcast
-};
+enum EwOp { kAdd = 0, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kBroadcast };
 
 template <int Op, int Act>
 __device__ __forceinline__ float ew_apply(float a, float b, float s, float c, int row, int col) {
   switch (Op) {
-    case kAdd: return a + b;
-    case kSub: return a - b;
-    case kMul: return a * b;
-    case kAct: return activation<Act, 0>(a);
-    case kActD1: return activation<Act, 1>(a);
-    case kActD2: return activation<Act, 2>(a);
-    case kSqrt: return sqrtf(a);
-    case kRecip: return 1.f / a;
-    case kAffine: return fmaf(s, a, c);
-    case kTril: return row >= col ? a : 0.f;
-    default: return a;  // kBroadcast
+    case kAdd:
+      return a + b;
+    case kSub:
+      return a - b;
+    case kMul:
+      return a * b;
+    case kAct:
+      return activation<Act, 0>(a);
+    case kActD1:
+      return activation<Act, 1>(a);
+    case kActD2:
+      return activation<Act, 2>(a);
+    case kSqrt:
+      return sqrtf(a);
+    case kRecip:
+      return 1.f / a;
+    case kAffine:
+      return fmaf(s, a, c);
+    case kTril:
+      return row >= col ? a : 0.f;
+    default:
+      return a;  // kBroadcast
   }
 }
 

@@ -16,9 +16,9 @@ struct ForwardParams {
   TokenTensor q, k, v, out;
   const float* lr;  // lr[b*lr_stride_b + h*lr_stride_h + t]
   long long lr_stride_b, lr_stride_h;
-  const float* tau;    // [K]
-  const float* gamma;  // [H, f]
-  const float* beta;   // [H, f]
+  const float* tau;     // [K]
+  const float* gamma;   // [H, f]
+  const float* beta;    // [H, f]
   const float* state0;  // packed initial state: [H, S] (state0_stride_b == 0) or [B, H, S]
   long long state0_stride_b;
   float* state_final;  // [B, H, S]

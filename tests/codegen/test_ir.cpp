@@ -1,11 +1,11 @@
 // test_ir.cpp: the step IR's structure for each inner model and form, the adjoint's outputs, and
 // the planner's arena (values alive together never overlap; the in-place state update is legal).
-#include "compiler/ir.hpp"
-#include "compiler/plan.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
+
+#include "compiler/ir.hpp"
+#include "compiler/plan.hpp"
 
 namespace ttt {
 namespace {
@@ -21,14 +21,17 @@ Spec make(int depth, bool causal, int f = 32, int K = 16) {
 }
 
 int count(const ir::Program& p, ir::OpKind kind) {
-  return static_cast<int>(std::count_if(p.ops.begin(), p.ops.end(), [&](const ir::Op& o) { return o.kind == kind; }));
+  return static_cast<int>(
+      std::count_if(p.ops.begin(), p.ops.end(), [&](const ir::Op& o) { return o.kind == kind; }));
 }
 
 TEST(Ir, MatmulCountFollowsDepthAndForm) {
   for (int depth : {1, 2, 3, 4}) {
     // keys forward: L; gradient back-prop: L-1; state update: L; query: causal 3L, non-causal L.
-    EXPECT_EQ(count(ir::build_step(make(depth, true)), ir::OpKind::matmul), depth + depth - 1 + depth + 3 * depth);
-    EXPECT_EQ(count(ir::build_step(make(depth, false)), ir::OpKind::matmul), depth + depth - 1 + depth + depth);
+    EXPECT_EQ(count(ir::build_step(make(depth, true)), ir::OpKind::matmul),
+              depth + depth - 1 + depth + 3 * depth);
+    EXPECT_EQ(count(ir::build_step(make(depth, false)), ir::OpKind::matmul),
+              depth + depth - 1 + depth + depth);
   }
 }
 
@@ -58,7 +61,8 @@ TEST(Ir, OutputsAndShapes) {
 
 TEST(Ir, AdjointHasAGradientForEveryInput) {
   const ir::Program p = ir::append_adjoint(ir::build_step(make(2, false)));
-  for (const char* name : {"dQ", "dK", "dV", "dlr", "dtau", "dtau_last", "dgamma", "dbeta", "dW1", "db1", "dW2", "db2"})
+  for (const char* name : {"dQ", "dK", "dV", "dlr", "dtau", "dtau_last", "dgamma", "dbeta", "dW1",
+                           "db1", "dW2", "db2"})
     EXPECT_NO_THROW(p.output_id(name)) << name;
   EXPECT_THROW(p.output_id("O"), std::logic_error);
 }
@@ -113,7 +117,9 @@ TEST(Plan, FusedGroupsAreSameShapeElementwiseRuns) {
 TEST(Plan, AdvanceStepDropsTheQueryPath) {
   const plan::StepPlan fwd = plan::plan_step(make(2, true), plan::StepKind::forward);
   const plan::StepPlan adv = plan::plan_step(make(2, true), plan::StepKind::advance);
-  const auto live = [](const plan::StepPlan& p) { return std::count(p.live.begin(), p.live.end(), true); };
+  const auto live = [](const plan::StepPlan& p) {
+    return std::count(p.live.begin(), p.live.end(), true);
+  };
   EXPECT_LT(live(adv), live(fwd));
   EXPECT_FALSE(adv.live[adv.program.output_id("O")]);
 }

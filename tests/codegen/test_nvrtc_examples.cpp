@@ -1,19 +1,20 @@
 // test_nvrtc_examples.cpp: every example spec's forward and backward kernels compile under NVRTC
 // for sm_80 and sm_90a (CUBIN), with a resource report, and an arch NVRTC cannot target directly
 // gets PTX. Compiles directly (no cache), so a stale cache can never hide a broken template.
-#include "compiler/codegen.hpp"
-#include "compiler/nvrtc_backend.hpp"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
+
+#include "compiler/codegen.hpp"
+#include "compiler/nvrtc_backend.hpp"
 
 namespace ttt {
 namespace {
 
 std::vector<std::string> examples() {
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(TTTC_SOURCE_DIR) + "/examples"))
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(TTTC_SOURCE_DIR) + "/examples"))
     if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
   std::sort(names.begin(), names.end());
   return names;
@@ -39,7 +40,8 @@ TEST_P(NvrtcExamples, ForwardAndBackwardCompile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, NvrtcExamples,
-                         ::testing::Combine(::testing::ValuesIn(examples()), ::testing::Values("sm_80", "sm_90a")),
+                         ::testing::Combine(::testing::ValuesIn(examples()),
+                                            ::testing::Values("sm_80", "sm_90a")),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
                            for (auto& ch : n)

@@ -1,7 +1,7 @@
 // test_schedule.cpp: schedule validity reasons, the default per target, JSON round trip.
-#include "compiler/schedule.hpp"
-
 #include <gtest/gtest.h>
+
+#include "compiler/schedule.hpp"
 
 namespace ttt {
 namespace {
@@ -41,7 +41,8 @@ TEST(Schedule, InvalidSchedulesExplainWhy) {
   bad.backward_matmul = "wgmma";
   EXPECT_TRUE(mentions(validate(s, bad, t), "backward_matmul = 'wgmma'"));
   bad = Schedule{};
-  bad.forward_state = Placement::shared;  // mlp2 f=128: 512 KiB of state cannot sit in shared memory
+  bad.forward_state =
+      Placement::shared;  // mlp2 f=128: 512 KiB of state cannot sit in shared memory
   EXPECT_TRUE(mentions(validate(s, bad, t), "bytes of shared memory"));
 }
 

@@ -2,11 +2,11 @@
 // f32/f16/bf16, head dims 32/64/128, mini-batches 16/64), built from one template spec.
 #pragma once
 
-#include "compiler/spec.hpp"
-
 #include <fmt/format.h>
 
 #include <vector>
+
+#include "compiler/spec.hpp"
 
 namespace ttt::testing {
 
@@ -16,8 +16,9 @@ struct SweepCase {
   bool tokens_bthf;
   int T;
   std::string label() const {
-    return fmt::format("{}_{}_{}_f{}_K{}_g{}_T{}_{}{}", spec.name, spec.causal ? "causal" : "noncausal",
-                       to_string(spec.dtype), spec.head_dim, spec.mini_batch, spec.checkpoint_group, T,
+    return fmt::format("{}_{}_{}_f{}_K{}_g{}_T{}_{}{}", spec.name,
+                       spec.causal ? "causal" : "noncausal", to_string(spec.dtype), spec.head_dim,
+                       spec.mini_batch, spec.checkpoint_group, T,
                        per_batch_state ? "perbatch" : "shared", tokens_bthf ? "_bthf" : "");
   }
 };

@@ -2,11 +2,6 @@
 // the sweep in gpu_sweep.hpp, plus checkpoint-group invariance and argument checks at launch.
 // Skips (does not fail) where no GPU is present. TTTC_GPU_REPORT=path writes a Markdown table of
 // every case (errors, times) for docs/.
-#include "gpu_sweep.hpp"
-#include "runtime/check/check.hpp"
-#include "runtime/device_buffer.hpp"
-#include "runtime/driver.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +11,11 @@
 #include <future>
 #include <map>
 #include <mutex>
+
+#include "gpu_sweep.hpp"
+#include "runtime/check/check.hpp"
+#include "runtime/device_buffer.hpp"
+#include "runtime/driver.hpp"
 
 namespace ttt {
 namespace {
@@ -50,7 +50,8 @@ class GpuEnvironment : public ::testing::Environment {
     const char* path = std::getenv("TTTC_GPU_REPORT");
     if (!path || report_rows().empty()) return;
     std::ofstream out(path);
-    out << "| case | fwd compile ms | bwd compile ms | regs fwd/bwd | worst forward rel err | worst "
+    out << "| case | fwd compile ms | bwd compile ms | regs fwd/bwd | worst forward rel err | "
+           "worst "
            "backward rel err | result |\n|---|---|---|---|---|---|---|\n";
     auto rows = report_rows();
     std::sort(rows.begin(), rows.end());
@@ -69,8 +70,12 @@ TEST_P(GpuSweep, ForwardAndBackwardMatchReference) {
   REQUIRE_GPU();
   const SweepCase& c = GetParam();
   auto kernel = jit::get_kernel({.spec = c.spec});
-  check::Options o{.B = 2, .H = 2, .T = c.T, .per_batch_state = c.per_batch_state,
-                   .tokens_bthf = c.tokens_bthf, .seed = 1000 + static_cast<uint64_t>(c.T)};
+  check::Options o{.B = 2,
+                   .H = 2,
+                   .T = c.T,
+                   .per_batch_state = c.per_batch_state,
+                   .tokens_bthf = c.tokens_bthf,
+                   .seed = 1000 + static_cast<uint64_t>(c.T)};
   const check::Report r = check::run(c.spec, o, *kernel);
   double worst_f = 0, worst_b = 0;
   for (const auto& t : r.forward) {
@@ -85,9 +90,10 @@ TEST_P(GpuSweep, ForwardAndBackwardMatchReference) {
   }
   const auto& b = kernel->build_info();
   std::lock_guard lock(report_mutex);
-  report_rows().push_back(fmt::format("| {} | {:.0f} | {:.0f} | {}/{} | {:.2e} | {:.2e} | {} |", c.label(),
-                                      b.forward->compile_ms, b.backward->compile_ms, b.forward->registers,
-                                      b.backward->registers, worst_f, worst_b, r.passed() ? "pass" : "FAIL"));
+  report_rows().push_back(fmt::format("| {} | {:.0f} | {:.0f} | {}/{} | {:.2e} | {:.2e} | {} |",
+                                      c.label(), b.forward->compile_ms, b.backward->compile_ms,
+                                      b.forward->registers, b.backward->registers, worst_f, worst_b,
+                                      r.passed() ? "pass" : "FAIL"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, GpuSweep, ::testing::ValuesIn(testing::gpu_sweep()),
@@ -163,7 +169,9 @@ TEST(GpuArguments, BadArgumentsAreRejectedBeforeLaunch) {
   spec.dtype = DType::f32;
   auto kernel = jit::get_kernel({.spec = spec});
   DeviceBuffer buf(1 << 20);
-  auto t = [&](std::vector<int64_t> shape, DType d = DType::f32) { return TensorRef{buf.data(), d, shape}; };
+  auto t = [&](std::vector<int64_t> shape, DType d = DType::f32) {
+    return TensorRef{buf.data(), d, shape};
+  };
   ForwardArgs a;
   a.q = a.k = a.v = a.out = t({1, 2, 20, 32});
   a.lr = t({1, 2, 20});

@@ -3,15 +3,15 @@
 // compile, one entry per kernel), and the commands that need a GPU failing cleanly without one.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
-#include "tttc_test_util.hpp"
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "tttc_test_util.hpp"
 
 namespace {
 
@@ -39,8 +39,9 @@ TEST_F(TttcCli, CompileTwiceHitsTheCacheTheSecondTime) {
 TEST_F(TttcCli, EightConcurrentCompilesBuildOnceAndShareOneEntryPerKernel) {
   std::vector<std::future<Result>> runs;
   for (int i = 0; i < 8; ++i)
-    runs.push_back(std::async(std::launch::async,
-                              [&] { return tttc("compile examples/linear.json --arch sm_80 --json", cache_); }));
+    runs.push_back(std::async(std::launch::async, [&] {
+      return tttc("compile examples/linear.json --arch sm_80 --json", cache_);
+    }));
   int misses = 0;
   std::set<std::string> keys;
   for (auto& r : runs) {
@@ -60,7 +61,8 @@ TEST_F(TttcCli, EightConcurrentCompilesBuildOnceAndShareOneEntryPerKernel) {
 
 TEST_F(TttcCli, ExitCodesAreDocumentedOnes) {
   EXPECT_EQ(tttc("--help", cache_).exit_code, 0);
-  for (const char* cmd : {"spec", "ir", "compile", "emit", "cache", "reference", "check", "bench"}) {
+  for (const char* cmd :
+       {"spec", "ir", "compile", "emit", "cache", "reference", "check", "bench"}) {
     const Result r = tttc(fmt::format("{} --help", cmd), cache_);
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << ": " << r.out;

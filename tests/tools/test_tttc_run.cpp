@@ -10,7 +10,8 @@
 namespace {
 
 ttt::Spec linear_spec() {
-  return ttt::load_spec_file(test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR) + "/examples/linear-f32-d32.json");
+  return ttt::load_spec_file(test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR) +
+                             "/examples/linear-f32-d32.json");
 }
 
 void save(const fs::path& dir, const std::string& name, const ttt::ref::Tensor& t) {
@@ -22,8 +23,13 @@ void save(const fs::path& dir, const std::string& name, const ttt::ref::Tensor& 
 ttt::ref::Inputs write_inputs(const ttt::Spec& spec, const fs::path& dir, bool with_dout) {
   fs::create_directories(dir);
   const ttt::ref::Inputs in = ttt::ref::random_inputs(spec, 2, 2, 37, false, 5);
-  for (auto [name, t] : {std::pair{"q", &in.q}, {"k", &in.k}, {"v", &in.v}, {"lr", &in.lr}, {"tau", &in.tau},
-                         {"gamma", &in.gamma}, {"beta", &in.beta}})
+  for (auto [name, t] : {std::pair{"q", &in.q},
+                         {"k", &in.k},
+                         {"v", &in.v},
+                         {"lr", &in.lr},
+                         {"tau", &in.tau},
+                         {"gamma", &in.gamma},
+                         {"beta", &in.beta}})
     save(dir, name, *t);
   for (size_t l = 0; l < in.W.size(); ++l) {
     save(dir, fmt::format("W{}", l + 1), in.W[l]);
@@ -37,7 +43,8 @@ class TttcRun : public TttcCli {};
 
 TEST_F(TttcRun, FileErrorsNameTheFile) {
   const fs::path in = cache_ / "in", out = cache_ / "out";
-  const std::string base = "run examples/linear-f32-d32.json --inputs " + in.string() + " --outputs " + out.string();
+  const std::string base =
+      "run examples/linear-f32-d32.json --inputs " + in.string() + " --outputs " + out.string();
   Result r = tttc(base, cache_);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("not a directory"), std::string::npos) << r.out;
@@ -48,13 +55,15 @@ TEST_F(TttcRun, FileErrorsNameTheFile) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("k.npy: missing"), std::string::npos) << r.out;
 
-  ttt::npy::write((in / "k.npy").string(), ttt::npy::from_f32({2, 2, 37, 16}, std::vector<float>(2 * 2 * 37 * 16, 1.f)));
+  ttt::npy::write((in / "k.npy").string(),
+                  ttt::npy::from_f32({2, 2, 37, 16}, std::vector<float>(2 * 2 * 37 * 16, 1.f)));
   r = tttc(base, cache_);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("k.npy: shape [2, 2, 37, 16]"), std::string::npos) << r.out;
 
   write_inputs(linear_spec(), in, false);
-  ttt::npy::Array ints{ttt::npy::ElementType::i32, {2, 2, 37}, std::vector<uint8_t>(2 * 2 * 37 * 4)};
+  ttt::npy::Array ints{
+      ttt::npy::ElementType::i32, {2, 2, 37}, std::vector<uint8_t>(2 * 2 * 37 * 4)};
   ttt::npy::write((in / "lr.npy").string(), ints);
   r = tttc(base, cache_);
   EXPECT_EQ(r.exit_code, 2);
@@ -73,15 +82,17 @@ TEST_F(TttcRun, FileErrorsNameTheFile) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("dout.npy: missing"), std::string::npos) << r.out;
 
-  EXPECT_EQ(tttc("run examples/linear-f32-d32.json --outputs x", cache_).exit_code, 2);  // --inputs required
+  EXPECT_EQ(tttc("run examples/linear-f32-d32.json --outputs x", cache_).exit_code,
+            2);  // --inputs required
 }
 
 TEST_F(TttcRun, WithoutAGpuValidInputsExitWithTheNoGpuCode) {
   if (ttt::driver::status().available) GTEST_SKIP() << "a GPU is present";
   const fs::path in = cache_ / "in";
   write_inputs(linear_spec(), in, true);
-  const Result r = tttc("run examples/linear-f32-d32.json --backward --inputs " + in.string() + " --outputs " +
-                            (cache_ / "out").string(), cache_);
+  const Result r = tttc("run examples/linear-f32-d32.json --backward --inputs " + in.string() +
+                            " --outputs " + (cache_ / "out").string(),
+                        cache_);
   EXPECT_EQ(r.exit_code, 4) << r.out;
 }
 
@@ -90,20 +101,31 @@ TEST_F(TttcRun, OutputsMatchTheReferenceOnAGpu) {
   const ttt::Spec spec = linear_spec();
   const fs::path in_dir = cache_ / "in", out_dir = cache_ / "out";
   const ttt::ref::Inputs in = write_inputs(spec, in_dir, true);
-  const Result r = tttc("run examples/linear-f32-d32.json --backward --inputs " + in_dir.string() + " --outputs " +
-                            out_dir.string(), cache_);
+  const Result r = tttc("run examples/linear-f32-d32.json --backward --inputs " + in_dir.string() +
+                            " --outputs " + out_dir.string(),
+                        cache_);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   ttt::ref::Upstream up = ttt::ref::random_upstream(spec, 2, 2, 37, false, 6);
   // The files hold float32 values: the reference must see exactly those.
   ttt::ref::Inputs in32 = in;
-  for (auto* t : {&in32.q, &in32.k, &in32.v, &in32.lr, &in32.tau, &in32.gamma, &in32.beta, &in32.W[0], &in32.b[0], &up.dout})
+  for (auto* t : {&in32.q, &in32.k, &in32.v, &in32.lr, &in32.tau, &in32.gamma, &in32.beta,
+                  &in32.W[0], &in32.b[0], &up.dout})
     for (auto& x : t->data) x = static_cast<float>(x);
   const ttt::ref::Outputs want = ttt::ref::forward(spec, in32);
   const ttt::ref::Grads g = ttt::ref::backward(spec, in32, up);
-  auto load = [&](const char* name) { return ttt::npy::to_f64(ttt::npy::read((out_dir / (std::string(name) + ".npy")).string())); };
-  for (auto [name, ref] : {std::pair{"out", &want.out.data}, {"W1_final", &want.W_final[0].data}, {"dq", &g.dq.data},
-                           {"dk", &g.dk.data}, {"dv", &g.dv.data}, {"dlr", &g.dlr.data}, {"dtau", &g.dtau.data},
-                           {"dgamma", &g.dgamma.data}, {"dbeta", &g.dbeta.data}, {"dW1", &g.dW[0].data},
+  auto load = [&](const char* name) {
+    return ttt::npy::to_f64(ttt::npy::read((out_dir / (std::string(name) + ".npy")).string()));
+  };
+  for (auto [name, ref] : {std::pair{"out", &want.out.data},
+                           {"W1_final", &want.W_final[0].data},
+                           {"dq", &g.dq.data},
+                           {"dk", &g.dk.data},
+                           {"dv", &g.dv.data},
+                           {"dlr", &g.dlr.data},
+                           {"dtau", &g.dtau.data},
+                           {"dgamma", &g.dgamma.data},
+                           {"dbeta", &g.dbeta.data},
+                           {"dW1", &g.dW[0].data},
                            {"db1", &g.db[0].data}}) {
     bool finite = true;
     EXPECT_LE(ttt::check::relative_error(load(name), *ref, &finite), 1e-4) << name;

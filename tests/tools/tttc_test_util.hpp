@@ -3,13 +3,12 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <sys/wait.h>
-
 #include <array>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -33,7 +32,8 @@ inline std::string test_path(const char* env, const std::string& built) {
 Result tttc(const std::string& args, const fs::path& cache) {
   const std::string cmd = fmt::format(
       "cd {} && TTT_CACHE_DIR={} {} {} 2>&1", test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR),
-      cache.string(), test_path("TTTC_TEST_BINARY", std::string(TTTC_BINARY_DIR) + "/tools/tttc"), args);
+      cache.string(), test_path("TTTC_TEST_BINARY", std::string(TTTC_BINARY_DIR) + "/tools/tttc"),
+      args);
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -46,8 +46,9 @@ Result tttc(const std::string& args, const fs::path& cache) {
 class TttcCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    cache_ = fs::temp_directory_path() / fmt::format("tttc-cli-test-{}-{}", getpid(),
-                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    cache_ = fs::temp_directory_path() /
+             fmt::format("tttc-cli-test-{}-{}", getpid(),
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(cache_);
   }
   void TearDown() override { fs::remove_all(cache_); }
