@@ -98,6 +98,14 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (s.cluster != 1)
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
+  // __launch_bounds__(threads, n) must leave a thread at least 32 of the SM's 65536 registers
+  // and fit the SM's 2048 resident threads.
+  for (auto [blocks, name] : {std::pair{s.forward_blocks_per_sm, "forward_blocks_per_sm"},
+                              {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
+    if (s.threads * blocks > 2048)
+      reasons.push_back(fmt::format("{} = {} with {} threads: {} threads per SM, more than 2048 (and "
+                                    "fewer than 32 registers each)",
+                                    name, blocks, s.threads, s.threads * blocks));
   if (!reasons.empty()) return reasons;
   const long long fwd = forward_shared_bytes(spec, s), bwd = backward_shared_bytes(spec, s);
   if (spec.build_forward && fwd > t.max_shared_bytes)
