@@ -291,8 +291,9 @@ long long round16(long long n) { return (n + 15) / 16 * 16; }
 
 long long arena_floats(const Spec& spec, KernelKind kind) {
   if (kind == KernelKind::forward) return plan::plan_step(spec, StepKind::forward).arena_floats;
-  return std::max(plan::plan_step(spec, StepKind::advance).arena_floats,
-                  plan::plan_step(spec, StepKind::backward).arena_floats);
+  const long long backward = plan::plan_step(spec, StepKind::backward).arena_floats;
+  if (spec.checkpoint_group == 1) return backward;
+  return std::max(plan::plan_step(spec, StepKind::advance).arena_floats, backward);
 }
 
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
@@ -303,7 +304,9 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
     steps.emplace_back("forward", plan::plan_step(spec, StepKind::forward));
     check_in_place_update(steps[0].second);
   } else {
-    steps.emplace_back("advance", plan::plan_step(spec, StepKind::advance));
+    // Rematerialisation inside a checkpoint group; with groups of one step there is none.
+    if (spec.checkpoint_group > 1)
+      steps.emplace_back("advance", plan::plan_step(spec, StepKind::advance));
     steps.emplace_back("backward", plan::plan_step(spec, StepKind::backward));
   }
   for (const auto& [name, plan] : steps)

@@ -121,11 +121,13 @@ __device__ void backward_kernel(const BackwardParams& p) {
   for (int g = groups - 1; g >= 0; --g) {
     const int first = g * G, last = min(first + G, steps) - 1;
     copy_floats(group_states, p.checkpoints + (1LL * bh * groups + g) * S, S);
-    for (int m = first; m < last; ++m) {  // rematerialise the states inside the group
-      bind_step(m);
-      c.state_in = group_states + (m - first) * S;
-      c.state_out = group_states + (m - first + 1) * S;
-      Step::advance(c);
+    if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
+      for (int m = first; m < last; ++m) {  // rematerialise the states inside the group
+        bind_step(m);
+        c.state_in = group_states + (m - first) * S;
+        c.state_out = group_states + (m - first + 1) * S;
+        Step::advance(c);
+      }
     }
     for (int m = last; m >= first; --m) {
       bind_step(m);
