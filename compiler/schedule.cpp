@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "compiler/codegen.hpp"
@@ -98,14 +99,24 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (s.cluster != 1)
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
+  // mma.sync with bf16 operands exists from sm_80 on.
+  const int arch_number = std::atoi(t.arch.c_str() + (t.arch.rfind("sm_", 0) == 0 ? 3 : 0));
+  for (auto [value, name] :
+       {std::pair{&s.forward_matmul, "forward_matmul"}, {&s.backward_matmul, "backward_matmul"}})
+    if (value->rfind("mma_", 0) == 0 && arch_number < 80)
+      reasons.push_back(
+          fmt::format("{} = '{}' needs tensor cores with bf16 (sm_80 or newer); {} "
+                      "has none: use simt_f32",
+                      name, *value, t.arch));
   // __launch_bounds__(threads, n) must leave a thread at least 32 of the SM's 65536 registers
   // and fit the SM's 2048 resident threads.
   for (auto [blocks, name] : {std::pair{s.forward_blocks_per_sm, "forward_blocks_per_sm"},
                               {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
     if (s.threads * blocks > 2048)
-      reasons.push_back(fmt::format("{} = {} with {} threads: {} threads per SM, more than 2048 (and "
-                                    "fewer than 32 registers each)",
-                                    name, blocks, s.threads, s.threads * blocks));
+      reasons.push_back(
+          fmt::format("{} = {} with {} threads: {} threads per SM, more than 2048 (and "
+                      "fewer than 32 registers each)",
+                      name, blocks, s.threads, s.threads * blocks));
   if (!reasons.empty()) return reasons;
   const long long fwd = forward_shared_bytes(spec, s), bwd = backward_shared_bytes(spec, s);
   if (spec.build_forward && fwd > t.max_shared_bytes)

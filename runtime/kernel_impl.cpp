@@ -6,6 +6,7 @@
 
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "runtime/args.hpp"
 #include "runtime/driver.hpp"
@@ -96,9 +97,17 @@ class LoadedKernel final : public Kernel {
                   static_cast<int>(q.shape[2]));
   }
 
+  // Held from the workspace lookup through the launch when the kernel's own buffers are used, so
+  // no other thread can grow (free) a buffer between our lookup and our launch.
+  std::unique_lock<std::mutex> lock_workspaces(void* given) const {
+    return given ? std::unique_lock<std::mutex>() : std::unique_lock<std::mutex>(workspace_mutex_);
+  }
+
   // The caller's workspace, or this kernel's own buffer for `stream`: launches on one stream run
   // in order, so they can share a buffer; each stream gets its own so that concurrent streams
-  // never share scratch memory. A buffer only grows, after the stream's earlier work is done.
+  // never share scratch memory. The per-thread default stream is one handle for many streams, so
+  // it is keyed by thread too. A buffer only grows, after the stream's earlier work is done.
+  // Called with workspace_mutex_ held (lock_workspaces) when `given` is null.
   float* workspace(void* given, size_t given_bytes, size_t needed, CUstream stream) const {
     if (needed == 0) return nullptr;
     if (given) {
@@ -108,8 +117,9 @@ class LoadedKernel final : public Kernel {
                         given_bytes, needed));
       return static_cast<float*>(given);
     }
-    std::lock_guard lock(workspace_mutex_);
-    Buffer& buffer = workspaces_[stream];
+    const auto key = std::pair{
+        stream, stream == CU_STREAM_PER_THREAD ? std::this_thread::get_id() : std::thread::id()};
+    Buffer& buffer = workspaces_[key];
     if (buffer.bytes < needed) {
       const driver::Api& api = driver::api();
       if (buffer.ptr) {
@@ -127,7 +137,6 @@ class LoadedKernel final : public Kernel {
   void launch(const LoadedFunction& f, void* params, const args::Problem& p,
               CUstream stream) const {
     const driver::Api& api = driver::api();
-    driver::current_device();  // the calling thread may not have the context current yet
     void* kernel_args[] = {params};
     driver::check(
         api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
@@ -143,7 +152,7 @@ class LoadedKernel final : public Kernel {
     size_t bytes = 0;
   };
   mutable std::mutex workspace_mutex_;
-  mutable std::map<CUstream, Buffer> workspaces_;
+  mutable std::map<std::pair<CUstream, std::thread::id>, Buffer> workspaces_;
 };
 
 }  // namespace

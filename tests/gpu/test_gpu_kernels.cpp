@@ -11,6 +11,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "gpu_sweep.hpp"
 #include "runtime/check/check.hpp"
@@ -143,6 +144,28 @@ TEST(GpuActivations, ReluMatchesReference) {
     for (const auto* list : {&r.forward, &r.backward})
       for (const auto& t : *list)
         EXPECT_TRUE(t.passed()) << to_string(dtype) << " " << t.name << ": " << t.rel_error;
+  }
+}
+
+// A thread that never touched CUDA can launch a kernel obtained elsewhere, forward and backward
+// (the runtime makes the context current), and two threads on their own streams' workspaces agree.
+TEST(GpuThreads, LaunchesFromAFreshThreadMatchTheReference) {
+  REQUIRE_GPU();
+  Spec spec;
+  spec.name = "threads";
+  spec.head_dim = 32;
+  spec.dtype = DType::f32;
+  auto kernel = jit::get_kernel({.spec = spec});
+  std::vector<check::Report> reports(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back(
+        [&, i] { reports[i] = check::run(spec, {.B = 2, .H = 2, .T = 45, .seed = 9}, *kernel); });
+  for (auto& t : threads) t.join();
+  for (const auto& r : reports) {
+    EXPECT_FALSE(r.backward.empty());
+    for (const auto* list : {&r.forward, &r.backward})
+      for (const auto& t : *list) EXPECT_TRUE(t.passed()) << t.name << ": " << t.rel_error;
   }
 }
 
