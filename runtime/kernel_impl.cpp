@@ -61,7 +61,9 @@ class LoadedKernel final : public Kernel {
       throw std::invalid_argument("this kernel was built without the forward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_forward(build_.spec, a, plan.checkpoints);
+    driver::current_device();  // the calling thread may not have the context current yet
     tttc::ForwardParams params = args::forward_params(p, a);
+    std::unique_lock lock = lock_workspaces(a.workspace);
     params.workspace =
         workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, stream);
     launch(forward_, &params, p, stream);
@@ -72,7 +74,9 @@ class LoadedKernel final : public Kernel {
       throw std::invalid_argument("this kernel was built without the backward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_backward(build_.spec, a, plan.checkpoints);
+    driver::current_device();  // before the first driver call below
     tttc::BackwardParams params = args::backward_params(p, a);
+    std::unique_lock lock = lock_workspaces(a.workspace);
     params.workspace =
         workspace(a.workspace, a.workspace_bytes, plan.backward_workspace_bytes, stream);
     // Gradients shared by several CTAs are accumulated atomically: start them at zero.

@@ -147,9 +147,9 @@ TEST(GpuActivations, ReluMatchesReference) {
   }
 }
 
-// A thread that never touched CUDA can launch a kernel obtained elsewhere, forward and backward
-// (the runtime makes the context current), and two threads on their own streams' workspaces agree.
-TEST(GpuThreads, LaunchesFromAFreshThreadMatchTheReference) {
+// Two threads share one kernel object, each with its own inputs and outputs, and both match the
+// reference. (A user thread makes the context current before allocating; here current_device().)
+TEST(GpuThreads, TwoThreadsShareOneKernel) {
   REQUIRE_GPU();
   Spec spec;
   spec.name = "threads";
@@ -157,14 +157,22 @@ TEST(GpuThreads, LaunchesFromAFreshThreadMatchTheReference) {
   spec.dtype = DType::f32;
   auto kernel = jit::get_kernel({.spec = spec});
   std::vector<check::Report> reports(2);
+  std::vector<std::string> errors(2);
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i)
-    threads.emplace_back(
-        [&, i] { reports[i] = check::run(spec, {.B = 2, .H = 2, .T = 45, .seed = 9}, *kernel); });
+    threads.emplace_back([&, i] {
+      try {
+        driver::current_device();
+        reports[i] = check::run(spec, {.B = 2, .H = 2, .T = 45, .seed = 9}, *kernel);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
   for (auto& t : threads) t.join();
-  for (const auto& r : reports) {
-    EXPECT_FALSE(r.backward.empty());
-    for (const auto* list : {&r.forward, &r.backward})
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(errors[i], "");
+    EXPECT_FALSE(reports[i].backward.empty());
+    for (const auto* list : {&reports[i].forward, &reports[i].backward})
       for (const auto& t : *list) EXPECT_TRUE(t.passed()) << t.name << ": " << t.rel_error;
   }
 }
@@ -205,6 +213,17 @@ TEST(GpuArguments, BadArgumentsAreRejectedBeforeLaunch) {
   a.checkpoints = t({1, 2, 2, spec.state_floats()});
   EXPECT_NO_THROW(kernel->forward(a));
   driver::check(driver::api().cuCtxSynchronize(), "sync");
+  // A thread that never touched CUDA can launch: the runtime makes the context current.
+  std::string fresh_thread_error;
+  std::thread([&] {
+    try {
+      kernel->forward(a);
+      driver::check(driver::api().cuCtxSynchronize(), "sync");
+    } catch (const std::exception& e) {
+      fresh_thread_error = e.what();
+    }
+  }).join();
+  EXPECT_EQ(fresh_thread_error, "");
   auto expect_error = [&](ForwardArgs bad, const std::string& phrase) {
     try {
       kernel->forward(bad);
