@@ -109,6 +109,23 @@ constexpr IntRule kExpansion{1, 8, 1, ""};
 constexpr IntRule kCheckpointGroup{1, 4096, 1, ""};
 constexpr int kVersion = 1;
 constexpr size_t kMaxNameLength = 128;
+// Echoed user text (keys, values) is cut to this many bytes, so a huge bad key cannot turn into a
+// huge error line.
+constexpr size_t kMaxEchoBytes = 64;
+// A spec is a few hundred bytes; these limits only stop hostile or broken files from costing
+// unbounded memory or time (a spec nests at most 3 levels).
+constexpr size_t kMaxSpecBytes = 1 << 20;
+constexpr size_t kMaxDepth = 64;
+
+// Quoted for an error message: JSON string syntax (invalid UTF-8 replaced, never thrown on),
+// cut to kMaxEchoBytes with the full length noted.
+std::string quote(std::string_view text) {
+  const bool cut = text.size() > kMaxEchoBytes;
+  std::string shown(text.substr(0, cut ? kMaxEchoBytes : text.size()));
+  std::string q = json(shown).dump(-1, ' ', true, json::error_handler_t::replace);
+  if (cut) q += fmt::format("... ({} bytes)", text.size());
+  return q;
+}
 
 std::string range_text(const IntRule& r) {
   if (r.multiple == 1) return fmt::format("in {}..{}", r.lo, r.hi);
@@ -128,12 +145,17 @@ Problem ln_eps_problem(double v) {
 Problem name_problem(const std::string& name) {
   if (name.empty() || name.size() > kMaxNameLength)
     return fmt::format("must be 1..{} characters long, got {}", kMaxNameLength, name.size());
-  for (char c : name) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == '-';
-    if (!ok)
-      return fmt::format("may only contain [A-Za-z0-9._-], got {} (bad character {})",
-                         json(name).dump(), json(std::string(1, c)).dump(-1, ' ', true));
+    if (ok) continue;
+    // Show the whole UTF-8 sequence of a non-ASCII character, not one byte of it (a lone byte
+    // is not valid UTF-8 and cannot be printed as JSON).
+    const auto lead = static_cast<unsigned char>(c);
+    const size_t length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    return fmt::format("may only contain [A-Za-z0-9._-], got {} (bad character {})", quote(name),
+                       quote(name.substr(i, length)));
   }
   return std::nullopt;
 }
@@ -170,6 +192,8 @@ std::string lower(std::string_view s) {
 // edit, longer ones more; a fragment of a name ("eps" for "ln_eps") also counts.
 std::optional<std::string_view> closest(std::string_view typo,
                                         std::span<const std::string_view> candidates) {
+  // Field and value names are short; a long typo matches none, and edit distance is quadratic.
+  if (typo.size() > kMaxEchoBytes) return std::nullopt;
   const std::string t = lower(typo);
   const size_t allowed = 1 + t.size() / 5;
   std::optional<std::string_view> best;
@@ -203,11 +227,12 @@ bool is_identifier(std::string_view key) {
 }
 
 std::string child(const std::string& parent, std::string_view key) {
-  if (is_identifier(key)) return parent + "." + std::string(key);
+  if (is_identifier(key) && key.size() <= kMaxEchoBytes) return parent + "." + std::string(key);
   // Bracket notation keeps odd keys (spaces, dots) unambiguous; JSON string escaping is close
-  // enough to JSONPath's for display.
-  std::string escaped = json(std::string(key)).dump();
-  return parent + "['" + escaped.substr(1, escaped.size() - 2) + "']";
+  // enough to JSONPath's for display. Long keys are cut (quote()).
+  std::string escaped = quote(key);
+  const size_t close = escaped.rfind('"');
+  return parent + "['" + escaped.substr(1, close - 1) + "']" + escaped.substr(close + 1);
 }
 
 std::string element(const std::string& parent, size_t index) {
@@ -266,17 +291,26 @@ std::string nlohmann_reason(const json::exception& e) {
 }
 
 json parse_json(const std::string& text, const std::string& origin) {
+  if (text.size() > kMaxSpecBytes)
+    throw SpecError(
+        origin, "$",
+        fmt::format("spec is too large: {} bytes (at most {})", text.size(), kMaxSpecBytes));
+  // One frame per open object/array. Frames hold only their own key or index, not the full
+  // path: the path is assembled from the stack when an error needs it, so deep nesting costs
+  // linear, not quadratic, memory and time. Depth is capped well before it costs anything.
   struct Frame {
     bool object;
-    std::string path, key;
-    size_t index = 0;
+    std::string key;   // the current key (objects)
+    size_t index = 0;  // the current element (arrays)
     std::set<std::string> keys;
   };
   std::vector<Frame> stack;
-  auto path_of_next_child = [&]() -> std::string {
-    if (stack.empty()) return "$";
-    const Frame& top = stack.back();
-    return top.object ? child(top.path, top.key) : element(top.path, top.index);
+  // JSONPath of the value being parsed inside stack[depth - 1] ("$" for depth 0).
+  auto path_to = [&](size_t depth) {
+    std::string path = "$";
+    for (size_t i = 0; i < depth; ++i)
+      path = stack[i].object ? child(path, stack[i].key) : element(path, stack[i].index);
+    return path;
   };
   auto close_child = [&] {
     if (!stack.empty() && !stack.back().object) ++stack.back().index;
@@ -285,16 +319,18 @@ json parse_json(const std::string& text, const std::string& origin) {
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
-        stack.push_back(
-            Frame{event == json::parse_event_t::object_start, path_of_next_child(), "", 0, {}});
+        if (stack.size() >= kMaxDepth)
+          throw SpecError(origin, path_to(stack.size()),
+                          fmt::format("nested too deeply (more than {} levels)", kMaxDepth));
+        stack.push_back(Frame{event == json::parse_event_t::object_start, "", 0, {}});
         break;
       case json::parse_event_t::key: {
         Frame& top = stack.back();
         top.key = parsed.get<std::string>();
         if (!top.keys.insert(top.key).second)
-          throw SpecError(origin, child(top.path, top.key),
+          throw SpecError(origin, path_to(stack.size()),
                           fmt::format("duplicate field {} (the earlier value would be ignored)",
-                                      parsed.dump()));
+                                      quote(top.key)));
         break;
       }
       case json::parse_event_t::object_end:
@@ -315,7 +351,7 @@ json parse_json(const std::string& text, const std::string& origin) {
         origin, "$",
         fmt::format("invalid JSON at {}: {}", line_column(text, e.byte), nlohmann_reason(e)));
   } catch (const json::exception& e) {  // e.g. a number too large to represent
-    throw SpecError(origin, "$", "invalid JSON: " + nlohmann_reason(e));
+    throw SpecError(origin, path_to(stack.size()), "invalid JSON: " + nlohmann_reason(e));
   }
 }
 
@@ -386,7 +422,7 @@ class Parser {
                     std::span<const std::string_view> allowed) const {
     for (const auto& [key, value] : obj.items()) {
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-      std::string message = fmt::format("unknown field {}", json(key).dump());
+      std::string message = fmt::format("unknown field {}", quote(key));
       if (auto guess = closest(key, allowed))
         message += fmt::format(" (did you mean \"{}\"?)", *guess);
       else
@@ -449,7 +485,7 @@ class Parser {
     const auto it = std::find(choices.begin(), choices.end(), s);
     if (it != choices.end()) return static_cast<size_t>(it - choices.begin());
     std::string message =
-        fmt::format("unknown {} {}; expected one of {}", what, v.dump(), quoted_list(choices));
+        fmt::format("unknown {} {}; expected one of {}", what, quote(s), quoted_list(choices));
     if (auto guess = closest(s, choices)) message += fmt::format(" (did you mean \"{}\"?)", *guess);
     fail(path, message);
   }
@@ -525,7 +561,14 @@ std::string exact_number(double v) {
 // Public entry points.
 
 Spec parse_spec(const std::string& text, const std::string& origin) {
-  return Parser(origin).parse(parse_json(text, origin));
+  const json root = parse_json(text, origin);
+  try {
+    return Parser(origin).parse(root);
+  } catch (const json::exception& e) {
+    // The parser checks types before reading values, so this is a bug; still, bad input must
+    // give a spec error that names the file, never a crash.
+    throw SpecError(origin, "$", "cannot read the spec: " + nlohmann_reason(e));
+  }
 }
 
 Spec load_spec_file(const std::string& path) {
@@ -534,7 +577,9 @@ Spec load_spec_file(const std::string& path) {
   std::string text;
   char buf[1 << 14];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  // Reading stops just past the size limit (a FIFO or /dev/zero never ends); parse_json reports it.
+  while (text.size() <= kMaxSpecBytes && (n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    text.append(buf, n);
   const bool failed = std::ferror(f);
   const int err = errno;  // e.g. EISDIR: opening a directory succeeds, reading it does not
   std::fclose(f);

@@ -30,6 +30,9 @@ struct CommandExit : std::runtime_error {
 
 // --arch, or the GPU present, or sm_90a (the H100) when there is none.
 std::string choose_arch(const std::string& arch);
+// Adds --arch to `cmd`, storing into `arch`. An empty value is an error: it used to fall back
+// silently to the default arch (issue 11).
+CLI::Option* add_arch_option(CLI::App& cmd, std::string& arch);
 // The kernel configuration for a spec file, an optional --arch and an optional --schedule file.
 jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
                              const std::string& schedule_path);

@@ -15,10 +15,6 @@
 namespace ttt::cli {
 namespace {
 
-const char* kArchHelp =
-    "GPU architecture: sm_80, sm_86, sm_89, sm_90, sm_90a, ... (default: the GPU present, else "
-    "sm_90a)";
-
 void add_compile(CLI::App& app) {
   struct Options {
     std::vector<std::string> specs;
@@ -31,7 +27,7 @@ void add_compile(CLI::App& app) {
       "Compile the kernels of each spec ahead of time into the kernel cache; report key, cache "
       "hit or miss, compile time, registers, shared memory and spills.");
   cmd->add_option("SPEC", o->specs, "spec files (JSON)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--arch", o->arch, kArchHelp);
+  add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_flag("--json", o->json, "print a JSON list, one object per kernel");
   cmd->callback([o] {
@@ -77,7 +73,7 @@ void add_emit(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("emit", "Print the generated CUDA source of one kernel of a spec.");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--arch", o->arch, kArchHelp);
+  add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_option("--pass", o->pass, "forward or backward")
       ->check(CLI::IsMember({"forward", "backward"}));

@@ -4,8 +4,6 @@
 // the baseline every kernel is checked and timed against.
 #include <fmt/format.h>
 
-#include <array>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -18,6 +16,7 @@
 #include "compiler/reference/reference.hpp"
 #include "compiler/spec.hpp"
 #include "tools/cli_common.hpp"
+#include "tools/shape.hpp"
 
 namespace ttt::cli {
 namespace {
@@ -29,31 +28,6 @@ struct ReferenceOptions {
   bool per_batch_state = false;
   bool json = false;
 };
-
-struct Shape {
-  int B, H, T;
-};
-
-// "B,H,T": three positive integers, nothing else.
-Shape parse_shape(const std::string& text) {
-  std::array<int, 3> v{};
-  const char* p = text.data();
-  const char* const end = p + text.size();
-  bool ok = true;
-  for (size_t i = 0; i < v.size() && ok; ++i) {
-    const auto [next, ec] = std::from_chars(p, end, v[i]);
-    const bool last = i + 1 == v.size();
-    ok = ec == std::errc() && v[i] > 0 && (last ? next == end : next != end && *next == ',');
-    p = next + 1;
-  }
-  if (!ok) {
-    throw CommandExit(kUsage,
-                      "error: --shape must be B,H,T: three positive integers such as "
-                      "2,4,2048 (batch, heads, tokens); got '" +
-                          text + "'");
-  }
-  return {v[0], v[1], v[2]};
-}
 
 double frobenius(const ref::Tensor& t) {
   double s = 0.0;

@@ -9,20 +9,10 @@
 #include "runtime/host_convert.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/run_io.hpp"
+#include "tools/shape.hpp"
 
 namespace ttt::cli {
 namespace {
-
-std::array<int, 3> parse_shape(const std::string& text) {
-  std::array<int, 3> v{};
-  if (std::sscanf(text.c_str(), "%d,%d,%d", &v[0], &v[1], &v[2]) != 3 || v[0] < 1 || v[1] < 1 ||
-      v[2] < 1)
-    throw CommandExit(
-        kUsage,
-        fmt::format("error: --shape '{}': expected B,H,T with positive integers, e.g. 2,4,256",
-                    text));
-  return v;
-}
 
 void require_gpu() {
   if (!driver::status().available) throw CommandExit(kNoGpu, "no GPU: " + driver::status().reason);

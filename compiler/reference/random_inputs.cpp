@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "compiler/reference/budget.hpp"
 #include "compiler/reference/layout.hpp"
 #include "compiler/reference/reference.hpp"
 
@@ -35,6 +36,8 @@ Dims dims_of(const Spec& spec, int B, int H, int T, bool per_batch_state) {
   if (B <= 0 || H <= 0 || T <= 0 || spec.head_dim <= 0 || spec.mini_batch <= 0) {
     throw std::invalid_argument("ttt::ref: random inputs need positive B, H, T, head_dim, K");
   }
+  // Before allocating: a huge shape must be refused, not left to the OOM killer.
+  check_memory(spec, B, H, T, per_batch_state, /*backward=*/false);
   return {.B = B,
           .H = H,
           .T = T,

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <utility>
 
+#include "compiler/reference/budget.hpp"
 #include "compiler/reference/layout.hpp"
 #include "compiler/reference/parallel.hpp"
 #include "compiler/reference/step.hpp"
@@ -16,9 +17,7 @@ namespace ttt::ref {
 
 Tensor::Tensor(std::vector<int64_t> s) : shape(std::move(s)), data(static_cast<size_t>(numel())) {}
 
-int64_t Tensor::numel() const {
-  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
-}
+int64_t Tensor::numel() const { return checked_numel(shape); }
 
 namespace {
 
@@ -155,6 +154,7 @@ SharedGrads backward_head(const Head& hd, const Upstream& up, Grads& g) {
 
 Outputs forward(const Spec& spec, const Inputs& in) {
   const Dims d = validate_inputs(spec, in);
+  check_memory(spec, d.B, d.H, d.T, d.per_batch_state, /*backward=*/false);
   Outputs o;
   o.out = Tensor(token_shape(d));
   make_state_tensors(o.W_final, o.b_final, d, true);
@@ -167,6 +167,7 @@ Outputs forward(const Spec& spec, const Inputs& in) {
 
 Grads backward(const Spec& spec, const Inputs& in, const Upstream& up) {
   const Dims d = validate_inputs(spec, in);
+  check_memory(spec, d.B, d.H, d.T, d.per_batch_state, /*backward=*/true);
   validate_upstream(d, up);
   Grads g;
   for (Tensor* t : {&g.dq, &g.dk, &g.dv}) *t = Tensor(token_shape(d));

@@ -2,6 +2,7 @@
 // CLI11 exactly as tools/main.cpp does, with stdout and stderr captured.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -90,6 +91,21 @@ TEST(SpecCli, InvalidFilesAreAllReportedAndTheOthersStillPrinted) {
             "error: /nonexistent/a.json: $: cannot open file: No such file or directory\n"
             "error: /nonexistent/b.json: $: cannot open file: No such file or directory\n");
   EXPECT_NE(r.out.find(signature_of(kExamples + "mlp2.json")), std::string::npos);
+}
+
+TEST(SpecCli, NonAsciiSpecIsReportedAndLaterFilesStillChecked) {
+  // Regression (issue 11): a non-ASCII name crashed the parser, skipping the files after it.
+  const std::string bad = ::testing::TempDir() + "tttc-non-ascii.json";
+  {
+    std::FILE* f = std::fopen(bad.c_str(), "w");
+    std::fputs("{\"tttc_spec\":1,\"head_dim\":64,\"name\":\"\xc3\xa9\"}", f);
+    std::fclose(f);
+  }
+  const Result r = run({"spec", bad, kExamples + "mlp2.json"});
+  EXPECT_EQ(r.code, kUsage);
+  EXPECT_EQ(r.err.rfind("error: " + bad + ": $.name: ", 0), 0u) << r.err;
+  EXPECT_NE(r.out.find(signature_of(kExamples + "mlp2.json")), std::string::npos);
+  std::remove(bad.c_str());
 }
 
 TEST(SpecCli, FilesAreRequired) { EXPECT_THROW(run({"spec"}), CLI::RequiredError); }
