@@ -2,9 +2,12 @@
 #include "cache/disk_store.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 
 #include "cache/fs.hpp"
 #include "cache/key.hpp"
@@ -26,7 +29,8 @@ Clock::time_point from_unix_ns(std::int64_t ns) {
       std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-DiskStore::DiskStore(fs::path root) : root_(std::move(root)), base_(root_ / "v1") {}
+DiskStore::DiskStore(fs::path root, TrustPolicy policy)
+    : root_(std::move(root)), base_(root_ / "v1"), policy_(std::move(policy)) {}
 
 fs::path DiskStore::entry_path(const std::string& key) const {
   return base_ / "entries" / (key + std::string(kEntrySuffix));
@@ -44,10 +48,20 @@ std::error_code DiskStore::ensure_layout() const {
   return {};
 }
 
+std::optional<std::string> DiskStore::trust_problem() const {
+  if (auto why = untrusted_dir_reason(root_, policy_, /*follow_link=*/true)) return why;
+  if (auto why = untrusted_dir_reason(base_, policy_, false)) return why;
+  for (const char* sub : {"entries", "usage", "locks", "quarantine"})
+    if (auto why = untrusted_dir_reason(base_ / sub, policy_, false)) return why;
+  return std::nullopt;
+}
+
 DiskStore::LoadResult DiskStore::load(const std::string& key) const {
   using Status = LoadResult::Status;
   std::error_code ec;
-  std::string bytes = read_file(entry_path(key), ec);
+  std::string untrusted;
+  std::string bytes = read_file(entry_path(key), ec, UINT64_MAX, &policy_, &untrusted);
+  if (!untrusted.empty()) return {Status::untrusted, {}, untrusted};
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory)
       return {Status::missing, {}, {}};
@@ -97,10 +111,10 @@ std::vector<DiskStore::FileInfo> DiskStore::list() const {
     if (!name.ends_with(kEntrySuffix)) continue;
     std::string key = name.substr(0, name.size() - kEntrySuffix.size());
     if (!is_valid_key(key)) continue;  // temp files and strangers
-    std::error_code size_ec;
-    auto size = it->file_size(size_ec);
-    if (size_ec) continue;  // removed while we listed
-    out.push_back({key, size});
+    // lstat: a symbolic link is listed by its own size (verify reports it), never followed.
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;  // removed while we listed
+    out.push_back({key, static_cast<std::uint64_t>(st.st_size)});
   }
   return out;
 }
@@ -113,12 +127,16 @@ std::optional<nlohmann::json> DiskStore::read_metadata(const std::string& key,
   };
   std::error_code ec;
   const fs::path path = entry_path(key);
-  auto size = fs::file_size(path, ec);
-  if (ec) return fail(ec.message());
-  std::string prefix = read_file(path, ec, kEntryHeaderSize);
+  std::string untrusted;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return fail(std::strerror(errno));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  std::string prefix = read_file(path, ec, kEntryHeaderSize, &policy_, &untrusted);
+  if (!untrusted.empty()) return fail(untrusted);
   if (ec) return fail(ec.message());
   if (auto need = entry_metadata_prefix_size(prefix)) {
-    prefix = read_file(path, ec, *need);
+    prefix = read_file(path, ec, *need, &policy_, &untrusted);
+    if (!untrusted.empty()) return fail(untrusted);
     if (ec) return fail(ec.message());
   }
   auto meta = parse_entry_metadata(prefix, size);

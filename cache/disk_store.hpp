@@ -13,6 +13,7 @@
 
 #include "cache/entry_format.hpp"
 #include "cache/file_lock.hpp"
+#include "cache/trust.hpp"
 
 namespace ttt::cache {
 
@@ -25,7 +26,8 @@ using Clock = std::chrono::system_clock;
 // <root>/v1/gc.lock                 serializes evictions
 class DiskStore {
  public:
-  explicit DiskStore(std::filesystem::path root);
+  // `policy`: whose files this store trusts (default: the current user's only; trust.hpp).
+  explicit DiskStore(std::filesystem::path root, TrustPolicy policy = TrustPolicy::current_user());
 
   const std::filesystem::path& root() const { return root_; }
   const std::filesystem::path& base() const { return base_; }
@@ -38,10 +40,17 @@ class DiskStore {
   // Creates any missing directory of the layout with mode 0700.
   std::error_code ensure_layout() const;
 
+  // Why this cache may not be used, or nothing: the root (which may be a symbolic link) and
+  // every existing directory of the layout (which may not) must be owned by a trusted user and
+  // not writable by group or others. Missing directories are fine: the cache creates them.
+  std::optional<std::string> trust_problem() const;
+  const TrustPolicy& policy() const { return policy_; }
+
   struct LoadResult {
-    enum class Status { ok, missing, corrupt, unreadable } status = Status::missing;
+    // untrusted: a symbolic link, not a regular file, or owned/writable by someone untrusted.
+    enum class Status { ok, missing, corrupt, unreadable, untrusted } status = Status::missing;
     Entry entry;         // valid only for ok
-    std::string detail;  // why corrupt / unreadable
+    std::string detail;  // why corrupt / unreadable / untrusted
   };
   // Reads and fully validates the entry stored under `key`.
   LoadResult load(const std::string& key) const;
@@ -79,6 +88,7 @@ class DiskStore {
  private:
   std::filesystem::path root_;
   std::filesystem::path base_;
+  TrustPolicy policy_;
 };
 
 // Nanoseconds since the epoch <-> time points, the representation used in usage files and metadata.

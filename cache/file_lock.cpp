@@ -15,11 +15,12 @@ std::optional<FileLock> FileLock::acquire(const std::filesystem::path& path, boo
                                           std::error_code& error) {
   error.clear();
   for (;;) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    // O_NOFOLLOW: a planted symbolic link must not make us create or lock a file elsewhere.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     // An existing lock file in a directory we may not write still works read-only: flock does
     // not need write access.
     if (fd < 0 && (errno == EACCES || errno == EROFS))
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
       error = {errno, std::generic_category()};
       return std::nullopt;

@@ -26,7 +26,7 @@ struct Fd {
 };
 
 std::error_code fsync_dir(const std::filesystem::path& dir) {
-  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
   if (d.fd < 0) return last_error();
   if (::fsync(d.fd) != 0) return last_error();
   return {};
@@ -74,7 +74,7 @@ std::error_code write_file_atomic(const std::filesystem::path& path, std::string
                                   WriteOptions options) {
   const std::filesystem::path dir = path.parent_path();
   const std::filesystem::path temp = dir / temp_name(path);
-  Fd f{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+  Fd f{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
   if (f.fd < 0) return last_error();
   auto fail = [&](std::error_code ec) {
     ::unlink(temp.c_str());
@@ -89,17 +89,29 @@ std::error_code write_file_atomic(const std::filesystem::path& path, std::string
 }
 
 std::string read_file(const std::filesystem::path& path, std::error_code& error,
-                      std::uint64_t max_bytes) {
+                      std::uint64_t max_bytes, const TrustPolicy* policy, std::string* untrusted) {
   error.clear();
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: a FIFO in place of a file must not block the open (regular files ignore it).
+  Fd f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
   if (f.fd < 0) {
     error = last_error();
+    if (untrusted && errno == ELOOP)
+      *untrusted = path.string() + " is a symbolic link (the cache never follows links inside it)";
     return {};
   }
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) {
     error = last_error();
     return {};
+  }
+  if (policy) {
+    std::optional<std::string> why = S_ISREG(st.st_mode) ? untrusted_reason(path, st, *policy)
+                                                         : path.string() + " is not a regular file";
+    if (why) {
+      if (untrusted) *untrusted = std::move(*why);
+      error = std::make_error_code(std::errc::permission_denied);
+      return {};
+    }
   }
   std::string out;
   out.reserve(std::min<std::uint64_t>(static_cast<std::uint64_t>(st.st_size), max_bytes));
@@ -119,7 +131,7 @@ std::string read_file(const std::filesystem::path& path, std::error_code& error,
 }
 
 bool is_abandoned_temp(const std::filesystem::path& path, int min_age_seconds) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  Fd f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
   if (f.fd < 0) return false;
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) return false;

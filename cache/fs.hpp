@@ -9,6 +9,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "cache/trust.hpp"
+
 namespace ttt::cache {
 
 // Temp files start with this; listings skip them and gc removes the abandoned ones.
@@ -27,9 +29,12 @@ struct WriteOptions {
 std::error_code write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                   WriteOptions options = {});
 
-// Reads the whole file (or its first max_bytes); `error` is set on failure.
+// Reads the whole file (or its first max_bytes); `error` is set on failure. A symbolic link is
+// never followed (ELOOP). With a `policy`, a file that is not a regular file trusted by it is not
+// read: `error` is permission_denied and `*untrusted` says why.
 std::string read_file(const std::filesystem::path& path, std::error_code& error,
-                      std::uint64_t max_bytes = UINT64_MAX);
+                      std::uint64_t max_bytes = UINT64_MAX, const TrustPolicy* policy = nullptr,
+                      std::string* untrusted = nullptr);
 
 // True if `path` is a temp file whose writer is gone (its flock is free) and that is older
 // than `min_age_seconds` (by mtime: only a guard against a writer that has just created it).

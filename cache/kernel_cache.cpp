@@ -161,16 +161,24 @@ CacheResult KernelCache::lookup(const std::string& key, const KeyInputs* inputs,
 
 CacheResult KernelCache::load_or_build(const std::string& key, const KeyInputs* inputs,
                                        const EntryDescription* description, const Builder* build) {
+  // An untrusted directory is not read at all: its entries could be forged (trust.hpp).
+  const bool disk = trusted();
+  DiskStore::LoadResult loaded;  // missing
   // Warm start: no lock needed to read a published entry (publishing is an atomic rename).
-  DiskStore::LoadResult loaded = store_.load(key);
+  if (disk) loaded = store_.load(key);
   if (auto hit = accept(key, loaded)) return {hit, Origin::disk};
 
   // Missing or bad: serialize with other processes, then look again, since the lock holder we
   // waited for has probably just published it.
   std::optional<FileLock> key_lock;
-  if (!memory_only_) {
+  if (disk && !memory_only_) {
     if (auto ec = store_.ensure_layout()) {
       disable_writes("create", ec);
+    } else if (auto why = store_.trust_problem()) {
+      // Checked again after creating the layout: a directory someone else created in between
+      // is not written to.
+      distrust(*why);
+      loaded = {};
     } else {
       // A lock file that cannot be opened means an unwritable directory; publish() will say so.
       key_lock = store_.lock(key, /*wait=*/true, ec);
@@ -182,6 +190,8 @@ CacheResult KernelCache::load_or_build(const std::string& key, const KeyInputs* 
     quarantine(key, loaded.detail);
   } else if (loaded.status == DiskStore::LoadResult::Status::unreadable) {
     warn(fmt::format("cannot read cache entry {} ({}); rebuilding it", key, loaded.detail));
+  } else if (loaded.status == DiskStore::LoadResult::Status::untrusted) {
+    warn(fmt::format("not using cache entry {}: {}; rebuilding it", key, loaded.detail));
   }
   if (!build) return {nullptr, Origin::disk};
 
@@ -229,6 +239,23 @@ void KernelCache::disable_writes(const std::string& what, std::error_code error)
       "this process (existing entries can still be loaded). Set TTT_CACHE_DIR to a writable "
       "directory to persist them.",
       what, store_.root().string(), error.message()));
+}
+
+bool KernelCache::trusted() {
+  std::call_once(trust_checked_, [this] {
+    if (auto why = store_.trust_problem()) distrust(*why);
+  });
+  return !untrusted_;
+}
+
+void KernelCache::distrust(const std::string& reason) {
+  untrusted_ = true;
+  if (memory_only_.exchange(true)) return;  // the one warning was given already
+  warn(fmt::format(
+      "not using cache directory {}: {}. Its entries could have been planted by someone else, so "
+      "compiled kernels are kept in memory for the rest of this process. Use a directory of "
+      "your own (TTTC_CACHE_DIR) or fix its owner and permissions.",
+      store_.root().string(), reason));
 }
 
 void KernelCache::note_use(Slot& s, const std::string& key) {

@@ -79,6 +79,8 @@ class KernelCache {
   CacheStats stats() const;
   // True once the directory proved unusable for writing (the one warning has been given).
   bool memory_only() const { return memory_only_.load(); }
+  // True once the directory was refused as untrusted (trust.hpp): nothing is read from it either.
+  bool untrusted() const { return untrusted_.load(); }
   const DiskStore& store() const { return store_; }
   std::uint64_t max_size() const { return max_size_; }
 
@@ -95,11 +97,17 @@ class KernelCache {
   bool publish(const Entry& entry);
   // Switches to memory-only with the one warning; `what` is "create" or "write to".
   void disable_writes(const std::string& what, std::error_code error);
+  // Whether the directory may be used at all; checked once, before the first disk access.
+  bool trusted();
+  // Stops all disk access (reads too) with the one warning.
+  void distrust(const std::string& reason);
   void note_use(Slot& slot, const std::string& key);
 
   DiskStore store_;
   std::uint64_t max_size_;
   std::atomic<bool> memory_only_{false};
+  std::atomic<bool> untrusted_{false};
+  std::once_flag trust_checked_;
   mutable std::mutex mutex_;  // guards slots_
   std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
   std::atomic<std::uint64_t> memory_hits_{0}, disk_hits_{0}, builds_{0}, corrupt_{0};

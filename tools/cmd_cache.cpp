@@ -29,9 +29,16 @@ struct CacheArgs {
   std::string max_size;
 };
 
-cache::DiskStore open_store(const CacheArgs& opt) {
-  return cache::DiskStore(opt.dir.empty() ? cache::default_cache_dir()
-                                          : std::filesystem::path(opt.dir));
+// The directory must pass the cache's trust rules (cache/trust.hpp) before any command reads or
+// deletes anything in it: its entries could be forged, and a symbolic link inside it could point
+// the removal commands at files outside the cache. For verify that is a failed check (exit 1).
+cache::DiskStore open_store(const CacheArgs& opt, int untrusted_exit = kUsage) {
+  cache::DiskStore store(opt.dir.empty() ? cache::default_cache_dir()
+                                         : std::filesystem::path(opt.dir));
+  if (auto why = store.trust_problem())
+    throw CommandExit(untrusted_exit, fmt::format("error: not using cache directory {}: {}",
+                                                  store.root().string(), *why));
+  return store;
 }
 
 std::string short_key(const std::string& key) { return key.substr(0, 12); }
@@ -236,7 +243,7 @@ void run_explain(const CacheArgs& opt) {
 }
 
 void run_verify(const CacheArgs& opt) {
-  const auto store = open_store(opt);
+  const auto store = open_store(opt, kCheckFailed);
   const std::size_t count = store.list().size();
   const auto bad = cache::verify(store);
   if (bad.empty()) {

@@ -176,6 +176,31 @@ TEST_F(CacheCliTest, GcAndClear) {
   EXPECT_NE(r.out.find("cache is empty"), std::string::npos);
 }
 
+TEST_F(CacheCliTest, UntrustedDirectoryIsRefusedAndVerifyFails) {
+  // Before: verify called entries in a world-writable directory fine (checksums catch
+  // corruption, not forgery), and a symlinked v1/entries was followed.
+  ::chmod(dir_.path().c_str(), 0777);
+  auto r = run_cli({"cache", "verify"});
+  EXPECT_EQ(r.code, cli::kCheckFailed);
+  EXPECT_NE(r.message.find("writable by group or others"), std::string::npos) << r.message;
+  for (const char* sub : {"ls", "clear"}) {
+    r = run_cli({"cache", sub});
+    EXPECT_EQ(r.code, cli::kUsage) << sub;
+    EXPECT_NE(r.message.find("not using cache directory"), std::string::npos) << r.message;
+  }
+  ::chmod(dir_.path().c_str(), 0700);
+  const std::filesystem::path entries = dir_.path() / "v1" / "entries";
+  const std::filesystem::path elsewhere = dir_.path().string() + "-elsewhere";
+  std::filesystem::rename(entries, elsewhere);
+  std::filesystem::create_directory_symlink(elsewhere, entries);
+  r = run_cli({"cache", "clear"});
+  EXPECT_EQ(r.code, cli::kUsage);
+  EXPECT_NE(r.message.find("symbolic link"), std::string::npos) << r.message;
+  EXPECT_EQ(files_in(elsewhere).size(), 2u);  // nothing outside the cache was deleted
+  std::filesystem::remove(entries);
+  std::filesystem::rename(elsewhere, entries);
+}
+
 TEST_F(CacheCliTest, EverySubcommandHasHelp) {
   for (const char* sub : {"ls", "show", "explain", "verify", "rm", "gc", "clear"}) {
     auto r = run_cli({"cache", sub, "--help"});

@@ -143,11 +143,16 @@ TEST(CacheReadOnly, ExistingEntriesLoadAndNewOnesStayInMemory) {
     EXPECT_EQ(read_only_scenario(dir), "");
     return;
   }
-  // Root bypasses mode bits: run the scenario as "nobody" on a root-owned, world-readable tree.
+  // Root bypasses mode bits: run the scenario as "nobody" on a tree that nobody owns (the cache
+  // trusts only its user's files) but may not write.
   make_world_readable(tmp.path());
   const passwd* nobody = ::getpwnam("nobody");
   const uid_t uid = nobody ? nobody->pw_uid : 65534;
   const gid_t gid = nobody ? nobody->pw_gid : 65534;
+  if (::lchown(dir.c_str(), uid, gid) != 0) GTEST_SKIP() << "cannot chown";
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    if (::lchown(e.path().c_str(), uid, gid) != 0) GTEST_SKIP() << "cannot chown";
+  make_unwritable(dir);
   std::string result = in_child([&]() -> std::string {
     if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) return "SKIP";
     if (::access(dir.c_str(), W_OK) == 0) return "SKIP";  // still writable: cannot simulate
