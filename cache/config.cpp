@@ -35,8 +35,17 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+std::optional<std::string> cache_env(const char* name) {
+  if (auto v = env(name)) return v;
+  const std::string_view n = name;
+  // The pre-TTTC_ names keep working, documented as aliases.
+  if (n == "TTTC_CACHE_DIR") return env("TTT_CACHE_DIR");
+  if (n == "TTTC_CACHE_MAX_SIZE") return env("TTT_CACHE_MAX_SIZE");
+  return std::nullopt;
+}
+
 std::filesystem::path default_cache_dir() {
-  if (auto dir = env("TTT_CACHE_DIR")) return *dir;
+  if (auto dir = cache_env("TTTC_CACHE_DIR")) return *dir;
   if (auto xdg = env("XDG_CACHE_HOME")) return std::filesystem::path(*xdg) / "tttc";
   std::optional<std::string> home = env("HOME");
   if (!home) {
@@ -48,16 +57,24 @@ std::filesystem::path default_cache_dir() {
 }
 
 std::uint64_t default_max_size() {
-  auto text = env("TTT_CACHE_MAX_SIZE");
+  auto text = cache_env("TTTC_CACHE_MAX_SIZE");
   if (!text) return kDefaultMaxSize;
+  const char* name = env("TTTC_CACHE_MAX_SIZE") ? "TTTC_CACHE_MAX_SIZE" : "TTT_CACHE_MAX_SIZE";
   if (auto size = parse_size(*text)) return *size;
   static std::atomic<bool> warned{false};  // one warning per process, not one per lookup
   if (!warned.exchange(true)) {
-    warn(fmt::format("TTT_CACHE_MAX_SIZE='{}' is not a size (e.g. 500M, 2G); using {}", *text,
+    warn(fmt::format("{}='{}' is not a size (e.g. 500M, 2G); using {}", name, *text,
                      format_size(kDefaultMaxSize)));
   }
   return kDefaultMaxSize;
 }
+
+bool cache_disabled_by_env() {
+  auto v = env("TTTC_CACHE_DISABLE");
+  return v && *v != "0";
+}
+
+std::filesystem::path readonly_cache_dir() { return env("TTTC_CACHE_READONLY_DIR").value_or(""); }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::string s = lower(trim(text));

@@ -1,6 +1,8 @@
-// config.hpp: where the cache lives and how big it may grow, from the environment
-// (TTT_CACHE_DIR, XDG_CACHE_HOME, HOME, TTT_CACHE_MAX_SIZE), plus the size/duration syntax
-// shared by the environment and the CLI ("2G", "500M", "7d").
+// config.hpp: where the cache lives, how big it may grow, whether it is bypassed and where a
+// read-only shared cache is, from the environment (TTTC_CACHE_DIR, XDG_CACHE_HOME, HOME,
+// TTTC_CACHE_MAX_SIZE, TTTC_CACHE_DISABLE, TTTC_CACHE_READONLY_DIR; the old TTT_CACHE_DIR and
+// TTT_CACHE_MAX_SIZE are aliases), plus the size/duration syntax shared by the environment and the
+// CLI ("2G", "500M", "7d").
 #pragma once
 
 #include <chrono>
@@ -14,12 +16,24 @@ namespace ttt::cache {
 
 inline constexpr std::uint64_t kDefaultMaxSize = 4ull << 30;  // 4 GiB
 
-// TTT_CACHE_DIR, else $XDG_CACHE_HOME/tttc, else ~/.cache/tttc (HOME, else the passwd entry).
+// The value of environment variable `name`, else of its old alias (TTT_CACHE_DIR for
+// TTTC_CACHE_DIR, TTT_CACHE_MAX_SIZE for TTTC_CACHE_MAX_SIZE); nothing when unset or empty.
+std::optional<std::string> cache_env(const char* name);
+
+// TTTC_CACHE_DIR, else $XDG_CACHE_HOME/tttc, else ~/.cache/tttc (HOME, else the passwd entry).
 std::filesystem::path default_cache_dir();
 
-// TTT_CACHE_MAX_SIZE parsed with parse_size, else kDefaultMaxSize. An unparsable value warns
+// TTTC_CACHE_MAX_SIZE parsed with parse_size, else kDefaultMaxSize. An unparsable value warns
 // once and falls back to the default. 0 means "no cap".
 std::uint64_t default_max_size();
+
+// TTTC_CACHE_DISABLE set to anything but "" or "0": bypass the disk cache for this process
+// (every kernel is compiled; nothing is read from or written to the cache directory).
+bool cache_disabled_by_env();
+
+// TTTC_CACHE_READONLY_DIR: a second, read-only cache (e.g. shared and pre-populated for a
+// cluster), consulted after the user's own; empty when unset.
+std::filesystem::path readonly_cache_dir();
 
 // "123", "123B", "500K", "500M", "2G", "1.5T" (binary units, case-insensitive, optional "iB"/"B").
 std::optional<std::uint64_t> parse_size(std::string_view text);

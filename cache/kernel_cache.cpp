@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "cache/maintenance.hpp"
+#include "cache/stats.hpp"
 #include "cache/warnings.hpp"
 #include "compiler/hash.hpp"
 
@@ -59,10 +60,16 @@ const char* to_string(Origin origin) {
   return "?";
 }
 
-CacheOptions CacheOptions::from_env() { return {default_cache_dir(), default_max_size()}; }
+CacheOptions CacheOptions::from_env() {
+  return {default_cache_dir(), default_max_size(), cache_disabled_by_env(), readonly_cache_dir()};
+}
 
 KernelCache::KernelCache(CacheOptions options)
-    : store_(std::move(options.dir)), max_size_(options.max_size) {}
+    : store_(std::move(options.dir)), max_size_(options.max_size), disabled_(options.disabled) {
+  // Shared caches are provisioned by an administrator: root may own them too.
+  if (!options.readonly_dir.empty())
+    readonly_.emplace(std::move(options.readonly_dir), TrustPolicy::current_user_or_root());
+}
 
 KernelCache& KernelCache::process_cache() {
   static KernelCache cache(CacheOptions::from_env());
@@ -109,7 +116,26 @@ std::shared_ptr<KernelCache::Slot> KernelCache::slot(const std::string& key) {
 
 CacheResult KernelCache::get_or_build(const KeyInputs& inputs, const EntryDescription& description,
                                       const Builder& build) {
-  return lookup(compute_key(inputs), &inputs, &description, &build);
+  const std::string key = compute_key(inputs);
+  {
+    std::lock_guard lock(probe_mutex_);
+    if (probe_) {
+      probe_(inputs, key);
+      auto placeholder = std::make_shared<Entry>();
+      placeholder->key = key;
+      placeholder->metadata = {{"key", key},
+                               {"key_inputs", key_inputs_json(inputs)},
+                               {"source", inputs.source},
+                               {"spec_name", description.spec_name}};
+      return {std::move(placeholder), Origin::memory};
+    }
+  }
+  return lookup(key, &inputs, &description, &build);
+}
+
+void KernelCache::set_probe(Probe probe) {
+  std::lock_guard lock(probe_mutex_);
+  probe_ = std::move(probe);
 }
 
 std::shared_ptr<const Entry> KernelCache::find(const std::string& key) {
@@ -161,6 +187,12 @@ CacheResult KernelCache::lookup(const std::string& key, const KeyInputs* inputs,
 
 CacheResult KernelCache::load_or_build(const std::string& key, const KeyInputs* inputs,
                                        const EntryDescription* description, const Builder* build) {
+  if (disabled_) {  // TTTC_CACHE_DISABLE / --no-cache: compile, remember in memory only
+    if (!build) return {nullptr, Origin::disk};
+    auto entry = std::make_shared<const Entry>(make_entry(key, *inputs, *description, (*build)()));
+    ++builds_;
+    return {entry, Origin::built};
+  }
   // An untrusted directory is not read at all: its entries could be forged (trust.hpp).
   const bool disk = trusted();
   DiskStore::LoadResult loaded;  // missing
@@ -193,11 +225,13 @@ CacheResult KernelCache::load_or_build(const std::string& key, const KeyInputs* 
   } else if (loaded.status == DiskStore::LoadResult::Status::untrusted) {
     warn(fmt::format("not using cache entry {}: {}; rebuilding it", key, loaded.detail));
   }
+  if (auto shared = load_readonly(key)) return {shared, Origin::disk};
   if (!build) return {nullptr, Origin::disk};
 
   auto entry = std::make_shared<const Entry>(make_entry(key, *inputs, *description, (*build)()));
   ++builds_;
   const bool published = publish(*entry);
+  if (published) add_stats(store_, 0, 1);
   key_lock.reset();  // before eviction, which may need other keys' locks
   if (published && max_size_ > 0) evict_lru(store_, max_size_, {.keep_key = key, .wait = false});
   return {entry, Origin::built};
@@ -208,6 +242,25 @@ std::shared_ptr<const Entry> KernelCache::accept(const std::string& key,
   if (loaded.status != DiskStore::LoadResult::Status::ok) return nullptr;
   ++disk_hits_;
   store_.record_use(key);  // best effort: a read-only directory still serves loads
+  if (!memory_only_) add_stats(store_, 1, 0);
+  return std::make_shared<const Entry>(std::move(loaded.entry));
+}
+
+std::shared_ptr<const Entry> KernelCache::load_readonly(const std::string& key) {
+  if (!readonly_) return nullptr;
+  std::call_once(readonly_checked_, [this] {
+    if (auto why = readonly_->trust_problem())
+      warn(fmt::format("not using read-only cache directory {}: {}", readonly_->root().string(),
+                       *why));
+    else
+      readonly_trusted_ = true;
+  });
+  if (!readonly_trusted_) return nullptr;
+  // No lock: nobody writes a read-only cache. Bad entries there are skipped, not quarantined.
+  DiskStore::LoadResult loaded = readonly_->load(key);
+  if (loaded.status != DiskStore::LoadResult::Status::ok) return nullptr;
+  ++disk_hits_;
+  if (!memory_only_ && !untrusted_) add_stats(store_, 1, 0);
   return std::make_shared<const Entry>(std::move(loaded.entry));
 }
 
@@ -236,7 +289,7 @@ void KernelCache::disable_writes(const std::string& what, std::error_code error)
   if (memory_only_.exchange(true)) return;  // one warning per cache (per process for the default)
   warn(fmt::format(
       "cannot {} cache directory {} ({}); compiled kernels are kept in memory for the rest of "
-      "this process (existing entries can still be loaded). Set TTT_CACHE_DIR to a writable "
+      "this process (existing entries can still be loaded). Set TTTC_CACHE_DIR to a writable "
       "directory to persist them.",
       what, store_.root().string(), error.message()));
 }

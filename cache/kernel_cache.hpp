@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -49,9 +50,14 @@ struct CacheResult {
 struct CacheOptions {
   std::filesystem::path dir;
   std::uint64_t max_size = kDefaultMaxSize;  // bytes; 0 = no cap
-  // dir from default_cache_dir(), max_size from default_max_size().
+  bool disabled = false;               // bypass the disk: always build, keep entries in memory only
+  std::filesystem::path readonly_dir;  // a second cache, only read (empty: none)
+  // dir, max_size, disabled and readonly_dir from the environment (config.hpp).
   static CacheOptions from_env();
 };
+
+// Called by get_or_build in probe mode instead of looking up or building (see set_probe).
+using Probe = std::function<void(const KeyInputs& inputs, const std::string& key)>;
 
 struct CacheStats {
   std::uint64_t memory_hits = 0, disk_hits = 0, builds = 0, corrupt_entries = 0;
@@ -77,6 +83,12 @@ class KernelCache {
   std::shared_ptr<const Entry> find(const std::string& key);
 
   CacheStats stats() const;
+
+  // Probe mode, for tools that need the key inputs of a request without compiling anything
+  // (`tttc cache explain SPEC`): while a probe is set, get_or_build passes each request to it and
+  // returns a placeholder entry (metadata with the key inputs and source, no binary) that is
+  // neither stored nor remembered. An empty Probe ends probe mode.
+  void set_probe(Probe probe);
   // True once the directory proved unusable for writing (the one warning has been given).
   bool memory_only() const { return memory_only_.load(); }
   // True once the directory was refused as untrusted (trust.hpp): nothing is read from it either.
@@ -101,10 +113,18 @@ class KernelCache {
   bool trusted();
   // Stops all disk access (reads too) with the one warning.
   void distrust(const std::string& reason);
+  // The entry from the read-only second cache, if it has a valid one.
+  std::shared_ptr<const Entry> load_readonly(const std::string& key);
   void note_use(Slot& slot, const std::string& key);
 
   DiskStore store_;
   std::uint64_t max_size_;
+  bool disabled_;
+  std::optional<DiskStore> readonly_;
+  std::once_flag readonly_checked_;
+  bool readonly_trusted_ = false;
+  std::mutex probe_mutex_;
+  Probe probe_;
   std::atomic<bool> memory_only_{false};
   std::atomic<bool> untrusted_{false};
   std::once_flag trust_checked_;

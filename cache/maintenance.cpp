@@ -216,10 +216,23 @@ bool EntryPattern::matches(const EntrySummary& e, Clock::time_point now) const {
 }
 
 std::vector<EntrySummary> remove_matching(const DiskStore& store, const EntryPattern& pattern,
-                                          Clock::time_point now) {
+                                          Clock::time_point now, bool dry_run) {
   std::vector<EntrySummary> removed;
   for (auto& entry : list_entries(store))
-    if (pattern.matches(entry, now) && store.remove(entry.key)) removed.push_back(std::move(entry));
+    if (pattern.matches(entry, now) && (dry_run || store.remove(entry.key)))
+      removed.push_back(std::move(entry));
+  return removed;
+}
+
+std::vector<EntrySummary> remove_keys(const DiskStore& store, const std::vector<std::string>& keys,
+                                      bool dry_run) {
+  std::vector<std::string> full;
+  for (const auto& k : keys) full.push_back(resolve_key(store, k));  // all resolve, or none goes
+  std::vector<EntrySummary> removed;
+  for (auto& entry : list_entries(store))
+    if (std::find(full.begin(), full.end(), entry.key) != full.end() &&
+        (dry_run || store.remove(entry.key)))
+      removed.push_back(std::move(entry));
   return removed;
 }
 
@@ -231,8 +244,10 @@ EvictResult evict_lru(const DiskStore& store, std::uint64_t max_size, const Evic
     result.skipped = true;
     return result;
   }
-  result.temp_files_removed = remove_abandoned_temps(store, kTempGraceSeconds);
-  remove_stale_side_files(store, /*keep_usage_of_entries=*/true);
+  if (!options.dry_run) {
+    result.temp_files_removed = remove_abandoned_temps(store, kTempGraceSeconds);
+    remove_stale_side_files(store, /*keep_usage_of_entries=*/true);
+  }
 
   auto quarantined = quarantined_files(store);
   std::uint64_t total = total_size(store);
@@ -241,7 +256,7 @@ EvictResult evict_lru(const DiskStore& store, std::uint64_t max_size, const Evic
   // Quarantined files are only kept for inspection, so they go first.
   for (const auto& q : quarantined) {
     if (total <= max_size) break;
-    if (fs::remove(q.path, ec)) {
+    if (options.dry_run || fs::remove(q.path, ec)) {
       total -= q.size;
       result.quarantine_bytes_removed += q.size;
     }
@@ -250,7 +265,7 @@ EvictResult evict_lru(const DiskStore& store, std::uint64_t max_size, const Evic
     auto entries = list_entries(store);  // most recent first: evict from the back
     for (auto it = entries.rbegin(); it != entries.rend() && total > max_size; ++it) {
       if (options.keep_key && it->key == *options.keep_key) continue;
-      if (store.remove(it->key)) {
+      if (options.dry_run || store.remove(it->key)) {
         total -= std::min(total, it->file_size);
         result.removed.push_back(std::move(*it));
       }

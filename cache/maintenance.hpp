@@ -62,13 +62,21 @@ class EntryPattern {
   std::chrono::seconds age_{0};
 };
 
-// Removes matching entries; returns what was removed.
+// Removes matching entries (with dry_run: nothing); returns what was (or would be) removed.
 std::vector<EntrySummary> remove_matching(const DiskStore& store, const EntryPattern& pattern,
-                                          Clock::time_point now = Clock::now());
+                                          Clock::time_point now = Clock::now(),
+                                          bool dry_run = false);
+
+// Removes the entries with these keys (full keys or unique prefixes, see resolve_key; throws
+// KeyLookupError before removing anything if one does not resolve). With dry_run, nothing is
+// removed. Returns what was (or would be) removed.
+std::vector<EntrySummary> remove_keys(const DiskStore& store, const std::vector<std::string>& keys,
+                                      bool dry_run = false);
 
 struct EvictOptions {
   std::optional<std::string> keep_key;  // never evicted (the entry just published)
-  bool wait = true;  // wait for a concurrent eviction, else skip this run (after a publish)
+  bool wait = true;      // wait for a concurrent eviction, else skip this run (after a publish)
+  bool dry_run = false;  // report what would be removed; change nothing
 };
 struct EvictResult {
   std::vector<EntrySummary> removed;  // entries, least recently used first

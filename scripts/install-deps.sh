@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev
-          libcli11-dev libfmt-dev libssl-dev python3 clang-format)
+          libcli11-dev libfmt-dev libssl-dev python3 python3-numpy clang-format)
 
 missing=()
 for p in "${packages[@]}"; do

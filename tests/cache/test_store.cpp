@@ -148,6 +148,7 @@ class ScopedEnv {
 
 TEST(CacheConfig, CacheDirPrecedence) {
   ScopedEnv home("HOME", "/home/someone");
+  ScopedEnv tttc("TTTC_CACHE_DIR", nullptr);
   {
     ScopedEnv a("TTT_CACHE_DIR", "/explicit/dir");
     ScopedEnv b("XDG_CACHE_HOME", "/xdg");
@@ -161,6 +162,35 @@ TEST(CacheConfig, CacheDirPrecedence) {
   ScopedEnv a("TTT_CACHE_DIR", nullptr);
   ScopedEnv b("XDG_CACHE_HOME", nullptr);
   EXPECT_EQ(default_cache_dir(), "/home/someone/.cache/tttc");
+}
+
+TEST(CacheConfig, TttcNamesWinAndOldNamesAreAliases) {
+  ScopedEnv c("TTTC_CACHE_DIR", nullptr);
+  ScopedEnv m("TTTC_CACHE_MAX_SIZE", nullptr);
+  {
+    ScopedEnv a("TTT_CACHE_DIR", "/old/name");
+    EXPECT_EQ(default_cache_dir(), "/old/name");
+    ScopedEnv b("TTTC_CACHE_DIR", "/new/name");
+    EXPECT_EQ(default_cache_dir(), "/new/name");
+  }
+  ScopedEnv a("TTT_CACHE_MAX_SIZE", "1G");
+  EXPECT_EQ(default_max_size(), 1ull << 30);
+  ScopedEnv b("TTTC_CACHE_MAX_SIZE", "3G");
+  EXPECT_EQ(default_max_size(), 3ull << 30);
+}
+
+TEST(CacheConfig, DisableAndReadOnlyDirFromEnvironment) {
+  {
+    ScopedEnv d("TTTC_CACHE_DISABLE", "1");
+    ScopedEnv r("TTTC_CACHE_READONLY_DIR", "/shared/tttc");
+    const CacheOptions o = CacheOptions::from_env();
+    EXPECT_TRUE(o.disabled);
+    EXPECT_EQ(o.readonly_dir, "/shared/tttc");
+  }
+  for (const char* off : {"0", ""}) {
+    ScopedEnv d("TTTC_CACHE_DISABLE", off);
+    EXPECT_FALSE(cache_disabled_by_env()) << off;
+  }
 }
 
 TEST(CacheConfig, ParseSize) {
@@ -180,6 +210,7 @@ TEST(CacheConfig, ParseSize) {
 }
 
 TEST(CacheConfig, MaxSizeFromEnvironment) {
+  ScopedEnv tttc("TTTC_CACHE_MAX_SIZE", nullptr);
   {
     ScopedEnv e("TTT_CACHE_MAX_SIZE", "2G");
     EXPECT_EQ(default_max_size(), 2ull << 30);
