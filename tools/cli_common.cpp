@@ -17,19 +17,6 @@ std::string choose_arch(const std::string& arch) {
   return "sm_90a";
 }
 
-CLI::Option* add_arch_option(CLI::App& cmd, std::string& arch) {
-  return cmd
-      .add_option("--arch", arch,
-                  "GPU architecture: sm_80, sm_86, sm_89, sm_90, sm_90a, ... (default: the GPU "
-                  "present, else sm_90a)")
-      ->type_name("ARCH")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            return value.empty() ? "must not be empty (leave --arch out for the default)" : "";
-          },
-          "", "non-empty"));
-}
-
 jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
                              const std::string& schedule_path) {
   jit::KernelConfig c{.spec = load_spec_file(spec_path), .arch = choose_arch(arch)};

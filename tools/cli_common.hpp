@@ -3,9 +3,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "cache/key.hpp"
 #include "runtime/jit.hpp"
 
 namespace ttt::cli {
@@ -40,8 +43,13 @@ jit::KernelConfig config_for(const std::string& spec_path, const std::string& ar
 void register_spec_commands(CLI::App& app);      // tttc spec
 void register_ir_command(CLI::App& app);         // tttc ir
 void register_reference_command(CLI::App& app);  // tttc reference
-void register_cache_commands(CLI::App& app);     // tttc cache ...
-void register_compile_commands(CLI::App& app);   // tttc compile, tttc emit
-void register_run_commands(CLI::App& app);       // tttc run, tttc check
+// The cache key inputs of each kernel of a spec file for an arch ("" = the default), computed
+// without compiling (tools/spec_keys.cpp; `tttc cache explain SPEC`).
+using SpecKeyInputs = std::function<std::vector<cache::KeyInputs>(const std::string& spec_path,
+                                                                  const std::string& arch)>;
+SpecKeyInputs spec_key_inputs();
+void register_cache_commands(CLI::App& app, SpecKeyInputs spec_keys = {});  // tttc cache ...
+void register_compile_commands(CLI::App& app);  // tttc compile, tttc emit
+void register_run_commands(CLI::App& app);      // tttc run, tttc check
 
 }  // namespace ttt::cli

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   register_spec_commands(app);
   register_ir_command(app);
   register_compile_commands(app);
-  register_cache_commands(app);
+  register_cache_commands(app, spec_key_inputs());
   register_reference_command(app);
   register_run_commands(app);
   auto report = [](const char* kind, const std::string& what) {

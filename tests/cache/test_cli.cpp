@@ -176,6 +176,68 @@ TEST_F(CacheCliTest, GcAndClear) {
   EXPECT_NE(r.out.find("cache is empty"), std::string::npos);
 }
 
+TEST_F(CacheCliTest, RmByKeyOrPrefixAndDryRun) {
+  // Before: verify told the user to `rm` a key, and rm could not take one.
+  auto r = run_cli({"cache", "rm", a_.substr(0, 8), "--dry-run"});
+  EXPECT_EQ(r.code, 0) << r.message;
+  EXPECT_NE(r.out.find("would remove 1 entry"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(store_.entry_path(a_)));
+  r = run_cli({"cache", "rm", "--match", "*", "--dry-run"});
+  EXPECT_NE(r.out.find("would remove 2 entries"), std::string::npos) << r.out;
+  r = run_cli({"cache", "gc", "--max-size", "0", "--dry-run"});
+  EXPECT_NE(r.out.find("would remove 2 entries"), std::string::npos) << r.out;
+  EXPECT_EQ(store_.list().size(), 2u);
+  r = run_cli({"cache", "rm", a_.substr(0, 8), "0000"});
+  EXPECT_EQ(r.code, cli::kUsage);  // one key names nothing: nothing is removed
+  EXPECT_TRUE(std::filesystem::exists(store_.entry_path(a_)));
+  r = run_cli({"cache", "rm", a_, b_.substr(0, 6)});
+  EXPECT_EQ(r.code, 0) << r.message;
+  EXPECT_NE(r.out.find("removed 2 entries"), std::string::npos) << r.out;
+  EXPECT_TRUE(store_.list().empty());
+  EXPECT_EQ(run_cli({"cache", "rm", a_, "--match", "*"}).code, cli::kUsage);  // not both
+}
+
+TEST_F(CacheCliTest, StatsAndZero) {
+  // SetUp built two entries (two misses); a new cache instance then finds one on disk.
+  {
+    KernelCache cache({dir_.path(), 0});
+    std::atomic<int> builds{0};
+    cache.get_or_build(sample_inputs("a"), sample_description(), counting_builder(builds, "x"));
+  }
+  auto r = run_cli({"cache", "stats", "--json"});
+  ASSERT_EQ(r.code, 0) << r.message;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["entries"], 2);
+  EXPECT_EQ(j["misses"], 2);
+  EXPECT_EQ(j["hits"], 1);
+  EXPECT_GT(j["total_bytes"].get<int>(), 0);
+  r = run_cli({"cache", "stats"});
+  EXPECT_NE(r.out.find("hits             1 (33.3%)"), std::string::npos) << r.out;
+  EXPECT_EQ(run_cli({"cache", "stats", "--zero"}).code, 0);
+  j = nlohmann::json::parse(run_cli({"cache", "stats", "--json"}).out);
+  EXPECT_EQ(j["hits"], 0);
+  EXPECT_EQ(j["misses"], 0);
+}
+
+TEST_F(CacheCliTest, JsonOfVerifyAndExplain) {
+  auto r = run_cli({"cache", "verify", "--json"});
+  ASSERT_EQ(r.code, 0);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_EQ(j["entries"], 2);
+  r = run_cli({"cache", "explain", a_, b_, "--json"});
+  ASSERT_EQ(r.code, 0) << r.message;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["a"], a_);
+  bool arch = false;
+  for (const auto& d : j["differences"]) arch |= d["field"] == "arch";
+  EXPECT_TRUE(arch) << r.out;
+  // Field names agree with `tttc compile --json`.
+  j = nlohmann::json::parse(run_cli({"cache", "ls", "--json"}).out);
+  EXPECT_TRUE(j["entries"][0].contains("spill_bytes")) << j.dump();
+  EXPECT_FALSE(j["entries"][0].contains("spills"));
+}
+
 TEST_F(CacheCliTest, UntrustedDirectoryIsRefusedAndVerifyFails) {
   // Before: verify called entries in a world-writable directory fine (checksums catch
   // corruption, not forgery), and a symlinked v1/entries was followed.
