@@ -40,6 +40,9 @@ CLI::Option* add_arch_option(CLI::App& cmd, std::string& arch);
 jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
                              const std::string& schedule_path);
 
+// `tttc --version`: tttc, NVRTC, template hash and cache format versions (version.cpp).
+std::string version_text();
+
 void register_spec_commands(CLI::App& app);      // tttc spec
 void register_ir_command(CLI::App& app);         // tttc ir
 void register_reference_command(CLI::App& app);  // tttc reference

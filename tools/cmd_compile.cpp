@@ -5,12 +5,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cache/kernel_cache.hpp"
 #include "cli_common.hpp"
 #include "compiler/codegen.hpp"
 #include "compiler/ir.hpp"
 #include "compiler/plan.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/jit.hpp"
+#include "tools/progress.hpp"
 
 namespace ttt::cli {
 namespace {
@@ -19,7 +21,7 @@ void add_compile(CLI::App& app) {
   struct Options {
     std::vector<std::string> specs;
     std::string arch, schedule;
-    bool json = false;
+    bool json = false, memory_only = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -30,13 +32,25 @@ void add_compile(CLI::App& app) {
   add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_flag("--json", o->json, "print a JSON list, one object per kernel");
+  cmd->add_flag("--memory-only", o->memory_only,
+                "succeed even when the kernels cannot be saved in the cache (read-only, refused "
+                "or disabled); without it that is an error (exit 5)");
   cmd->callback([o] {
+    // Say which arch was chosen when the user did not: without a GPU it is a guess (sm_90a).
+    if (o->arch.empty() && !driver::status().available)
+      fmt::print(stderr, "tttc compile: no GPU here ({}); compiling for sm_90a (--arch chooses)\n",
+                 driver::status().reason);
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& path : o->specs) {
+    bool built = false;
+    for (size_t i = 0; i < o->specs.size(); ++i) {
+      const std::string& path = o->specs[i];
+      if (o->specs.size() > 1) progress_step(i + 1, o->specs.size(), "compiling " + path);
       const jit::Build b = jit::build(config_for(path, o->arch, o->schedule));
+      progress_done();
       for (const auto* k : {&b.forward, &b.backward}) {
         if (!*k) continue;
         const jit::CompiledKernel& ck = **k;
+        built |= ck.cache == "miss";
         nlohmann::json row = {{"spec", path},
                               {"name", b.spec.name},
                               {"kernel", codegen::to_string(ck.generated.kind)},
@@ -62,12 +76,28 @@ void add_compile(CLI::App& app) {
       }
     }
     if (o->json) fmt::print("{}\n", list.dump(2));
+    // Compiling ahead of time is for the cache: if what was built could not be saved, say so.
+    const auto& cache = cache::KernelCache::process_cache();
+    if (built && cache::cache_disabled_by_env()) {
+      fmt::print(stderr,
+                 "tttc compile: the cache is disabled (--no-cache or TTTC_CACHE_DISABLE); "
+                 "nothing was saved\n");
+    } else if (built && cache.memory_only() && !o->memory_only) {
+      throw CommandExit(
+          kRuntimeError,
+          fmt::format("error: the compiled kernels could not be saved: the cache directory {} is "
+                      "{} (see the warning above); set TTTC_CACHE_DIR to a directory of your own, "
+                      "or pass --memory-only to accept this",
+                      cache.store().root().string(),
+                      cache.untrusted() ? "not trusted" : "not writable"));
+    }
   });
 }
 
 void add_emit(CLI::App& app) {
   struct Options {
     std::string spec, arch, schedule, pass = "forward";
+    bool json = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd =
@@ -77,20 +107,37 @@ void add_emit(CLI::App& app) {
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_option("--pass", o->pass, "forward or backward")
       ->check(CLI::IsMember({"forward", "backward"}));
+  cmd->add_flag("--json", o->json,
+                "print one JSON object: spec, name, kernel, arch, kernel_name, shared_bytes, "
+                "workspace_floats, schedule and source");
   cmd->callback([o] {
     const jit::KernelConfig c = config_for(o->spec, o->arch, o->schedule);
     const Target t = Target::for_arch(c.arch);
     const Schedule s = c.schedule ? *c.schedule : default_schedule(c.spec, t);
     const auto kind =
         o->pass == "forward" ? codegen::KernelKind::forward : codegen::KernelKind::backward;
-    fmt::print("{}", codegen::generate(c.spec, s, kind).source);
+    const codegen::Generated g = codegen::generate(c.spec, s, kind);
+    if (!o->json) {
+      fmt::print("{}", g.source);
+      return;
+    }
+    const nlohmann::json j = {{"spec", o->spec},
+                              {"name", c.spec.name},
+                              {"kernel", codegen::to_string(kind)},
+                              {"arch", c.arch},
+                              {"kernel_name", g.kernel_name},
+                              {"shared_bytes", g.shared_bytes},
+                              {"workspace_floats", g.workspace_floats},
+                              {"schedule", schedule_to_json(s)},
+                              {"source", g.source}};
+    fmt::print("{}\n", j.dump(2));
   });
 }
 
 void add_ir(CLI::App& app) {
   struct Options {
     std::string spec;
-    bool backward = false;
+    bool backward = false, json = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -99,10 +146,29 @@ void add_ir(CLI::App& app) {
       "forward on keys, inner-loss gradient, state update, query output).");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   cmd->add_flag("--backward", o->backward, "append the reverse-mode adjoint used by the backward");
+  cmd->add_flag("--json", o->json,
+                "print one JSON object: spec, name, signature, backward and ir (the text, one "
+                "string per line)");
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const ir::Program step = ir::build_step(spec);
-    fmt::print("{}", ir::describe(spec, o->backward ? ir::append_adjoint(step) : step));
+    const std::string text = ir::describe(spec, o->backward ? ir::append_adjoint(step) : step);
+    if (!o->json) {
+      fmt::print("{}", text);
+      return;
+    }
+    nlohmann::json lines = nlohmann::json::array();
+    for (size_t start = 0; start < text.size();) {
+      const size_t end = std::min(text.find('\n', start), text.size());
+      lines.push_back(text.substr(start, end - start));
+      start = end + 1;
+    }
+    const nlohmann::json j = {{"spec", o->spec},
+                              {"name", spec.name},
+                              {"signature", spec_signature(spec)},
+                              {"backward", o->backward},
+                              {"ir", lines}};
+    fmt::print("{}\n", j.dump(2));
   });
 }
 

@@ -1,8 +1,10 @@
 // main.cpp: the tttc command-line tool: registers every subcommand and turns errors into the exit
 // codes documented in the README (see cli_common.hpp).
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli_common.hpp"
 #include "compiler/nvrtc_backend.hpp"
@@ -11,6 +13,9 @@
 
 int main(int argc, char** argv) {
   using namespace ttt::cli;
+  // Piped or redirected output is flushed line by line (stdio would buffer 4 KiB), so logs of
+  // long runs show progress as it happens. std::cout goes through stdio (sync_with_stdio).
+  if (!::isatty(STDOUT_FILENO)) std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app{
       "tttc: a JIT kernel compiler for Test-Time Training layers. It turns a small JSON spec of "
       "the\n"
@@ -18,6 +23,15 @@ int main(int argc, char** argv) {
       "Run 'tttc COMMAND --help' for each command.",
       "tttc"};
   app.require_subcommand(1);
+  app.set_version_flag(
+      "--version", [] { return version_text(); },
+      "Print the tttc and NVRTC versions, the template hash and the cache formats");
+  // Read when the cache is first used, which is after parsing: so setting it here covers the
+  // whole run, like TTTC_CACHE_DISABLE=1 in the environment.
+  app.add_flag_callback(
+      "--no-cache", [] { ::setenv("TTTC_CACHE_DISABLE", "1", 1); },
+      "Bypass the kernel cache for this run: compile every kernel, read and write nothing on "
+      "disk (same as TTTC_CACHE_DISABLE=1)");
   register_spec_commands(app);
   register_ir_command(app);
   register_compile_commands(app);

@@ -1,6 +1,8 @@
 // test_tttc_run.cpp: `tttc run` on .npy files. Argument and file errors are caught before any
 // GPU work (so they are tested everywhere); on a GPU, the written outputs and gradients match the
 // CPU reference on the same files.
+#include <nlohmann/json.hpp>
+
 #include "compiler/reference/reference.hpp"
 #include "runtime/check/check.hpp"
 #include "runtime/driver.hpp"
@@ -96,15 +98,9 @@ TEST_F(TttcRun, WithoutAGpuValidInputsExitWithTheNoGpuCode) {
   EXPECT_EQ(r.exit_code, 4) << r.out;
 }
 
-TEST_F(TttcRun, OutputsMatchTheReferenceOnAGpu) {
-  if (!ttt::driver::status().available) GTEST_SKIP() << ttt::driver::status().reason;
-  const ttt::Spec spec = linear_spec();
-  const fs::path in_dir = cache_ / "in", out_dir = cache_ / "out";
-  const ttt::ref::Inputs in = write_inputs(spec, in_dir, true);
-  const Result r = tttc("run examples/linear-f32-d32.json --backward --inputs " + in_dir.string() +
-                            " --outputs " + out_dir.string(),
-                        cache_);
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+// The outputs in `out_dir` equal the reference on the float32 values of the input files.
+void expect_outputs_match(const ttt::Spec& spec, const ttt::ref::Inputs& in,
+                          const fs::path& out_dir, double tolerance) {
   ttt::ref::Upstream up = ttt::ref::random_upstream(spec, 2, 2, 37, false, 6);
   // The files hold float32 values: the reference must see exactly those.
   ttt::ref::Inputs in32 = in;
@@ -118,6 +114,7 @@ TEST_F(TttcRun, OutputsMatchTheReferenceOnAGpu) {
   };
   for (auto [name, ref] : {std::pair{"out", &want.out.data},
                            {"W1_final", &want.W_final[0].data},
+                           {"b1_final", &want.b_final[0].data},
                            {"dq", &g.dq.data},
                            {"dk", &g.dk.data},
                            {"dv", &g.dv.data},
@@ -128,9 +125,45 @@ TEST_F(TttcRun, OutputsMatchTheReferenceOnAGpu) {
                            {"dW1", &g.dW[0].data},
                            {"db1", &g.db[0].data}}) {
     bool finite = true;
-    EXPECT_LE(ttt::check::relative_error(load(name), *ref, &finite), 1e-4) << name;
+    EXPECT_LE(ttt::check::relative_error(load(name), *ref, &finite), tolerance) << name;
     EXPECT_TRUE(finite) << name;
   }
+}
+
+TEST_F(TttcRun, OutputsMatchTheReferenceOnAGpu) {
+  if (!ttt::driver::status().available) GTEST_SKIP() << ttt::driver::status().reason;
+  const ttt::Spec spec = linear_spec();
+  const fs::path in_dir = cache_ / "in", out_dir = cache_ / "out";
+  const ttt::ref::Inputs in = write_inputs(spec, in_dir, true);
+  const Result r = tttc("run examples/linear-f32-d32.json --backward --inputs " + in_dir.string() +
+                            " --outputs " + out_dir.string(),
+                        cache_);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_outputs_match(spec, in, out_dir, 1e-4);
+}
+
+TEST_F(TttcRun, CpuDeviceRunsTheReferenceOnTheUsersFiles) {
+  // Before: the reference only took seeded random inputs, so a user without a GPU could not
+  // check their own data.
+  const ttt::Spec spec = linear_spec();
+  const fs::path in_dir = cache_ / "in", out_dir = cache_ / "out";
+  const ttt::ref::Inputs in = write_inputs(spec, in_dir, true);
+  const Result r =
+      tttc("run examples/linear-f32-d32.json --device cpu --backward --json --inputs " +
+               in_dir.string() + " --outputs " + out_dir.string() + " 2>/dev/null",
+           cache_);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["shape"]["T"], 37);
+  EXPECT_GE(j["backward_ms"].get<double>(), 0);
+  EXPECT_EQ(j["files"].size(), 12u) << j.dump();  // out, W1/b1_final, 7 gradients, dW1, db1
+  expect_outputs_match(spec, in, out_dir, 1e-6);  // only the float32 rounding of the outputs
+  EXPECT_EQ(tttc("run examples/linear-f32-d32.json --device tpu --inputs " + in_dir.string() +
+                     " --outputs " + out_dir.string(),
+                 cache_)
+                .exit_code,
+            2);
 }
 
 }  // namespace
