@@ -13,9 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "compiler/reference/budget.hpp"
 #include "compiler/reference/reference.hpp"
 #include "compiler/spec.hpp"
 #include "tools/cli_common.hpp"
+#include "tools/progress.hpp"
 #include "tools/shape.hpp"
 
 namespace ttt::cli {
@@ -53,24 +55,35 @@ void run_reference(const ReferenceOptions& opt) {
   std::vector<std::pair<std::string, double>> norms;
   double forward_ms = 0.0, forward_backward_ms = 0.0;
   try {
+    // Checked before the inputs are allocated: a huge shape is refused with the figures.
+    ref::check_memory(spec, shape.B, shape.H, shape.T, opt.per_batch_state, /*backward=*/true);
     const ref::Inputs in =
         ref::random_inputs(spec, shape.B, shape.H, shape.T, opt.per_batch_state, opt.seed);
     const ref::Upstream up = ref::random_upstream(spec, shape.B, shape.H, shape.T,
                                                   /*with_state_grads=*/true, opt.seed + 1);
     auto start = std::chrono::steady_clock::now();
-    const ref::Outputs out = ref::forward(spec, in);
+    ref::Outputs out;
+    {
+      Ticker ticker("CPU reference: forward");
+      out = ref::forward(spec, in);
+    }
     forward_ms = ms_since(start);
     start = std::chrono::steady_clock::now();
-    const ref::Grads g = ref::backward(spec, in, up);  // runs its own checkpointed forward
+    ref::Grads g;
+    {
+      Ticker ticker("CPU reference: forward and backward");
+      g = ref::backward(spec, in, up);  // runs its own checkpointed forward
+    }
     forward_backward_ms = ms_since(start);
 
-    auto layers = [&](const char* name, const std::vector<ref::Tensor>& ts) {
+    // Named like the .npy files of `tttc run` (W1_final, dW1, ...): layers count from 1.
+    auto layers = [&](const char* prefix, const char* suffix, const std::vector<ref::Tensor>& ts) {
       for (size_t l = 0; l < ts.size(); ++l)
-        norms.emplace_back(fmt::format("{}[{}]", name, l), frobenius(ts[l]));
+        norms.emplace_back(fmt::format("{}{}{}", prefix, l + 1, suffix), frobenius(ts[l]));
     };
     norms.emplace_back("out", frobenius(out.out));
-    layers("W_final", out.W_final);
-    layers("b_final", out.b_final);
+    layers("W", "_final", out.W_final);
+    layers("b", "_final", out.b_final);
     for (const auto& [name, t] : {std::pair{"dq", &g.dq},
                                   {"dk", &g.dk},
                                   {"dv", &g.dv},
@@ -79,8 +92,8 @@ void run_reference(const ReferenceOptions& opt) {
                                   {"dgamma", &g.dgamma},
                                   {"dbeta", &g.dbeta}})
       norms.emplace_back(name, frobenius(*t));
-    layers("dW", g.dW);
-    layers("db", g.db);
+    layers("dW", "", g.dW);
+    layers("db", "", g.db);
   } catch (const std::invalid_argument& e) {
     throw CommandExit(kUsage, std::string("error: ") + e.what());
   }

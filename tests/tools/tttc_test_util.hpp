@@ -28,12 +28,19 @@ inline std::string test_path(const char* env, const std::string& built) {
   return v && *v ? v : built;
 }
 
+// The shell command that runs tttc with `args` under the given cache directory; `env` (e.g.
+// "env TTTC_CACHE_DISABLE=1") goes before the binary.
+std::string tttc_command(const std::string& args, const fs::path& cache,
+                         const std::string& env = "") {
+  return fmt::format("cd {} && TTTC_CACHE_DIR={} {} {} {}",
+                     test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR), cache.string(), env,
+                     test_path("TTTC_TEST_BINARY", std::string(TTTC_BINARY_DIR) + "/tools/tttc"),
+                     args);
+}
+
 // Runs tttc with `args` (stderr merged into stdout) under the given cache directory.
-Result tttc(const std::string& args, const fs::path& cache) {
-  const std::string cmd = fmt::format(
-      "cd {} && TTT_CACHE_DIR={} {} {} 2>&1", test_path("TTTC_TEST_SOURCE_DIR", TTTC_SOURCE_DIR),
-      cache.string(), test_path("TTTC_TEST_BINARY", std::string(TTTC_BINARY_DIR) + "/tools/tttc"),
-      args);
+Result tttc(const std::string& args, const fs::path& cache, const std::string& env = "") {
+  const std::string cmd = tttc_command(args, cache, env) + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
