@@ -10,7 +10,7 @@ times=()
 for ((i = 0; i < runs; ++i)); do
   dir=$(mktemp -d)
   start=$(date +%s.%N)
-  TTT_CACHE_DIR=$dir "$root/build/tools/tttc" compile "$spec" --arch "$arch" >/dev/null
+  TTTC_CACHE_DIR=$dir "$root/build/tools/tttc" compile "$spec" --arch "$arch" >/dev/null
   end=$(date +%s.%N)
   rm -rf "$dir"
   times+=("$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", (e - s) * 1000 }')")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Occupancy sweep at the anchor shapes (device machine; logs under $OUT).
-export LD_LIBRARY_PATH=$PWD/.gpu/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH TTT_CACHE_DIR=/tmp/tc
+export LD_LIBRARY_PATH=$PWD/.gpu/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH TTTC_CACHE_DIR=/tmp/tc
 b=.gpu/bin/tttc
 {
 for n in 1 2 4; do

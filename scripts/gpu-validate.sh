@@ -8,7 +8,7 @@ bin=$1 out=$2
 shift 2
 steps=${*:-sweep cli sanitize bench}
 mkdir -p "$out"
-export TTT_CACHE_DIR=${TTT_CACHE_DIR:-/tmp/tttc-gpu-cache}
+export TTTC_CACHE_DIR=${TTTC_CACHE_DIR:-${TTT_CACHE_DIR:-/tmp/tttc-gpu-cache}}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 for step in $steps; do
