@@ -584,6 +584,10 @@ Spec load_spec_file(const std::string& path) {
   const int err = errno;  // e.g. EISDIR: opening a directory succeeds, reading it does not
   std::fclose(f);
   if (failed) throw SpecError(path, "$", fmt::format("cannot read file: {}", std::strerror(err)));
+  if (text.size() > kMaxSpecBytes)  // only a prefix was read: its size is not the file's
+    throw SpecError(path, "$",
+                    fmt::format("file is too large: more than {} bytes (a spec is at most {})",
+                                kMaxSpecBytes, kMaxSpecBytes));
   return parse_spec(text, path);
 }
 

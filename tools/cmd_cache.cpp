@@ -40,8 +40,12 @@ struct CacheArgs {
 // deletes anything in it: its entries could be forged, and a symbolic link inside it could point
 // the removal commands at files outside the cache. For verify that is a failed check (exit 1).
 cache::DiskStore open_store(const CacheArgs& opt, int untrusted_exit = kUsage) {
-  cache::DiskStore store(opt.dir.empty() ? cache::default_cache_dir()
-                                         : std::filesystem::path(opt.dir));
+  const std::filesystem::path dir =
+      opt.dir.empty() ? cache::default_cache_dir() : std::filesystem::path(opt.dir);
+  // The read-only shared cache (TTTC_CACHE_READONLY_DIR) may be root's, as when the JIT reads it.
+  const bool shared = !opt.dir.empty() && dir == cache::readonly_cache_dir();
+  cache::DiskStore store(dir, shared ? cache::TrustPolicy::current_user_or_root()
+                                     : cache::TrustPolicy::current_user());
   if (auto why = store.trust_problem())
     throw CommandExit(untrusted_exit, fmt::format("error: not using cache directory {}: {}",
                                                   store.root().string(), *why));

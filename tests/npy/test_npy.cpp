@@ -657,7 +657,18 @@ TEST(Half, FromFloatMatchesBruteForceNearest) {
 
 // ---- Interoperability with real NumPy (skipped when python3 + numpy are absent) ---------------
 
-bool have_numpy() { return std::system("python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+// The Debian interpreter first: scripts/install-deps.sh installs python3-numpy for it, while a
+// python3 earlier on PATH (pyenv, a virtualenv) may lack numpy. Empty when none has numpy.
+const std::string& numpy_python() {
+  static const std::string python = [] {
+    for (const char* p : {"/usr/bin/python3", "python3"})
+      if (std::system((std::string(p) + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0)
+        return std::string(p);
+    return std::string();
+  }();
+  return python;
+}
+bool have_numpy() { return !numpy_python().empty(); }
 
 TEST_F(NpyTest, NumpyWritesWeRead) {
   if (!have_numpy()) GTEST_SKIP() << "python3 with numpy not available";
@@ -694,7 +705,7 @@ np.save(f"{d}/f32.npy", f)
 with np.errstate(over='ignore'):
     np.save(f"{d}/f32_as_f16.npy", f.astype(np.float16))
 )");
-  ASSERT_EQ(std::system(("python3 " + script + " " + dir_.string()).c_str()), 0);
+  ASSERT_EQ(std::system((numpy_python() + " " + script + " " + dir_.string()).c_str()), 0);
 
   const std::pair<const char*, ElementType> types[] = {{"f2", ElementType::f16},
                                                        {"f4", ElementType::f32},
@@ -788,7 +799,7 @@ with open(f"{d}/v2.npy", 'rb') as f:
     assert f.tell() % 64 == 0 and len(f.read()) == 4
 print("numpy-ok")
 )");
-  ASSERT_EQ(std::system(("python3 " + script + " " + dir_.string()).c_str()), 0);
+  ASSERT_EQ(std::system((numpy_python() + " " + script + " " + dir_.string()).c_str()), 0);
 }
 
 }  // namespace
