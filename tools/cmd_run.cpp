@@ -75,15 +75,20 @@ void add_check(CLI::App& app) {
     const auto& dev = driver::current_device();
     if (!o->json)
       fmt::print("{} on {} ({}), B={} H={} T={}\n", o->spec, dev.name, dev.arch, B, H, T);
-    const check::Report r = check::run(run_spec,
-                                       {.B = B,
-                                        .H = H,
-                                        .T = T,
-                                        .per_batch_state = o->per_batch,
-                                        .tokens_bthf = o->layout == "bthf",
-                                        .backward = run_spec.build_backward,
-                                        .seed = o->seed},
-                                       *kernel);
+    // The CPU reference dominates on large shapes: show that it is working (terminal only).
+    check::Report r;
+    {
+      Ticker ticker("running the kernels and the CPU reference");
+      r = check::run(run_spec,
+                     {.B = B,
+                      .H = H,
+                      .T = T,
+                      .per_batch_state = o->per_batch,
+                      .tokens_bthf = o->layout == "bthf",
+                      .backward = run_spec.build_backward,
+                      .seed = o->seed},
+                     *kernel);
+    }
     if (o->json) {
       const nlohmann::json j = {{"spec", o->spec},
                                 {"name", spec.name},
