@@ -18,6 +18,7 @@ struct LoadedFunction {
   CUmodule module = nullptr;
   CUfunction function = nullptr;
   long long shared_bytes = 0;
+  int threads = 0, heads_per_cta = 1;
 };
 
 LoadedFunction load(const CompiledKernel& ck) {
@@ -28,6 +29,8 @@ LoadedFunction load(const CompiledKernel& ck) {
   driver::check(api.cuModuleGetFunction(&f.function, f.module, ck.generated.kernel_name.c_str()),
                 "cuModuleGetFunction");
   f.shared_bytes = ck.generated.shared_bytes;
+  f.threads = ck.generated.threads;
+  f.heads_per_cta = ck.generated.heads_per_cta;
   driver::check(api.cuFuncSetAttribute(f.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                        static_cast<int>(f.shared_bytes)),
                 "cuFuncSetAttribute(max dynamic shared memory)");
@@ -143,9 +146,10 @@ class LoadedKernel final : public Kernel {
     const driver::Api& api = driver::api();
     void* kernel_args[] = {params};
     driver::check(
-        api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
-                           static_cast<unsigned>(build_.schedule.threads), 1, 1,
-                           static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
+        api.cuLaunchKernel(
+            f.function, static_cast<unsigned>((p.B * p.H + f.heads_per_cta - 1) / f.heads_per_cta),
+            1, 1, static_cast<unsigned>(f.threads), 1, 1, static_cast<unsigned>(f.shared_bytes),
+            stream, kernel_args, nullptr),
         "cuLaunchKernel");
   }
 
