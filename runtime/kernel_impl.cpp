@@ -20,9 +20,9 @@ struct LoadedFunction {
   long long shared_bytes = 0;
 };
 
+// Called with the device's context current.
 LoadedFunction load(const CompiledKernel& ck) {
   const driver::Api& api = driver::api();
-  driver::current_device();
   LoadedFunction f;
   driver::check(api.cuModuleLoadData(&f.module, ck.binary.data()), "cuModuleLoadData");
   driver::check(api.cuModuleGetFunction(&f.function, f.module, ck.generated.kernel_name.c_str()),
@@ -36,13 +36,15 @@ LoadedFunction load(const CompiledKernel& ck) {
 
 class LoadedKernel final : public Kernel {
  public:
-  explicit LoadedKernel(Build b) : build_(std::move(b)) {
+  LoadedKernel(Build b, const driver::Device& device) : build_(std::move(b)), device_(device) {
+    driver::ContextScope scope(device_);
     if (build_.forward) forward_ = load(*build_.forward);
     if (build_.backward) backward_ = load(*build_.backward);
   }
   ~LoadedKernel() override {
     if (!driver::status().available) return;
     const driver::Api& api = driver::api();
+    driver::ContextScope scope(device_);
     for (const auto& [stream, buffer] : workspaces_) api.cuMemFree(buffer.ptr);
     for (auto* f : {&forward_, &backward_})
       if (f->module) api.cuModuleUnload(f->module);
@@ -61,7 +63,7 @@ class LoadedKernel final : public Kernel {
       throw std::invalid_argument("this kernel was built without the forward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_forward(build_.spec, a, plan.checkpoints);
-    driver::current_device();  // the calling thread may not have the context current yet
+    driver::ContextScope scope(device_);  // the device's context; the caller's is restored
     tttc::ForwardParams params = args::forward_params(p, a);
     std::unique_lock lock = lock_workspaces(a.workspace);
     params.workspace =
@@ -74,7 +76,7 @@ class LoadedKernel final : public Kernel {
       throw std::invalid_argument("this kernel was built without the backward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_backward(build_.spec, a, plan.checkpoints);
-    driver::current_device();  // before the first driver call below
+    driver::ContextScope scope(device_);  // before the first driver call below
     tttc::BackwardParams params = args::backward_params(p, a);
     std::unique_lock lock = lock_workspaces(a.workspace);
     params.workspace =
@@ -150,6 +152,7 @@ class LoadedKernel final : public Kernel {
   }
 
   Build build_;
+  const driver::Device& device_;
   LoadedFunction forward_, backward_;
   struct Buffer {
     CUdeviceptr ptr = 0;
@@ -161,9 +164,9 @@ class LoadedKernel final : public Kernel {
 
 }  // namespace
 
-std::shared_ptr<const Kernel> make_loaded_kernel(Build build) {
+std::shared_ptr<const Kernel> make_loaded_kernel(Build build, int ordinal) {
   driver::api();  // throws NoGpuError with the reason when there is no GPU
-  return std::make_shared<LoadedKernel>(std::move(build));
+  return std::make_shared<LoadedKernel>(std::move(build), driver::device(ordinal));
 }
 
 }  // namespace ttt::jit
