@@ -108,7 +108,8 @@ struct Dims {
 
 ttt::ref::Tensor slice_tokens(const double* src, const Dims& d, int64_t t0, int64_t n,
                               int64_t width) {
-  ttt::ref::Tensor t({d.B, d.H, n, width});
+  ttt::ref::Tensor t(width == 1 ? std::vector<int64_t>{d.B, d.H, n}
+                                 : std::vector<int64_t>{d.B, d.H, n, width});
   for (int64_t bh = 0; bh < d.B * d.H; ++bh)
     std::copy_n(src + (bh * d.T + t0) * width, n * width, t.data.data() + bh * n * width);
   return t;
