@@ -6,6 +6,8 @@ copy for 'bthf'); lr is made unit-stride in T (a small copy for 'bthf').
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .. import _lib
@@ -36,6 +38,18 @@ def _plan(spec, kernel, B, H, T):
 
 def _workspace(nbytes: int, device) -> torch.Tensor | None:
     return torch.empty(nbytes, dtype=torch.uint8, device=device) if nbytes else None
+
+
+def _alert_not_deterministic(what: str) -> None:
+    """As torch does for its own nondeterministic ops: an error, or with warn_only a warning."""
+    message = (f"{what} does not have a deterministic implementation, but you set "
+               "'torch.use_deterministic_algorithms(True)'. Use "
+               "'torch.use_deterministic_algorithms(True, warn_only=True)' to be warned instead, "
+               "or run this layer on the CPU implementation (deterministic).")
+    if torch.is_deterministic_algorithms_warn_only_enabled():
+        warnings.warn(message, UserWarning, stacklevel=3)
+    else:
+        raise RuntimeError(message)
 
 
 def forward(key, q, k, v, lr, tau, gamma, beta, state0, layout, save_checkpoints):
@@ -84,7 +98,7 @@ def backward(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final
         # dtau, dgamma and dbeta are summed over (b, h) with atomicAdd in the kernel: say so the
         # way torch does (an error, or a warning with warn_only=True). A shared dstate0 is
         # instead computed per batch row and summed here in a fixed order.
-        torch._C._alert_not_deterministic(
+        _alert_not_deterministic(
             "tttc.ttt backward on CUDA (dtau, dgamma and dbeta are summed with atomicAdd)")
     f32 = dict(dtype=torch.float32, device=device)
     dq = torch.empty(q.shape, dtype=q.dtype, device=device)
