@@ -6,6 +6,7 @@ Sections (each recorded in OUT/gpu-python.json, with a Markdown summary in OUT/g
   sweep      forward and backward of the CUDA op against the CPU implementation (the float64
              reference on the same, dtype-rounded inputs) for the example specs in every dtype,
              both layouts, shared and per-sequence state, T not a multiple of K
+  opcheck    torch.library.opcheck of both ops on CUDA tensors, both layouts
   inference  no_grad: no checkpoints saved, same output
   graph      CUDA-graph capture of a forward + backward step, replayed on new inputs
   streams    two calls on two streams at once equal the same calls one after another
@@ -37,6 +38,7 @@ from tttc.nn import TTTLayer
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
+DEV = "cuda"  # --dry-run-cpu: "cpu", to exercise this script's code without a GPU
 TOL = {"f32": (1e-5, 1e-4), "f16": (1e-2, 2e-2), "bf16": (1e-2, 2e-2)}  # (forward, backward)
 
 
@@ -88,10 +90,11 @@ def check_sweep(quick):
             per_batch = (i + j) % 2 == 1
             B, H, T = 2, 3, 3 * spec.mini_batch + 5
             t0 = time.perf_counter()
-            cuda = inputs(spec, B, H, T, layout, per_batch, "cuda", seed=i * 10 + j)
+            cuda = inputs(spec, B, H, T, layout, per_batch, DEV, seed=i * 10 + j)
             cpu = [[x.cpu() for x in part] if isinstance(part, list) else part.cpu() for part in cuda]
             out_g, fin_g, gr_g = run_op(spec, *cuda, layout)
-            torch.cuda.synchronize()
+            if DEV == "cuda":
+                torch.cuda.synchronize()
             out_c, fin_c, gr_c = run_op(spec, *cpu, layout)
             ftol, btol = TOL[spec.dtype]
             errs = {"out": rel(out_g, out_c)}
@@ -127,7 +130,7 @@ class _Rec(torch.utils._python_dispatch.TorchDispatchMode):
 
 def check_inference():
     spec = tttc.Spec.from_file(EXAMPLES / "mlp2.json")
-    tensors, state, _, _ = inputs(spec, 2, 4, 200, "bthf", False, "cuda", 5)
+    tensors, state, _, _ = inputs(spec, 2, 4, 200, "bthf", False, DEV, 5)
     with torch.no_grad(), _Rec() as rec:
         out_ng, _ = tt.ttt(spec, *tensors, state)
     leaves = [t.clone().requires_grad_() for t in tensors]
@@ -137,6 +140,24 @@ def check_inference():
     ok = rec.shapes == [(0,)] and rec_g.shapes[0][2] == spec.checkpoints(200) and err < 1e-6
     return ok, {"no_grad_checkpoints": rec.shapes, "grad_checkpoints": rec_g.shapes,
                 "rel_err_vs_grad_path": err}
+
+
+def check_opcheck():
+    """torch.library.opcheck of both ops on CUDA tensors (schema, fake, autograd registration)."""
+    spec = tttc.Spec.from_file(EXAMPLES / "linear-f32-d32.json")
+    results = {}
+    for layout in ("bthf", "bhtf"):
+        tensors, state, dout, _ = inputs(spec, 2, 2, 40, layout, False, DEV, 14)
+        packed = tt.pack_state(spec, state)
+        args = [t.clone().requires_grad_() for t in tensors + [packed]]
+        fwd = (spec.key, *args, layout, True)
+        torch.library.opcheck(torch.ops.tttc.ttt_forward.default, fwd)
+        out, final, ckpt = torch.ops.tttc.ttt_forward(*fwd)
+        bwd = (spec.key, *[t.detach() for t in args[:7]], ckpt.detach(), dout,
+               torch.randn_like(final), layout, True)
+        torch.library.opcheck(torch.ops.tttc.ttt_backward.default, bwd)
+        results[layout] = "pass"
+    return True, results
 
 
 def check_graph():
@@ -247,15 +268,15 @@ def check_train(steps=200):
                 h = h + block(norm(h))
             return self.head(h)
 
-    model = LM().cuda()
+    model = LM().to(DEV)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     # Synthetic data with structure: each sequence repeats a random pattern of length 8..24, so a
     # model that learns in context predicts the repeats.
-    g = torch.Generator(device="cuda").manual_seed(0)
+    g = torch.Generator(device=DEV).manual_seed(0)
 
     def batch():
-        period = int(torch.randint(8, 25, (1,), generator=g, device="cuda"))
-        pattern = torch.randint(0, vocab, (B, period), generator=g, device="cuda")
+        period = int(torch.randint(8, 25, (1,), generator=g, device=DEV))
+        pattern = torch.randint(0, vocab, (B, period), generator=g, device=DEV)
         return pattern.repeat(1, (T + 1) // period + 1)[:, :T + 1]
 
     losses = []
@@ -370,7 +391,13 @@ def main():
     p.add_argument("out")
     p.add_argument("--quick", action="store_true", help="fewer specs, smaller timing shapes")
     p.add_argument("--only", nargs="*", help="run only these sections")
+    p.add_argument("--dry-run-cpu", action="store_true",
+                   help="run the sections that can on the CPU implementation (tests this script)")
+    p.add_argument("--train-steps", type=int, default=200)
     args = p.parse_args()
+    global DEV
+    if args.dry_run_cpu:
+        DEV = "cpu"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ok_gpu, why = tttc.gpu_available()
@@ -378,16 +405,19 @@ def main():
            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
            "gpus": torch.cuda.device_count(), "tttc_gpu": ok_gpu, "why_not": why}
     print(json.dumps(env), flush=True)
-    if not (ok_gpu and torch.cuda.is_available()):
+    if not args.dry_run_cpu and not (ok_gpu and torch.cuda.is_available()):
         (out / "gpu-python.json").write_text(json.dumps({"env": env, "error": "no GPU"}, indent=2))
         return 4
-    sections = {"sweep": lambda: check_sweep(args.quick), "inference": check_inference,
+    sections = {"sweep": lambda: check_sweep(args.quick), "opcheck": check_opcheck,
+                "inference": check_inference,
                 "graph": check_graph, "streams": check_streams, "determinism": check_determinism,
-                "devices": check_devices, "train": check_train,
+                "devices": check_devices, "train": lambda: check_train(args.train_steps),
                 "timing": lambda: check_timing(args.quick)}
     results, all_ok = {"env": env}, True
     for name, fn in sections.items():
         if args.only and name not in args.only:
+            continue
+        if args.dry_run_cpu and name in ("graph", "streams", "determinism", "devices", "timing"):
             continue
         t0 = time.perf_counter()
         try:

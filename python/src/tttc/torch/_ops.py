@@ -8,7 +8,6 @@ that connects them. Layout-aware shapes: tokens are [B, T, H, f] ('bthf') or [B,
   ttt_backward(spec_key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final?,
                layout, shared_state) -> (dq, dk, dv, dlr, dtau, dgamma, dbeta, dstate0)
 """
-from __future__ import annotations
 
 from typing import Optional
 
