@@ -2,7 +2,8 @@
 # The Python and C++-consumer part of the test suite (run by scripts/test.sh after ctest):
 #  1. `cmake --install` of build/ into build/install, then the consumer project tests/consumer
 #     built against it with find_package(tttc) and run;
-#  2. a virtual environment build/py-venv (reused when present) with the CPU torch wheel from the
+#  2. a fresh virtual environment build/py-venv (TTTC_REUSE_VENV=1 keeps an existing one, with
+#     its torch) with the CPU torch wheel from the
 #     PyTorch index (PyPI's torch if that index cannot be reached), `pip install ./python`, and
 #     pytest python/tests (CPU implementation: opcheck, gradcheck, torch.compile, DDP on gloo).
 # Needs python3 with venv (Debian: python3-venv) and network access for the first run.
@@ -24,7 +25,10 @@ if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
   $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
 fi
 venv=$build/py-venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ "${TTTC_REUSE_VENV:-0}" != 1 ] || [ ! -x "$venv/bin/python" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
 py=$venv/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! "$py" -c "import torch" 2>/dev/null; then
