@@ -44,10 +44,15 @@ class LoadedKernel final : public Kernel {
   ~LoadedKernel() override {
     if (!driver::status().available) return;
     const driver::Api& api = driver::api();
-    driver::ContextScope scope(device_);
+    // No ContextScope: a destructor must not throw, and at process exit the driver may already
+    // be shutting down (then there is nothing left to free).
+    CUcontext previous = nullptr;
+    if (api.cuCtxGetCurrent(&previous) != CUDA_SUCCESS) return;
+    if (previous != device_.context && api.cuCtxSetCurrent(device_.context) != CUDA_SUCCESS) return;
     for (const auto& [stream, buffer] : workspaces_) api.cuMemFree(buffer.ptr);
     for (auto* f : {&forward_, &backward_})
       if (f->module) api.cuModuleUnload(f->module);
+    if (previous && previous != device_.context) api.cuCtxSetCurrent(previous);
   }
 
   const Build& build_info() const override { return build_; }
