@@ -58,3 +58,19 @@ def test_gradcheck_through_the_layer():
     m = layer("linear", width=16, heads=1)
     x = torch.randn(1, 10, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: m(x), (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_layer_deepcopies_and_pickles():
+    import copy
+    import io
+    m = layer("linear", width=16, heads=1)
+    x = torch.randn(1, 10, 16, dtype=torch.float64)
+    clone = copy.deepcopy(m)
+    assert clone.spec.key == m.spec.key
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    with torch.no_grad():
+        torch.testing.assert_close(clone(x), m(x), rtol=0, atol=0)
+        torch.testing.assert_close(loaded(x), m(x), rtol=0, atol=0)

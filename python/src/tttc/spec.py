@@ -69,6 +69,11 @@ class Spec:
         if handle and _lib._lib is not None:
             _lib.lib().tttc_spec_free(handle)
 
+    def __reduce__(self):
+        # Specs are immutable: pickling (torch.save of a module, deepcopy, spawn) keeps the
+        # canonical JSON and restores the registered Spec of that key.
+        return (spec_for_key, (self.key,))
+
     def __repr__(self) -> str:
         return f"tttc.Spec({self.name or self.signature[:12]}: {self.key})"
 
