@@ -79,3 +79,15 @@ def test_layer_rejects_bad_input():
     layer = tttc.nn.TTTLayer(spec(), width=32, num_heads=2)
     with pytest.raises(ValueError, match=r"argument 'x'.*\[B, T, 32\]"):
         layer(torch.randn(2, 5, 31))
+
+
+def test_checks_still_run_after_a_valid_call_with_the_same_shapes():
+    """Eager calls cache the signatures that passed; a changed dtype or device is not cached."""
+    a = base()
+    tt.ttt(spec(), a["q"], a["k"], a["v"], a["lr"], a["tau"], a["gamma"], a["beta"], a["state"])
+    with pytest.raises(ValueError, match="argument 'gamma'"):
+        tt.ttt(spec(), a["q"], a["k"], a["v"], a["lr"], a["tau"], a["gamma"].double(),
+               a["beta"], a["state"])
+    with pytest.raises(ValueError, match="argument 'layout'"):
+        tt.ttt(spec(), a["q"], a["k"], a["v"], a["lr"], a["tau"], a["gamma"], a["beta"],
+               a["state"], layout="bhft")

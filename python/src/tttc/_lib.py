@@ -105,14 +105,28 @@ _pack_into = struct.Struct(TENSOR_FORMAT).pack_into
 DTYPE_CODES = {"f32": 0, "f16": 1, "bf16": 2}
 
 
+_structs: dict = {}
+
+
 def pack_tensors(entries) -> ctypes.Array:
-    """entries: (data_ptr, dtype_code, shape, strides) per tensor, or None for an absent one."""
-    buf = ctypes.create_string_buffer(TENSOR_BYTES * len(entries))
-    for i, e in enumerate(entries):
+    """entries: (data_ptr, dtype_code, shape, strides) per tensor, or None for an absent one.
+    One struct.pack_into call for the whole array (the launch path is host-time critical)."""
+    n = len(entries)
+    st = _structs.get(n)
+    if st is None:
+        st = _structs[n] = struct.Struct("<" + TENSOR_FORMAT[1:] * n)
+    flat = []
+    for e in entries:
         if e is None:
-            continue  # all zero: data == NULL
+            flat.extend(_ABSENT)  # data == NULL
+            continue
         ptr, code, shape, strides = e
-        n = len(shape)
-        _pack_into(buf, i * TENSOR_BYTES, ptr, code, n, *shape, *(0,) * (4 - n),
-                   *strides, *(0,) * (4 - n))
+        pad = _PAD[len(shape)]
+        flat += (ptr, code, len(shape), *shape, *pad, *strides, *pad)
+    buf = ctypes.create_string_buffer(st.size)
+    st.pack_into(buf, 0, *flat)
     return buf
+
+
+_ABSENT = (0,) * 11
+_PAD = [(0,) * (4 - n) for n in range(5)]
