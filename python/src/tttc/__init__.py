@@ -10,3 +10,11 @@ from .spec import Spec, StateTensor
 __version__ = "0.1.0"
 __all__ = ["Spec", "StateTensor", "TTTCError", "CompileError", "CudaError", "NoGpuError",
            "gpu_available", "__version__"]
+
+
+def __getattr__(name):
+    # tttc.torch and tttc.nn import torch: loaded on first use, so `import tttc` alone does not.
+    if name in ("torch", "nn"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tttc' has no attribute {name!r}")
