@@ -66,8 +66,11 @@ class Spec:
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None
-        if handle and _lib._lib is not None:
-            _lib.lib().tttc_spec_free(handle)
+        try:
+            if handle and _lib._lib is not None:
+                _lib._lib.tttc_spec_free(handle)
+        except Exception:  # interpreter shutdown: modules may already be torn down
+            pass
 
     def __reduce__(self):
         # Specs are immutable: pickling (torch.save of a module, deepcopy, spawn) keeps the
