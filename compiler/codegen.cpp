@@ -297,7 +297,10 @@ long long arena_floats(const Spec& spec, KernelKind kind) {
 }
 
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
-  Generated g{.kind = kind, .kernel_name = fmt::format("tttc_{}", to_string(kind))};
+  if (schedule.lowering == "tile") return generate_tile(spec, schedule, kind);
+  Generated g{.kind = kind,
+              .kernel_name = fmt::format("tttc_{}", to_string(kind)),
+              .threads = schedule.threads};
   const long long S = spec.state_floats(), K = spec.mini_batch, F = spec.head_dim;
   std::vector<std::pair<std::string, StepPlan>> steps;
   if (kind == KernelKind::forward) {

@@ -20,10 +20,14 @@ struct Generated {
   std::string source;
   long long shared_bytes = 0;      // dynamic shared memory per CTA
   long long workspace_floats = 0;  // global scratch per CTA (per (b, h))
-  long long arena_floats = 0;      // the largest step arena in the kernel
+  long long arena_floats = 0;      // the largest step arena in the kernel (arena lowering)
+  int threads = 0;                 // CTA size
+  int heads_per_cta = 1;           // (b, h) pairs one CTA computes: the grid is ceil(B*H / this)
 };
 
+// Dispatches on schedule.lowering: "tile" (tile_codegen.cpp) or "arena" (codegen.cpp).
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
+Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind);
 
 // Layout facts the schedule's validity checks need without emitting source.
 long long arena_floats(const Spec& spec, KernelKind kind);

@@ -8,6 +8,18 @@
 
 namespace ttt::plan {
 
+long long Arena::allocate(long long size) {
+  size = (size + 15) / 16 * 16;
+  long long offset = 0;
+  for (const auto& [start, length] : used_) {
+    if (start - offset >= size) break;
+    offset = std::max(offset, start + length);
+  }
+  used_[offset] = size;
+  high_ = std::max(high_, offset + size);
+  return offset;
+}
+
 bool bound_outside_arena(const std::string& name, StepKind kind) {
   // Inside the backward step the updated state is an intermediate like any other.
   if (kind == StepKind::backward && !name.empty() && name.back() == '\'' && name[0] != 'd')
@@ -39,28 +51,6 @@ std::vector<bool> live_ops(const ir::Program& p, const std::vector<std::string>&
       for (int a : p.ops[i].args) live[a] = true;
   return live;
 }
-
-// First-fit allocator over [offset, offset + size) blocks, 16-float (64-byte) aligned.
-class Arena {
- public:
-  long long allocate(long long size) {
-    size = (size + 15) / 16 * 16;
-    long long offset = 0;
-    for (const auto& [start, length] : used_) {
-      if (start - offset >= size) break;
-      offset = std::max(offset, start + length);
-    }
-    used_[offset] = size;
-    high_ = std::max(high_, offset + size);
-    return offset;
-  }
-  void release(long long offset) { used_.erase(offset); }
-  long long high_water() const { return high_; }
-
- private:
-  std::map<long long, long long> used_;
-  long long high_ = 0;
-};
 
 std::vector<int> fuse_elementwise(const ir::Program& p, const std::vector<bool>& live) {
   std::vector<int> group(p.ops.size(), -1);

@@ -4,6 +4,7 @@
 // share memory.
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -11,6 +12,19 @@
 #include "compiler/ir.hpp"
 
 namespace ttt::plan {
+
+// First-fit allocator over [offset, offset + size) float blocks, 16-float (64-byte) aligned:
+// the arena path's step memory and the tile path's shared-memory homes.
+class Arena {
+ public:
+  long long allocate(long long size);
+  void release(long long offset) { used_.erase(offset); }
+  long long high_water() const { return high_; }
+
+ private:
+  std::map<long long, long long> used_;
+  long long high_ = 0;
+};
 
 // The three step functions a kernel can contain.
 enum class StepKind {

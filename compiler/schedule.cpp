@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "compiler/codegen.hpp"
+#include "compiler/tile_lowering.hpp"
 
 namespace ttt {
 
@@ -42,7 +43,11 @@ static Placement placement_from(const nlohmann::json& j, const char* key) {
 }
 
 nlohmann::json schedule_to_json(const Schedule& s) {
-  return {{"threads", s.threads},
+  return {{"lowering", s.lowering},
+          {"team_warps", s.team_warps},
+          {"teams_per_cta", s.teams_per_cta},
+          {"register_budget", s.register_budget},
+          {"threads", s.threads},
           {"forward_arena", to_string(s.forward_arena)},
           {"forward_state", to_string(s.forward_state)},
           {"backward_arena", to_string(s.backward_arena)},
@@ -56,6 +61,11 @@ nlohmann::json schedule_to_json(const Schedule& s) {
 Schedule schedule_from_json(const nlohmann::json& j) {
   try {
     Schedule s;
+    // Absent in schedules written before the tile lowering existed: those describe the arena.
+    s.lowering = j.value("lowering", std::string("arena"));
+    s.team_warps = j.value("team_warps", 1);
+    s.teams_per_cta = j.value("teams_per_cta", 1);
+    s.register_budget = j.value("register_budget", 224);
     s.threads = j.at("threads").get<int>();
     s.forward_arena = placement_from(j, "forward_arena");
     s.forward_state = placement_from(j, "forward_state");
@@ -81,8 +91,58 @@ long long backward_shared_bytes(const Spec& spec, const Schedule& s) {
   return codegen::generate(spec, s, codegen::KernelKind::backward).shared_bytes;
 }
 
-std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
+static int arch_number(const Target& t) {
+  return std::atoi(t.arch.c_str() + (t.arch.rfind("sm_", 0) == 0 ? 3 : 0));
+}
+
+// Shared memory of one CTA of the tile lowering: every team's, the larger of the two kernels.
+static long long tile_shared_bytes(const Spec& spec, const Schedule& s) {
+  long long floats = 0;
+  for (bool backward : {false, true})
+    if (backward ? spec.build_backward : spec.build_forward)
+      floats = std::max(
+          floats,
+          tile::team_footprint(spec, s.team_warps, backward, s.register_budget).team_floats());
+  return 4 * floats * s.teams_per_cta;
+}
+
+static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& s,
+                                              const Target& t) {
   std::vector<std::string> reasons;
+  if (s.team_warps != 1 && s.team_warps != 2 && s.team_warps != 4 && s.team_warps != 8)
+    reasons.push_back(fmt::format("team_warps = {}: must be 1, 2, 4 or 8", s.team_warps));
+  // Teams synchronise on named barriers 1..15, one per team of a CTA.
+  if (s.teams_per_cta < 1 || s.teams_per_cta > 15 ||
+      32 * s.team_warps * s.teams_per_cta > t.max_threads)
+    reasons.push_back(fmt::format(
+        "teams_per_cta = {}: must be in 1..15 with at most {} threads per CTA ({} per team)",
+        s.teams_per_cta, t.max_threads, 32 * s.team_warps));
+  if (s.register_budget < 32 || s.register_budget > 255)
+    reasons.push_back(fmt::format("register_budget = {}: must be in 32..255", s.register_budget));
+  if (s.cluster != 1)
+    reasons.push_back(fmt::format(
+        "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
+  if (arch_number(t) < 80)
+    reasons.push_back(fmt::format(
+        "lowering = 'tile' needs tensor cores with bf16 (sm_80 or newer); {} has none", t.arch));
+  if (!reasons.empty()) return reasons;
+  for (const auto& r : tile::unsupported(spec, s.team_warps))
+    reasons.push_back("lowering = 'tile' cannot compile this spec: " + r);
+  if (!reasons.empty()) return reasons;
+  const long long bytes = tile_shared_bytes(spec, s);
+  if (bytes > t.max_shared_bytes)
+    reasons.push_back(fmt::format(
+        "lowering = 'tile' with {} teams of {} warps per CTA needs {} bytes of shared memory; {} "
+        "allows {}",
+        s.teams_per_cta, s.team_warps, bytes, t.arch, t.max_shared_bytes));
+  return reasons;
+}
+
+std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
+  if (s.lowering == "tile") return validate_tile(spec, s, t);
+  std::vector<std::string> reasons;
+  if (s.lowering != "arena")
+    reasons.push_back(fmt::format("lowering = '{}': must be tile or arena", s.lowering));
   if (s.threads < 64 || s.threads > t.max_threads || s.threads % 32 != 0)
     reasons.push_back(
         fmt::format("threads = {}: must be a multiple of 32 in 64..{}", s.threads, t.max_threads));
@@ -100,10 +160,9 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
   // mma.sync with bf16 operands exists from sm_80 on.
-  const int arch_number = std::atoi(t.arch.c_str() + (t.arch.rfind("sm_", 0) == 0 ? 3 : 0));
   for (auto [value, name] :
        {std::pair{&s.forward_matmul, "forward_matmul"}, {&s.backward_matmul, "backward_matmul"}})
-    if (value->rfind("mma_", 0) == 0 && arch_number < 80)
+    if (value->rfind("mma_", 0) == 0 && arch_number(t) < 80)
       reasons.push_back(
           fmt::format("{} = '{}' needs tensor cores with bf16 (sm_80 or newer); {} "
                       "has none: use simt_f32",
@@ -142,11 +201,25 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
 
 Schedule default_schedule(const Spec& spec, const Target& t) {
   Schedule s;
-  // Tensor cores where the spec's own precision is 16-bit (f32 specs keep f32 arithmetic), with
-  // operands split in three bf16 parts: on the H100 sweep, plain bf16 operands put up to 4e-2
-  // error into gradients and two parts still 4e-2 into one ill-conditioned dtau, over the 2e-2
-  // bound (docs/results.md).
-  if (spec.dtype != DType::f32) s.forward_matmul = s.backward_matmul = "mma_bf16x6";
+  // The tile lowering wherever it can compile the spec and one team fits an SM's shared memory;
+  // its products follow the spec's precision (tile_lowering.cpp).
+  if (arch_number(t) >= 80 && tile::unsupported(spec, 1).empty()) {
+    Schedule tile = s;
+    tile.lowering = "tile";
+    tile.team_warps = tile::default_team_warps(spec);
+    if (tile_shared_bytes(spec, tile) <= t.max_shared_bytes) return tile;
+  }
+  // Arena lowering. Accurate: tensor cores where the spec's own precision is 16-bit (f32 specs
+  // keep f32 arithmetic), with operands split in three bf16 parts: on the H100 sweep, plain bf16
+  // operands put up to 4e-2 error into gradients and two parts still 4e-2 into one
+  // ill-conditioned dtau, over the 2e-2 bound (docs/results.md). tf32 runs as two bf16 parts
+  // here (at least as accurate as tf32), bf16 as plain bf16 operands.
+  const char* flavour = spec.precision == Precision::bf16   ? "mma_bf16"
+                        : spec.precision == Precision::tf32 ? "mma_bf16x3"
+                        : spec.dtype != DType::f32          ? "mma_bf16x6"
+                                                            : "simt_f32";
+  if (arch_number(t) < 80) flavour = "simt_f32";
+  s.forward_matmul = s.backward_matmul = flavour;
   const long long limit = t.max_shared_bytes;
   const long long state_bytes = 4 * spec.state_floats();
   const long long fwd_arena = 4 * codegen::arena_floats(spec, codegen::KernelKind::forward);

@@ -16,7 +16,14 @@ namespace ttt {
 enum class Placement { shared, global };
 
 struct Schedule {
-  int threads = 256;                             // CTA size (multiple of 32, 64..1024)
+  // "tile": one warp per (b, h) with every value in registers or the warp's own shared memory
+  // (tile_lowering.hpp); "arena": one CTA-wide pass per op over a shared or global arena. The
+  // fields below `lowering` up to `cluster` apply to the arena lowering only.
+  std::string lowering = "arena";
+  int team_warps = 1;         // tile: warps per (b, h) team (1, 2, 4, 8): features split over them
+  int teams_per_cta = 1;      // tile: teams per CTA
+  int register_budget = 224;  // tile: f32 values per lane kept in registers before spilling
+  int threads = 256;          // CTA size (multiple of 32, 64..1024)
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel
   Placement backward_arena = Placement::global;  // the backward step's working matrices

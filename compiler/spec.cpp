@@ -62,6 +62,18 @@ const char* to_string(DType d) {
   return "?";
 }
 
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::accurate:
+      return "accurate";
+    case Precision::tf32:
+      return "tf32";
+    case Precision::bf16:
+      return "bf16";
+  }
+  return "?";
+}
+
 int dtype_bytes(DType d) { return d == DType::f32 ? 4 : 2; }
 
 // A linear model always has exactly one weight matrix, whatever `depth` a hand-built Spec carries,
@@ -359,12 +371,13 @@ json parse_json(const std::string& text, const std::string& origin) {
 // JSON -> Spec.
 
 constexpr std::string_view kTopFields[] = {
-    "tttc_spec", "name",  "inner_model",      "head_dim", "mini_batch",
-    "causal",    "dtype", "checkpoint_group", "ln_eps",   "passes"};
+    "tttc_spec",        "name",   "inner_model", "head_dim", "mini_batch", "causal", "dtype",
+    "checkpoint_group", "ln_eps", "passes",      "precision"};
 constexpr std::string_view kInnerModelFields[] = {"type", "depth", "expansion", "activation"};
 constexpr std::string_view kModelNames[] = {"linear", "mlp"};
 constexpr std::string_view kActivationNames[] = {"gelu_tanh", "relu", "silu"};
 constexpr std::string_view kDTypeNames[] = {"f32", "f16", "bf16"};
+constexpr std::string_view kPrecisionNames[] = {"accurate", "tf32", "bf16"};
 constexpr std::string_view kPassNames[] = {"forward", "backward"};
 
 class Parser {
@@ -394,6 +407,9 @@ class Parser {
       s.checkpoint_group = get_int(*v, "$.checkpoint_group", kCheckpointGroup);
     if (const json* v = find(root, "ln_eps")) s.ln_eps = get_ln_eps(*v, "$.ln_eps");
     if (const json* v = find(root, "passes")) parse_passes(*v, "$.passes", s);
+    if (const json* v = find(root, "precision"))
+      s.precision =
+          static_cast<Precision>(get_choice(*v, "$.precision", "precision", kPrecisionNames));
     return s;
   }
 
@@ -629,9 +645,9 @@ std::string canonical_json(const Spec& s) {
   if (s.build_backward) passes += passes.empty() ? R"("backward")" : R"(,"backward")";
   return fmt::format(
       R"({{"causal":{},"checkpoint_group":{},"dtype":"{}","head_dim":{},"inner_model":{},)"
-      R"("ln_eps":{},"mini_batch":{},"passes":[{}],"tttc_spec":{}}})",
+      R"("ln_eps":{},"mini_batch":{},"passes":[{}],"precision":"{}","tttc_spec":{}}})",
       s.causal ? "true" : "false", s.checkpoint_group, to_string(s.dtype), s.head_dim, inner,
-      exact_number(s.ln_eps), s.mini_batch, passes, kVersion);
+      exact_number(s.ln_eps), s.mini_batch, passes, to_string(s.precision), kVersion);
 }
 
 std::string spec_signature(const Spec& spec) { return sha256_hex(canonical_json(spec)); }

@@ -14,10 +14,15 @@ namespace ttt {
 enum class InnerModel { linear, mlp };
 enum class Activation { gelu_tanh, relu, silu };
 enum class DType { f32, f16, bf16 };
+// How the tensor cores multiply (docs/spec.md): f32-equivalent products, tf32 products, or
+// plain bf16 operands (f32 accumulation, state and LayerNorm in every mode). Chosen by the user,
+// never by the tuner: it changes results beyond rounding order.
+enum class Precision { accurate, tf32, bf16 };
 
 const char* to_string(InnerModel m);
 const char* to_string(Activation a);
 const char* to_string(DType d);
+const char* to_string(Precision p);
 int dtype_bytes(DType d);
 
 struct Spec {
@@ -30,6 +35,7 @@ struct Spec {
   int mini_batch = 16;
   bool causal = true;
   DType dtype = DType::bf16;
+  Precision precision = Precision::accurate;
   int checkpoint_group = 1;
   double ln_eps = 1e-6;
   bool build_forward = true;

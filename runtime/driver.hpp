@@ -74,15 +74,39 @@ class CudaError : public std::runtime_error {
 void check(CUresult result, const char* what);
 
 struct Device {
+  int ordinal = 0;
   CUdevice handle = 0;
+  CUcontext context = nullptr;  // its primary context, retained once per process
   std::string name;
   std::string arch;  // "sm_90a" on Hopper (wgmma-capable), else "sm_XY"
   int sm_count = 0;
   int max_shared_optin = 0;
 };
 
-// Device 0 (or TTTC_DEVICE), with its primary context (retained once per process) made current
-// on the calling thread.
+// The default ordinal: TTTC_DEVICE, else 0 (read once per process).
+int default_ordinal();
+
+// Device `ordinal` (-1: default_ordinal()), its facts read and its primary context retained once
+// per process. Leaves the calling thread's current context alone. Throws std::invalid_argument
+// for an ordinal the driver does not have.
+const Device& device(int ordinal);
+
+// Device default_ordinal() with its primary context made current on the calling thread.
 const Device& current_device();
+
+// Makes `d`'s primary context current for the scope and restores the caller's on exit. A thread
+// that had no current context keeps `d`'s (so later driver calls of the thread work, as with
+// current_device()). No driver call when the context is already current besides the query.
+class ContextScope {
+ public:
+  explicit ContextScope(const Device& d);
+  ~ContextScope();
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+ private:
+  CUcontext previous_ = nullptr;
+  bool restore_ = false;
+};
 
 }  // namespace ttt::driver

@@ -24,9 +24,9 @@ std::map<std::string, std::string> header_hashes() {
   return hashes;
 }
 
-Target target_for(const std::string& arch) {
+Target target_for(const std::string& arch, int ordinal) {
   if (!arch.empty()) return Target::for_arch(arch);
-  const driver::Device& device = driver::current_device();
+  const driver::Device& device = driver::device(ordinal);
   Target t;
   try {
     t = Target::for_arch(device.arch);
@@ -81,7 +81,7 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
 
 Build build(const KernelConfig& config) {
   validate_spec(config.spec, config.spec.name.empty() ? "<spec>" : config.spec.name);
-  Build b{.spec = config.spec, .target = target_for(config.arch)};
+  Build b{.spec = config.spec, .target = target_for(config.arch, config.device)};
   b.schedule = config.schedule ? *config.schedule : default_schedule(b.spec, b.target);
   if (auto reasons = validate(b.spec, b.schedule, b.target); !reasons.empty()) {
     std::string text =
@@ -126,10 +126,13 @@ MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H,
 
 std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {
   // Keyed by what determines the binaries; the in-memory layer makes repeat calls cheap.
-  const std::string arch = config.arch.empty() ? driver::current_device().arch : config.arch;
+  // One loaded kernel per device: modules belong to a device's context.
+  const driver::Device& device = driver::device(config.device);
+  const std::string arch = config.arch.empty() ? device.arch : config.arch;
   const std::string id =
-      fmt::format("{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
-                  config.schedule ? canonical_schedule(*config.schedule) : "", arch);
+      fmt::format("{}|{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
+                  config.schedule ? canonical_schedule(*config.schedule) : "", arch,
+                  device.ordinal);
   struct Slot {
     std::once_flag once;
     std::shared_ptr<const Kernel> kernel;
@@ -144,7 +147,7 @@ std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {
     slot = s;
   }
   // call_once lets exactly one thread build; if it throws, the next caller tries again.
-  std::call_once(slot->once, [&] { slot->kernel = make_loaded_kernel(build(config)); });
+  std::call_once(slot->once, [&] { slot->kernel = make_loaded_kernel(build(config), device.ordinal); });
   return slot->kernel;
 }
 

@@ -21,6 +21,9 @@ struct KernelConfig {
   Spec spec;
   std::optional<Schedule> schedule;  // default: the heuristic for the target
   std::string arch;                  // "" = the GPU present; else e.g. "sm_80", "sm_90a"
+  // CUDA device ordinal that get_kernel loads on (and whose arch "" means); -1 = TTTC_DEVICE,
+  // default 0. get_kernel keeps one loaded kernel per device.
+  int device = -1;
 };
 
 // One compiled kernel (forward or backward) and how it was obtained.

@@ -18,16 +18,19 @@ struct LoadedFunction {
   CUmodule module = nullptr;
   CUfunction function = nullptr;
   long long shared_bytes = 0;
+  int threads = 0, heads_per_cta = 1;
 };
 
+// Called with the device's context current.
 LoadedFunction load(const CompiledKernel& ck) {
   const driver::Api& api = driver::api();
-  driver::current_device();
   LoadedFunction f;
   driver::check(api.cuModuleLoadData(&f.module, ck.binary.data()), "cuModuleLoadData");
   driver::check(api.cuModuleGetFunction(&f.function, f.module, ck.generated.kernel_name.c_str()),
                 "cuModuleGetFunction");
   f.shared_bytes = ck.generated.shared_bytes;
+  f.threads = ck.generated.threads;
+  f.heads_per_cta = ck.generated.heads_per_cta;
   driver::check(api.cuFuncSetAttribute(f.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                        static_cast<int>(f.shared_bytes)),
                 "cuFuncSetAttribute(max dynamic shared memory)");
@@ -36,16 +39,23 @@ LoadedFunction load(const CompiledKernel& ck) {
 
 class LoadedKernel final : public Kernel {
  public:
-  explicit LoadedKernel(Build b) : build_(std::move(b)) {
+  LoadedKernel(Build b, const driver::Device& device) : build_(std::move(b)), device_(device) {
+    driver::ContextScope scope(device_);
     if (build_.forward) forward_ = load(*build_.forward);
     if (build_.backward) backward_ = load(*build_.backward);
   }
   ~LoadedKernel() override {
     if (!driver::status().available) return;
     const driver::Api& api = driver::api();
+    // No ContextScope: a destructor must not throw, and at process exit the driver may already
+    // be shutting down (then there is nothing left to free).
+    CUcontext previous = nullptr;
+    if (api.cuCtxGetCurrent(&previous) != CUDA_SUCCESS) return;
+    if (previous != device_.context && api.cuCtxSetCurrent(device_.context) != CUDA_SUCCESS) return;
     for (const auto& [stream, buffer] : workspaces_) api.cuMemFree(buffer.ptr);
     for (auto* f : {&forward_, &backward_})
       if (f->module) api.cuModuleUnload(f->module);
+    if (previous && previous != device_.context) api.cuCtxSetCurrent(previous);
   }
 
   const Build& build_info() const override { return build_; }
@@ -61,7 +71,7 @@ class LoadedKernel final : public Kernel {
       throw std::invalid_argument("this kernel was built without the forward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_forward(build_.spec, a, plan.checkpoints);
-    driver::current_device();  // the calling thread may not have the context current yet
+    driver::ContextScope scope(device_);  // the device's context; the caller's is restored
     tttc::ForwardParams params = args::forward_params(p, a);
     std::unique_lock lock = lock_workspaces(a.workspace);
     params.workspace =
@@ -74,7 +84,7 @@ class LoadedKernel final : public Kernel {
       throw std::invalid_argument("this kernel was built without the backward pass");
     const MemoryPlan plan = memory_for(a.q);
     const args::Problem p = args::check_backward(build_.spec, a, plan.checkpoints);
-    driver::current_device();  // before the first driver call below
+    driver::ContextScope scope(device_);  // before the first driver call below
     tttc::BackwardParams params = args::backward_params(p, a);
     std::unique_lock lock = lock_workspaces(a.workspace);
     params.workspace =
@@ -143,13 +153,15 @@ class LoadedKernel final : public Kernel {
     const driver::Api& api = driver::api();
     void* kernel_args[] = {params};
     driver::check(
-        api.cuLaunchKernel(f.function, static_cast<unsigned>(p.B * p.H), 1, 1,
-                           static_cast<unsigned>(build_.schedule.threads), 1, 1,
-                           static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
+        api.cuLaunchKernel(
+            f.function, static_cast<unsigned>((p.B * p.H + f.heads_per_cta - 1) / f.heads_per_cta),
+            1, 1, static_cast<unsigned>(f.threads), 1, 1, static_cast<unsigned>(f.shared_bytes),
+            stream, kernel_args, nullptr),
         "cuLaunchKernel");
   }
 
   Build build_;
+  const driver::Device& device_;
   LoadedFunction forward_, backward_;
   struct Buffer {
     CUdeviceptr ptr = 0;
@@ -161,9 +173,9 @@ class LoadedKernel final : public Kernel {
 
 }  // namespace
 
-std::shared_ptr<const Kernel> make_loaded_kernel(Build build) {
+std::shared_ptr<const Kernel> make_loaded_kernel(Build build, int ordinal) {
   driver::api();  // throws NoGpuError with the reason when there is no GPU
-  return std::make_shared<LoadedKernel>(std::move(build));
+  return std::make_shared<LoadedKernel>(std::move(build), driver::device(ordinal));
 }
 
 }  // namespace ttt::jit

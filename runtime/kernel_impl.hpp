@@ -7,7 +7,8 @@
 
 namespace ttt::jit {
 
-// Loads the build's binaries on the current GPU. Throws driver::NoGpuError without a GPU.
-std::shared_ptr<const Kernel> make_loaded_kernel(Build build);
+// Loads the build's binaries on device `ordinal` (-1: the default device). Launches run in that
+// device's primary context and restore the caller's. Throws driver::NoGpuError without a GPU.
+std::shared_ptr<const Kernel> make_loaded_kernel(Build build, int ordinal = -1);
 
 }  // namespace ttt::jit

@@ -14,8 +14,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 for step in $steps; do
   case $step in
     sweep)
-      TTTC_GPU_REPORT=$out/sweep.md "$bin/test_gpu_kernels" --gtest_brief=1 >"$out/sweep.log" 2>&1
-      echo "sweep: exit $? ($(grep -E 'PASSED|FAILED' "$out/sweep.log" | tail -2 | tr '\n' ' '))" ;;
+      # Sharded over the CPUs: the shards compile their kernels in parallel (NVRTC is the slow
+      # part of a cold sweep). TTTC_FILTER narrows it (a gtest filter), TTTC_SWEEP_PRECISION picks
+      # the precision mode.
+      shards=${TTTC_SHARDS:-$(nproc)}
+      tag=sweep-${TTTC_SWEEP_PRECISION:-accurate}
+      for ((i = 0; i < shards; ++i)); do
+        GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$i TTTC_GPU_REPORT=$out/$tag-$i.md \
+          "$bin/test_gpu_kernels" --gtest_brief=1 ${TTTC_FILTER:+--gtest_filter=$TTTC_FILTER} \
+          >"$out/$tag-$i.log" 2>&1 &
+      done
+      wait
+      cat "$out"/$tag-[0-9]*.log >"$out/$tag.log"
+      { head -2 "$out/$tag-0.md"; for f in "$out"/$tag-[0-9]*.md; do tail -n +3 "$f"; done; } >"$out/$tag.md" 2>/dev/null
+      rm -f "$out"/$tag-[0-9]*.log "$out"/$tag-[0-9]*.md
+      echo "$tag: $(grep -c '^\[  PASSED' "$out/$tag.log") shards passed, $(grep -hE '^\[  FAILED  \].*\(' "$out/$tag.log" | wc -l) failed tests" ;;
     cli)
       TTTC_TEST_BINARY=$bin/tttc TTTC_TEST_SOURCE_DIR=$root "$bin/test_tttc_cli" --gtest_brief=1 >"$out/cli.log" 2>&1
       echo "cli: exit $? ($(grep -E 'PASSED|FAILED|SKIPPED' "$out/cli.log" | tail -3 | tr '\n' ' '))" ;;

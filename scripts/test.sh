@@ -5,3 +5,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/build.sh"
 cd "$root/build"
 ctest --output-on-failure -j"$(nproc)" --timeout 1800
+# The Python package (CPU implementation) and the find_package(tttc) consumer project.
+bash "$root/scripts/test-python.sh"

@@ -14,8 +14,16 @@
 
 namespace ttt::check {
 
-double forward_tolerance(DType d) { return d == DType::f32 ? 1e-5 : 1e-2; }
-double backward_tolerance(DType d) { return d == DType::f32 ? 1e-4 : 2e-2; }
+// Accurate keeps f32's or the 16-bit I/O's tolerances; the faster modes are gated at 5e-2 on
+// every tensor (issue 7; docs/results.md publishes what each mode reaches).
+double forward_tolerance(const Spec& s) {
+  if (s.precision != Precision::accurate) return 5e-2;
+  return s.dtype == DType::f32 ? 1e-5 : 1e-2;
+}
+double backward_tolerance(const Spec& s) {
+  if (s.precision != Precision::accurate) return 5e-2;
+  return s.dtype == DType::f32 ? 1e-4 : 2e-2;
+}
 
 bool Report::passed() const {
   for (const auto* list : {&forward, &backward})
@@ -202,14 +210,14 @@ Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
       list.push_back(c);
       report.gpu_values[name] = got;
     };
-    add(report.forward, "out", untokens(dev.read(fa.out)), want.out.data, forward_tolerance(dt));
+    add(report.forward, "out", untokens(dev.read(fa.out)), want.out.data, forward_tolerance(spec));
     std::vector<ref::Tensor> W = want.W_final, b = want.b_final;
     unpack_state(spec, dev.read(fa.state_final), int64_t{B} * H, W, b);
     for (size_t l = 0; l < W.size(); ++l) {
       add(report.forward, fmt::format("W{}_final", l + 1), W[l].data, want.W_final[l].data,
-          forward_tolerance(dt));
+          forward_tolerance(spec));
       add(report.forward, fmt::format("b{}_final", l + 1), b[l].data, want.b_final[l].data,
-          forward_tolerance(dt));
+          forward_tolerance(spec));
     }
 
     if (o.backward) {
@@ -227,7 +235,7 @@ Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
       kernel.backward(ba);
       driver::check(api.cuCtxSynchronize(), "backward kernel");
       const ref::Grads g = ref::backward(spec, in, up);
-      const double tol = backward_tolerance(dt);
+      const double tol = backward_tolerance(spec);
       add(report.backward, "dq", untokens(dev.read(ba.dq)), g.dq.data, tol);
       add(report.backward, "dk", untokens(dev.read(ba.dk)), g.dk.data, tol);
       add(report.backward, "dv", untokens(dev.read(ba.dv)), g.dv.data, tol);

@@ -42,8 +42,8 @@ struct Report {
 };
 
 // The issues' tolerances: forward 1e-5 (f32) / 1e-2 (f16, bf16); backward 1e-4 / 2e-2.
-double forward_tolerance(DType dtype);
-double backward_tolerance(DType dtype);
+double forward_tolerance(const Spec& spec);
+double backward_tolerance(const Spec& spec);
 
 Report run(const Spec& spec, const Options& options, const jit::Kernel& kernel);
 

@@ -8,42 +8,9 @@
 #include "tttc/io.cuh"
 #include "tttc/ops.cuh"
 #include "tttc/params.h"
+#include "tttc/step_context.cuh"
 
 namespace tttc {
-
-// What a generated step reads and writes for one mini-batch (pointers already at its first token).
-template <class T>
-struct StepContext {
-  float* arena;
-  const float* state_in;
-  float* state_out;
-  const float* dstate_next;  // dLoss/d(state after the step)
-  float* dstate_prev;        // dLoss/d(state before the step)
-  const T *q, *k, *v, *dout;
-  T *out, *dq, *dk, *dv;
-  long long sq, sk, sv, sdout, sout, sdq, sdk, sdv;  // token strides
-  const float* lr;
-  float* dlr;
-  const float* tau;
-  const float *gamma, *beta;
-  float *acc_tau, *acc_gamma, *acc_beta;
-  int valid;  // tokens present in this mini-batch (the last one may be short)
-};
-
-// The per-head parameters every step reads, from either kernel's parameter struct.
-template <class T, int F, class Params>
-__device__ __forceinline__ void bind_head(StepContext<T>& c, const Params& p, int h) {
-  c.tau = p.tau;
-  c.gamma = p.gamma + h * F;
-  c.beta = p.beta + h * F;
-}
-
-template <class T>
-__device__ __forceinline__ T* token_ptr(const TokenTensor& x, int b, int h, long long t0) {
-  return static_cast<T*>(x.ptr) + b * x.stride_b + h * x.stride_h + t0 * x.stride_t;
-}
-
-__device__ __forceinline__ int num_steps(int T, int K) { return (T + K - 1) / K; }
 
 template <class Cfg, class Step>
 __device__ void forward_kernel(const ForwardParams& p) {
@@ -66,13 +33,7 @@ __device__ void forward_kernel(const ForwardParams& p) {
   const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
   for (int m = 0; m < steps; ++m) {
     if (m % G == 0) copy_floats(p.checkpoints + (1LL * bh * checkpoints + m / G) * S, state, S);
-    const long long t0 = 1LL * m * K;
-    c.valid = min(K, static_cast<int>(p.T - t0));
-    c.q = token_ptr<T>(p.q, b, h, t0), c.sq = p.q.stride_t;
-    c.k = token_ptr<T>(p.k, b, h, t0), c.sk = p.k.stride_t;
-    c.v = token_ptr<T>(p.v, b, h, t0), c.sv = p.v.stride_t;
-    c.out = token_ptr<T>(p.out, b, h, t0), c.sout = p.out.stride_t;
-    c.lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0;
+    bind_forward_step(c, p, b, h, m, K);
     Step::forward(c);
   }
   if (Cfg::kStateShared) copy_floats(p.state_final + bh * S, state, S);
@@ -103,19 +64,7 @@ __device__ void backward_kernel(const BackwardParams& p) {
   else
     zero_floats(dstate_a, S);
 
-  auto bind_step = [&](int m) {
-    const long long t0 = 1LL * m * K;
-    c.valid = min(K, static_cast<int>(p.T - t0));
-    c.q = token_ptr<T>(p.q, b, h, t0), c.sq = p.q.stride_t;
-    c.k = token_ptr<T>(p.k, b, h, t0), c.sk = p.k.stride_t;
-    c.v = token_ptr<T>(p.v, b, h, t0), c.sv = p.v.stride_t;
-    c.dout = token_ptr<T>(p.dout, b, h, t0), c.sdout = p.dout.stride_t;
-    c.dq = token_ptr<T>(p.dq, b, h, t0), c.sdq = p.dq.stride_t;
-    c.dk = token_ptr<T>(p.dk, b, h, t0), c.sdk = p.dk.stride_t;
-    c.dv = token_ptr<T>(p.dv, b, h, t0), c.sdv = p.dv.stride_t;
-    c.lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0;
-    c.dlr = p.dlr + 1LL * bh * p.T + t0;
-  };
+  auto bind_step = [&](int m) { bind_backward_step(c, p, b, h, m, K); };
 
   const int steps = num_steps(p.T, K), groups = (steps + G - 1) / G;
   for (int g = groups - 1; g >= 0; --g) {

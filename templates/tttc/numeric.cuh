@@ -54,7 +54,7 @@ enum Activation { kGeluTanh = 0, kRelu = 1, kSilu = 2 };
 template <int Act, int Order>
 __device__ __forceinline__ float activation(float x) {
   if (Act == kGeluTanh) {
-    const float c = 0.7978845608028654f, a = 0.044715f;
+    const float c = 0.7978845608028654f, a = 0.044715f;  // c = sqrt(2 / pi), exactly as f32 holds it
     const float t = tanhf(c * (x + a * x * x * x));
     if (Order == 0) return 0.5f * x * (1.f + t);
     const float u = c * (1.f + 3.f * a * x * x);  // d(inner)/dx

@@ -46,12 +46,51 @@ TEST(Schedule, InvalidSchedulesExplainWhy) {
   EXPECT_TRUE(mentions(validate(s, bad, t), "bytes of shared memory"));
 }
 
+TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 64;
+  const Target t = Target::for_arch("sm_90a");
+  const Schedule d = default_schedule(s, t);
+  EXPECT_EQ(d.lowering, "tile");
+  EXPECT_EQ(d.team_warps, 4);  // 64 features in slices of 16
+  EXPECT_TRUE(validate(s, d, t).empty());
+  Schedule bad = d;
+  bad.team_warps = 3;
+  EXPECT_TRUE(mentions(validate(s, bad, t), "team_warps = 3"));
+  bad = d;
+  bad.teams_per_cta = 16;
+  EXPECT_TRUE(mentions(validate(s, bad, t), "teams_per_cta = 16"));
+  bad = d;
+  bad.register_budget = 8;
+  EXPECT_TRUE(mentions(validate(s, bad, t), "register_budget = 8"));
+  bad = d;
+  bad.lowering = "magic";
+  EXPECT_TRUE(mentions(validate(s, bad, t), "lowering = 'magic'"));
+  s.head_dim = 16;  // one slice of 16 features: no split over 2 warps
+  bad = default_schedule(s, t);
+  EXPECT_EQ(bad.team_warps, 1);
+  bad.team_warps = 2;
+  EXPECT_TRUE(mentions(validate(s, bad, t), "does not split into 2 slices of 16"));
+}
+
 TEST(Schedule, JsonRoundTripAndErrors) {
   Schedule s;
   s.threads = 512;
   s.forward_arena = Placement::shared;
-  const Schedule back = schedule_from_json(schedule_to_json(s));
+  Schedule back = schedule_from_json(schedule_to_json(s));
   EXPECT_EQ(canonical_schedule(back), canonical_schedule(s));
+  s.lowering = "tile";
+  s.team_warps = 2;
+  s.teams_per_cta = 3;
+  s.register_budget = 100;
+  back = schedule_from_json(schedule_to_json(s));
+  EXPECT_EQ(canonical_schedule(back), canonical_schedule(s));
+  // Schedules written before the tile lowering describe the arena lowering.
+  auto old = schedule_to_json(s);
+  for (const char* k : {"lowering", "team_warps", "teams_per_cta", "register_budget"}) old.erase(k);
+  EXPECT_EQ(schedule_from_json(old).lowering, "arena");
   auto j = schedule_to_json(s);
   j["forward_state"] = "registers";
   EXPECT_THROW(schedule_from_json(j), std::invalid_argument);

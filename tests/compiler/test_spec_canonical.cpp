@@ -28,12 +28,14 @@ TEST(SpecCanonical, ExactTextOfTheDefaultSpec) {
   EXPECT_EQ(canonical_json(parse_spec(minimal().dump())),
             R"({"causal":true,"checkpoint_group":1,"dtype":"bf16","head_dim":64,)"
             R"("inner_model":{"activation":"gelu_tanh","depth":2,"expansion":4,"type":"mlp"},)"
-            R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward","backward"],"tttc_spec":1})");
+            R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward","backward"],"precision":"accurate",)"
+            R"("tttc_spec":1})");
   EXPECT_EQ(canonical_json(parse_spec(R"({"tttc_spec":1,"head_dim":32,"inner_model":"linear",
                                           "causal":false,"passes":["forward"]})")),
             R"({"causal":false,"checkpoint_group":1,"dtype":"bf16","head_dim":32,)"
             R"("inner_model":{"depth":1,"type":"linear"},)"
-            R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward"],"tttc_spec":1})");
+            R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward"],"precision":"accurate",)"
+            R"("tttc_spec":1})");
 }
 
 TEST(SpecCanonical, LayoutKeyOrderAndSpelledOutDefaultsDoNotMatter) {
@@ -47,6 +49,7 @@ TEST(SpecCanonical, LayoutKeyOrderAndSpelledOutDefaultsDoNotMatter) {
           "causal":true,"mini_batch":16,"head_dim":64,"tttc_spec":1,
           "inner_model":{"activation":"gelu_tanh","expansion":4,"depth":2,"type":"mlp"}})",
       R"({"tttc_spec":1,"head_dim":64,"ln_eps":0.000001})",
+      R"({"tttc_spec":1,"head_dim":64,"precision":"accurate"})",
       R"({"tttc_spec":1,"head_dim":64,"ln_eps":1.0E-6})",
       R"({"tttc_spec":1,"head_dim":64,"ln_eps":10e-7})",
   };
@@ -88,6 +91,8 @@ TEST(SpecCanonical, EveryComputationalFieldChangesTheSignature) {
       {"checkpoint_group", {{"checkpoint_group", 2}}},
       {"ln_eps", {{"ln_eps", 1e-8}}},
       {"passes", {{"passes", {"forward"}}}},
+      {"precision tf32", {{"precision", "tf32"}}},
+      {"precision bf16", {{"precision", "bf16"}}},
   };
   std::set<std::string> seen = {signature_of(minimal())};
   for (const Case& c : cases) {
@@ -174,7 +179,7 @@ TEST(SpecExamples, TheNamedExamplesSayWhatTheyAre) {
 TEST(SpecExamples, Mlp2SignatureIsPinned) {
   const Spec mlp2 = load_spec_file((kExamples / "mlp2.json").string());
   EXPECT_EQ(spec_signature(mlp2),
-            "040bbff2340c8322b736d2474afb51542c0f025271d6a00fbb65e58515e6402f");
+            "95ca07c463af7ca44f9a10c348e56b1ed1666d9e1df45f954d566519d9bdfd31");
 }
 
 TEST(SpecDerived, WidthsAndStateSize) {

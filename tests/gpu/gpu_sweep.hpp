@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "compiler/spec.hpp"
@@ -23,6 +25,16 @@ struct SweepCase {
   }
 };
 
+// TTTC_SWEEP_PRECISION=accurate|tf32|bf16 runs the sweep in that precision mode (default
+// accurate): each mode is checked at its own gate (check.hpp).
+inline Precision sweep_precision() {
+  const char* v = std::getenv("TTTC_SWEEP_PRECISION");
+  const std::string mode = v ? v : "accurate";
+  if (mode == "tf32") return Precision::tf32;
+  if (mode == "bf16") return Precision::bf16;
+  return Precision::accurate;
+}
+
 inline std::vector<SweepCase> gpu_sweep() {
   std::vector<SweepCase> cases;
   int i = 0;
@@ -37,6 +49,7 @@ inline std::vector<SweepCase> gpu_sweep() {
             s.name = depth == 1 ? "linear" : fmt::format("mlp{}", depth);
             s.causal = causal;
             s.dtype = dtype;
+            s.precision = sweep_precision();
             s.head_dim = f;
             s.mini_batch = K;
             s.checkpoint_group = 1 + i % 3;

@@ -1,0 +1,451 @@
+// tile_codegen.cpp: lowered steps (tile_lowering) -> CUDA source for the tile path. The stub
+// declares one warp-tile variable per live IR value (registers, or a view of the team's shared
+// memory) and calls one template of tttc/tile.cuh per op; the CUDA compiler allocates the
+// registers of this straight-line code. State, adjoint state and the kernel loops are in
+// tttc/tile_driver.cuh.
+#include <fmt/format.h>
+
+#include <map>
+#include <stdexcept>
+
+#include "compiler/codegen.hpp"
+#include "compiler/tile_lowering.hpp"
+
+namespace ttt::codegen {
+namespace {
+
+using plan::StepKind;
+using tile::Form;
+using tile::Home;
+
+std::string float_literal(double x) {
+  std::string s = fmt::format("{:.9g}", x);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s + "f";
+}
+
+const char* ew_name(ir::Ew e) {
+  static const char* names[] = {"kAdd",  "kSub",   "kMul",    "kAct",  "kActD1", "kActD2",
+                                "kSqrt", "kRecip", "kAffine", "kTril", "kCopy"};
+  return names[static_cast<int>(e)];
+}
+
+// The C++ type of a value of this shape in this home.
+std::string tile_type(Form form, Home home, int rows, int cols) {
+  switch (form) {
+    case Form::scalar:
+      return "tl::Scalar";
+    case Form::per_row:
+      return fmt::format("tl::PerRow<{}>", rows);
+    case Form::per_col:
+      return fmt::format("tl::PerCol<{}>", cols);
+    case Form::matrix:
+      break;
+  }
+  return fmt::format("tl::{}<{}, {}>", home == Home::smem ? "SmemTile" : "Tile", rows, cols);
+}
+
+// One head's packed state: W1, b1, W2, b2, ... (row-major weights).
+std::vector<std::tuple<std::string, int, int, long long>> state_members(const Spec& spec) {
+  std::vector<std::tuple<std::string, int, int, long long>> members;
+  const auto widths = spec.widths();
+  long long offset = 0;
+  for (size_t l = 1; l < widths.size(); ++l) {
+    members.emplace_back(fmt::format("W{}", l), widths[l - 1], widths[l], offset);
+    offset += 1LL * widths[l - 1] * widths[l];
+    members.emplace_back(fmt::format("b{}", l), 1, widths[l], offset);
+    offset += widths[l];
+  }
+  return members;
+}
+
+// struct State / DState: this warp's slice of each member, where it lives, and its I/O from the
+// packed layout (a team splits every member by columns: warp `rank` holds columns
+// [rank * C / W, (rank + 1) * C / W)).
+std::string state_struct(const Spec& spec, const std::string& name, const tile::TeamLayout& layout,
+                         const std::map<std::string, long long>& smem_offsets, bool adjoint) {
+  std::string decl, bind, load, store, zero, atomic;
+  for (const auto& [member, rows, full_cols, offset] : state_members(spec)) {
+    const bool smem = smem_offsets.count(member) > 0;
+    const int cols = full_cols / layout.warps;
+    const std::string type = tile_type(rows == 1 ? Form::per_col : Form::matrix,
+                                       smem ? Home::smem : Home::reg, rows, cols);
+    const std::string global =
+        rows == 1 ? fmt::format("tl::GlobalRow<{}>", cols)
+                  : fmt::format("tl::GlobalTile<{}, {}, {}>", rows, cols, full_cols);
+    const std::string at = fmt::format("{} + {} * rank", offset, cols);
+    decl += fmt::format("  {} {};\n", type, member);
+    if (smem)
+      bind += fmt::format("    {}.base = warp_smem + {};\n", member, smem_offsets.at(member));
+    load +=
+        fmt::format("    {{ const {} g{{const_cast<float*>(src) + {}}}; tl::assign({}, g); }}\n",
+                    global, at, member);
+    store += fmt::format("    {{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", global, at, member);
+    zero += fmt::format("    tl::fill({}, 0.f);\n", member);
+    atomic += rows == 1 ? fmt::format("    tl::atomic_add_row(dst + {}, {});\n", at, member)
+                        : fmt::format("    tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at,
+                                      member);
+  }
+  std::string text = fmt::format(
+      "struct {} {{\n{}  int rank;\n"
+      "  __device__ __forceinline__ void bind(float* warp_smem, int team_rank) {{\n"
+      "    rank = team_rank;\n{}  }}\n"
+      "  __device__ __forceinline__ void load(const float* src) {{\n{}  }}\n"
+      "  __device__ __forceinline__ void store(float* dst) const {{\n{}  }}\n",
+      name, decl, bind.empty() ? "    (void)warp_smem;\n" : bind, load, store);
+  // The adjoint starts at zero (no dLoss/dtheta_T) and may be summed over the batch.
+  if (adjoint)
+    text += fmt::format(
+        "  __device__ __forceinline__ void zero() {{\n{}  }}\n"
+        "  __device__ __forceinline__ void atomic_add_to(float* dst) const {{\n{}  }}\n",
+        zero, atomic);
+  return text + "};\n\n";
+}
+
+class TileStepWriter {
+ public:
+  TileStepWriter(const Spec& spec, const tile::LoweredStep& lowered, long long product_slot,
+                 long long row_slot)
+      : spec_(spec),
+        L_(lowered),
+        p_(lowered.plan.program),
+        product_slot_(product_slot),
+        row_slot_(row_slot) {}
+
+  std::string write(const std::string& function_name) {
+    const bool backward = L_.plan.kind == StepKind::backward;
+    out_ = fmt::format(
+        "  static __device__ __forceinline__ void {}(State& st, {}const "
+        "tttc::StepContext<Cfg::Elem>& c, float* smem, const tl::Team& team) {{\n",
+        function_name, backward ? "DState& ds, Accum& acc, " : "");
+    out_ += fmt::format("    // registers (estimated peak): {} floats per lane\n",
+                        L_.peak_register_floats);
+    out_ += "    (void)smem;\n    (void)team;\n";
+    std::string section;
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      if (!L_.plan.live[i]) continue;
+      const ir::Op& op = p_.ops[i];
+      if (op.section != section) {
+        section = op.section;
+        out_ += fmt::format("    // {}\n", section);
+      }
+      emit_token_reads(op);
+      emit_op(op);
+      emit_stored_output(op.out);
+    }
+    emit_state_results();
+    // The next step's first reduction may take the slot of this step's last one.
+    if (L_.ends_with_sync) out_ += "    team.sync();\n";
+    return out_ + "  }\n";
+  }
+
+ private:
+  std::string var(int id) const { return fmt::format("v{}", id); }
+  bool is_token_input(int id) const {
+    const std::string& name = value(id).name;
+    return p_.ops[id].kind == ir::OpKind::input &&
+           (name == "Q" || name == "K" || name == "V" || name == "dO");
+  }
+  // Argument k of op i: a token read for this op (whole or this warp's column slice), or the
+  // value itself.
+  std::string arg(const ir::Op& op, size_t k) const {
+    const int a = op.args[k];
+    if (is_token_input(a)) return fmt::format("t{}_{}", op.out, k);
+    return var(a);
+  }
+  // Tokens are read from the step's stage in shared memory (copied ahead by the driver) at every
+  // use: keeping them in registers across the step would cost registers other values need.
+  void emit_token_reads(const ir::Op& op) {
+    static const std::map<std::string, const char*> stages = {
+        {"Q", "c.tq"}, {"K", "c.tk"}, {"V", "c.tv"}, {"dO", "c.tdo"}};
+    for (size_t k = 0; k < op.args.size(); ++k) {
+      const int a = op.args[k];
+      if (!is_token_input(a)) continue;
+      const bool slice = L_.ops[op.out].token_slice[k];
+      const int cols = slice ? value(a).cols / warps() : value(a).cols;
+      out_ += fmt::format(
+          "    const tl::StagedTokens<Cfg::Elem, {}, {}, Cfg::kStageRowStride> {}{{{}{}}};  // "
+          "{}{}\n",
+          value(a).rows, cols, arg(op, k), stages.at(value(a).name),
+          slice ? fmt::format(" + {} * team.rank", cols) : "", value(a).name,
+          slice ? " (this warp's columns)" : "");
+    }
+  }
+
+  const ir::Value& value(int id) const { return p_.values[id]; }
+  const tile::ValuePlace& place(int id) const { return L_.place[id]; }
+  int warps() const { return L_.warps; }
+  long long slot(int id) const {
+    return tile::scratch_offset(L_.ops[id].scratch_slot, product_slot_, row_slot_);
+  }
+  // Local shape of argument k as op i reads it.
+  std::pair<int, int> arg_shape(const ir::Op& op, size_t k) const {
+    const int a = op.args[k];
+    const auto& slice = L_.ops[op.out].token_slice;
+    const bool sliced = k < slice.size() && slice[k];
+    return {place(a).rows, sliced ? place(a).cols / warps() : place(a).cols};
+  }
+
+  void line(const std::string& text, int id) {
+    const ir::Value& v = value(id);
+    out_ += fmt::format("    {}  // %{}{} [{}x{}]\n", text, id, v.name.empty() ? "" : " " + v.name,
+                        v.rows, v.cols);
+  }
+
+  std::string type_of(int id) const {
+    const tile::ValuePlace& pl = place(id);
+    return tile_type(pl.form, pl.home, pl.rows, pl.cols);
+  }
+  // The declaration of a computed value.
+  std::string declare(int id) const {
+    const tile::ValuePlace& pl = place(id);
+    if (pl.home == Home::smem)
+      return fmt::format("{} {}{{smem + {}}};", type_of(id), var(id), pl.offset);
+    return fmt::format("{} {};", type_of(id), var(id));
+  }
+
+  bool is_member_name(const std::string& name) const {
+    return name.size() > 1 && (name[0] == 'W' || name[0] == 'b') &&
+           name.find_first_not_of("0123456789", 1) == std::string::npos;
+  }
+
+  void emit_input(int id) {
+    const std::string& name = value(id).name;
+    static const std::map<std::string, std::string> tokens = {
+        {"Q", "c.q, c.sq"}, {"K", "c.k, c.sk"}, {"V", "c.v, c.sv"}, {"dO", "c.dout, c.sdout"}};
+    if (tokens.count(name)) {
+      return;  // read where used (emit_token_reads)
+    } else if (name == "lr") {
+      line(fmt::format("{} tl::load_row({}, c.lr, c.valid);", declare(id), var(id)), id);
+    } else if (name == "tau") {
+      line(
+          fmt::format("{} tl::load_column({}, c.tau, {});", declare(id), var(id), spec_.mini_batch),
+          id);
+    } else if (name == "tau_last") {
+      line(fmt::format("{} tl::load_scalar({}, c.tau + c.valid - 1);", declare(id), var(id)), id);
+    } else if (name == "gamma" || name == "beta") {
+      line(fmt::format("{} {{ const tl::GlobalRow<{}> g{{const_cast<float*>(c.{}) + {} * "
+                       "team.rank}}; tl::assign({}, g); }}",
+                       declare(id), place(id).cols, name, place(id).cols, var(id)),
+           id);
+    } else if (is_member_name(name)) {
+      line(fmt::format("auto& {} = st.{};", var(id), name), id);
+    } else if (name.size() > 2 && name[0] == 'd' && name.back() == '\'' &&
+               is_member_name(name.substr(1, name.size() - 2))) {
+      line(fmt::format("auto& {} = ds.{};", var(id), name.substr(1, name.size() - 2)), id);
+    } else {
+      throw std::logic_error("tile codegen: no binding for input " + name);
+    }
+  }
+
+  // Token outputs and accumulated gradients are written where they are computed: a warp writes
+  // its column slice; replicated values are written by the team's first warp only.
+  void emit_stored_output(int id) {
+    const std::string& name = value(id).name;
+    bool is_output = false;
+    for (const auto& [role, vid] : p_.outputs) is_output |= (vid == id && role == name);
+    if (!is_output) return;
+    static const std::map<std::string, std::string> tokens = {{"O", "c.out, c.sout"},
+                                                              {"dQ", "c.dq, c.sdq"},
+                                                              {"dK", "c.dk, c.sdk"},
+                                                              {"dV", "c.dv, c.sdv"}};
+    const std::string first_warp_only = place(id).split ? "" : "if (team.rank == 0) ";
+    if (auto it = tokens.find(name); it != tokens.end()) {
+      const auto comma = it->second.find(',');
+      const std::string ptr = it->second.substr(0, comma), stride = it->second.substr(comma + 2);
+      const std::string at =
+          place(id).split ? fmt::format("{} + {} * team.rank", ptr, place(id).cols) : ptr;
+      out_ += fmt::format("    {}tl::store_tokens({}, {}, {}, c.valid);\n", first_warp_only, at,
+                          stride, var(id));
+    } else if (name == "dlr") {
+      out_ += fmt::format("    {}tl::store_row(c.dlr, {}, c.valid);\n", first_warp_only, var(id));
+    } else if (name == "dtau") {
+      out_ += fmt::format("    tl::ew<tl::kAdd, 0>(acc.tau, acc.tau, {});\n", var(id));
+    } else if (name == "dtau_last") {
+      out_ += fmt::format("    tl::add_at_row(acc.tau, {}, c.valid - 1);\n", var(id));
+    } else if (name == "dgamma" || name == "dbeta") {
+      out_ +=
+          fmt::format("    tl::ew<tl::kAdd, 0>(acc.{0}, acc.{0}, {1});\n", name.substr(1), var(id));
+    }
+  }
+
+  // The new state (forward, advance) or the adjoint of the previous state (backward) back into
+  // the persistent members, unless it was computed in place.
+  void emit_state_results() {
+    const bool backward = L_.plan.kind == StepKind::backward;
+    for (const auto& [role, id] : p_.outputs) {
+      if (!L_.plan.live[id]) continue;
+      std::string member;
+      if (backward && role.size() > 1 && role[0] == 'd' && is_member_name(role.substr(1)))
+        member = "ds." + role.substr(1);
+      else if (!backward && role.back() == '\'' && is_member_name(role.substr(0, role.size() - 1)))
+        member = "st." + role.substr(0, role.size() - 1);
+      if (member.empty()) continue;
+      const int source = backward ? p_.input_id(fmt::format("d{}'", role.substr(1)))
+                                  : p_.input_id(role.substr(0, role.size() - 1));
+      if (place(id).home == Home::smem && place(source).home == Home::smem &&
+          place(id).offset == place(source).offset)
+        out_ += fmt::format("    // {} computed in place ({})\n", member, var(id));
+      else
+        out_ += fmt::format("    tl::assign({}, {});\n", member, var(id));
+    }
+  }
+
+  void emit_matmul(const ir::Op& op) {
+    const int id = op.out;
+    const tile::OpPlan& plan = L_.ops[id];
+    const auto [ar, ac] = arg_shape(op, 0);
+    const auto [br, bc] = arg_shape(op, 1);
+    const int m = op.trans_a ? ac : ar, kd = op.trans_a ? ar : ac;
+    const int n = op.trans_b ? br : bc;
+    const bool has_d = op.args.size() > 2;
+    const std::string head =
+        fmt::format("tl::matmul<{}, {}, {}, {}, {}, {}, {}>", L_.parts[op.args[0]],
+                    L_.parts[op.args[1]], op.trans_a, op.trans_b, m, n, kd);
+    if (plan.reduce == tile::TeamReduce::none) {
+      line(fmt::format("{} {}({}, {}, {}, {}, {}, {});", declare(id), head, var(id), arg(op, 0),
+                       arg(op, 1), float_literal(op.alpha), has_d ? arg(op, 2) : "tl::NoAddend{}",
+                       float_literal(has_d ? op.beta : 0.0)),
+           id);
+      return;
+    }
+    // The contraction runs over split columns: every warp's partial product meets in scratch.
+    const std::string partial = var(id) + "_p";
+    std::string text =
+        fmt::format("tl::Tile<{}, {}> {}; {}({}, {}, {}, {}, tl::NoAddend{{}}, 0.f);", m, n,
+                    partial, head, partial, arg(op, 0), arg(op, 1), float_literal(op.alpha));
+    if (plan.reduce == tile::TeamReduce::product_all)
+      text += fmt::format(" tl::team_sum<{}>({}, team, {}); {} tl::assign({}, {});", warps(),
+                          partial, slot(id), declare(id), var(id), partial);
+    else
+      text += fmt::format(" {} tl::team_sum_scatter<{}>({}, {}, team, {});", declare(id), warps(),
+                          var(id), partial, slot(id));
+    if (has_d)
+      text += fmt::format(" tl::ew<tl::kAdd, 0>({}, {}, {});", var(id), var(id), arg(op, 2));
+    line(text, id);
+  }
+
+  void emit_op(const ir::Op& op) {
+    const int id = op.out;
+    switch (op.kind) {
+      case ir::OpKind::input:
+        emit_input(id);
+        return;
+      case ir::OpKind::matmul:
+        emit_matmul(op);
+        return;
+      case ir::OpKind::elementwise: {
+        const std::string b = op.args.size() > 1 ? ", " + arg(op, 1) : "";
+        line(fmt::format("{} tl::ew<tl::{}, kAct>({}, {}{}, {}, {});", declare(id), ew_name(op.ew),
+                         var(id), arg(op, 0), b, float_literal(op.s), float_literal(op.c)),
+             id);
+        return;
+      }
+      case ir::OpKind::row_sum:
+      case ir::OpKind::col_sum:
+      case ir::OpKind::transpose: {
+        const char* fn = op.kind == ir::OpKind::row_sum   ? "row_sum"
+                         : op.kind == ir::OpKind::col_sum ? "col_sum"
+                                                          : "transpose";
+        std::string text = fmt::format("{} tl::{}({}, {});", declare(id), fn, var(id), arg(op, 0));
+        if (L_.ops[id].reduce == tile::TeamReduce::rows)
+          text += fmt::format(" tl::team_sum<{}>({}, team, {});", warps(), var(id), slot(id));
+        line(text, id);
+        return;
+      }
+      case ir::OpKind::fill:
+        line(fmt::format("{} tl::fill({}, {});", declare(id), var(id), float_literal(op.c)), id);
+        return;
+    }
+  }
+
+  const Spec& spec_;
+  const tile::LoweredStep& L_;
+  const ir::Program& p_;
+  long long product_slot_, row_slot_;
+  std::string out_;
+};
+
+const char* elem_type(DType d) {
+  return d == DType::f32 ? "float" : d == DType::f16 ? "tttc::half_t" : "tttc::bf16_t";
+}
+
+const char* activation_constant(Activation a) {
+  return a == Activation::gelu_tanh ? "tttc::kGeluTanh"
+         : a == Activation::relu    ? "tttc::kRelu"
+                                    : "tttc::kSilu";
+}
+
+}  // namespace
+
+Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind) {
+  Generated g{.kind = kind, .kernel_name = fmt::format("tttc_{}", to_string(kind))};
+  const bool backward = kind == KernelKind::backward;
+  const int warps = schedule.team_warps;
+  const tile::TeamLayout layout = tile::team_layout(spec, warps, backward);
+  std::vector<std::pair<std::string, tile::LoweredStep>> steps;
+  std::vector<StepKind> kinds;
+  if (!backward) kinds.push_back(StepKind::forward);
+  if (backward && spec.checkpoint_group > 1) kinds.push_back(StepKind::advance);
+  if (backward) kinds.push_back(StepKind::backward);
+  long long product_slot = 0, row_slot = 0, warp_floats = 0;
+  for (StepKind k : kinds) {
+    steps.emplace_back(k == StepKind::forward   ? "forward"
+                       : k == StepKind::advance ? "advance"
+                                                : "backward",
+                       tile::lower_step(spec, k, layout, schedule.register_budget));
+    product_slot = std::max(product_slot, steps.back().second.product_slot_floats);
+    row_slot = std::max(row_slot, steps.back().second.row_slot_floats);
+    warp_floats = std::max(warp_floats, steps.back().second.smem_end);
+  }
+  const long long scratch = tile::scratch_floats(product_slot, row_slot);
+  const tile::StageLayout stage = tile::stage_layout(spec);
+  warp_floats = (warp_floats + 15) / 16 * 16;
+  const long long team_floats = scratch + 2 * stage.stage_bytes / 4 + warps * warp_floats;
+  const int teams = schedule.teams_per_cta;
+  g.threads = 32 * warps * teams;
+  g.heads_per_cta = teams;
+  g.shared_bytes = 4 * team_floats * teams;
+  g.workspace_floats =
+      backward && spec.checkpoint_group > 1 ? 1LL * spec.checkpoint_group * spec.state_floats() : 0;
+
+  std::string src = fmt::format(
+      "// Generated by tttc: {} kernel for spec {} (tile lowering).\n"
+      "// spec:     {}\n// schedule: {}\n"
+      "#include \"tttc/tile_driver.cuh\"\n\nnamespace {{\n\nnamespace tl = tttc::tile;\n\n",
+      to_string(kind), spec_signature(spec).substr(0, 16), canonical_json(spec),
+      canonical_schedule(schedule));
+  src += fmt::format("struct Cfg {{\n  using Elem = {};\n", elem_type(spec.dtype));
+  src += fmt::format(
+      "  static constexpr int kK = {}, kF = {}, kGroup = {}, kTeams = {}, kWarps = {};\n",
+      spec.mini_batch, spec.head_dim, spec.checkpoint_group, teams, warps);
+  src += fmt::format(
+      "  static constexpr long long kS = {}, kTeamSmemFloats = {}, kScratchFloats = {}, "
+      "kWarpSmemFloats = {};\n",
+      spec.state_floats(), team_floats, scratch, warp_floats);
+  src += fmt::format(
+      "  static constexpr int kStageRowStride = {}, kStageTensorBytes = {}, kStageBytes = {};\n",
+      stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
+  if (backward)
+    src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
+  src += "};\n";
+  src += fmt::format("constexpr int kAct = {};\n\n", activation_constant(spec.activation));
+  src += state_struct(spec, "TeamState", layout, layout.state_offset, false);
+  if (backward) src += state_struct(spec, "TeamDState", layout, layout.dstate_offset, true);
+  src += "struct Step {\n  using State = TeamState;\n";
+  if (backward)
+    src += fmt::format("  using DState = TeamDState;\n  using Accum = tttc::Accum<{}, {}>;\n",
+                       spec.mini_batch, spec.head_dim / warps);
+  for (const auto& [name, step] : steps)
+    src += TileStepWriter(spec, step, product_slot, row_slot).write(name);
+  src += "};\n\n}  // namespace\n\n";
+  const char* params = backward ? "BackwardParams" : "ForwardParams";
+  src += fmt::format(
+      "extern \"C\" __global__ void __launch_bounds__({}) {}(const tttc::{} p) {{\n"
+      "  tttc::tile_{}_kernel<Cfg, Step>(p);\n}}\n",
+      g.threads, g.kernel_name, params, to_string(kind));
+  g.source = std::move(src);
+  return g;
+}
+
+}  // namespace ttt::codegen

@@ -1,0 +1,614 @@
+// tile_lowering.cpp: forms, distributions, homes, shared-memory offsets and team reductions of a
+// step's values for the tile path (see tile_lowering.hpp). Registers are allocated by the CUDA
+// compiler from the straight-line code; this file only estimates pressure, to decide what must
+// live in shared memory instead.
+#include "compiler/tile_lowering.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+namespace ttt::tile {
+namespace {
+
+int pad16(int n) { return (n + 15) / 16 * 16; }
+
+Form form_of(int rows, int cols) {
+  if (rows == 1 && cols == 1) return Form::scalar;
+  if (cols == 1) return Form::per_row;
+  if (rows == 1) return Form::per_col;
+  return Form::matrix;
+}
+
+int lane_floats_of(Form form, int rows, int cols) {
+  switch (form) {
+    case Form::scalar:
+      return 1;
+    case Form::per_row:
+      return pad16(rows) / 8;
+    case Form::per_col:
+      return pad16(cols) / 4;
+    case Form::matrix:
+      return lane_floats(rows, cols);
+  }
+  return 0;
+}
+
+// "W3" -> true: a state member's name (weights W_l, biases b_l).
+bool is_state_name(const std::string& name) {
+  return name.size() > 1 && (name[0] == 'W' || name[0] == 'b') &&
+         std::all_of(name.begin() + 1, name.end(), ::isdigit);
+}
+
+bool is_token(const std::string& name) {
+  return name == "Q" || name == "K" || name == "V" || name == "dO";
+}
+
+// bf16 parts per matmul operand (0 selects tf32 products).
+int operand_parts(const Spec& spec, const std::string& name) {
+  switch (spec.precision) {
+    case Precision::bf16:
+      return 1;
+    case Precision::tf32:
+      return 0;
+    case Precision::accurate:
+      break;
+  }
+  // Tokens are exact in bf16 when stored as bf16, in two parts as f16 (11 significant bits),
+  // in three as f32; any computed value is f32 and needs two parts in a 16-bit spec (the x3 rule)
+  // and three in an f32 spec, whose tolerance is f32's.
+  if (is_token(name)) return spec.dtype == DType::bf16 ? 1 : spec.dtype == DType::f16 ? 2 : 3;
+  return spec.dtype == DType::f32 ? 3 : 2;
+}
+
+// Outputs stored (or accumulated) right where they are defined.
+bool stored_at_definition(const std::string& role) {
+  return role == "O" || role == "dQ" || role == "dK" || role == "dV" || role == "dlr" ||
+         role == "dtau" || role == "dtau_last" || role == "dgamma" || role == "dbeta";
+}
+
+// What a dimension runs over: nothing (size 1), tokens of the mini-batch, or features/hidden
+// units (the dimensions a team splits).
+enum class Dim { one, token, feature, unknown };
+using Dims = std::pair<Dim, Dim>;
+
+// The state member an input or output name refers to ("W2", "dW2'", "W2'", "dW2" -> "W2").
+std::string member_base(std::string name) {
+  if (!name.empty() && name.back() == '\'') name.pop_back();
+  if (name.size() > 2 && name[0] == 'd' && is_state_name(name.substr(1))) name = name.substr(1);
+  return is_state_name(name) ? name : "";
+}
+
+Dims input_dims(const std::string& name) {
+  if (is_token(name)) return {Dim::token, Dim::feature};
+  if (name == "lr") return {Dim::one, Dim::token};
+  if (name == "tau") return {Dim::token, Dim::one};
+  if (name == "tau_last") return {Dim::one, Dim::one};
+  if (name == "gamma" || name == "beta") return {Dim::one, Dim::feature};
+  const std::string base = member_base(name);
+  if (!base.empty()) return {base[0] == 'W' ? Dim::feature : Dim::one, Dim::feature};
+  throw std::logic_error("tile lowering: no dimensions for input " + name);
+}
+
+// Dimension kinds of every live value, propagated from the inputs.
+std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live) {
+  const int n = static_cast<int>(p.ops.size());
+  std::vector<Dims> d(n, {Dim::one, Dim::one});
+  std::map<int, std::string> role_of;
+  for (const auto& [role, id] : p.outputs) role_of[id] = role;
+  for (int i = 0; i < n; ++i) {
+    if (!live[i]) continue;
+    const ir::Op& op = p.ops[i];
+    const ir::Value& v = p.values[i];
+    auto of = [&](int k) { return d[op.args[k]]; };
+    switch (op.kind) {
+      case ir::OpKind::input:
+        d[i] = input_dims(v.name);
+        break;
+      case ir::OpKind::matmul:
+        d[i] = {op.trans_a ? of(0).second : of(0).first, op.trans_b ? of(1).first : of(1).second};
+        break;
+      case ir::OpKind::elementwise: {
+        // A dimension broadcast from size 1 takes its kind from the other operand, or, for a
+        // one-operand broadcast, from the values it meets later (resolved below).
+        Dims r = of(0);
+        if (p.values[op.args[0]].rows == 1 && v.rows > 1)
+          r.first = op.args.size() > 1 ? of(1).first : Dim::unknown;
+        if (p.values[op.args[0]].cols == 1 && v.cols > 1)
+          r.second = op.args.size() > 1 ? of(1).second : Dim::unknown;
+        if (v.rows == 1) r.first = Dim::one;
+        if (v.cols == 1) r.second = Dim::one;
+        d[i] = r;
+        break;
+      }
+      case ir::OpKind::row_sum:
+        d[i] = {of(0).first, Dim::one};
+        break;
+      case ir::OpKind::col_sum:
+        d[i] = {Dim::one, of(0).second};
+        break;
+      case ir::OpKind::transpose:
+        d[i] = {of(0).second, of(0).first};
+        break;
+      case ir::OpKind::fill: {
+        // Zero adjoints of inputs nothing depends on: the dimensions of that input.
+        auto it = role_of.find(i);
+        if (it == role_of.end() || it->second.size() < 2)
+          throw std::logic_error("tile lowering: fill without an adjoint role");
+        d[i] = input_dims(it->second.substr(1));
+        break;
+      }
+    }
+  }
+  // Unknown kinds meet known ones where sizes must agree: the operands and result of an
+  // elementwise op, the contraction and outer dimensions of a product.
+  auto unify = [](Dim& x, Dim& y) {
+    if (x == Dim::unknown && y != Dim::unknown) return x = y, true;
+    if (y == Dim::unknown && x != Dim::unknown) return y = x, true;
+    return false;
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int i = 0; i < n; ++i) {
+      if (!live[i]) continue;
+      const ir::Op& op = p.ops[i];
+      if (op.kind == ir::OpKind::elementwise) {
+        for (int a : op.args) {
+          if (p.values[a].rows == p.values[i].rows) changed |= unify(d[a].first, d[i].first);
+          if (p.values[a].cols == p.values[i].cols) changed |= unify(d[a].second, d[i].second);
+        }
+      } else if (op.kind == ir::OpKind::matmul) {
+        const int a = op.args[0], b = op.args[1];
+        Dim& am = op.trans_a ? d[a].second : d[a].first;
+        Dim& ak = op.trans_a ? d[a].first : d[a].second;
+        Dim& bk = op.trans_b ? d[b].second : d[b].first;
+        Dim& bn = op.trans_b ? d[b].first : d[b].second;
+        changed |= unify(ak, bk) | unify(am, d[i].first) | unify(bn, d[i].second);
+        if (op.args.size() > 2)
+          changed |=
+              unify(d[op.args[2]].first, d[i].first) | unify(d[op.args[2]].second, d[i].second);
+      }
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+int lane_floats(int rows, int cols) { return pad16(rows) * pad16(cols) / 32; }
+long long smem_floats(int rows, int cols) { return 1LL * pad16(rows) * (pad16(cols) + 8); }
+
+StageLayout stage_layout(const Spec& spec) {
+  StageLayout s;
+  s.row_stride = spec.head_dim + 8;
+  const long long rows = pad16(spec.mini_batch);
+  s.tensor_bytes = (rows * s.row_stride * dtype_bytes(spec.dtype) + 15) / 16 * 16;
+  s.stage_bytes = 4 * s.tensor_bytes + rows * 4;
+  return s;
+}
+
+long long scratch_offset(int slot, long long product_slot, long long row_slot) {
+  return slot < 2 ? slot * product_slot : 2 * product_slot + (slot - 2) * row_slot;
+}
+long long scratch_floats(long long product_slot, long long row_slot) {
+  return scratch_offset(4, product_slot, row_slot);
+}
+
+TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate) {
+  TeamLayout layout{.warps = warps};
+  const std::vector<int> widths = spec.widths();
+  auto place_members = [&](std::map<std::string, long long>& offsets) {
+    for (size_t l = 1; l < widths.size(); ++l) {
+      const int rows = widths[l - 1], cols = widths[l] / warps;
+      if (lane_floats(rows, cols) > kMaxRegisterState) {
+        offsets[fmt::format("W{}", l)] = layout.persistent_floats;
+        layout.persistent_floats += smem_floats(rows, cols);
+      }
+    }
+  };
+  place_members(layout.state_offset);
+  if (with_dstate) place_members(layout.dstate_offset);
+  return layout;
+}
+
+namespace {
+
+// Decides distributions, token variants and team reductions; records why it cannot.
+class Distributor {
+ public:
+  Distributor(LoweredStep& L, const std::vector<Dims>& dims, int warps,
+              std::vector<std::string>& problems)
+      : L_(L), p_(L.plan.program), dims_(dims), warps_(warps), problems_(problems) {}
+
+  void run() {
+    const int n = static_cast<int>(p_.ops.size());
+    L_.token_full.assign(n, false);
+    L_.token_slice.assign(n, false);
+    for (int i = 0; i < n; ++i) {
+      ValuePlace& pl = L_.place[i];
+      const ir::Value& v = p_.values[i];
+      if (warps_ > 1 && L_.plan.live[i] &&
+          (dims_[i].first == Dim::unknown || dims_[i].second == Dim::unknown))
+        fail(i, "cannot tell whether a broadcast runs over tokens or features");
+      pl.split = warps_ > 1 && dims_[i].second == Dim::feature && !token(i);
+      pl.rows = v.rows;
+      pl.cols = pl.split ? v.cols / warps_ : v.cols;
+    }
+    for (int i = 0; i < n; ++i)
+      if (L_.plan.live[i]) plan_op(i);
+  }
+
+ private:
+  bool token(int v) const {
+    return p_.ops[v].kind == ir::OpKind::input && is_token(p_.values[v].name);
+  }
+  bool split(int v) const { return L_.place[v].split; }
+  void fail(int i, const std::string& why) {
+    problems_.push_back(fmt::format("%{} ({} warps per team): {}", i, warps_, why));
+  }
+  // A token operand read whole or as this warp's column slice.
+  void use_token(int i, size_t arg, bool slice) {
+    const int v = p_.ops[i].args[arg];
+    L_.ops[i].token_slice[arg] = slice;
+    (slice ? L_.token_slice : L_.token_full)[v] = true;
+  }
+
+  void plan_op(int i) {
+    const ir::Op& op = p_.ops[i];
+    OpPlan& o = L_.ops[i];
+    o.token_slice.assign(op.args.size(), false);
+    switch (op.kind) {
+      case ir::OpKind::input:
+      case ir::OpKind::fill:
+        return;
+      case ir::OpKind::elementwise:
+        for (size_t k = 0; k < op.args.size(); ++k) {
+          const int a = op.args[k];
+          if (token(a))
+            use_token(i, k, split(i));
+          else if (p_.values[a].cols == p_.values[i].cols && split(a) != split(i))
+            fail(i, "elementwise operands split differently");
+        }
+        return;
+      case ir::OpKind::row_sum:
+        if (token(op.args[0])) use_token(i, 0, false);
+        if (split(op.args[0])) o.reduce = TeamReduce::rows;
+        return;
+      case ir::OpKind::col_sum:
+        if (token(op.args[0])) use_token(i, 0, split(i));
+        return;
+      case ir::OpKind::transpose:
+        if (split(op.args[0]) || split(i)) fail(i, "transpose of a split vector");
+        return;
+      case ir::OpKind::matmul:
+        plan_matmul(i);
+        return;
+    }
+  }
+
+  // op(A) [M, Kd] op(B) [Kd, N]: a warp holds a slice of Kd in A when A is split and not
+  // transposed, in B when B is split and transposed; of M when A is split and transposed; of N
+  // when B is split and not transposed.
+  void plan_matmul(int i) {
+    const ir::Op& op = p_.ops[i];
+    OpPlan& o = L_.ops[i];
+    const int a = op.args[0], b = op.args[1];
+    const bool ta = op.trans_a, tb = op.trans_b;
+    const bool out_split = split(i);
+    const bool contraction_splits =
+        warps_ > 1 && (ta ? dims_[a].first : dims_[a].second) == Dim::feature;
+    const bool partial = contraction_splits && ((!ta && split(a)) || (tb && split(b)));
+    if (partial) {
+      if (token(a))
+        use_token(i, 0, true);
+      else if (ta || !split(a))
+        fail(i, "one factor holds the whole contraction, the other a slice");
+      if (token(b))
+        use_token(i, 1, true);
+      else if (!tb || !split(b))
+        fail(i, "one factor holds the whole contraction, the other a slice");
+      const int m = ta ? p_.values[a].cols : p_.values[a].rows;
+      const int nfull = tb ? p_.values[b].rows : p_.values[b].cols;
+      o.reduce = out_split ? TeamReduce::product_scatter : TeamReduce::product_all;
+      o.partial_rows = m;
+      o.partial_cols = nfull;
+      if (op.args.size() > 2 && op.beta != 1.0) fail(i, "a reduced product with an addend scale");
+    } else {
+      if (token(a))
+        use_token(i, 0, false);
+      else if (!ta && split(a))
+        fail(i, "factor A holds a slice of the contraction");
+      if (ta && !token(a) && split(a)) fail(i, "factor A^T holds a slice of the rows");
+      if (token(b)) {
+        use_token(i, 1, !tb && out_split);
+      } else {
+        const bool n_slice = !tb && split(b);
+        if (n_slice != out_split) fail(i, "factor B's columns are split unlike the result's");
+      }
+    }
+    if (op.args.size() > 2) {
+      const int d = op.args[2];
+      if (token(d))
+        use_token(i, 2, out_split);
+      else if (split(d) != out_split)
+        fail(i, "the addend is split unlike the result");
+    }
+  }
+
+  LoweredStep& L_;
+  const ir::Program& p_;
+  const std::vector<Dims>& dims_;
+  int warps_;
+  std::vector<std::string>& problems_;
+};
+
+LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
+                  int register_budget, std::vector<std::string>& problems) {
+  LoweredStep L{.plan = plan::plan_step(spec, kind), .warps = layout.warps};
+  const ir::Program& p = L.plan.program;
+  const int n = static_cast<int>(p.ops.size());
+  const int warps = layout.warps;
+  L.place.assign(n, {});
+  L.ops.assign(n, {});
+  L.parts.assign(n, 1);
+  for (int f : spec.widths())
+    if (f % (16 * warps) != 0)
+      problems.push_back(fmt::format("width {} does not split into {} slices of 16", f, warps));
+  const std::vector<Dims> dims = value_dims(p, L.plan.live);
+  Distributor(L, dims, warps, problems).run();
+
+  // Members: the state (and in the backward step the adjoint of the next state) are bound to the
+  // kernel's persistent storage.
+  std::vector<std::string> member(n);
+  for (int i = 0; i < n; ++i) {
+    const ir::Value& v = p.values[i];
+    L.place[i].form = form_of(v.rows, v.cols);
+    L.parts[i] = operand_parts(spec, v.name);
+    if (!L.plan.live[i] || p.ops[i].kind != ir::OpKind::input) continue;
+    const bool adjoint_member = kind == plan::StepKind::backward && v.name.size() > 2 &&
+                                v.name[0] == 'd' && v.name.back() == '\'';
+    if (is_state_name(v.name)) {
+      member[i] = "state";
+      if (auto it = layout.state_offset.find(v.name); it != layout.state_offset.end())
+        L.place[i].home = Home::smem, L.place[i].offset = it->second;
+    } else if (adjoint_member && !member_base(v.name).empty()) {
+      member[i] = "dstate";
+      if (auto it = layout.dstate_offset.find(member_base(v.name));
+          it != layout.dstate_offset.end())
+        L.place[i].home = Home::smem, L.place[i].offset = it->second;
+    }
+  }
+
+  // Lifetimes over op indices; outputs kept to the end of the step unless stored at once.
+  std::vector<int> last_use(n, -1);
+  std::vector<std::vector<int>> uses(n);
+  for (int i = 0; i < n; ++i) {
+    if (!L.plan.live[i]) continue;
+    last_use[i] = std::max(last_use[i], i);
+    for (int a : p.ops[i].args) {
+      last_use[a] = std::max(last_use[a], i);
+      uses[a].push_back(i);
+    }
+  }
+  for (const auto& [role, id] : p.outputs)
+    if (L.plan.live[id] && !stored_at_definition(role)) last_use[id] = n;
+
+  // In shared memory also: a member's new value (W1' over W1, dW1 over dW1') and any value that
+  // can be computed in place over a shared-memory operand (the chain of updates of dW1).
+  auto in_place_candidate = [&](int i) {
+    const ir::Op& op = p.ops[i];
+    if (L.ops[i].reduce != TeamReduce::none) return -1;
+    std::vector<int> candidates;
+    // A matmul reads its factors while it writes: the addend may be overwritten only if it is
+    // not also a factor.
+    if (op.kind == ir::OpKind::matmul && op.args.size() > 2 && op.args[2] != op.args[0] &&
+        op.args[2] != op.args[1])
+      candidates.push_back(op.args[2]);
+    if (op.kind == ir::OpKind::elementwise) candidates = op.args;
+    for (int c : candidates)
+      if (L.place[c].home == Home::smem && last_use[c] == i && L.place[c].rows == L.place[i].rows &&
+          L.place[c].cols == L.place[i].cols)
+        return c;
+    return -1;
+  };
+  const auto& member_offsets =
+      kind == plan::StepKind::backward ? layout.dstate_offset : layout.state_offset;
+  for (const auto& [role, id] : p.outputs) {
+    const std::string base = member_base(role);
+    const bool mine = kind == plan::StepKind::backward ? role[0] == 'd' : role.back() == '\'';
+    if (L.plan.live[id] && mine && !base.empty() && member_offsets.count(base))
+      L.place[id].home = Home::smem;
+  }
+  for (int i = 0; i < n; ++i)
+    if (L.plan.live[i] && member[i].empty() && in_place_candidate(i) >= 0)
+      L.place[i].home = Home::smem;
+
+  // Register pressure: walk the ops; when the live values overflow the budget, move the matrix
+  // whose next use is farthest to shared memory for its whole life. Tokens are re-read (from L1)
+  // by every op that uses them, and partial products live only in their op: both count there.
+  auto token_input = [&](int v) {
+    return p.ops[v].kind == ir::OpKind::input && is_token(p.values[v].name);
+  };
+  auto floats = [&](int v) {
+    const ValuePlace& pl = L.place[v];
+    return lane_floats_of(pl.form, pl.rows, pl.cols);
+  };
+  auto transient = [&](int i) {
+    const ir::Op& op = p.ops[i];
+    int f = 0;
+    for (size_t k = 0; k < op.args.size(); ++k)
+      if (token_input(op.args[k])) {
+        const ValuePlace& pl = L.place[op.args[k]];
+        f += lane_floats_of(pl.form, pl.rows, L.ops[i].token_slice[k] ? pl.cols / warps : pl.cols);
+      }
+    if (L.ops[i].reduce == TeamReduce::product_all ||
+        L.ops[i].reduce == TeamReduce::product_scatter)
+      f += lane_floats(L.ops[i].partial_rows, L.ops[i].partial_cols);
+    return f;
+  };
+  int persistent = 0;
+  for (int i = 0; i < n; ++i)
+    if (!member[i].empty() && L.place[i].home == Home::reg) persistent += floats(i);
+  if (kind == plan::StepKind::backward)  // accumulators of dtau, dgamma, dbeta
+    persistent += pad16(spec.mini_batch) / 8 + 2 * (pad16(spec.head_dim / warps) / 4);
+  auto next_use_after = [&](int v, int i) {
+    for (int u : uses[v])
+      if (u > i) return u;
+    return last_use[v];
+  };
+  std::set<int> live_regs;
+  for (int i = 0; i < n; ++i) {
+    if (!L.plan.live[i]) continue;
+    if (member[i].empty() && !token_input(i)) live_regs.insert(i);
+    int total = persistent + transient(i);
+    for (int v : live_regs)
+      if (L.place[v].home == Home::reg) total += floats(v);
+    while (total > register_budget) {
+      int victim = -1, farthest = -1;
+      for (int v : live_regs)
+        if (L.place[v].home == Home::reg && L.place[v].form == Form::matrix &&
+            next_use_after(v, i) > farthest)
+          victim = v, farthest = next_use_after(v, i);
+      if (victim < 0) break;  // only vectors left: the estimate stays over budget
+      total -= floats(victim);
+      L.place[victim].home = Home::smem;
+    }
+    L.peak_register_floats = std::max(L.peak_register_floats, total);
+    for (auto it = live_regs.begin(); it != live_regs.end();)
+      it = last_use[*it] <= i ? live_regs.erase(it) : std::next(it);
+  }
+
+  // Shared-memory offsets. Member slots are fixed and taken over only in place (W1' computed
+  // over W1, the chain of dW1 updates over dW1'); other values share a first-fit arena after the
+  // members. In place: an addend or elementwise operand of the same shape that dies here.
+  plan::Arena arena;
+  std::vector<bool> owns_arena_slot(n, false);
+  std::vector<long long> arena_slot(n, -1);
+  for (int i = 0; i < n; ++i) {
+    if (!L.plan.live[i]) continue;
+    const ir::Op& op = p.ops[i];
+    if (L.place[i].home == Home::smem && member[i].empty()) {
+      const int in_place = in_place_candidate(i);
+      if (in_place >= 0) {
+        L.place[i].offset = L.place[in_place].offset;
+        if (owns_arena_slot[in_place]) {
+          owns_arena_slot[in_place] = false;
+          owns_arena_slot[i] = true;
+          arena_slot[i] = arena_slot[in_place];
+        }
+      } else {
+        arena_slot[i] = arena.allocate(smem_floats(L.place[i].rows, L.place[i].cols));
+        owns_arena_slot[i] = true;
+        L.place[i].offset = layout.persistent_floats + arena_slot[i];
+      }
+    }
+    for (int a : op.args)
+      if (last_use[a] == i && owns_arena_slot[a]) {
+        arena.release(arena_slot[a]);
+        owns_arena_slot[a] = false;
+      }
+  }
+  L.smem_end = layout.persistent_floats + arena.high_water();
+
+  // Team scratch: products meet in slots P0/P1, row sums in R0/R1 (scratch_slot 0..3). A
+  // reduction never takes the slot of the reduction just before it: the barrier of reduction r
+  // proves every warp done reading the slots of reductions before r - 1. Every step's first
+  // reduction takes P0 or R0, so a step ending on one of those ends with a barrier.
+  std::vector<int> reducing;
+  for (int i = 0; i < n; ++i)
+    if (L.plan.live[i] && L.ops[i].reduce != TeamReduce::none) reducing.push_back(i);
+  int previous = -1;
+  for (int i : reducing) {
+    OpPlan& o = L.ops[i];
+    const ValuePlace& pl = L.place[i];
+    if (o.reduce == TeamReduce::rows) {
+      o.scratch_slot = previous == 2 ? 3 : 2;
+      L.row_slot_floats = std::max<long long>(
+          L.row_slot_floats, 1LL * warps * (pl.form == Form::scalar ? 16 : pad16(pl.rows)));
+    } else {
+      o.scratch_slot = previous == 0 ? 1 : 0;
+      L.product_slot_floats = std::max(L.product_slot_floats,
+                                       1LL * warps * smem_floats(o.partial_rows, o.partial_cols));
+    }
+    previous = o.scratch_slot;
+  }
+  L.ends_with_sync = previous == 0 || previous == 2;
+  return L;
+}
+
+}  // namespace
+
+LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
+                       int register_budget) {
+  std::vector<std::string> problems;
+  LoweredStep L = lower(spec, kind, layout, register_budget, problems);
+  if (!problems.empty())
+    throw std::logic_error("tile lowering: " + problems.front() + " (see unsupported())");
+  return L;
+}
+
+std::vector<std::string> unsupported(const Spec& spec, int warps) {
+  std::vector<std::string> reasons;
+  if (warps < 1 || warps > 8) return {fmt::format("{} warps per team (1..8 allowed)", warps)};
+  std::vector<plan::StepKind> kinds;
+  if (spec.build_forward) kinds.push_back(plan::StepKind::forward);
+  if (spec.build_backward) kinds.push_back(plan::StepKind::backward);
+  for (plan::StepKind kind : kinds) {
+    const plan::StepPlan plan = plan::plan_step(spec, kind);
+    const ir::Program& p = plan.program;
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+      if (!plan.live[i]) continue;
+      const ir::Op& op = p.ops[i];
+      const ir::Value& v = p.values[i];
+      if (op.kind == ir::OpKind::transpose && v.rows > 1 && v.cols > 1)
+        reasons.push_back(fmt::format("%{}: transpose of a {}x{} matrix", i, v.rows, v.cols));
+      if (op.kind == ir::OpKind::matmul) {
+        if (std::abs(op.alpha) != 1.0)
+          reasons.push_back(fmt::format("%{}: matmul scale {} (only +1 and -1)", i, op.alpha));
+        for (int a : op.args)
+          if (form_of(p.values[a].rows, p.values[a].cols) != Form::matrix)
+            reasons.push_back(fmt::format("%{}: matmul of a vector", i));
+      }
+    }
+    if (!reasons.empty()) continue;
+    lower(spec, kind, team_layout(spec, warps, kind == plan::StepKind::backward), 255, reasons);
+  }
+  return reasons;
+}
+
+int default_team_warps(const Spec& spec) {
+  int warps = 1;
+  int narrowest = spec.head_dim;
+  for (int w : spec.widths()) narrowest = std::min(narrowest, w);
+  for (int candidate : {2, 4, 8})
+    if (narrowest % (16 * candidate) == 0 && unsupported(spec, candidate).empty())
+      warps = candidate;
+  return warps;
+}
+
+TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel,
+                             int register_budget) {
+  TeamFootprint f{.warps = warps};
+  const TeamLayout layout = team_layout(spec, warps, backward_kernel);
+  std::vector<plan::StepKind> kinds;
+  if (!backward_kernel) kinds.push_back(plan::StepKind::forward);
+  if (backward_kernel && spec.checkpoint_group > 1) kinds.push_back(plan::StepKind::advance);
+  if (backward_kernel) kinds.push_back(plan::StepKind::backward);
+  long long product = 0, rows = 0;
+  for (plan::StepKind kind : kinds) {
+    const LoweredStep L = lower_step(spec, kind, layout, register_budget);
+    product = std::max(product, L.product_slot_floats);
+    rows = std::max(rows, L.row_slot_floats);
+    f.warp_floats = std::max(f.warp_floats, L.smem_end);
+    f.peak_register_floats = std::max(f.peak_register_floats, L.peak_register_floats);
+  }
+  f.warp_floats = (f.warp_floats + 15) / 16 * 16;
+  f.scratch_floats = scratch_floats(product, rows);
+  f.stage_floats = 2 * stage_layout(spec).stage_bytes / 4;
+  return f;
+}
+
+}  // namespace ttt::tile

@@ -1,0 +1,112 @@
+// tile_lowering.hpp: the tile lowering's decisions for one step, between the planner and
+// tile_codegen. A team of W warps computes one (b, h). Every live IR value gets:
+//   - a form: scalar, per-row column, per-column row, or matrix (the warp-tile types of
+//     templates/tttc/tile.cuh);
+//   - a distribution: values whose columns run over features (or hidden units) are split by
+//     columns over the team's warps, the rest (token-by-token matrices, per-token vectors) are
+//     replicated; tokens are loaded in whichever variant (whole or column slice) a use needs;
+//   - a home: registers, or the warp's own shared memory when the register-pressure estimate
+//     overflows the schedule's budget (and for state matrices too large for registers);
+//   - for sums over split columns, and products that contract over split columns, a slot of
+//     the team's scratch memory where the warps' partial results meet.
+// Operand part counts (how many bf16 pieces a matmul operand is split into) follow the spec's
+// precision. The team layout fixes where the persistent state and its adjoint live.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/plan.hpp"
+#include "compiler/schedule.hpp"
+#include "compiler/spec.hpp"
+
+namespace ttt::tile {
+
+enum class Form { scalar, per_row, per_col, matrix };
+enum class Home { reg, smem };
+
+struct ValuePlace {
+  Form form = Form::matrix;
+  Home home = Home::reg;
+  bool split = false;      // columns split over the team (cols below are this warp's slice)
+  int rows = 0, cols = 0;  // the shape one warp holds
+  long long offset = -1;   // floats into the warp's own shared memory (smem homes)
+};
+
+// How an op meets its team: nothing, a sum of the warps' partial row sums, or a product whose
+// contraction runs over split columns, summed to every warp (all) or to each warp's slice.
+enum class TeamReduce { none, rows, product_all, product_scatter };
+
+struct OpPlan {
+  TeamReduce reduce = TeamReduce::none;
+  int scratch_slot = -1;          // which of the team's scratch slots: 0, 1 products; 2, 3 rows
+  std::vector<bool> token_slice;  // per argument: read the token's column-slice variant
+  int partial_rows = 0, partial_cols = 0;  // product_*: the per-warp partial product's shape
+};
+
+// Floats one lane holds for a value of this shape in registers (shapes padded to 16).
+int lane_floats(int rows, int cols);
+// Floats a value of this shape takes in shared memory (padded rows, see tile.cuh).
+long long smem_floats(int rows, int cols);
+// A stage of the team's shared memory holding one mini-batch's tokens (Q, K, V, dO; rows padded
+// to 16, each row 8 elements longer than f against bank conflicts) and learning rates; the
+// driver copies step m + 1 into one stage while step m reads the other.
+struct StageLayout {
+  int row_stride = 0;          // elements
+  long long tensor_bytes = 0;  // one token tensor, 16-byte aligned
+  long long stage_bytes = 0;   // four tensors and the learning rates
+};
+StageLayout stage_layout(const Spec& spec);
+
+// Where scratch slot 0..3 starts, and the scratch a team needs, given the slot sizes.
+long long scratch_offset(int slot, long long product_slot, long long row_slot);
+long long scratch_floats(long long product_slot, long long row_slot);
+
+// Where the state (W_l, b_l) and, in the backward kernel, its adjoint live for the whole kernel,
+// per warp: matrices above kMaxRegisterState floats per lane in the warp's shared memory.
+constexpr int kMaxRegisterState = 64;
+struct TeamLayout {
+  int warps = 1;
+  std::map<std::string, long long> state_offset;   // "W1" -> offset (shared-memory members)
+  std::map<std::string, long long> dstate_offset;  // backward kernel only
+  long long persistent_floats = 0;                 // per warp
+};
+TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate);
+
+struct LoweredStep {
+  plan::StepPlan plan;
+  int warps = 1;
+  std::vector<ValuePlace> place;  // per value (dead values keep the default)
+  std::vector<OpPlan> ops;        // per op
+  std::vector<int> parts;         // per value: bf16 parts as a matmul operand (0 = tf32)
+  std::vector<bool> token_full, token_slice;  // per token input: which variants are loaded
+  long long smem_end = 0;  // floats of warp shared memory the step uses (members included)
+  long long product_slot_floats = 0, row_slot_floats = 0;  // the largest needs of each kind
+  bool ends_with_sync = false;   // the last reduction's slot is one a step may start with
+  int peak_register_floats = 0;  // estimated, per lane
+};
+
+LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
+                       int register_budget);
+
+// Why the tile lowering cannot compile `spec` with teams of `warps` warps (empty when it can).
+std::vector<std::string> unsupported(const Spec& spec, int warps = 1);
+
+// The team size the heuristic picks: column slices of 16, at most 8 warps, and 1 where a team
+// could not compile the spec.
+int default_team_warps(const Spec& spec);
+
+// Shared memory one team needs in the forward / backward kernel (floats: scratch plus every
+// warp's own), and the largest register estimate of its steps.
+struct TeamFootprint {
+  long long scratch_floats = 0, warp_floats = 0;
+  long long stage_floats = 0;  // both token stages
+  long long team_floats() const { return scratch_floats + stage_floats + warp_floats * warps; }
+  int warps = 1;
+  int peak_register_floats = 0;
+};
+TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel,
+                             int register_budget);
+
+}  // namespace ttt::tile

@@ -1,0 +1,187 @@
+"""The CUDA implementation's marshalling (tttc/torch/_cuda.py), exercised without a GPU: libtttc's
+kernel entry points are replaced by a fake that decodes the packed tttc_tensor array, checks it
+against the kernel ABI (runtime/tensor.hpp: [B, H, T, f] token views with feature stride 1, lr
+unit-stride in T, contiguous parameters, checkpoint count of the memory plan) and computes with
+the CPU reference, writing through the given pointers and strides. So the layouts, strides, the
+inference variant, dlr re-layout and dstate0 reductions of the GPU path are tested in CI."""
+from __future__ import annotations
+
+import ctypes
+import struct
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import tttc.torch as tt
+from conftest import make_inputs, make_spec
+from tttc import _lib
+from tttc.spec import Spec, spec_for_key
+from tttc.torch import _cpu, _cuda
+
+_DT = {0: torch.float32, 1: torch.float16, 2: torch.bfloat16}
+
+
+def decode(buf, count):
+    """tttc_tensor array -> list of (tensor view over the same memory, dtype code) or None."""
+    views = []
+    for i in range(count):
+        ptr, code, ndim, *rest = struct.unpack_from(_lib.TENSOR_FORMAT, buf, i * _lib.TENSOR_BYTES)
+        if ptr == 0:
+            views.append(None)
+            continue
+        shape, strides = rest[:ndim], rest[4:4 + ndim]
+        dtype = _DT[code]
+        span = 1 + sum((s - 1) * st for s, st in zip(shape, strides))
+        raw = (ctypes.c_byte * (span * dtype.itemsize)).from_address(ptr)
+        flat = torch.frombuffer(raw, dtype=dtype)
+        views.append(flat.as_strided(shape, strides))
+    return views
+
+
+class FakeKernelLib:
+    """Stands in for libtttc's kernel functions; forwards everything else to the real library."""
+
+    def __init__(self, real):
+        self.real, self.kernels, self.calls = real, {}, []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def tttc_kernel_memory(self, kernel, B, H, T, plan):
+        spec = self.kernels[kernel.value]
+        plan.checkpoints = spec.checkpoints(T)
+        plan.forward_workspace_bytes = 64
+        plan.backward_workspace_bytes = 128
+        return 0
+
+    def _check_common(self, spec, t, names):
+        q = t[0]
+        B, H, T, f = q.shape
+        assert f == spec.head_dim
+        for x, n in zip(t, names):
+            if x is None:
+                continue
+            if n in ("q", "k", "v", "out", "dout", "dq", "dk", "dv"):
+                assert tuple(x.shape) == (B, H, T, f) and x.stride(-1) == 1, n
+                assert x.dtype == spec.torch_dtype, n
+            elif n in ("lr", "dlr"):
+                assert tuple(x.shape) == (B, H, T) and x.stride(-1) == 1, n
+            else:
+                assert x.is_contiguous() and x.dtype == torch.float32, n
+        return B, H, T
+
+    def tttc_kernel_forward(self, kernel, buf, ws, ws_bytes, stream):
+        spec = self.kernels[kernel.value]
+        t = decode(buf, 11)
+        names = ["q", "k", "v", "lr", "tau", "gamma", "beta", "state0", "out", "state_final",
+                 "checkpoints"]
+        B, H, T = self._check_common(spec, t, names)
+        assert ws is not None and ws_bytes == 64 and stream == 1234
+        assert tuple(t[10].shape) == (B, H, spec.checkpoints(T), spec.state_floats)
+        out, final, ckpt = _cpu.forward(spec.key, *t[:8], "bhtf", True)
+        t[8].copy_(out), t[9].copy_(final), t[10].copy_(ckpt)
+        self.calls.append(("forward", spec.checkpoint_group, tuple(t[10].shape)))
+        return 0
+
+    def tttc_kernel_backward(self, kernel, buf, ws, ws_bytes, stream):
+        spec = self.kernels[kernel.value]
+        t = decode(buf, 18)
+        names = ["q", "k", "v", "lr", "tau", "gamma", "beta", "checkpoints", "dout",
+                 "dstate_final", "dq", "dk", "dv", "dlr", "dtau", "dgamma", "dbeta", "dstate0"]
+        self._check_common(spec, t, names)
+        assert ws is not None and ws_bytes == 128 and stream == 1234
+        shared = t[17].dim() == 2
+        grads = _cpu.backward(spec.key, *t[:10], "bhtf", shared)
+        for dst, src in zip(t[10:], grads):
+            dst.copy_(src)
+        self.calls.append(("backward", shared))
+        return 0
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake = FakeKernelLib(_lib.lib())
+    monkeypatch.setattr(_lib, "_lib", fake)
+    _cuda._plans.clear()
+
+    def kernel(self, device):
+        handle = ctypes.c_void_p(id(self))
+        fake.kernels[handle.value] = self
+        return handle
+
+    monkeypatch.setattr(Spec, "kernel", kernel)
+    monkeypatch.setattr(_cuda.torch.cuda, "current_stream",
+                        lambda device=None: SimpleNamespace(cuda_stream=1234))
+    yield fake
+    _cuda._plans.clear()
+
+
+@pytest.mark.parametrize("layout", ["bthf", "bhtf"])
+@pytest.mark.parametrize("per_batch", [False, True])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_cuda_path_marshalling_matches_cpu(fake, layout, per_batch, deterministic):
+    spec = make_spec("mlp", dtype="f32", checkpoint_group=2)
+    q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, T=29, layout=layout,
+                                                       per_batch=per_batch, dtype=torch.float32)
+    if layout == "bthf":  # a strided q: a [B, T, H, f] view of [B, H, T, f] storage
+        q = q.transpose(1, 2).contiguous().transpose(1, 2)
+    packed = tt.pack_state(spec, state)
+    args = (spec.key, q, k, v, lr, tau, gamma, beta, packed, layout)
+    out_g, final_g, ckpt_g = _cuda.forward(*args, True)
+    out_c, final_c, ckpt_c = _cpu.forward(*args, True)
+    assert out_g.shape == q.shape and out_g.is_contiguous()
+    torch.testing.assert_close(out_g, out_c)
+    torch.testing.assert_close(final_g, final_c)
+    torch.testing.assert_close(ckpt_g, ckpt_c)
+    dout = torch.randn_like(out_g)
+    dfinal = torch.randn_like(final_g)
+    bargs = (spec.key, q, k, v, lr, tau, gamma, beta, ckpt_g, dout, dfinal, layout, not per_batch)
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    try:
+        if deterministic:
+            with pytest.warns(UserWarning, match="tttc.ttt backward on CUDA"):
+                grads_g = _cuda.backward(*bargs)
+        else:
+            grads_g = _cuda.backward(*bargs)
+    finally:
+        torch.use_deterministic_algorithms(prev)
+    grads_c = _cpu.backward(*bargs)
+    for name, a, b in zip(["dq", "dk", "dv", "dlr", "dtau", "dgamma", "dbeta", "dstate0"],
+                          grads_g, grads_c):
+        assert a.shape == b.shape and a.is_contiguous(), name
+        assert b.abs().max() > 0, name
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+    # In deterministic mode a shared dstate0 is computed per row and summed by torch.
+    assert fake.calls[-1] == ("backward", not per_batch and not deterministic)
+
+
+def test_inference_uses_the_forward_only_variant(fake):
+    spec = make_spec("mlp", dtype="f32", checkpoint_group=1)
+    q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, T=40, dtype=torch.float32)
+    packed = tt.pack_state(spec, state)
+    out_g, final_g, ckpt_g = _cuda.forward(spec.key, q, k, v, lr, tau, gamma, beta, packed,
+                                           "bthf", False)
+    assert ckpt_g.shape == (0,)
+    assert fake.calls[-1] == ("forward", 4096, (2, 2, 1, spec.state_floats))
+    out_c, final_c, _ = _cpu.forward(spec.key, q, k, v, lr, tau, gamma, beta, packed, "bthf", False)
+    torch.testing.assert_close(out_g, out_c)
+    torch.testing.assert_close(final_g, final_c)
+    variant = spec_for_key(spec.key).inference_variant()
+    assert variant.passes == ("forward",) and variant.checkpoint_group == 4096
+
+
+def test_deterministic_mode_without_warn_only_is_an_error(fake):
+    spec = make_spec("linear", dtype="f32")
+    q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, dtype=torch.float32)
+    packed = tt.pack_state(spec, state)
+    out, final, ckpt = _cuda.forward(spec.key, q, k, v, lr, tau, gamma, beta, packed, "bthf", True)
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
+            _cuda.backward(spec.key, q, k, v, lr, tau, gamma, beta, ckpt, out, None, "bthf", True)
+    finally:
+        torch.use_deterministic_algorithms(prev)
+    assert fake.calls[-1][0] == "forward"  # nothing was launched

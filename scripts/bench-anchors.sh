@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Times the anchor workloads of docs/results.md (issue 7, section 4) with `tttc bench` (CUDA
+# events, median of --runs after a warm-up) in every precision mode, and the arena lowering beside
+# the tile lowering where both apply. Writes one line per row to OUT/bench-anchors.log and a
+# Markdown table to OUT/bench-anchors.md.
+# Usage: scripts/bench-anchors.sh TTTC_BINARY OUT_DIR [ROWS...]
+#   rows: w1w2 f128 k64 mlp2 long (default: all)
+set -uo pipefail
+tttc=$1 out=$2
+shift 2
+rows=${*:-w1w2 f128 k64 mlp2 long}
+mkdir -p "$out"
+specs=$(mktemp -d)
+log=$out/bench-anchors.log
+table=$out/bench-anchors.md
+[[ -f $table ]] || echo "| row | spec | shape | lowering | precision | forward ms | backward ms | fwd+bwd ms |" >"$table"
+[[ $(wc -l <"$table") -gt 1 ]] || echo "|---|---|---|---|---|---|---|---|" >>"$table"
+
+# spec NAME MODEL DEPTH F K CAUSAL PRECISION [GROUP]
+spec() {
+  local model=$2
+  [[ $2 == mlp ]] && model="{\"type\": \"mlp\", \"depth\": $3}"
+  [[ $2 == linear ]] && model='"linear"'
+  cat >"$specs/$1.json" <<EOF
+{"tttc_spec": 1, "name": "$1", "inner_model": $model, "head_dim": $4, "mini_batch": $5,
+ "causal": $6, "dtype": "bf16", "precision": "$7", "checkpoint_group": ${8:-1}}
+EOF
+  echo "$specs/$1.json"
+}
+
+# row LABEL SPEC_FILE SHAPE [SCHEDULE_FILE]
+row() {
+  local label=$1 file=$2 shape=$3 schedule=${4:-} lowering=default
+  local extra=()
+  if [[ -n $schedule ]]; then
+    extra=(--schedule "$schedule")
+    lowering=$(grep -o '"lowering": *"[a-z]*"' "$schedule" | grep -o '[a-z]*"$' | tr -d '"')
+  fi
+  local text
+  text=$("$tttc" bench "$file" --shape "$shape" --runs "${RUNS:-20}" "${extra[@]}" 2>&1)
+  echo "== $label $(basename "$file") $shape $lowering" >>"$log"
+  echo "$text" >>"$log"
+  local fwd bwd
+  fwd=$(echo "$text" | grep -oE 'forward[^0-9]*[0-9.]+ ms' | head -1 | grep -oE '[0-9.]+ ms' | cut -d' ' -f1)
+  bwd=$(echo "$text" | grep -oE 'backward[^0-9]*[0-9.]+ ms' | head -1 | grep -oE '[0-9.]+ ms' | cut -d' ' -f1)
+  local total=""
+  [[ -n $fwd && -n $bwd ]] && total=$(awk "BEGIN { printf \"%.3f\", $fwd + $bwd }")
+  local precision
+  precision=$(grep -o '"precision": "[a-z0-9]*"' "$file" | cut -d'"' -f4)
+  echo "| $label | $(basename "$file" .json) | $shape | $lowering | $precision | ${fwd:-?} | ${bwd:-?} | ${total:-?} |" | tee -a "$table"
+}
+
+arena_schedule() {  # the heuristic arena schedule of a spec, as a file
+  "$tttc" compile "$1" --arch sm_90a --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)[0]["schedule"]
+s["lowering"] = "arena"
+s["forward_arena"] = s["forward_state"] = s["backward_arena"] = "shared"
+s["threads"] = 256
+s["forward_matmul"] = s["backward_matmul"] = "mma_bf16x6"
+s["forward_blocks_per_sm"] = s["backward_blocks_per_sm"] = 2
+print(json.dumps(s))' >"$specs/arena.json"
+  echo "$specs/arena.json"
+}
+
+for r in $rows; do
+  case $r in
+    w1w2)
+      for p in accurate tf32 bf16; do row "W1/W2" "$(spec lin64 linear 1 64 16 true $p)" 16,12,2048; done
+      row "W1/W2" "$(spec lin64 linear 1 64 16 true accurate)" 16,12,2048 "$(arena_schedule "$specs/lin64.json")" ;;
+    f128)
+      for p in accurate tf32 bf16; do row "f=128" "$(spec lin128 linear 1 128 16 true $p)" 16,12,2048; done ;;
+    k64)
+      for p in accurate tf32 bf16; do row "K=64" "$(spec lin64k64 linear 1 64 64 true $p)" 16,12,2048; done ;;
+    mlp2)
+      for p in accurate bf16; do row "W3/W4" "$(spec mlp2 mlp 2 64 16 true $p)" 16,12,2048; done ;;
+    long)
+      for p in accurate bf16; do row "W7" "$(spec lin64 linear 1 64 16 true $p)" 1,12,32768; done ;;
+  esac
+done
+rm -rf "$specs"

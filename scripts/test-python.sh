@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The Python and C++-consumer part of the test suite (run by scripts/test.sh after ctest):
+#  1. `cmake --install` of build/ into build/install, then the consumer project tests/consumer
+#     built against it with find_package(tttc) and run;
+#  2. a fresh virtual environment build/py-venv (TTTC_REUSE_VENV=1 keeps an existing one, with
+#     its torch) with the CPU torch wheel from the
+#     PyTorch index (PyPI's torch if that index cannot be reached), `pip install ./python`, and
+#     pytest python/tests (CPU implementation: opcheck, gradcheck, torch.compile, DDP on gloo).
+# Needs python3 with venv (Debian: python3-venv) and network access for the first run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${TTTC_BUILD_DIR:-$root/build}
+
+echo "== tttc: cmake --install and the find_package(tttc) consumer"
+rm -rf "$build/install" "$build/consumer"
+cmake --install "$build" --prefix "$build/install" >/dev/null
+cmake -S "$root/tests/consumer" -B "$build/consumer" -DCMAKE_PREFIX_PATH="$build/install" >/dev/null
+cmake --build "$build/consumer" -j"$(nproc)" >/dev/null
+"$build/consumer/tttc_consumer" "$root/examples/mlp2.json"
+
+echo "== tttc: Python package"
+if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+  echo "python3 venv/ensurepip missing: installing python3-venv" >&2
+  sudo_cmd=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
+fi
+venv=$build/py-venv
+if [ "${TTTC_REUSE_VENV:-0}" != 1 ] || [ ! -x "$venv/bin/python" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
+py=$venv/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! "$py" -c "import torch" 2>/dev/null; then
+  "$py" -m pip install -q --upgrade pip
+  "$py" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu ||
+    { echo "PyTorch CPU index unreachable: torch from PyPI" >&2; "$py" -m pip install -q torch; }
+fi
+"$py" -m pip install -q pytest numpy
+"$py" -m pip install -q "$root/python"
+"$py" -c "import torch, tttc; print('torch', torch.__version__, '| tttc', tttc.__version__)"
+# Fresh inductor cache per run: a stale one can replay old output strides.
+inductor_cache=$(mktemp -d)
+trap 'rm -rf "$inductor_cache"' EXIT
+cd "$root/python"
+TORCHINDUCTOR_CACHE_DIR=$inductor_cache "$py" -m pytest -q tests --durations=5

@@ -1,0 +1,654 @@
+// tile.cuh: warp-level tiles with compile-time shapes, the building blocks of the tile lowering.
+// One warp (a "team") owns one (batch row, head). Every value of a step is one of:
+//   Tile<R, C>      an R x C matrix in registers, in the tensor cores' accumulator layout;
+//   SmemTile<R, C>  the same matrix in the warp's own shared memory (padded rows);
+//   PerRow<R>       an R x 1 column (one value per row), PerCol<C> a 1 x C row, Scalar a 1 x 1;
+//   GlobalTile / GlobalRow  views of device memory with the same interface (state load/store).
+// All share one element distribution, so elementwise ops never move data: shapes are padded to
+// multiples of 16 and cut into 8 x 8 blocks; in block (bi, bj) lane l holds row 8*bi + l/4 and
+// columns 8*bj + 2*(l%4) + {0, 1} as a float2. That is the m16n8 accumulator layout, and, packed
+// to bf16 pairs, the m8n8 layout ldmatrix/movmatrix use, so a result feeds the next matmul as its
+// A operand directly and as a transposed operand after one movmatrix per block.
+#pragma once
+
+#include "tttc/numeric.cuh"
+
+namespace tttc::tile {
+
+__host__ __device__ constexpr int pad16(int n) { return (n + 15) / 16 * 16; }
+
+__device__ __forceinline__ int lane_id() { return threadIdx.x & 31; }
+__device__ __forceinline__ int lane_row() { return (threadIdx.x & 31) >> 2; }  // 0..7
+__device__ __forceinline__ int lane_col() { return (threadIdx.x & 3) * 2; }    // 0, 2, 4, 6
+
+template <int R, int C>
+struct Tile {
+  static_assert(R > 1 && C > 1, "a matrix with one row or column is a PerRow/PerCol/Scalar");
+  static constexpr int kRows = R, kCols = C, kBR = pad16(R) / 8, kBC = pad16(C) / 8;
+  float2 d[kBR][kBC];
+  __device__ __forceinline__ float2 get(int bi, int bj) const { return d[bi][bj]; }
+  __device__ __forceinline__ void set(int bi, int bj, float2 v) { d[bi][bj] = v; }
+};
+
+// Rows padded by 8 floats: the 64-bit accesses of one half-warp then hit 32 distinct banks.
+template <int C>
+__host__ __device__ constexpr int smem_stride() {
+  return pad16(C) + 8;
+}
+template <int R, int C>
+__host__ __device__ constexpr int smem_floats() {
+  return pad16(R) * smem_stride<C>();
+}
+
+template <int R, int C>
+struct SmemTile {
+  static constexpr int kRows = R, kCols = C, kBR = pad16(R) / 8, kBC = pad16(C) / 8;
+  static constexpr int kStride = smem_stride<C>();
+  float* base;
+  __device__ __forceinline__ float2* at(int bi, int bj) const {
+    return reinterpret_cast<float2*>(base + (8 * bi + lane_row()) * kStride + 8 * bj + lane_col());
+  }
+  __device__ __forceinline__ float2 get(int bi, int bj) const { return *at(bi, bj); }
+  __device__ __forceinline__ void set(int bi, int bj, float2 v) const { *at(bi, bj) = v; }
+};
+
+template <int R>
+struct PerRow {
+  static constexpr int kRows = R, kCols = 1, kBR = pad16(R) / 8, kBC = 1;
+  float r[kBR];
+  __device__ __forceinline__ float2 get(int bi, int) const { return make_float2(r[bi], r[bi]); }
+  __device__ __forceinline__ void set(int bi, int, float2 v) { r[bi] = v.x; }
+};
+
+template <int C>
+struct PerCol {
+  static constexpr int kRows = 1, kCols = C, kBR = 1, kBC = pad16(C) / 8;
+  float2 c[kBC];
+  __device__ __forceinline__ float2 get(int, int bj) const { return c[bj]; }
+  __device__ __forceinline__ void set(int, int bj, float2 v) { c[bj] = v; }
+};
+
+struct Scalar {
+  static constexpr int kRows = 1, kCols = 1, kBR = 1, kBC = 1;
+  float s;
+  __device__ __forceinline__ float2 get(int, int) const { return make_float2(s, s); }
+  __device__ __forceinline__ void set(int, int, float2 v) { s = v.x; }
+};
+
+// R x C f32 values of a row-major matrix in device memory whose rows are Stride floats apart (a
+// packed state member, or a team member's column slice of one).
+template <int R, int C, int Stride = C>
+struct GlobalTile {
+  static constexpr int kRows = R, kCols = C, kBR = R / 8, kBC = C / 8;
+  static_assert(R % 16 == 0 && C % 16 == 0, "state matrices have sizes in multiples of 16");
+  float* base;
+  __device__ __forceinline__ float2* at(int bi, int bj) const {
+    return reinterpret_cast<float2*>(base + (8 * bi + lane_row()) * Stride + 8 * bj + lane_col());
+  }
+  __device__ __forceinline__ float2 get(int bi, int bj) const { return *at(bi, bj); }
+  __device__ __forceinline__ void set(int bi, int bj, float2 v) const { *at(bi, bj) = v; }
+};
+
+// A 1 x C f32 row in device memory; written by the lanes of the first row group only.
+template <int C>
+struct GlobalRow {
+  static constexpr int kRows = 1, kCols = C, kBR = 1, kBC = C / 8;
+  float* base;
+  __device__ __forceinline__ float2 get(int, int bj) const {
+    return *reinterpret_cast<const float2*>(base + 8 * bj + lane_col());
+  }
+  __device__ __forceinline__ void set(int, int bj, float2 v) const {
+    if (lane_row() == 0) *reinterpret_cast<float2*>(base + 8 * bj + lane_col()) = v;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise: one loop over the output's blocks; operands broadcast by ignoring an index.
+
+enum EwOp { kAdd, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kCopy };
+
+template <int Op, int Act>
+__device__ __forceinline__ float apply(float a, float b, float s, float c, int row, int col) {
+  if constexpr (Op == kAdd) return a + b;
+  if constexpr (Op == kSub) return a - b;
+  if constexpr (Op == kMul) return a * b;
+  if constexpr (Op == kAct) return activation<Act, 0>(a);
+  if constexpr (Op == kActD1) return activation<Act, 1>(a);
+  if constexpr (Op == kActD2) return activation<Act, 2>(a);
+  if constexpr (Op == kSqrt) return sqrtf(a);
+  if constexpr (Op == kRecip) return 1.f / a;
+  if constexpr (Op == kAffine) return s * a + c;
+  if constexpr (Op == kTril) return row >= col ? a : 0.f;
+  if constexpr (Op == kCopy) return a;
+  return 0.f;
+}
+
+template <int Op, int Act, class Out, class A, class B>
+__device__ __forceinline__ void ew(Out& out, const A& a, const B& b, float s = 1.f, float c = 0.f) {
+#pragma unroll
+  for (int bi = 0; bi < Out::kBR; ++bi)
+#pragma unroll
+    for (int bj = 0; bj < Out::kBC; ++bj) {
+      const float2 x = a.get(bi, bj), y = b.get(bi, bj);
+      const int row = 8 * bi + lane_row(), col = 8 * bj + lane_col();
+      out.set(bi, bj,
+              make_float2(apply<Op, Act>(x.x, y.x, s, c, row, col),
+                          apply<Op, Act>(x.y, y.y, s, c, row, col + 1)));
+    }
+}
+
+template <int Op, int Act, class Out, class A>
+__device__ __forceinline__ void ew(Out& out, const A& a, float s = 1.f, float c = 0.f) {
+  ew<Op, Act>(out, a, a, s, c);
+}
+
+template <class Out, class A>
+__device__ __forceinline__ void assign(Out& out, const A& a) {
+  ew<kCopy, 0>(out, a, a);
+}
+
+template <class Out>
+__device__ __forceinline__ void fill(Out& out, float value) {
+#pragma unroll
+  for (int bi = 0; bi < Out::kBR; ++bi)
+#pragma unroll
+    for (int bj = 0; bj < Out::kBC; ++bj) out.set(bi, bj, make_float2(value, value));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions by warp shuffles: a row's columns sit on the 4 lanes of a quad, a column's rows on
+// the 8 quads.
+
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+__device__ __forceinline__ float column_group_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 4);
+  v += __shfl_xor_sync(0xffffffffu, v, 8);
+  return v + __shfl_xor_sync(0xffffffffu, v, 16);
+}
+
+// [R, C] -> [R, 1] (C > 1), or [1, C] -> [1, 1].
+template <class Out, class A>
+__device__ __forceinline__ void row_sum(Out& out, const A& a) {
+#pragma unroll
+  for (int bi = 0; bi < A::kBR; ++bi) {
+    float s = 0.f;
+#pragma unroll
+    for (int bj = 0; bj < A::kBC; ++bj) {
+      const float2 v = a.get(bi, bj);
+      s += v.x + v.y;
+    }
+    s = quad_sum(s);
+    out.set(bi, 0, make_float2(s, s));
+  }
+}
+
+// [R, C] -> [1, C] (R > 1), or [R, 1] -> [1, 1].
+template <class Out, class A>
+__device__ __forceinline__ void col_sum(Out& out, const A& a) {
+  if constexpr (A::kCols == 1) {  // a column: one value per row, each held by a whole quad
+    float s = 0.f;
+#pragma unroll
+    for (int bi = 0; bi < A::kBR; ++bi) s += a.get(bi, 0).x;
+    s = column_group_sum(s);
+    out.set(0, 0, make_float2(s, s));
+  } else {
+#pragma unroll
+    for (int bj = 0; bj < A::kBC; ++bj) {
+      float2 s = make_float2(0.f, 0.f);
+#pragma unroll
+      for (int bi = 0; bi < A::kBR; ++bi) {
+        const float2 v = a.get(bi, bj);
+        s.x += v.x, s.y += v.y;
+      }
+      out.set(0, bj, make_float2(column_group_sum(s.x), column_group_sum(s.y)));
+    }
+  }
+}
+
+// [1, N] <-> [N, 1] (a vector changes which lanes hold its entries), and [1, 1].
+template <int N>
+__device__ __forceinline__ void transpose(PerRow<N>& out, const PerCol<N>& a) {
+  // Row 8*bi + r lives in column slot r of block bi: lane r/2 (any row group), element r%2.
+#pragma unroll
+  for (int bi = 0; bi < PerRow<N>::kBR; ++bi) {
+    const int r = lane_row();
+    const float x = __shfl_sync(0xffffffffu, a.c[bi].x, r >> 1);
+    const float y = __shfl_sync(0xffffffffu, a.c[bi].y, r >> 1);
+    out.r[bi] = (r & 1) ? y : x;
+  }
+}
+template <int N>
+__device__ __forceinline__ void transpose(PerCol<N>& out, const PerRow<N>& a) {
+  // Column 8*bj + 2q + e is row 2q + e of block bj: held by the quad 2q + e.
+#pragma unroll
+  for (int bj = 0; bj < PerCol<N>::kBC; ++bj) {
+    const int c = lane_col();
+    out.c[bj] = make_float2(__shfl_sync(0xffffffffu, a.r[bj], 4 * c),
+                            __shfl_sync(0xffffffffu, a.r[bj], 4 * (c + 1)));
+  }
+}
+__device__ __forceinline__ void transpose(Scalar& out, const Scalar& a) { out = a; }
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core matmul: out = alpha * op(A) op(B) + beta * D, f32 accumulation. Each operand is
+// split into P bf16 parts (x = p0 + p1 + p2, each the bf16 rounding of what is left); the product
+// sums the part pairs (i, j) with i + j < max(PA, PB): 1 MMA for exact x exact operands, 2 for
+// exact x (2 parts), 3 for 2 x 2 parts (about 2^-16 relative), 6 for 3 x 3 (about f32).
+
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+__device__ __forceinline__ float2 unpack_bf16(unsigned u) {
+  return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+}
+__device__ __forceinline__ unsigned transpose8x8(unsigned u) {
+  unsigned r;
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(u));
+  return r;
+}
+
+template <int P>
+struct Parts {
+  unsigned v[P];
+};
+
+// The P bf16 parts of one 8 x 8 block (this lane's two elements), transposed if asked.
+template <int P, bool Transpose>
+__device__ __forceinline__ Parts<P> split(float2 x, float sign) {
+  Parts<P> p;
+  x.x *= sign, x.y *= sign;  // exact: folds the matmul's -1 into an operand
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    p.v[i] = pack_bf16(x.x, x.y);
+    if (i + 1 < P) {
+      const float2 back = unpack_bf16(p.v[i]);
+      x.x -= back.x, x.y -= back.y;
+    }
+    if (Transpose) p.v[i] = transpose8x8(p.v[i]);
+  }
+  return p;
+}
+
+__device__ __forceinline__ void mma_bf16(float (&acc)[4], unsigned a0, unsigned a1, unsigned a2,
+                                         unsigned a3, unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// tf32 products (m16n8k8). The contraction index is permuted inside each 8-wide block (the
+// fragment's k = q and q + 4 take columns 2q and 2q + 1), the same way for A and B, so both
+// operands come straight from the accumulator layout; a transposed block costs 4 shuffles.
+__device__ __forceinline__ float2 transpose8x8(float2 x) {
+  const int g = lane_row(), q = lane_col() / 2;
+  const int src0 = 4 * (2 * q) + g / 2, src1 = 4 * (2 * q + 1) + g / 2;
+  const float a0 = __shfl_sync(0xffffffffu, x.x, src0), b0 = __shfl_sync(0xffffffffu, x.y, src0);
+  const float a1 = __shfl_sync(0xffffffffu, x.x, src1), b1 = __shfl_sync(0xffffffffu, x.y, src1);
+  return make_float2((g & 1) ? b0 : a0, (g & 1) ? b1 : a1);
+}
+
+__device__ __forceinline__ unsigned to_tf32(float x) {
+  unsigned r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+template <bool Transpose>
+__device__ __forceinline__ uint2 tf32_block(float2 x, float sign) {
+  if (Transpose) x = transpose8x8(x);
+  return make_uint2(to_tf32(sign * x.x), to_tf32(sign * x.y));
+}
+
+__device__ __forceinline__ void mma_tf32(float (&acc)[4], uint2 top, uint2 bottom, uint2 b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+      : "r"(top.x), "r"(bottom.x), "r"(top.y), "r"(bottom.y), "r"(b.x), "r"(b.y));
+}
+
+struct NoAddend {
+  static constexpr int kRows = 0, kCols = 0;
+  __device__ __forceinline__ float2 get(int, int) const { return make_float2(0.f, 0.f); }
+};
+
+// One 16 x 8 accumulator into blocks (bi, n) and (bi + 1, n) of out, plus beta * D.
+template <bool HasD, class Out, class D>
+__device__ __forceinline__ void store_product(Out& out, const D& d, float beta, int bi, int n,
+                                              const float (&acc)[4]) {
+  float2 top = make_float2(acc[0], acc[1]), bottom = make_float2(acc[2], acc[3]);
+  if constexpr (HasD) {
+    const float2 dt = d.get(bi, n), db = d.get(bi + 1, n);
+    top.x += beta * dt.x, top.y += beta * dt.y;
+    bottom.x += beta * db.x, bottom.y += beta * db.y;
+  }
+  out.set(bi, n, top);
+  out.set(bi + 1, n, bottom);
+}
+
+template <bool TA, bool TB, int M, int N, int Kd, class Out, class A, class B, class D>
+__device__ __forceinline__ void matmul_tf32(Out& out, const A& a, const B& b, float alpha,
+                                            const D& d, float beta) {
+  constexpr int MB = pad16(M) / 8, NB = pad16(N) / 8, KB = pad16(Kd) / 8;
+  constexpr bool kHasD = D::kRows != 0;
+  uint2 ap[MB][KB];
+#pragma unroll
+  for (int i = 0; i < MB; ++i)
+#pragma unroll
+    for (int k = 0; k < KB; ++k) ap[i][k] = tf32_block<TA>(TA ? a.get(k, i) : a.get(i, k), alpha);
+#pragma unroll
+  for (int n = 0; n < NB; ++n) {
+    uint2 bp[KB];
+#pragma unroll
+    for (int k = 0; k < KB; ++k) bp[k] = tf32_block<!TB>(TB ? b.get(n, k) : b.get(k, n), 1.f);
+#pragma unroll
+    for (int mi = 0; mi < MB / 2; ++mi) {
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int k = 0; k < KB; ++k) mma_tf32(acc, ap[2 * mi][k], ap[2 * mi + 1][k], bp[k]);
+      store_product<kHasD>(out, d, beta, 2 * mi, n, acc);
+    }
+  }
+}
+
+template <int PA, int PB, bool TA, bool TB, int M, int N, int Kd, class Out, class A, class B,
+          class D>
+__device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, float alpha,
+                                            const D& d, float beta) {
+  constexpr int MB = pad16(M) / 8, NB = pad16(N) / 8, KB = pad16(Kd) / 8;
+  constexpr bool kHasD = D::kRows != 0;
+  // A's parts for every block of op(A): block (i, k) of A^T is the transpose of block (k, i).
+  Parts<PA> ap[MB][KB];
+#pragma unroll
+  for (int i = 0; i < MB; ++i)
+#pragma unroll
+    for (int k = 0; k < KB; ++k) ap[i][k] = split<PA, TA>(TA ? a.get(k, i) : a.get(i, k), alpha);
+#pragma unroll
+  for (int n = 0; n < NB; ++n) {
+    // The B operand wants blocks of op(B)^T: B itself when TB, else B's blocks transposed.
+    Parts<PB> bp[KB];
+#pragma unroll
+    for (int k = 0; k < KB; ++k) bp[k] = split<PB, !TB>(TB ? b.get(n, k) : b.get(k, n), 1.f);
+#pragma unroll
+    for (int mi = 0; mi < MB / 2; ++mi) {
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int ki = 0; ki < KB / 2; ++ki)
+#pragma unroll
+        for (int i = 0; i < PA; ++i)
+#pragma unroll
+          for (int j = 0; j < PB; ++j)
+            if (i + j < (PA > PB ? PA : PB))
+              mma_bf16(acc, ap[2 * mi][2 * ki].v[i], ap[2 * mi + 1][2 * ki].v[i],
+                       ap[2 * mi][2 * ki + 1].v[i], ap[2 * mi + 1][2 * ki + 1].v[i],
+                       bp[2 * ki].v[j], bp[2 * ki + 1].v[j]);
+      store_product<kHasD>(out, d, beta, 2 * mi, n, acc);
+    }
+  }
+}
+
+// out = alpha * op(A) op(B) + beta * D. M, N, Kd: the product's sizes as this warp holds them.
+// PA, PB: bf16 parts per operand, or 0 for tf32 products. alpha must be +1 or -1 (autodiff and
+// the step builder only emit those): its sign goes into A, so no scaling pass is needed.
+template <int PA, int PB, bool TA, bool TB, int M, int N, int Kd, class Out, class A, class B,
+          class D>
+__device__ __forceinline__ void matmul(Out& out, const A& a, const B& b, float alpha, const D& d,
+                                       float beta) {
+  if constexpr (PA == 0 || PB == 0)
+    matmul_tf32<TA, TB, M, N, Kd>(out, a, b, alpha, d, beta);
+  else
+    matmul_bf16<PA, PB, TA, TB, M, N, Kd>(out, a, b, alpha, d, beta);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mini-batch I/O. Rows at or past `valid` (and padding rows) read as zero and are never written:
+// a zero token with zero learning rate changes nothing, so short mini-batches need no other code.
+
+template <class T>
+__device__ __forceinline__ float2 load_pair(const T* p, bool paired) {
+  if constexpr (sizeof(T) == 4) {
+    if (paired) return *reinterpret_cast<const float2*>(p);
+  } else {
+    if (paired) {
+      const unsigned u = *reinterpret_cast<const unsigned*>(p);
+      T lo, hi;
+      lo.bits = static_cast<unsigned short>(u & 0xffffu);
+      hi.bits = static_cast<unsigned short>(u >> 16);
+      return make_float2(to_float(lo), to_float(hi));
+    }
+  }
+  return make_float2(to_float(p[0]), to_float(p[1]));
+}
+
+// R x C tokens staged in shared memory (a mini-batch copied ahead of its step by the driver),
+// rows Stride elements apart; rows past the mini-batch's end were zero-filled. Read-only.
+template <class T, int R, int C, int Stride>
+struct StagedTokens {
+  static constexpr int kRows = R, kCols = C, kBR = pad16(R) / 8, kBC = pad16(C) / 8;
+  const T* base;
+  __device__ __forceinline__ float2 get(int bi, int bj) const {
+    return load_pair(base + (8 * bi + lane_row()) * Stride + 8 * bj + lane_col(), true);
+  }
+};
+
+template <class T>
+__device__ __forceinline__ bool pairs_aligned(const T* p, long long stride) {
+  return ((reinterpret_cast<unsigned long long>(p) | (stride * sizeof(T))) % (2 * sizeof(T))) == 0;
+}
+
+template <class T, class Out>
+__device__ __forceinline__ void load_tokens(Out& out, const T* src, long long stride, int valid) {
+  const bool paired = pairs_aligned(src, stride);
+#pragma unroll
+  for (int bi = 0; bi < Out::kBR; ++bi) {
+    const int row = 8 * bi + lane_row();
+#pragma unroll
+    for (int bj = 0; bj < Out::kBC; ++bj)
+      out.set(bi, bj,
+              row < valid ? load_pair(src + row * stride + 8 * bj + lane_col(), paired)
+                          : make_float2(0.f, 0.f));
+  }
+}
+
+template <class T, class V>
+__device__ __forceinline__ void store_tokens(T* dst, long long stride, const V& v, int valid) {
+  const bool paired = pairs_aligned(dst, stride);
+#pragma unroll
+  for (int bi = 0; bi < V::kBR; ++bi) {
+    const int row = 8 * bi + lane_row();
+    if (row >= valid) continue;
+#pragma unroll
+    for (int bj = 0; bj < V::kBC; ++bj) {
+      T* p = dst + row * stride + 8 * bj + lane_col();
+      const float2 x = v.get(bi, bj);
+      if constexpr (sizeof(T) == 4) {
+        if (paired) {
+          *reinterpret_cast<float2*>(p) = x;
+          continue;
+        }
+      } else {
+        if (paired) {
+          const T lo = from_float<T>(x.x), hi = from_float<T>(x.y);
+          *reinterpret_cast<unsigned*>(p) = lo.bits | (static_cast<unsigned>(hi.bits) << 16);
+          continue;
+        }
+      }
+      p[0] = from_float<T>(x.x);
+      p[1] = from_float<T>(x.y);
+    }
+  }
+}
+
+// [1, N] from src[0, valid) (per-token values such as lr), zero after.
+template <int N>
+__device__ __forceinline__ void load_row(PerCol<N>& out, const float* src, int valid) {
+#pragma unroll
+  for (int bj = 0; bj < PerCol<N>::kBC; ++bj) {
+    const int col = 8 * bj + lane_col();
+    out.c[bj] = make_float2(col < valid ? src[col] : 0.f, col + 1 < valid ? src[col + 1] : 0.f);
+  }
+}
+
+// [N, 1] from src[0, valid), zero after.
+template <int N>
+__device__ __forceinline__ void load_column(PerRow<N>& out, const float* src, int valid) {
+#pragma unroll
+  for (int bi = 0; bi < PerRow<N>::kBR; ++bi) {
+    const int row = 8 * bi + lane_row();
+    out.r[bi] = row < valid ? src[row] : 0.f;
+  }
+}
+
+__device__ __forceinline__ void load_scalar(Scalar& out, const float* src) { out.s = *src; }
+
+template <int N>
+__device__ __forceinline__ void store_row(float* dst, const PerCol<N>& v, int valid) {
+  if (lane_row() != 0) return;
+#pragma unroll
+  for (int bj = 0; bj < PerCol<N>::kBC; ++bj) {
+    const int col = 8 * bj + lane_col();
+    if (col < valid) dst[col] = v.c[bj].x;
+    if (col + 1 < valid) dst[col + 1] = v.c[bj].y;
+  }
+}
+
+// Accumulators of shared gradients (tau, gamma, beta): registers across steps, one atomic pass
+// at the end.
+template <int N>
+__device__ __forceinline__ void add_at_row(PerRow<N>& acc, const Scalar& v, int row) {
+#pragma unroll
+  for (int bi = 0; bi < PerRow<N>::kBR; ++bi)
+    if (8 * bi + lane_row() == row) acc.r[bi] += v.s;
+}
+
+template <int N>
+__device__ __forceinline__ void atomic_add_column(float* dst, const PerRow<N>& v, int n) {
+  if (lane_col() != 0) return;
+#pragma unroll
+  for (int bi = 0; bi < PerRow<N>::kBR; ++bi) {
+    const int row = 8 * bi + lane_row();
+    if (row < n) atomicAdd(dst + row, v.r[bi]);
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void atomic_add_row(float* dst, const PerCol<N>& v) {
+  if (lane_row() != 0) return;
+#pragma unroll
+  for (int bj = 0; bj < PerCol<N>::kBC; ++bj) {
+    const int col = 8 * bj + lane_col();
+    atomicAdd(dst + col, v.c[bj].x);
+    atomicAdd(dst + col + 1, v.c[bj].y);
+  }
+}
+
+// dst (rows Stride floats apart) += v, for a state adjoint summed over the batch.
+template <int Stride, class V>
+__device__ __forceinline__ void atomic_add_tile(float* dst, const V& v) {
+#pragma unroll
+  for (int bi = 0; bi < V::kBR; ++bi)
+#pragma unroll
+    for (int bj = 0; bj < V::kBC; ++bj) {
+      const float2 x = v.get(bi, bj);
+      float* p = dst + (8 * bi + lane_row()) * Stride + 8 * bj + lane_col();
+      atomicAdd(p, x.x);
+      atomicAdd(p + 1, x.y);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teams of several warps. A team's matrices with feature (or hidden) columns are split by
+// columns: warp `rank` holds columns [rank * C / NW, (rank + 1) * C / NW) as a tile of that width;
+// everything else is replicated. Sums over split columns, and products whose contraction runs
+// over split columns, are completed through the team's scratch memory, with one named barrier
+// over the team's warps (never the CTA): every reduction has its own scratch slot in a step, so
+// a slot is rewritten only after a later barrier has proven every warp done reading it.
+
+struct Team {
+  int rank;        // this warp's index in the team
+  int barrier;     // named barrier id (1..15; 0 is __syncthreads)
+  int threads;     // 32 * warps
+  float* scratch;  // the team's reduction slots
+  __device__ __forceinline__ void sync() const {
+    asm volatile("bar.sync %0, %1;" ::"r"(barrier), "r"(threads) : "memory");
+  }
+};
+
+// [R, 1] partial row sums of every warp -> their total, in every warp.
+template <int NW, int R>
+__device__ __forceinline__ void team_sum(PerRow<R>& v, const Team& t, int slot) {
+  constexpr int kRows = pad16(R);
+  float* base = t.scratch + slot;
+  if (lane_col() == 0)
+#pragma unroll
+    for (int bi = 0; bi < PerRow<R>::kBR; ++bi)
+      base[t.rank * kRows + 8 * bi + lane_row()] = v.r[bi];
+  t.sync();
+#pragma unroll
+  for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) s += base[w * kRows + 8 * bi + lane_row()];
+    v.r[bi] = s;
+  }
+}
+
+// A partial sum over split columns of a [1, C] row -> the total, in every warp.
+template <int NW>
+__device__ __forceinline__ void team_sum(Scalar& v, const Team& t, int slot) {
+  float* base = t.scratch + slot;
+  if (lane_id() == 0) base[16 * t.rank] = v.s;
+  t.sync();
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < NW; ++w) s += base[16 * w];
+  v.s = s;
+}
+
+// Every warp's partial [R, C] product -> the total, in every warp (a replicated result).
+template <int NW, int R, int C>
+__device__ __forceinline__ void team_sum(Tile<R, C>& v, const Team& t, int slot) {
+  constexpr int kFloats = smem_floats<R, C>();
+  SmemTile<R, C> mine{t.scratch + slot + t.rank * kFloats};
+  assign(mine, v);
+  t.sync();
+  fill(v, 0.f);
+#pragma unroll
+  for (int w = 0; w < NW; ++w) {
+    const SmemTile<R, C> part{t.scratch + slot + w * kFloats};
+    ew<kAdd, 0>(v, v, part);
+  }
+}
+
+// Every warp's partial [R, C] product -> this warp's column slice of the total.
+template <int NW, int R, int C, class Out>
+__device__ __forceinline__ void team_sum_scatter(Out& out, const Tile<R, C>& partial, const Team& t,
+                                                 int slot) {
+  constexpr int kFloats = smem_floats<R, C>(), kSlice = C / NW;
+  static_assert(Out::kCols == kSlice, "the slice is C / NW columns wide");
+  SmemTile<R, C> mine{t.scratch + slot + t.rank * kFloats};
+  assign(mine, partial);
+  t.sync();
+  fill(out, 0.f);
+#pragma unroll
+  for (int w = 0; w < NW; ++w) {
+    // Columns [rank * kSlice, ...) of warp w's partial: a tile view with the full row stride.
+    const SmemTile<R, C> part{t.scratch + slot + w * kFloats + t.rank * kSlice};
+#pragma unroll
+    for (int bi = 0; bi < Out::kBR; ++bi)
+#pragma unroll
+      for (int bj = 0; bj < Out::kBC; ++bj) {
+        const float2 a = out.get(bi, bj), b = part.get(bi, bj);
+        out.set(bi, bj, make_float2(a.x + b.x, a.y + b.y));
+      }
+  }
+}
+
+}  // namespace tttc::tile

@@ -1,0 +1,244 @@
+// tile_driver.cuh: the outer structure of the tile path's two kernels. A CTA hosts Cfg::kTeams
+// teams of one warp; each team owns one (batch row, head) and walks its mini-batches with the
+// state in registers or its own shared memory (Step::State), never synchronising with the other
+// teams. The forward saves the state at the start of every checkpoint group; the backward walks
+// the groups in reverse, recomputes the states inside a group (advance), then back-propagates
+// step by step with the adjoint state (Step::DState) and the shared-parameter gradients
+// (Accum) on chip, and adds them to the outputs once at the end.
+#pragma once
+
+#include "tttc/params.h"
+#include "tttc/step_context.cuh"
+#include "tttc/tile.cuh"
+
+namespace tttc {
+
+// Gradients of parameters shared by every step: tau [K], gamma and beta [F].
+template <int K, int F>
+struct Accum {
+  tile::PerRow<K> tau;
+  tile::PerCol<F> gamma, beta;
+  __device__ __forceinline__ void zero() {
+    tile::fill(tau, 0.f);
+    tile::fill(gamma, 0.f);
+    tile::fill(beta, 0.f);
+  }
+};
+
+// Where a warp works: its team's (b, h), its rank in the team, the team's scratch and barrier,
+// its token stages and its own shared memory. False when the grid's last CTA has more teams than
+// heads remain. Team memory: [scratch][stage 0][stage 1][warp 0]...[warp W-1].
+template <class Cfg>
+struct TeamPlace {
+  int bh, b, h;
+  tile::Team team;
+  char* stages;
+  float* warp_smem;
+  __device__ __forceinline__ bool bind(int B, int H) {
+    extern __shared__ float4 shared_raw[];
+    const int warp = threadIdx.x >> 5, index = warp / Cfg::kWarps;
+    bh = blockIdx.x * Cfg::kTeams + index;
+    if (bh >= B * H) return false;  // the whole team leaves: no barrier waits for it
+    b = bh / H, h = bh % H;
+    float* base = reinterpret_cast<float*>(shared_raw) + index * Cfg::kTeamSmemFloats;
+    team = {warp % Cfg::kWarps, 1 + index, 32 * Cfg::kWarps, base};
+    stages = reinterpret_cast<char*>(base + Cfg::kScratchFloats);
+    warp_smem =
+        base + Cfg::kScratchFloats + 2 * Cfg::kStageBytes / 4 + team.rank * Cfg::kWarpSmemFloats;
+    return true;
+  }
+};
+
+// Copies one mini-batch's tokens (and learning rates) into a stage of the team's shared memory,
+// rows past the mini-batch's end as zeros, with cp.async: the copy of step m + 1 runs while step
+// m computes. Every thread of the team copies a share of 4-byte words; 16-bit tokens whose rows
+// are not 4-byte aligned are copied element by element (synchronously).
+__device__ __forceinline__ void copy_word_async(void* dst, const void* src, bool present) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
+               "r"(present ? 4 : 0)
+               : "memory");
+}
+
+template <class Cfg, class T>
+__device__ __forceinline__ void stage_tensor(T* dst, const T* src, long long stride, int valid,
+                                             int tid, int threads) {
+  constexpr int kRows = tile::pad16(Cfg::kK), kF = Cfg::kF, kStride = Cfg::kStageRowStride;
+  const bool words = sizeof(T) == 4 || tile::pairs_aligned(src, stride);
+  if (words) {
+    constexpr int kWords = kF * sizeof(T) / 4;
+    for (int i = tid; i < kRows * kWords; i += threads) {
+      const int row = i / kWords, w = i % kWords;
+      const bool present = row < valid;
+      copy_word_async(reinterpret_cast<char*>(dst + row * kStride) + 4 * w,
+                      reinterpret_cast<const char*>(src + (present ? row * stride : 0)) + 4 * w,
+                      present);
+    }
+  } else {
+    for (int i = tid; i < kRows * kF; i += threads) {
+      const int row = i / kF, col = i % kF;
+      T zero{};
+      dst[row * kStride + col] = row < valid ? src[row * stride + col] : zero;
+    }
+  }
+}
+
+template <class Cfg>
+struct Staging {
+  using T = typename Cfg::Elem;
+  char* stages;
+  // Tensor `which` (0 Q, 1 K, 2 V, 3 dO) and the learning rates of stage `buf`.
+  __device__ __forceinline__ T* tensor(int buf, int which) const {
+    return reinterpret_cast<T*>(stages + buf * Cfg::kStageBytes + which * Cfg::kStageTensorBytes);
+  }
+  __device__ __forceinline__ float* lr(int buf) const {
+    return reinterpret_cast<float*>(stages + buf * Cfg::kStageBytes + 4 * Cfg::kStageTensorBytes);
+  }
+  template <class Params>
+  __device__ __forceinline__ void issue(const Params& p, int b, int h, int m, int buf,
+                                        const tile::Team& team, bool with_dout) const {
+    const long long t0 = 1LL * m * Cfg::kK;
+    const int valid = min(Cfg::kK, static_cast<int>(p.T - t0));
+    const int tid = team.rank * 32 + tile::lane_id(), threads = team.threads;
+    const TokenTensor* tensors[4] = {&p.q, &p.k, &p.v, with_dout ? dout_of(p) : nullptr};
+    for (int which = 0; which < 4; ++which)
+      if (tensors[which])
+        stage_tensor<Cfg, T>(tensor(buf, which), token_ptr<T>(*tensors[which], b, h, t0),
+                             tensors[which]->stride_t, valid, tid, threads);
+    const float* lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0;
+    for (int i = tid; i < tile::pad16(Cfg::kK); i += threads)
+      copy_word_async(this->lr(buf) + i, lr + (i < valid ? i : 0), i < valid);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  }
+  // Step m's stage, complete and visible to the whole team.
+  __device__ __forceinline__ void wait(const tile::Team& team) const {
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+    team.sync();
+  }
+  static __device__ __forceinline__ const TokenTensor* dout_of(const ForwardParams&) {
+    return nullptr;
+  }
+  static __device__ __forceinline__ const TokenTensor* dout_of(const BackwardParams& p) {
+    return &p.dout;
+  }
+  // Points a step's context at stage `buf`.
+  __device__ __forceinline__ void bind(StepContext<T>& c, int buf) const {
+    c.tq = tensor(buf, 0), c.tk = tensor(buf, 1), c.tv = tensor(buf, 2), c.tdo = tensor(buf, 3);
+    c.lr = lr(buf);
+  }
+};
+
+template <class Cfg, class Step>
+__device__ void tile_forward_kernel(const ForwardParams& p) {
+  using T = typename Cfg::Elem;
+  constexpr int K = Cfg::kK, F = Cfg::kF, G = Cfg::kGroup;
+  constexpr long long S = Cfg::kS;
+  TeamPlace<Cfg> at;
+  if (!at.bind(p.B, p.H)) return;
+  const int bh = at.bh, b = at.b, h = at.h;
+  const Staging<Cfg> staging{at.stages};
+  typename Step::State st;
+  st.bind(at.warp_smem, at.team.rank);
+  st.load(p.state0 + b * p.state0_stride_b + h * S);
+  StepContext<T> c{};
+  bind_head<T, F>(c, p, h);
+  const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
+  staging.issue(p, b, h, 0, 0, at.team, false);
+  for (int m = 0; m < steps; ++m) {
+    staging.wait(at.team);  // also: every warp is done with step m - 1's stage
+    if (m + 1 < steps) staging.issue(p, b, h, m + 1, (m + 1) & 1, at.team, false);
+    if (m % G == 0) st.store(p.checkpoints + (1LL * bh * checkpoints + m / G) * S);
+    bind_forward_step(c, p, b, h, m, K);
+    staging.bind(c, m & 1);
+    Step::forward(st, c, at.warp_smem, at.team);
+  }
+  st.store(p.state_final + bh * S);
+}
+
+// The backward kernel's order of mini-batches: groups from the last; inside a group, the states
+// are recomputed forwards (advance) from its checkpoint, then the steps run backwards.
+struct Visit {
+  int m = -1;
+  bool advance = false;
+  __device__ __forceinline__ bool valid() const { return m >= 0; }
+};
+template <int G>
+__device__ __forceinline__ Visit group_entry(int g, int steps) {
+  const int first = g * G, last = min(first + G, steps) - 1;
+  return G > 1 && last > first ? Visit{first, true} : Visit{last, false};
+}
+template <int G>
+__device__ __forceinline__ Visit next_visit(Visit v, int steps) {
+  const int g = v.m / G, first = g * G, last = min(first + G, steps) - 1;
+  if (v.advance) return v.m + 1 < last ? Visit{v.m + 1, true} : Visit{last, false};
+  if (v.m > first) return Visit{v.m - 1, false};
+  return g > 0 ? group_entry<G>(g - 1, steps) : Visit{};
+}
+
+template <class Cfg, class Step>
+__device__ void tile_backward_kernel(const BackwardParams& p) {
+  using T = typename Cfg::Elem;
+  constexpr int K = Cfg::kK, F = Cfg::kF, G = Cfg::kGroup;
+  constexpr long long S = Cfg::kS;
+  TeamPlace<Cfg> at;
+  if (!at.bind(p.B, p.H)) return;
+  const int bh = at.bh, b = at.b, h = at.h;
+  const Staging<Cfg> staging{at.stages};
+  // States 1..G-1 of the current group, recomputed from its checkpoint (G > 1 only).
+  float* group_states = p.workspace + bh * Cfg::kWorkspaceFloats;
+  typename Step::State st;
+  typename Step::DState ds;
+  st.bind(at.warp_smem, at.team.rank);
+  ds.bind(at.warp_smem, at.team.rank);
+  if (p.dstate_final)
+    ds.load(p.dstate_final + bh * S);
+  else
+    ds.zero();
+  typename Step::Accum acc;
+  acc.zero();
+  StepContext<T> c{};
+  bind_head<T, F>(c, p, h);
+
+  const int steps = num_steps(p.T, K), groups = (steps + G - 1) / G;
+  Visit v = group_entry<G>(groups - 1, steps);
+  staging.issue(p, b, h, v.m, 0, at.team, true);
+  for (int n = 0; v.valid(); ++n) {
+    const Visit next = next_visit<G>(v, steps);
+    staging.wait(at.team);
+    if (next.valid()) staging.issue(p, b, h, next.m, (n + 1) & 1, at.team, true);
+    const int m = v.m, g = m / G, first = g * G, last = min(first + G, steps) - 1;
+    const float* checkpoint = p.checkpoints + (1LL * bh * groups + g) * S;
+    bind_backward_step(c, p, b, h, m, K);
+    staging.bind(c, n & 1);
+    bool advanced = false;
+    if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
+      if (v.advance) {
+        if (m == first) st.load(checkpoint);
+        Step::advance(st, c, at.warp_smem, at.team);
+        st.store(group_states + (m - first + 1) * S);
+        advanced = true;
+      }
+    }
+    if (!advanced) {
+      // After the recomputation the state of the group's last step is already loaded. A warp
+      // reloads only its own slice, which it alone wrote: no barrier is needed.
+      if (G == 1 || m != last || last == first)
+        st.load(m == first ? checkpoint : group_states + (m - first) * S);
+      Step::backward(st, ds, acc, c, at.warp_smem, at.team);
+    }
+    v = next;
+  }
+  // ds now holds this warp's slice of dLoss/dtheta_0 for (b, h).
+  float* d0 = p.dstate0 + b * p.dstate0_stride_b + h * S;
+  if (p.dstate0_stride_b == 0)
+    ds.atomic_add_to(d0);
+  else
+    ds.store(d0);
+  // tau's gradient is replicated over the team; gamma's and beta's are split like features.
+  if (at.team.rank == 0) tile::atomic_add_column(p.dtau, acc.tau, K);
+  constexpr int kSlice = F / Cfg::kWarps;
+  tile::atomic_add_row(p.dgamma + h * F + kSlice * at.team.rank, acc.gamma);
+  tile::atomic_add_row(p.dbeta + h * F + kSlice * at.team.rank, acc.beta);
+}
+
+}  // namespace tttc

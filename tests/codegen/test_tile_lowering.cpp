@@ -1,0 +1,146 @@
+// test_tile_lowering.cpp: the tile lowering's decisions (forms, team distribution, homes, team
+// reductions, scratch slots) and the shape of the source it generates. No GPU needed; the GPU
+// sweep checks the numbers.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "compiler/codegen.hpp"
+#include "compiler/tile_lowering.hpp"
+
+namespace ttt {
+namespace {
+
+Spec linear(int f, int K, bool causal = true) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = f;
+  s.mini_batch = K;
+  s.causal = causal;
+  return s;
+}
+
+int count(const tile::LoweredStep& L, tile::TeamReduce kind) {
+  int n = 0;
+  for (size_t i = 0; i < L.ops.size(); ++i) n += L.plan.live[i] && L.ops[i].reduce == kind;
+  return n;
+}
+
+TEST(TileLowering, FeatureColumnsSplitOverTheTeamAndTokenMatricesAreReplicated) {
+  const Spec s = linear(64, 16);
+  const tile::TeamLayout layout = tile::team_layout(s, 4, false);
+  const tile::LoweredStep L = tile::lower_step(s, plan::StepKind::forward, layout, 224);
+  const ir::Program& p = L.plan.program;
+  const int w = p.input_id("W1");
+  EXPECT_TRUE(L.place[w].split);
+  EXPECT_EQ(L.place[w].rows, 64);
+  EXPECT_EQ(L.place[w].cols, 16);               // this warp's quarter of the columns
+  EXPECT_EQ(L.place[w].home, tile::Home::reg);  // 64 x 16 fits registers: 32 floats a lane
+  for (size_t i = 0; i < p.values.size(); ++i) {
+    if (!L.plan.live[i]) continue;
+    const ir::Value& v = p.values[i];
+    if (v.name == "eta") EXPECT_FALSE(L.place[i].split) << "eta is token x token";
+    if (v.name == "G1") EXPECT_TRUE(L.place[i].split);
+  }
+  // The forward's products all contract over whole dimensions; only the LayerNorm and
+  // inner-gradient row sums (two LayerNorms, two sums of g) meet in scratch.
+  EXPECT_EQ(count(L, tile::TeamReduce::product_all), 0);
+  EXPECT_EQ(count(L, tile::TeamReduce::product_scatter), 0);
+  EXPECT_EQ(count(L, tile::TeamReduce::rows), 6);
+  EXPECT_LE(L.peak_register_floats, 224);
+}
+
+TEST(TileLowering, BackwardProductsOverSplitColumnsAreReducedAndSlotsAlternate) {
+  const Spec s = linear(64, 16);
+  const tile::TeamLayout layout = tile::team_layout(s, 4, true);
+  const tile::LoweredStep L = tile::lower_step(s, plan::StepKind::backward, layout, 224);
+  EXPECT_GT(count(L, tile::TeamReduce::product_scatter), 0);  // e.g. dK from dZ W^T
+  EXPECT_GT(count(L, tile::TeamReduce::product_all), 0);      // a token x token adjoint
+  int previous = -1;
+  for (size_t i = 0; i < L.ops.size(); ++i) {
+    if (!L.plan.live[i] || L.ops[i].reduce == tile::TeamReduce::none) continue;
+    EXPECT_NE(L.ops[i].scratch_slot, previous) << "consecutive reductions share a slot at %" << i;
+    previous = L.ops[i].scratch_slot;
+  }
+  EXPECT_EQ(L.ends_with_sync, previous == 0 || previous == 2);
+}
+
+TEST(TileLowering, OneWarpTeamsNeedNoScratch) {
+  const Spec s = linear(32, 16, false);
+  const tile::TeamLayout layout = tile::team_layout(s, 1, true);
+  const tile::LoweredStep L = tile::lower_step(s, plan::StepKind::backward, layout, 224);
+  EXPECT_EQ(count(L, tile::TeamReduce::rows) + count(L, tile::TeamReduce::product_all) +
+                count(L, tile::TeamReduce::product_scatter),
+            0);
+  for (size_t i = 0; i < L.place.size(); ++i) EXPECT_FALSE(L.place[i].split);
+}
+
+TEST(TileLowering, ATightBudgetMovesValuesToSharedMemoryAndGrowsTheFootprint) {
+  const Spec s = linear(64, 16);
+  const tile::TeamFootprint roomy = tile::team_footprint(s, 1, false, 224);
+  const tile::TeamFootprint tight = tile::team_footprint(s, 1, false, 64);
+  EXPECT_GT(tight.warp_floats, roomy.warp_floats);
+  const tile::LoweredStep L =
+      tile::lower_step(s, plan::StepKind::forward, tile::team_layout(s, 1, false), 64);
+  int spilled = 0;
+  for (size_t i = 0; i < L.place.size(); ++i)
+    spilled += L.plan.live[i] && L.place[i].home == tile::Home::smem;
+  EXPECT_GT(spilled, 0);
+}
+
+TEST(TileLowering, MembersTooLargeForRegistersLiveInSharedMemory) {
+  const tile::TeamLayout one = tile::team_layout(linear(64, 16), 1, true);
+  EXPECT_EQ(one.state_offset.count("W1"), 1u);  // 64 x 64: 128 floats a lane
+  EXPECT_EQ(one.dstate_offset.count("W1"), 1u);
+  const tile::TeamLayout four = tile::team_layout(linear(64, 16), 4, true);
+  EXPECT_TRUE(four.state_offset.empty());  // 64 x 16 per warp
+}
+
+TEST(TileLowering, UnsupportedSpecsSayWhy) {
+  EXPECT_TRUE(tile::unsupported(linear(64, 16), 4).empty());
+  const auto reasons = tile::unsupported(linear(48, 16), 2);  // 48 = 3 slices of 16
+  ASSERT_FALSE(reasons.empty());
+  EXPECT_NE(reasons.front().find("does not split into 2 slices of 16"), std::string::npos);
+  EXPECT_EQ(tile::default_team_warps(linear(48, 16)), 1);
+  EXPECT_EQ(tile::default_team_warps(linear(128, 16)), 8);
+}
+
+TEST(TileCodegen, TheStubDeclaresWarpTilesAndTheLaunchShapeFollowsTheTeams) {
+  const Spec s = linear(64, 16);
+  Schedule sched = default_schedule(s, Target::for_arch("sm_90a"));
+  sched.teams_per_cta = 2;
+  const codegen::Generated f = codegen::generate(s, sched, codegen::KernelKind::forward);
+  EXPECT_EQ(f.threads, 2 * 32 * sched.team_warps);
+  EXPECT_EQ(f.heads_per_cta, 2);
+  EXPECT_NE(f.source.find("#include \"tttc/tile_driver.cuh\""), std::string::npos);
+  EXPECT_NE(f.source.find("tl::team_sum<4>"), std::string::npos);
+  EXPECT_NE(f.source.find("tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride>"),
+            std::string::npos);                                    // a warp's slice of a token tile
+  EXPECT_EQ(f.source.find("tttc/driver.cuh"), std::string::npos);  // not the arena's driver
+  // Every matmul names its parts: accurate bf16 tokens are exact (1 part), state 2 parts.
+  EXPECT_TRUE(
+      std::regex_search(f.source, std::regex(R"(tl::matmul<1, 2, false, false, 16, 16, 64>)")));
+  const codegen::Generated b = codegen::generate(s, sched, codegen::KernelKind::backward);
+  EXPECT_NE(b.source.find("tl::team_sum_scatter<4>"), std::string::npos);
+  EXPECT_NE(b.source.find("struct TeamDState"), std::string::npos);
+}
+
+TEST(TileCodegen, PrecisionModesChangeTheProducts) {
+  Spec s = linear(64, 16);
+  const Target t = Target::for_arch("sm_90a");
+  s.precision = Precision::bf16;
+  const auto bf16 = codegen::generate(s, default_schedule(s, t), codegen::KernelKind::forward);
+  EXPECT_TRUE(std::regex_search(bf16.source, std::regex(R"(tl::matmul<1, 1, )")));
+  EXPECT_FALSE(std::regex_search(bf16.source, std::regex(R"(tl::matmul<[0-9], 2, )")));
+  s.precision = Precision::tf32;
+  const auto tf32 = codegen::generate(s, default_schedule(s, t), codegen::KernelKind::forward);
+  EXPECT_TRUE(std::regex_search(tf32.source, std::regex(R"(tl::matmul<0, 0, )")));
+  s.precision = Precision::accurate;
+  s.dtype = DType::f32;  // f32 tokens and values: three parts each
+  const auto f32 = codegen::generate(s, default_schedule(s, t), codegen::KernelKind::forward);
+  EXPECT_TRUE(std::regex_search(f32.source, std::regex(R"(tl::matmul<3, 3, )")));
+}
+
+}  // namespace
+}  // namespace ttt
