@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "compiler/codegen_text.hpp"
 #include "compiler/plan.hpp"
 
 namespace ttt::codegen {
@@ -18,36 +19,6 @@ namespace {
 
 using plan::StepKind;
 using plan::StepPlan;
-
-std::string float_literal(double x) {
-  std::string s = fmt::format("{:.9g}", x);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s + "f";
-}
-
-const char* elem_type(DType d) {
-  switch (d) {
-    case DType::f32:
-      return "float";
-    case DType::f16:
-      return "tttc::half_t";
-    case DType::bf16:
-      return "tttc::bf16_t";
-  }
-  return "?";
-}
-
-const char* activation_constant(Activation a) {
-  switch (a) {
-    case Activation::gelu_tanh:
-      return "tttc::kGeluTanh";
-    case Activation::relu:
-      return "tttc::kRelu";
-    case Activation::silu:
-      return "tttc::kSilu";
-  }
-  return "?";
-}
 
 const char* ew_constant(ir::Ew e) {
   static const char* names[] = {"tttc::kAdd",    "tttc::kSub",   "tttc::kMul",      "tttc::kAct",
@@ -250,9 +221,7 @@ class StepWriter {
       case ir::OpKind::row_sum:
       case ir::OpKind::col_sum:
       case ir::OpKind::transpose: {
-        const char* fn = op.kind == ir::OpKind::row_sum   ? "row_sum"
-                         : op.kind == ir::OpKind::col_sum ? "col_sum"
-                                                          : "transpose";
+        const char* fn = reduction_name(op.kind);
         line(fmt::format("tttc::{}({}, {}, {});", fn, loc(id), loc(op.args[0]), shape(op.args[0])),
              id);
         return;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "compiler/codegen.hpp"
+#include "compiler/codegen_text.hpp"
 #include "compiler/tile_lowering.hpp"
 
 namespace ttt::codegen {
@@ -17,12 +18,6 @@ namespace {
 using plan::StepKind;
 using tile::Form;
 using tile::Home;
-
-std::string float_literal(double x) {
-  std::string s = fmt::format("{:.9g}", x);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s + "f";
-}
 
 const char* ew_name(ir::Ew e) {
   static const char* names[] = {"kAdd",  "kSub",   "kMul",    "kAct",  "kActD1", "kActD2",
@@ -344,9 +339,7 @@ class TileStepWriter {
       case ir::OpKind::row_sum:
       case ir::OpKind::col_sum:
       case ir::OpKind::transpose: {
-        const char* fn = op.kind == ir::OpKind::row_sum   ? "row_sum"
-                         : op.kind == ir::OpKind::col_sum ? "col_sum"
-                                                          : "transpose";
+        const char* fn = reduction_name(op.kind);
         std::string text = fmt::format("{} tl::{}({}, {});", declare(id), fn, var(id), arg(op, 0));
         if (L_.ops[id].reduce == tile::TeamReduce::rows)
           text += fmt::format(" tl::team_sum<{}>({}, team, {});", warps(), var(id), slot(id));
@@ -365,16 +358,6 @@ class TileStepWriter {
   long long product_slot_, row_slot_;
   std::string out_;
 };
-
-const char* elem_type(DType d) {
-  return d == DType::f32 ? "float" : d == DType::f16 ? "tttc::half_t" : "tttc::bf16_t";
-}
-
-const char* activation_constant(Activation a) {
-  return a == Activation::gelu_tanh ? "tttc::kGeluTanh"
-         : a == Activation::relu    ? "tttc::kRelu"
-                                    : "tttc::kSilu";
-}
 
 }  // namespace
 

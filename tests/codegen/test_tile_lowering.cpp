@@ -40,8 +40,12 @@ TEST(TileLowering, FeatureColumnsSplitOverTheTeamAndTokenMatricesAreReplicated) 
   for (size_t i = 0; i < p.values.size(); ++i) {
     if (!L.plan.live[i]) continue;
     const ir::Value& v = p.values[i];
-    if (v.name == "eta") EXPECT_FALSE(L.place[i].split) << "eta is token x token";
-    if (v.name == "G1") EXPECT_TRUE(L.place[i].split);
+    if (v.name == "eta") {
+      EXPECT_FALSE(L.place[i].split) << "eta is token x token";
+    }
+    if (v.name == "G1") {
+      EXPECT_TRUE(L.place[i].split);
+    }
   }
   // The forward's products all contract over whole dimensions; only the LayerNorm and
   // inner-gradient row sums (two LayerNorms, two sums of g) meet in scratch.

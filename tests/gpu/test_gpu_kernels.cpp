@@ -103,19 +103,35 @@ INSTANTIATE_TEST_SUITE_P(Sweep, GpuSweep, ::testing::ValuesIn(testing::gpu_sweep
 // Gradients must not depend on the checkpoint group size (to 1e-6 relative in f32, accurate
 // mode; in the reduced precision modes, whose roundings of the recomputed states may differ,
 // within the mode's gate), for the arena lowering (mlp2) and the tile lowering (linear).
+Spec checkpoint_spec(bool causal, InnerModel model, int group) {
+  Spec spec;
+  spec.name = "ckpt";
+  spec.model = model;
+  spec.depth = model == InnerModel::linear ? 1 : 2;
+  spec.dtype = DType::f32;
+  spec.precision = testing::sweep_precision();
+  spec.head_dim = 32;
+  spec.mini_batch = 16;
+  spec.causal = causal;
+  spec.checkpoint_group = group;
+  return spec;
+}
+
 TEST(GpuCheckpoint, GradientsAgreeAcrossGroupSizes) {
   REQUIRE_GPU();
+  // All 16 kernels compile in parallel first (get_kernel keeps them): the tile lowering's f32
+  // kernels take a while each.
+  std::vector<std::future<void>> builds;
+  for (bool causal : {true, false})
+    for (InnerModel model : {InnerModel::mlp, InnerModel::linear})
+      for (int g : {1, 2, 3, 8})
+        builds.push_back(std::async(std::launch::async, [=] {
+          jit::get_kernel({.spec = checkpoint_spec(causal, model, g)});
+        }));
+  for (auto& b : builds) b.get();
   for (bool causal : {true, false})
     for (InnerModel model : {InnerModel::mlp, InnerModel::linear}) {
-      Spec spec;
-      spec.name = "ckpt";
-      spec.model = model;
-      spec.depth = model == InnerModel::linear ? 1 : 2;
-      spec.dtype = DType::f32;
-      spec.precision = testing::sweep_precision();
-      spec.head_dim = 32;
-      spec.mini_batch = 16;
-      spec.causal = causal;
+      Spec spec = checkpoint_spec(causal, model, 1);
       const double agreement =
           spec.precision == Precision::accurate ? 1e-6 : check::backward_tolerance(spec);
       std::map<int, check::Report> reports;
