@@ -258,13 +258,6 @@ long long round16(long long n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
 
-long long arena_floats(const Spec& spec, KernelKind kind) {
-  if (kind == KernelKind::forward) return plan::plan_step(spec, StepKind::forward).arena_floats;
-  const long long backward = plan::plan_step(spec, StepKind::backward).arena_floats;
-  if (spec.checkpoint_group == 1) return backward;
-  return std::max(plan::plan_step(spec, StepKind::advance).arena_floats, backward);
-}
-
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
   if (schedule.lowering == "tile") return generate_tile(spec, schedule, kind);
   Generated g{.kind = kind,
@@ -281,8 +274,9 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
       steps.emplace_back("advance", plan::plan_step(spec, StepKind::advance));
     steps.emplace_back("backward", plan::plan_step(spec, StepKind::backward));
   }
-  for (const auto& [name, plan] : steps)
-    g.arena_floats = std::max(g.arena_floats, round16(plan.arena_floats));
+  const plan::Footprint footprint = plan::footprint(spec);
+  g.arena_floats = kind == KernelKind::forward ? footprint.forward_arena_floats
+                                               : footprint.backward_arena_floats;
 
   // Layouts: shared memory first, then the per-CTA global workspace.
   std::map<std::string, long long> c;

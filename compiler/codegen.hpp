@@ -29,7 +29,4 @@ struct Generated {
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
 Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind);
 
-// Layout facts the schedule's validity checks need without emitting source.
-long long arena_floats(const Spec& spec, KernelKind kind);
-
 }  // namespace ttt::codegen

@@ -130,4 +130,15 @@ StepPlan plan_step(const Spec& spec, StepKind kind) {
   return plan;
 }
 
+Footprint footprint(const Spec& spec) {
+  auto rounded = [](long long n) { return (n + 15) / 16 * 16; };
+  Footprint f{.state_floats = spec.state_floats()};
+  f.forward_arena_floats = rounded(plan_step(spec, StepKind::forward).arena_floats);
+  f.backward_arena_floats = rounded(plan_step(spec, StepKind::backward).arena_floats);
+  if (spec.checkpoint_group > 1)
+    f.backward_arena_floats =
+        std::max(f.backward_arena_floats, rounded(plan_step(spec, StepKind::advance).arena_floats));
+  return f;
+}
+
 }  // namespace ttt::plan

@@ -53,4 +53,15 @@ struct StepPlan {
 
 StepPlan plan_step(const Spec& spec, StepKind kind);
 
+// What an arena-lowered kernel's steps need, known without generating code (the schedule's
+// checks and the tuner's pruning use it; codegen lays memory out from the same numbers): the
+// forward step's arena, the larger of the backward kernel's steps (advance when
+// checkpoint_group > 1, backward), each rounded to 16 floats, and one head's state.
+struct Footprint {
+  long long forward_arena_floats = 0;
+  long long backward_arena_floats = 0;
+  long long state_floats = 0;
+};
+Footprint footprint(const Spec& spec);
+
 }  // namespace ttt::plan

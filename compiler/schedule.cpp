@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "compiler/codegen.hpp"
+#include "compiler/plan.hpp"
 #include "compiler/tile_lowering.hpp"
 
 namespace ttt {
@@ -83,12 +83,21 @@ Schedule schedule_from_json(const nlohmann::json& j) {
 
 std::string canonical_schedule(const Schedule& s) { return schedule_to_json(s).dump(); }
 
+// The arena lowering's layouts (codegen.cpp): the arena first, then the state (forward only).
+static long long forward_shared_bytes(const plan::Footprint& f, const Schedule& s) {
+  return 4 * ((s.forward_arena == Placement::shared ? f.forward_arena_floats : 0) +
+              (s.forward_state == Placement::shared ? (f.state_floats + 15) / 16 * 16 : 0));
+}
+static long long backward_shared_bytes(const plan::Footprint& f, const Schedule& s) {
+  return 4 * (s.backward_arena == Placement::shared ? f.backward_arena_floats : 0);
+}
+
 long long forward_shared_bytes(const Spec& spec, const Schedule& s) {
-  return codegen::generate(spec, s, codegen::KernelKind::forward).shared_bytes;
+  return forward_shared_bytes(plan::footprint(spec), s);
 }
 
 long long backward_shared_bytes(const Spec& spec, const Schedule& s) {
-  return codegen::generate(spec, s, codegen::KernelKind::backward).shared_bytes;
+  return backward_shared_bytes(plan::footprint(spec), s);
 }
 
 static int arch_number(const Target& t) {
@@ -225,8 +234,9 @@ Schedule default_schedule(const Spec& spec, const Target& t) {
   if (s.backward_matmul == std::string("mma_bf16")) s.backward_matmul = "mma_bf16x3";
   const long long limit = t.max_shared_bytes;
   const long long state_bytes = 4 * spec.state_floats();
-  const long long fwd_arena = 4 * codegen::arena_floats(spec, codegen::KernelKind::forward);
-  const long long bwd_arena = 4 * codegen::arena_floats(spec, codegen::KernelKind::backward);
+  const plan::Footprint footprint = plan::footprint(spec);
+  const long long fwd_arena = 4 * footprint.forward_arena_floats;
+  const long long bwd_arena = 4 * footprint.backward_arena_floats;
   // On chip first what every op touches (the arena), then the state if room is left.
   if (fwd_arena <= limit) s.forward_arena = Placement::shared;
   if (fwd_arena + state_bytes <= limit) s.forward_state = Placement::shared;
@@ -239,14 +249,16 @@ Schedule default_schedule(const Spec& spec, const Target& t) {
   while (s.threads < 1024 && s.threads * 16 < elements) s.threads *= 2;
   // Resident CTAs per SM: as many as shared memory allows, at most 2, and never so many that a
   // thread gets fewer than 64 registers (65536 per SM).
-  auto blocks = [&](codegen::KernelKind kind) {
-    const long long bytes = codegen::generate(spec, s, kind).shared_bytes + 1024;
+  auto blocks = [&](bool backward) {
+    const long long bytes =
+        (backward ? backward_shared_bytes(footprint, s) : forward_shared_bytes(footprint, s)) +
+        1024;
     const long long by_registers = 65536 / (64LL * s.threads);
     return static_cast<int>(
         std::clamp<long long>(std::min(t.shared_bytes_per_sm / bytes, by_registers), 1, 2));
   };
-  s.forward_blocks_per_sm = blocks(codegen::KernelKind::forward);
-  s.backward_blocks_per_sm = blocks(codegen::KernelKind::backward);
+  s.forward_blocks_per_sm = blocks(false);
+  s.backward_blocks_per_sm = blocks(true);
   return s;
 }
 

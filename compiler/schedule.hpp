@@ -51,14 +51,6 @@ nlohmann::json schedule_to_json(const Schedule& s);
 Schedule schedule_from_json(const nlohmann::json& j);  // throws std::invalid_argument
 std::string canonical_schedule(const Schedule& s);     // compact JSON with sorted keys
 
-// The sizes a schedule must fit (computed by codegen's planner for the spec).
-struct Footprint {
-  long long forward_arena_floats = 0;
-  long long backward_arena_floats = 0;
-  long long state_floats = 0;
-};
-Footprint footprint(const Spec& spec);
-
 // Reasons the schedule is invalid for (spec, target); empty when valid.
 std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t);
 // Shared-memory bytes the forward / backward kernel needs under `s`.

@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "compiler/plan.hpp"
-#include "compiler/schedule.hpp"
 #include "compiler/spec.hpp"
 
 namespace ttt::tile {

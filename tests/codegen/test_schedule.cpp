@@ -1,6 +1,10 @@
 // test_schedule.cpp: schedule validity reasons, the default per target, JSON round trip.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "compiler/codegen.hpp"
+#include "compiler/plan.hpp"
 #include "compiler/schedule.hpp"
 
 namespace ttt {
@@ -73,6 +77,30 @@ TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
   EXPECT_EQ(bad.team_warps, 1);
   bad.team_warps = 2;
   EXPECT_TRUE(mentions(validate(s, bad, t), "does not split into 2 slices of 16"));
+}
+
+// The planner's footprint (no code generation) is what codegen lays out, for every example and
+// every placement of the arena lowering.
+TEST(Schedule, FootprintAgreesWithCodegenForEveryExample) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(TTTC_SOURCE_DIR) + "/examples")) {
+    if (e.path().extension() != ".json") continue;
+    const Spec spec = load_spec_file(e.path().string());
+    const plan::Footprint f = plan::footprint(spec);
+    EXPECT_EQ(f.state_floats, spec.state_floats());
+    for (Placement arena : {Placement::shared, Placement::global})
+      for (Placement state : {Placement::shared, Placement::global}) {
+        Schedule s;
+        s.forward_arena = s.backward_arena = arena;
+        s.forward_state = state;
+        const auto fwd = codegen::generate(spec, s, codegen::KernelKind::forward);
+        const auto bwd = codegen::generate(spec, s, codegen::KernelKind::backward);
+        EXPECT_EQ(forward_shared_bytes(spec, s), fwd.shared_bytes) << e.path();
+        EXPECT_EQ(backward_shared_bytes(spec, s), bwd.shared_bytes) << e.path();
+        EXPECT_EQ(f.forward_arena_floats, fwd.arena_floats) << e.path();
+        EXPECT_EQ(f.backward_arena_floats, bwd.arena_floats) << e.path();
+      }
+  }
 }
 
 TEST(Schedule, JsonRoundTripAndErrors) {
