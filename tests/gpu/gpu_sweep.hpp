@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "compiler/spec.hpp"
@@ -64,6 +65,23 @@ inline std::vector<SweepCase> gpu_sweep() {
             cases.push_back({s, i % 2 == 1, i % 5 == 2, T});
             ++i;
           }
+  // Edges of the tile lowering's default coverage that the product above misses: a mini-batch
+  // of 8 (padded to 16 rows), 32-token mini-batches, one-warp teams (f = 16) and 48-column slices
+  // (f = 96 over 2 warps).
+  for (auto [f, K, dtype] : {std::tuple{16, 8, DType::bf16}, std::tuple{16, 64, DType::f32},
+                             std::tuple{32, 32, DType::f16}, std::tuple{64, 8, DType::bf16},
+                             std::tuple{96, 16, DType::bf16}}) {
+    Spec s;
+    s.model = InnerModel::linear;
+    s.depth = 1;
+    s.name = "linear";
+    s.dtype = dtype;
+    s.precision = sweep_precision();
+    s.head_dim = f;
+    s.mini_batch = K;
+    s.checkpoint_group = 2;
+    cases.push_back({s, false, true, 3 * K + 3});
+  }
   return cases;
 }
 
