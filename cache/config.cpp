@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 
 #include "cache/warnings.hpp"
 
@@ -156,6 +157,15 @@ std::string format_duration(std::chrono::seconds d) {
   if (s < 2 * 3600) return fmt::format("{}m", s / 60);
   if (s < 2 * 86400) return fmt::format("{}h", s / 3600);
   return fmt::format("{}d", s / 86400);
+}
+
+std::string format_utc(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
 }
 
 }  // namespace ttt::cache

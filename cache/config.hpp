@@ -44,5 +44,7 @@ std::string format_size(std::uint64_t bytes);
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // Coarse human duration: "42s", "5m", "3h", "12d".
 std::string format_duration(std::chrono::seconds d);
+// A wall-clock time as ISO 8601 UTC, "2026-11-29T16:57:39Z" (entry metadata, cache commands).
+std::string format_utc(std::chrono::system_clock::time_point t);
 
 }  // namespace ttt::cache

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "cache/config.hpp"
 #include "cache/maintenance.hpp"
 #include "cache/stats.hpp"
 #include "cache/warnings.hpp"
@@ -23,15 +24,6 @@ std::int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::string iso_utc(Clock::time_point t) {
-  std::time_t secs = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
 }
 
 }  // namespace
@@ -94,7 +86,7 @@ Entry make_entry(const std::string& key, const KeyInputs& inputs,
       {"binary_kind", output.binary_kind},
       {"binary_size", output.binary.size()},
       {"binary_sha256", sha256_hex(output.binary)},
-      {"created", iso_utc(now)},
+      {"created", format_utc(now)},
       {"created_unix_ns", to_unix_ns(now)},
       {"compile_ms", output.compile_ms},
       {"registers", output.registers},

@@ -65,15 +65,6 @@ std::string ago(Clock::time_point t, Clock::time_point now) {
   return cache::format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - t)) + " ago";
 }
 
-std::string iso(Clock::time_point t) {
-  std::time_t secs = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 // Columns padded to their widest cell; columns listed in `right` are right-aligned (numbers).
 void print_table(const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows, const std::vector<int>& right) {
@@ -98,7 +89,7 @@ void print_table(const std::vector<std::string>& header,
 nlohmann::json summary_json(const cache::EntrySummary& e) {
   nlohmann::json j = {{"key", e.key},
                       {"file_size", e.file_size},
-                      {"last_use", iso(e.last_use)},
+                      {"last_use", cache::format_utc(e.last_use)},
                       {"last_use_unix_ns", cache::to_unix_ns(e.last_use)}};
   if (!e.error.empty()) j["error"] = e.error;
   if (e.metadata.is_object()) {
@@ -210,7 +201,7 @@ void run_show(const CacheArgs& opt) {
     if (!opt.source) meta.erase("source");
     if (meta.contains("spills")) meta["spill_bytes"] = meta["spills"];
     meta["file"] = store.entry_path(entry.key).string();
-    if (auto used = store.last_use(entry.key)) meta["last_use"] = iso(*used);
+    if (auto used = store.last_use(entry.key)) meta["last_use"] = cache::format_utc(*used);
     std::cout << meta.dump(2) << "\n";
     return;
   }
@@ -220,7 +211,8 @@ void run_show(const CacheArgs& opt) {
                         "compile_ms", "registers", "shared_bytes", "spills"})
     std::cout << fmt::format("{:<14}{}\n", f, str_field(meta, f));
   if (auto used = store.last_use(entry.key))
-    std::cout << fmt::format("{:<14}{} ({})\n", "last_use", iso(*used), ago(*used, Clock::now()));
+    std::cout << fmt::format("{:<14}{} ({})\n", "last_use", cache::format_utc(*used),
+                             ago(*used, Clock::now()));
   if (meta.contains("key_inputs") && meta["key_inputs"].is_object()) {
     std::cout << "key inputs:\n";
     for (const auto& [name, value] : meta["key_inputs"].items())
@@ -425,7 +417,7 @@ void run_stats(const CacheArgs& opt) {
     nlohmann::json j = {
         {"dir", store.root().string()},          {"entries", files.size()}, {"total_bytes", bytes},
         {"max_size", cache::default_max_size()}, {"hits", s.hits},          {"misses", s.misses}};
-    if (s.since) j["since"] = iso(*s.since);
+    if (s.since) j["since"] = cache::format_utc(*s.since);
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -436,7 +428,7 @@ void run_stats(const CacheArgs& opt) {
   std::cout << fmt::format("hits             {}{}\n", s.hits,
                            lookups ? fmt::format(" ({:.1f}%)", 100.0 * s.hits / lookups) : "");
   std::cout << fmt::format("misses           {}\n", s.misses);
-  std::cout << fmt::format("since            {}\n", s.since ? iso(*s.since) : "-");
+  std::cout << fmt::format("since            {}\n", s.since ? cache::format_utc(*s.since) : "-");
 }
 
 void run_clear(const CacheArgs& opt) {
