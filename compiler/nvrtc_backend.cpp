@@ -11,6 +11,7 @@
 #include <fstream>
 #include <regex>
 
+#include "compiler/arch.hpp"
 #include "compiler/hash.hpp"
 #include "templates/embedded.hpp"
 
@@ -22,18 +23,17 @@ void check(nvrtcResult r, const char* what) {
     throw std::runtime_error(fmt::format("NVRTC {} failed: {}", what, nvrtcGetErrorString(r)));
 }
 
-int arch_number(const std::string& arch) {  // "sm_90a" -> 90
-  std::smatch m;
-  static const std::regex re("sm_([0-9]+)a?");
-  if (!std::regex_match(arch, m, re))
+int checked_arch_number(const std::string& arch) {  // "sm_90a" -> 90
+  const int n = arch_number(arch);
+  if (n < 0)
     throw std::invalid_argument(fmt::format("'{}' is not an sm_XY GPU architecture", arch));
-  return std::stoi(m[1]);
+  return n;
 }
 
 // The NVRTC target for `arch`: itself if NVRTC can emit a CUBIN for it, else PTX for the newest
 // architecture it knows (the driver finishes the compile for the newer GPU).
 std::pair<std::string, bool> target_for(const std::string& arch) {
-  const int wanted = arch_number(arch);
+  const int wanted = checked_arch_number(arch);
   const auto archs = supported_archs();
   int newest = 0;
   for (const auto& a : archs) {

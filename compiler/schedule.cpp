@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "compiler/arch.hpp"
 #include "compiler/plan.hpp"
 #include "compiler/tile_lowering.hpp"
 
@@ -100,9 +101,7 @@ long long backward_shared_bytes(const Spec& spec, const Schedule& s) {
   return backward_shared_bytes(plan::footprint(spec), s);
 }
 
-static int arch_number(const Target& t) {
-  return std::atoi(t.arch.c_str() + (t.arch.rfind("sm_", 0) == 0 ? 3 : 0));
-}
+static int arch_number(const Target& t) { return ttt::arch_number(t.arch); }
 
 // Shared memory of one CTA of the tile lowering: every team's, the larger of the two kernels.
 static long long tile_shared_bytes(const Spec& spec, const Schedule& s) {

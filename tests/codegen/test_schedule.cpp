@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "compiler/arch.hpp"
 #include "compiler/codegen.hpp"
 #include "compiler/plan.hpp"
 #include "compiler/schedule.hpp"
@@ -101,6 +102,14 @@ TEST(Schedule, FootprintAgreesWithCodegenForEveryExample) {
         EXPECT_EQ(f.backward_arena_floats, bwd.arena_floats) << e.path();
       }
   }
+}
+
+TEST(Schedule, ArchitectureNamesParseInOnePlace) {
+  EXPECT_EQ(arch_number("sm_90a"), 90);
+  EXPECT_EQ(arch_number("sm_80"), 80);
+  EXPECT_EQ(arch_number("sm_120"), 120);
+  for (const char* bad : {"", "sm_", "sm_a", "sm_9x", "sm_90aa", "compute_90", "90", "SM_90"})
+    EXPECT_EQ(arch_number(bad), -1) << bad;
 }
 
 TEST(Schedule, JsonRoundTripAndErrors) {
