@@ -84,14 +84,7 @@ void run_reference(const ReferenceOptions& opt) {
     norms.emplace_back("out", frobenius(out.out));
     layers("W", "_final", out.W_final);
     layers("b", "_final", out.b_final);
-    for (const auto& [name, t] : {std::pair{"dq", &g.dq},
-                                  {"dk", &g.dk},
-                                  {"dv", &g.dv},
-                                  {"dlr", &g.dlr},
-                                  {"dtau", &g.dtau},
-                                  {"dgamma", &g.dgamma},
-                                  {"dbeta", &g.dbeta}})
-      norms.emplace_back(name, frobenius(*t));
+    for (const auto& [name, t] : g.named()) norms.emplace_back(name, frobenius(*t));
     layers("dW", "", g.dW);
     layers("db", "", g.db);
   } catch (const std::invalid_argument& e) {

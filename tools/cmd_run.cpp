@@ -268,14 +268,7 @@ RunTimes run_on_cpu(const Spec& spec, const run_io::RunInputs& r, bool backward,
     g = ref::backward(spec, in, *r.upstream);
   }
   times.backward_ms = ms_since(start);
-  for (const auto& [name, t] : {std::pair{"dq", &g.dq},
-                                {"dk", &g.dk},
-                                {"dv", &g.dv},
-                                {"dlr", &g.dlr},
-                                {"dtau", &g.dtau},
-                                {"dgamma", &g.dgamma},
-                                {"dbeta", &g.dbeta}})
-    out(name, t->shape, t->data);
+  for (const auto& [name, t] : g.named()) out(name, t->shape, t->data);
   for (size_t l = 0; l < g.dW.size(); ++l) {
     out(fmt::format("dW{}", l + 1), g.dW[l].shape, g.dW[l].data);
     out(fmt::format("db{}", l + 1), g.db[l].shape, g.db[l].data);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "compiler/spec.hpp"
@@ -53,6 +54,11 @@ struct Upstream {
 struct Grads {
   Tensor dq, dk, dv, dlr, dtau, dgamma, dbeta;
   std::vector<Tensor> dW, db;
+  // The gradients that are not per-layer, with the names `tttc run` and `reference` use.
+  std::vector<std::pair<const char*, const Tensor*>> named() const {
+    return {{"dq", &dq},     {"dk", &dk},         {"dv", &dv},      {"dlr", &dlr},
+            {"dtau", &dtau}, {"dgamma", &dgamma}, {"dbeta", &dbeta}};
+  }
 };
 
 // Seeded random inputs of valid ranges (lr > 0 small, tau >= 0, gamma near 1, states scaled so
