@@ -259,7 +259,8 @@ long long round16(long long n) { return (n + 15) / 16 * 16; }
 }  // namespace
 
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
-  if (schedule.lowering == "tile") return generate_tile(spec, schedule, kind);
+  if (lowering_of(schedule, kind == KernelKind::backward) == "tile")
+    return generate_tile(spec, schedule, kind);
   Generated g{.kind = kind,
               .kernel_name = fmt::format("tttc_{}", to_string(kind)),
               .threads = schedule.threads};

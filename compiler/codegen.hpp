@@ -25,7 +25,8 @@ struct Generated {
   int heads_per_cta = 1;           // (b, h) pairs one CTA computes: the grid is ceil(B*H / this)
 };
 
-// Dispatches on schedule.lowering: "tile" (tile_codegen.cpp) or "arena" (codegen.cpp).
+// Dispatches on the kernel's lowering (lowering_of): "tile" (tile_codegen.cpp) or "arena"
+// (codegen.cpp).
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
 Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind);
 

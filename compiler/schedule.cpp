@@ -36,6 +36,10 @@ Target Target::for_arch(const std::string& arch) {
 
 const char* to_string(Placement p) { return p == Placement::shared ? "shared" : "global"; }
 
+const std::string& lowering_of(const Schedule& s, bool backward) {
+  return backward ? s.backward_lowering : s.lowering;
+}
+
 static Placement placement_from(const nlohmann::json& j, const char* key) {
   const std::string v = j.at(key).get<std::string>();
   if (v == "shared") return Placement::shared;
@@ -45,6 +49,7 @@ static Placement placement_from(const nlohmann::json& j, const char* key) {
 
 nlohmann::json schedule_to_json(const Schedule& s) {
   return {{"lowering", s.lowering},
+          {"backward_lowering", s.backward_lowering},
           {"team_warps", s.team_warps},
           {"teams_per_cta", s.teams_per_cta},
           {"register_budget", s.register_budget},
@@ -64,6 +69,8 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     Schedule s;
     // Absent in schedules written before the tile lowering existed: those describe the arena.
     s.lowering = j.value("lowering", std::string("arena"));
+    // Absent in schedules written before the two kernels could differ: the forward's.
+    s.backward_lowering = j.value("backward_lowering", s.lowering);
     s.team_warps = j.value("team_warps", 1);
     s.teams_per_cta = j.value("teams_per_cta", 1);
     s.register_budget = j.value("register_budget", 224);
@@ -84,6 +91,23 @@ Schedule schedule_from_json(const nlohmann::json& j) {
 
 std::string canonical_schedule(const Schedule& s) { return schedule_to_json(s).dump(); }
 
+std::string describe_lowerings(const Spec& spec, const Schedule& s) {
+  std::string text;
+  for (bool backward : {false, true}) {
+    if (!(backward ? spec.build_backward : spec.build_forward)) continue;
+    if (!text.empty()) text += ", ";
+    text += backward ? "backward " : "forward ";
+    if (lowering_of(s, backward) == "tile")
+      text +=
+          fmt::format("tile ({} warps per team, {} teams per CTA)", s.team_warps, s.teams_per_cta);
+    else
+      text += fmt::format("arena ({} threads, {} CTAs per SM, {})", s.threads,
+                          backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm,
+                          backward ? s.backward_matmul : s.forward_matmul);
+  }
+  return text;
+}
+
 // The arena lowering's layouts (codegen.cpp): the arena first, then the state (forward only).
 static long long forward_shared_bytes(const plan::Footprint& f, const Schedule& s) {
   return 4 * ((s.forward_arena == Placement::shared ? f.forward_arena_floats : 0) +
@@ -103,19 +127,45 @@ long long backward_shared_bytes(const Spec& spec, const Schedule& s) {
 
 static int arch_number(const Target& t) { return ttt::arch_number(t.arch); }
 
-// Shared memory of one CTA of the tile lowering: every team's, the larger of the two kernels.
-static long long tile_shared_bytes(const Spec& spec, const Schedule& s) {
+// Which kernels a schedule gives to a lowering (only kernels the spec builds count).
+struct KernelSet {
+  bool forward = false, backward = false;
+  bool any() const { return forward || backward; }
+};
+static KernelSet kernels_on(const Spec& spec, const Schedule& s, const char* lowering) {
+  return {.forward = spec.build_forward && s.lowering == lowering,
+          .backward = spec.build_backward && s.backward_lowering == lowering};
+}
+
+// Shared memory of one CTA of the tile lowering: every team's, the larger of the kernels in `k`.
+static long long tile_shared_bytes(const Spec& spec, const Schedule& s, KernelSet k) {
   long long floats = 0;
   for (bool backward : {false, true})
-    if (backward ? spec.build_backward : spec.build_forward)
+    if (backward ? k.backward : k.forward)
       floats = std::max(
           floats,
           tile::team_footprint(spec, s.team_warps, backward, s.register_budget).team_floats());
   return 4 * floats * s.teams_per_cta;
 }
 
-static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& s,
-                                              const Target& t) {
+// The largest step's tensor-core products per warp over the kernels in `k`.
+static long long tile_mma_per_warp(const Spec& spec, const Schedule& s, KernelSet k) {
+  long long mma = 0;
+  for (bool backward : {false, true})
+    if (backward ? k.backward : k.forward)
+      mma = std::max(
+          mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget).mma_per_warp);
+  return mma;
+}
+
+// The heuristic leaves larger steps to the arena lowering: the tile lowering's straight-line code
+// grows with the products a warp issues, and NVRTC with it. Measured on the 2-core build machine
+// (sm_90a): 416 products (linear f = 64, K = 64) compile in 4.4 s; 688 (mlp2 f = 32, one warp)
+// in 14 s with 3 KB of spills, 2008 (its backward) in 58 s, 2528 (mlp2 f = 64) in 135 s.
+constexpr long long kMaxDefaultTileMma = 512;
+
+static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& s, const Target& t,
+                                              KernelSet k) {
   std::vector<std::string> reasons;
   if (s.team_warps != 1 && s.team_warps != 2 && s.team_warps != 4 && s.team_warps != 8)
     reasons.push_back(fmt::format("team_warps = {}: must be 1, 2, 4 or 8", s.team_warps));
@@ -127,79 +177,83 @@ static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& 
         s.teams_per_cta, t.max_threads, 32 * s.team_warps));
   if (s.register_budget < 32 || s.register_budget > 255)
     reasons.push_back(fmt::format("register_budget = {}: must be in 32..255", s.register_budget));
-  if (s.cluster != 1)
-    reasons.push_back(fmt::format(
-        "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
   if (arch_number(t) < 80)
     reasons.push_back(fmt::format(
         "lowering = 'tile' needs tensor cores with bf16 (sm_80 or newer); {} has none", t.arch));
   if (!reasons.empty()) return reasons;
-  for (const auto& r : tile::unsupported(spec, s.team_warps))
+  for (const auto& r : tile::unsupported(spec, s.team_warps, k.forward, k.backward))
     reasons.push_back("lowering = 'tile' cannot compile this spec: " + r);
   if (!reasons.empty()) return reasons;
-  const long long bytes = tile_shared_bytes(spec, s);
+  const long long bytes = tile_shared_bytes(spec, s, k);
   if (bytes > t.max_shared_bytes)
     reasons.push_back(fmt::format(
-        "lowering = 'tile' with {} teams of {} warps per CTA needs {} bytes of shared memory; {} "
-        "allows {}",
-        s.teams_per_cta, s.team_warps, bytes, t.arch, t.max_shared_bytes));
+        "lowering = 'tile' with {} teams of {} warps per CTA needs {} bytes of shared memory "
+        "({}); {} allows {}",
+        s.teams_per_cta, s.team_warps, bytes,
+        k.forward && k.backward ? "the larger kernel"
+        : k.forward             ? "forward kernel"
+                                : "backward kernel",
+        t.arch, t.max_shared_bytes));
   return reasons;
 }
 
-std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
-  if (s.lowering == "tile") return validate_tile(spec, s, t);
+static std::vector<std::string> validate_arena(const Spec& spec, const Schedule& s, const Target& t,
+                                               KernelSet k) {
   std::vector<std::string> reasons;
-  if (s.lowering != "arena")
-    reasons.push_back(fmt::format("lowering = '{}': must be tile or arena", s.lowering));
   if (s.threads < 64 || s.threads > t.max_threads || s.threads % 32 != 0)
     reasons.push_back(
         fmt::format("threads = {}: must be a multiple of 32 in 64..{}", s.threads, t.max_threads));
-  for (auto [value, name] : {std::pair{s.forward_blocks_per_sm, "forward_blocks_per_sm"},
-                             {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
-    if (value < 1 || value > 8)
-      reasons.push_back(fmt::format("{} = {}: must be in 1..8", name, value));
-  for (auto [value, name] :
-       {std::pair{&s.forward_matmul, "forward_matmul"}, {&s.backward_matmul, "backward_matmul"}})
-    if (*value != "simt_f32" && *value != "mma_bf16" && *value != "mma_bf16x3" &&
-        *value != "mma_bf16x6")
-      reasons.push_back(fmt::format(
-          "{} = '{}': must be simt_f32, mma_bf16, mma_bf16x3 or mma_bf16x6", name, *value));
-  if (s.cluster != 1)
-    reasons.push_back(fmt::format(
-        "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
-  // mma.sync with bf16 operands exists from sm_80 on.
-  for (auto [value, name] :
-       {std::pair{&s.forward_matmul, "forward_matmul"}, {&s.backward_matmul, "backward_matmul"}})
-    if (value->rfind("mma_", 0) == 0 && arch_number(t) < 80)
+  struct PerKernel {
+    bool used;
+    int blocks;
+    const char* blocks_name;
+    const std::string* matmul;
+    const char* matmul_name;
+  };
+  const PerKernel kernels[] = {{k.forward, s.forward_blocks_per_sm, "forward_blocks_per_sm",
+                                &s.forward_matmul, "forward_matmul"},
+                               {k.backward, s.backward_blocks_per_sm, "backward_blocks_per_sm",
+                                &s.backward_matmul, "backward_matmul"}};
+  for (const PerKernel& kernel : kernels) {
+    if (!kernel.used) continue;
+    if (kernel.blocks < 1 || kernel.blocks > 8)
+      reasons.push_back(fmt::format("{} = {}: must be in 1..8", kernel.blocks_name, kernel.blocks));
+    const std::string& flavour = *kernel.matmul;
+    if (flavour != "simt_f32" && flavour != "mma_bf16" && flavour != "mma_bf16x3" &&
+        flavour != "mma_bf16x6")
+      reasons.push_back(
+          fmt::format("{} = '{}': must be simt_f32, mma_bf16, mma_bf16x3 or mma_bf16x6",
+                      kernel.matmul_name, flavour));
+    // mma.sync with bf16 operands exists from sm_80 on.
+    else if (flavour.rfind("mma_", 0) == 0 && arch_number(t) < 80)
       reasons.push_back(
           fmt::format("{} = '{}' needs tensor cores with bf16 (sm_80 or newer); {} "
                       "has none: use simt_f32",
-                      name, *value, t.arch));
-  // __launch_bounds__(threads, n) must leave a thread at least 32 of the SM's 65536 registers
-  // and fit the SM's 2048 resident threads.
-  for (auto [blocks, name] : {std::pair{s.forward_blocks_per_sm, "forward_blocks_per_sm"},
-                              {s.backward_blocks_per_sm, "backward_blocks_per_sm"}})
-    if (s.threads * blocks > 2048)
+                      kernel.matmul_name, flavour, t.arch));
+    // __launch_bounds__(threads, n) must leave a thread at least 32 of the SM's 65536 registers
+    // and fit the SM's 2048 resident threads.
+    if (s.threads * kernel.blocks > 2048)
       reasons.push_back(
           fmt::format("{} = {} with {} threads: {} threads per SM, more than 2048 (and "
                       "fewer than 32 registers each)",
-                      name, blocks, s.threads, s.threads * blocks));
+                      kernel.blocks_name, kernel.blocks, s.threads, s.threads * kernel.blocks));
+  }
   if (!reasons.empty()) return reasons;
   const long long fwd = forward_shared_bytes(spec, s), bwd = backward_shared_bytes(spec, s);
-  if (spec.build_forward && fwd > t.max_shared_bytes)
+  if (k.forward && fwd > t.max_shared_bytes)
     reasons.push_back(fmt::format(
         "forward kernel needs {} bytes of shared memory ({} arena, {} state); {} allows {}", fwd,
         to_string(s.forward_arena), to_string(s.forward_state), t.arch, t.max_shared_bytes));
-  if (spec.build_backward && bwd > t.max_shared_bytes)
+  if (k.backward && bwd > t.max_shared_bytes)
     reasons.push_back(fmt::format("backward kernel needs {} bytes of shared memory; {} allows {}",
                                   bwd, t.arch, t.max_shared_bytes));
   // 1 KiB per resident CTA is reserved by the hardware.
-  if (spec.build_forward && (fwd + 1024) * s.forward_blocks_per_sm > t.shared_bytes_per_sm)
+  if (k.forward && (fwd + 1024) * s.forward_blocks_per_sm > t.shared_bytes_per_sm)
     reasons.push_back(
         fmt::format("forward_blocks_per_sm = {}: {} bytes of shared memory per CTA do "
                     "not fit {} times in one SM ({} bytes)",
                     s.forward_blocks_per_sm, fwd, s.forward_blocks_per_sm, t.shared_bytes_per_sm));
-  if (spec.build_backward && (bwd + 1024) * s.backward_blocks_per_sm > t.shared_bytes_per_sm)
+  if (k.backward && (bwd + 1024) * s.backward_blocks_per_sm > t.shared_bytes_per_sm)
     reasons.push_back(fmt::format(
         "backward_blocks_per_sm = {}: {} bytes of shared memory per CTA "
         "do not fit {} times in one SM ({} bytes)",
@@ -207,16 +261,49 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   return reasons;
 }
 
+std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
+  std::vector<std::string> reasons;
+  for (auto [value, name] :
+       {std::pair{&s.lowering, "lowering"}, {&s.backward_lowering, "backward_lowering"}})
+    if (*value != "tile" && *value != "arena")
+      reasons.push_back(fmt::format("{} = '{}': must be tile or arena", name, *value));
+  if (s.cluster != 1)
+    reasons.push_back(fmt::format(
+        "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
+  if (!reasons.empty()) return reasons;
+  if (const KernelSet tile = kernels_on(spec, s, "tile"); tile.any())
+    for (auto& r : validate_tile(spec, s, t, tile)) reasons.push_back(std::move(r));
+  if (const KernelSet arena = kernels_on(spec, s, "arena"); arena.any())
+    for (auto& r : validate_arena(spec, s, t, arena)) reasons.push_back(std::move(r));
+  return reasons;
+}
+
+static Schedule default_arena_schedule(const Spec& spec, const Target& t);
+
 Schedule default_schedule(const Spec& spec, const Target& t) {
-  Schedule s;
-  // The tile lowering wherever it can compile the spec and one team fits an SM's shared memory;
-  // its products follow the spec's precision (tile_lowering.cpp).
-  if (arch_number(t) >= 80 && tile::unsupported(spec, 1).empty()) {
+  Schedule s = default_arena_schedule(spec, t);
+  // The tile lowering for each kernel it can compile whose team fits an SM's shared memory (its
+  // products follow the spec's precision, tile_lowering.cpp): both kernels where both fit, else
+  // the forward alone (the backward's product scratch and adjoint state are the larger).
+  if (arch_number(t) < 80) return s;
+  for (const KernelSet k :
+       {KernelSet{spec.build_forward, spec.build_backward}, KernelSet{spec.build_forward, false}}) {
+    if (!k.any() || !tile::unsupported(spec, 1, k.forward, k.backward).empty()) continue;
     Schedule tile = s;
-    tile.lowering = "tile";
-    tile.team_warps = tile::default_team_warps(spec);
-    if (tile_shared_bytes(spec, tile) <= t.max_shared_bytes) return tile;
+    tile.team_warps = tile::default_team_warps(spec, k.forward, k.backward);
+    if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes ||
+        tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma)
+      continue;
+    if (k.forward) tile.lowering = "tile";
+    if (k.backward) tile.backward_lowering = "tile";
+    return tile;
   }
+  return s;
+}
+
+// The arena lowering for both kernels.
+static Schedule default_arena_schedule(const Spec& spec, const Target& t) {
+  Schedule s;
   // Arena lowering. Accurate: tensor cores where the spec's own precision is 16-bit (f32 specs
   // keep f32 arithmetic), with operands split in three bf16 parts: on the H100 sweep, plain bf16
   // operands put up to 4e-2 error into gradients and two parts still 4e-2 into one

@@ -16,10 +16,14 @@ namespace ttt {
 enum class Placement { shared, global };
 
 struct Schedule {
-  // "tile": one warp per (b, h) with every value in registers or the warp's own shared memory
-  // (tile_lowering.hpp); "arena": one CTA-wide pass per op over a shared or global arena. The
-  // fields below `lowering` up to `cluster` apply to the arena lowering only.
+  // "tile": a team of warps per (b, h) with every value in registers or the team's shared
+  // memory (tile_lowering.hpp); "arena": one CTA-wide pass per op over a shared or global arena.
+  // `lowering` is the forward kernel's, `backward_lowering` the backward kernel's: a spec whose
+  // backward does not fit the tile lowering can still run its forward there (the two kernels
+  // share only the checkpoints, whose layout is the same). team_warps .. register_budget apply
+  // to tile kernels, threads .. backward_matmul to arena kernels.
   std::string lowering = "arena";
+  std::string backward_lowering = "arena";
   int team_warps = 1;         // tile: warps per (b, h) team (1, 2, 4, 8): features split over them
   int teams_per_cta = 1;      // tile: teams per CTA
   int register_budget = 224;  // tile: f32 values per lane kept in registers before spilling
@@ -47,9 +51,14 @@ struct Target {
 };
 
 const char* to_string(Placement p);
+// The lowering of the backward (true) or forward (false) kernel.
+const std::string& lowering_of(const Schedule& s, bool backward);
 nlohmann::json schedule_to_json(const Schedule& s);
 Schedule schedule_from_json(const nlohmann::json& j);  // throws std::invalid_argument
 std::string canonical_schedule(const Schedule& s);     // compact JSON with sorted keys
+// One line per built kernel's lowering and its main knobs, for people: "forward tile (4 warps
+// per team, 1 team per CTA), backward arena (256 threads, 2 CTAs per SM, mma_bf16x6)".
+std::string describe_lowerings(const Spec& spec, const Schedule& s);
 
 // Reasons the schedule is invalid for (spec, target); empty when valid.
 std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t);

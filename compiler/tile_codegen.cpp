@@ -382,7 +382,7 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
     warp_floats = std::max(warp_floats, steps.back().second.smem_end);
   }
   const long long scratch = tile::scratch_floats(product_slot, row_slot);
-  const tile::StageLayout stage = tile::stage_layout(spec);
+  const tile::StageLayout stage = tile::stage_layout(spec, backward);
   warp_floats = (warp_floats + 15) / 16 * 16;
   const long long team_floats = scratch + 2 * stage.stage_bytes / 4 + warps * warp_floats;
   const int teams = schedule.teams_per_cta;
@@ -402,8 +402,9 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       "kWarpSmemFloats = {};\n",
       spec.state_floats(), team_floats, scratch, warp_floats);
   src += fmt::format(
-      "  static constexpr int kStageRowStride = {}, kStageTensorBytes = {}, kStageBytes = {};\n",
-      stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
+      "  static constexpr int kStageTensors = {}, kStageRowStride = {}, kStageTensorBytes = {}, "
+      "kStageBytes = {};\n",
+      stage.tensors, stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
   if (backward)
     src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
   src += "};\n";

@@ -64,6 +64,16 @@ int operand_parts(const Spec& spec, const std::string& name) {
   return spec.dtype == DType::f32 ? 3 : 2;
 }
 
+// m16n8k16-sized products per output tile for operands in pa and pb bf16 parts (parts i, j with
+// i + j below the larger count, tile.cuh), or tf32 (0 parts: two k8 products).
+int products_per_tile(int pa, int pb) {
+  if (pa == 0 || pb == 0) return 2;
+  int n = 0;
+  for (int i = 0; i < pa; ++i)
+    for (int j = 0; j < pb; ++j) n += i + j < std::max(pa, pb);
+  return n;
+}
+
 // Outputs stored (or accumulated) right where they are defined.
 bool stored_at_definition(const std::string& role) {
   return role == "O" || role == "dQ" || role == "dK" || role == "dV" || role == "dlr" ||
@@ -181,12 +191,13 @@ std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live
 int lane_floats(int rows, int cols) { return pad16(rows) * pad16(cols) / 32; }
 long long smem_floats(int rows, int cols) { return 1LL * pad16(rows) * (pad16(cols) + 8); }
 
-StageLayout stage_layout(const Spec& spec) {
+StageLayout stage_layout(const Spec& spec, bool backward_kernel) {
   StageLayout s;
+  s.tensors = backward_kernel ? 4 : 3;
   s.row_stride = spec.head_dim + 8;
   const long long rows = pad16(spec.mini_batch);
   s.tensor_bytes = (rows * s.row_stride * dtype_bytes(spec.dtype) + 15) / 16 * 16;
-  s.stage_bytes = 4 * s.tensor_bytes + rows * 4;
+  s.stage_bytes = s.tensors * s.tensor_bytes + rows * 4;
   return s;
 }
 
@@ -382,6 +393,21 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
     }
   }
 
+  // Tensor-core products one warp issues per step: straight-line code, so NVRTC's time and the
+  // kernel's size grow with it.
+  for (int i = 0; i < n; ++i) {
+    const ir::Op& op = p.ops[i];
+    if (!L.plan.live[i] || op.kind != ir::OpKind::matmul) continue;
+    const ir::Value& a = p.values[op.args[0]];
+    const bool partial = L.ops[i].reduce == TeamReduce::product_all ||
+                         L.ops[i].reduce == TeamReduce::product_scatter;
+    const int contraction = (op.trans_a ? a.rows : a.cols) / (partial ? warps : 1);
+    const long long tiles = 1LL * (pad16(L.place[i].rows) / 16) * (pad16(L.place[i].cols) / 8) *
+                            (pad16(contraction) / 16);
+    L.mma_per_warp += tiles * products_per_tile(operand_parts(spec, a.name),
+                                                operand_parts(spec, p.values[op.args[1]].name));
+  }
+
   // Lifetimes over op indices; outputs kept to the end of the step unless stored at once.
   std::vector<int> last_use(n, -1);
   std::vector<std::vector<int>> uses(n);
@@ -550,12 +576,12 @@ LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& 
   return L;
 }
 
-std::vector<std::string> unsupported(const Spec& spec, int warps) {
+std::vector<std::string> unsupported(const Spec& spec, int warps, bool forward, bool backward) {
   std::vector<std::string> reasons;
   if (warps < 1 || warps > 8) return {fmt::format("{} warps per team (1..8 allowed)", warps)};
   std::vector<plan::StepKind> kinds;
-  if (spec.build_forward) kinds.push_back(plan::StepKind::forward);
-  if (spec.build_backward) kinds.push_back(plan::StepKind::backward);
+  if (spec.build_forward && forward) kinds.push_back(plan::StepKind::forward);
+  if (spec.build_backward && backward) kinds.push_back(plan::StepKind::backward);
   for (plan::StepKind kind : kinds) {
     const plan::StepPlan plan = plan::plan_step(spec, kind);
     const ir::Program& p = plan.program;
@@ -579,12 +605,13 @@ std::vector<std::string> unsupported(const Spec& spec, int warps) {
   return reasons;
 }
 
-int default_team_warps(const Spec& spec) {
+int default_team_warps(const Spec& spec, bool forward, bool backward) {
   int warps = 1;
   int narrowest = spec.head_dim;
   for (int w : spec.widths()) narrowest = std::min(narrowest, w);
   for (int candidate : {2, 4, 8})
-    if (narrowest % (16 * candidate) == 0 && unsupported(spec, candidate).empty())
+    if (narrowest % (16 * candidate) == 0 &&
+        unsupported(spec, candidate, forward, backward).empty())
       warps = candidate;
   return warps;
 }
@@ -604,10 +631,11 @@ TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel,
     rows = std::max(rows, L.row_slot_floats);
     f.warp_floats = std::max(f.warp_floats, L.smem_end);
     f.peak_register_floats = std::max(f.peak_register_floats, L.peak_register_floats);
+    f.mma_per_warp = std::max(f.mma_per_warp, L.mma_per_warp);
   }
   f.warp_floats = (f.warp_floats + 15) / 16 * 16;
   f.scratch_floats = scratch_floats(product, rows);
-  f.stage_floats = 2 * stage_layout(spec).stage_bytes / 4;
+  f.stage_floats = 2 * stage_layout(spec, backward_kernel).stage_bytes / 4;
   return f;
 }
 

@@ -48,15 +48,17 @@ struct OpPlan {
 int lane_floats(int rows, int cols);
 // Floats a value of this shape takes in shared memory (padded rows, see tile.cuh).
 long long smem_floats(int rows, int cols);
-// A stage of the team's shared memory holding one mini-batch's tokens (Q, K, V, dO; rows padded
-// to 16, each row 8 elements longer than f against bank conflicts) and learning rates; the
-// driver copies step m + 1 into one stage while step m reads the other.
+// A stage of the team's shared memory holding one mini-batch's tokens (Q, K, V, and dO in the
+// backward kernel only; rows padded to 16, each row 8 elements longer than f against bank
+// conflicts) and learning rates; the driver copies step m + 1 into one stage while step m reads
+// the other.
 struct StageLayout {
+  int tensors = 4;             // token tensors per stage: 3 in the forward kernel, 4 backward
   int row_stride = 0;          // elements
   long long tensor_bytes = 0;  // one token tensor, 16-byte aligned
-  long long stage_bytes = 0;   // four tensors and the learning rates
+  long long stage_bytes = 0;   // the tensors and the learning rates
 };
-StageLayout stage_layout(const Spec& spec);
+StageLayout stage_layout(const Spec& spec, bool backward_kernel);
 
 // Where scratch slot 0..3 starts, and the scratch a team needs, given the slot sizes.
 long long scratch_offset(int slot, long long product_slot, long long row_slot);
@@ -84,17 +86,20 @@ struct LoweredStep {
   long long product_slot_floats = 0, row_slot_floats = 0;  // the largest needs of each kind
   bool ends_with_sync = false;   // the last reduction's slot is one a step may start with
   int peak_register_floats = 0;  // estimated, per lane
+  long long mma_per_warp = 0;    // m16n8k16 products one warp issues in the step
 };
 
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
                        int register_budget);
 
-// Why the tile lowering cannot compile `spec` with teams of `warps` warps (empty when it can).
-std::vector<std::string> unsupported(const Spec& spec, int warps = 1);
+// Why the tile lowering cannot compile the forward and/or backward kernel of `spec` with teams of
+// `warps` warps (empty when it can). Only kernels the spec builds are considered.
+std::vector<std::string> unsupported(const Spec& spec, int warps = 1, bool forward = true,
+                                     bool backward = true);
 
-// The team size the heuristic picks: column slices of 16, at most 8 warps, and 1 where a team
-// could not compile the spec.
-int default_team_warps(const Spec& spec);
+// The team size the heuristic picks for those kernels: column slices of 16, at most 8 warps, and
+// 1 where a team could not compile the spec.
+int default_team_warps(const Spec& spec, bool forward = true, bool backward = true);
 
 // Shared memory one team needs in the forward / backward kernel (floats: scratch plus every
 // warp's own), and the largest register estimate of its steps.
@@ -104,6 +109,7 @@ struct TeamFootprint {
   long long team_floats() const { return scratch_floats + stage_floats + warp_floats * warps; }
   int warps = 1;
   int peak_register_floats = 0;
+  long long mma_per_warp = 0;  // the largest step's (a measure of code size and compile time)
 };
 TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel,
                              int register_budget);

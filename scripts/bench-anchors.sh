@@ -34,7 +34,7 @@ row() {
   local extra=()
   if [[ -n $schedule ]]; then
     extra=(--schedule "$schedule")
-    lowering=$(grep -o '"lowering": *"[a-z]*"' "$schedule" | grep -o '[a-z]*"$' | tr -d '"')
+    lowering=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["lowering"] + "/" + s.get("backward_lowering", s["lowering"]))' "$schedule")
   fi
   local text
   text=$("$tttc" bench "$file" --shape "$shape" --runs "${RUNS:-20}" "${extra[@]}" 2>&1)
@@ -54,7 +54,7 @@ arena_schedule() {  # the heuristic arena schedule of a spec, as a file
   "$tttc" compile "$1" --arch sm_90a --json 2>/dev/null | python3 -c '
 import json, sys
 s = json.load(sys.stdin)[0]["schedule"]
-s["lowering"] = "arena"
+s["lowering"] = s["backward_lowering"] = "arena"
 s["forward_arena"] = s["forward_state"] = s["backward_arena"] = "shared"
 s["threads"] = 256
 s["forward_matmul"] = s["backward_matmul"] = "mma_bf16x6"

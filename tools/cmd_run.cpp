@@ -172,13 +172,9 @@ void add_bench(CLI::App& app) {
       fmt::print("{}\n", j.dump(2));
       return;
     }
-    if (used.lowering == "tile")
-      fmt::print("{} B={} H={} T={} lowering=tile teams/CTA={} precision={}: forward {:.3f} ms",
-                 o->spec, B, H, T, used.teams_per_cta, to_string(spec.precision), r.forward_ms);
-    else
-      fmt::print("{} B={} H={} T={} lowering=arena threads={} blocks/SM={}/{}: forward {:.3f} ms",
-                 o->spec, B, H, T, used.threads, used.forward_blocks_per_sm,
-                 used.backward_blocks_per_sm, r.forward_ms);
+    fmt::print("{} B={} H={} T={} precision={}: {}", o->spec, B, H, T, to_string(spec.precision),
+               describe_lowerings(spec, used));
+    fmt::print(": forward {:.3f} ms", r.forward_ms);
     if (r.backward_ms >= 0) fmt::print(", backward {:.3f} ms", r.backward_ms);
     fmt::print(" (median of {})\n", o->runs);
   });

@@ -87,12 +87,14 @@ template <class Cfg>
 struct Staging {
   using T = typename Cfg::Elem;
   char* stages;
-  // Tensor `which` (0 Q, 1 K, 2 V, 3 dO) and the learning rates of stage `buf`.
+  // Tensor `which` (0 Q, 1 K, 2 V, 3 dO: the backward kernel's stages only) and the learning
+  // rates of stage `buf`.
   __device__ __forceinline__ T* tensor(int buf, int which) const {
     return reinterpret_cast<T*>(stages + buf * Cfg::kStageBytes + which * Cfg::kStageTensorBytes);
   }
   __device__ __forceinline__ float* lr(int buf) const {
-    return reinterpret_cast<float*>(stages + buf * Cfg::kStageBytes + 4 * Cfg::kStageTensorBytes);
+    return reinterpret_cast<float*>(stages + buf * Cfg::kStageBytes +
+                                    Cfg::kStageTensors * Cfg::kStageTensorBytes);
   }
   template <class Params>
   __device__ __forceinline__ void issue(const Params& p, int b, int h, int m, int buf,
@@ -101,7 +103,7 @@ struct Staging {
     const int valid = min(Cfg::kK, static_cast<int>(p.T - t0));
     const int tid = team.rank * 32 + tile::lane_id(), threads = team.threads;
     const TokenTensor* tensors[4] = {&p.q, &p.k, &p.v, with_dout ? dout_of(p) : nullptr};
-    for (int which = 0; which < 4; ++which)
+    for (int which = 0; which < Cfg::kStageTensors; ++which)
       if (tensors[which])
         stage_tensor<Cfg, T>(tensor(buf, which), token_ptr<T>(*tensors[which], b, h, t0),
                              tensors[which]->stride_t, valid, tid, threads);
@@ -123,7 +125,8 @@ struct Staging {
   }
   // Points a step's context at stage `buf`.
   __device__ __forceinline__ void bind(StepContext<T>& c, int buf) const {
-    c.tq = tensor(buf, 0), c.tk = tensor(buf, 1), c.tv = tensor(buf, 2), c.tdo = tensor(buf, 3);
+    c.tq = tensor(buf, 0), c.tk = tensor(buf, 1), c.tv = tensor(buf, 2);
+    c.tdo = Cfg::kStageTensors > 3 ? tensor(buf, 3) : nullptr;
     c.lr = lr(buf);
   }
 };

@@ -59,6 +59,7 @@ TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
   const Target t = Target::for_arch("sm_90a");
   const Schedule d = default_schedule(s, t);
   EXPECT_EQ(d.lowering, "tile");
+  EXPECT_EQ(d.backward_lowering, "tile");
   EXPECT_EQ(d.team_warps, 4);  // 64 features in slices of 16
   EXPECT_TRUE(validate(s, d, t).empty());
   Schedule bad = d;
@@ -73,11 +74,48 @@ TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
   bad = d;
   bad.lowering = "magic";
   EXPECT_TRUE(mentions(validate(s, bad, t), "lowering = 'magic'"));
+  bad = d;
+  bad.backward_lowering = "magic";
+  EXPECT_TRUE(mentions(validate(s, bad, t), "backward_lowering = 'magic'"));
   s.head_dim = 16;  // one slice of 16 features: no split over 2 warps
   bad = default_schedule(s, t);
   EXPECT_EQ(bad.team_warps, 1);
   bad.team_warps = 2;
   EXPECT_TRUE(mentions(validate(s, bad, t), "does not split into 2 slices of 16"));
+}
+
+// Where only the forward kernel's team fits an SM, the forward alone takes the tile lowering; each
+// kernel is then checked under its own lowering's rules.
+TEST(Schedule, ForwardTakesTheTileLoweringWhenOnlyItFits) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 128;  // the backward's team needs more than 227 KiB
+  const Target t = Target::for_arch("sm_90a");
+  const Schedule d = default_schedule(s, t);
+  EXPECT_EQ(d.lowering, "tile");
+  EXPECT_EQ(d.backward_lowering, "arena");
+  EXPECT_EQ(d.team_warps, 8);
+  EXPECT_TRUE(validate(s, d, t).empty());
+  EXPECT_NE(describe_lowerings(s, d).find("forward tile (8 warps per team"), std::string::npos);
+  EXPECT_NE(describe_lowerings(s, d).find("backward arena"), std::string::npos);
+  EXPECT_EQ(codegen::generate(s, d, codegen::KernelKind::forward).source.find("(tile lowering)") ==
+                std::string::npos,
+            false);
+  EXPECT_EQ(codegen::generate(s, d, codegen::KernelKind::backward).source.find("(tile lowering)"),
+            std::string::npos);
+  Schedule both = d;
+  both.backward_lowering = "tile";
+  EXPECT_TRUE(mentions(validate(s, both, t), "bytes of shared memory"));
+  // The arena rules apply to the backward kernel only: a bad forward flavour is not used.
+  Schedule odd = d;
+  odd.forward_matmul = "magic";
+  EXPECT_TRUE(validate(s, odd, t).empty());
+  odd.backward_matmul = "magic";
+  EXPECT_TRUE(mentions(validate(s, odd, t), "backward_matmul = 'magic'"));
+  // A forward-only spec takes no backward rules at all.
+  s.build_backward = false;
+  EXPECT_TRUE(validate(s, odd, t).empty());
 }
 
 // The planner's footprint (no code generation) is what codegen lays out, for every example and
@@ -126,8 +164,15 @@ TEST(Schedule, JsonRoundTripAndErrors) {
   EXPECT_EQ(canonical_schedule(back), canonical_schedule(s));
   // Schedules written before the tile lowering describe the arena lowering.
   auto old = schedule_to_json(s);
-  for (const char* k : {"lowering", "team_warps", "teams_per_cta", "register_budget"}) old.erase(k);
+  for (const char* k :
+       {"lowering", "backward_lowering", "team_warps", "teams_per_cta", "register_budget"})
+    old.erase(k);
   EXPECT_EQ(schedule_from_json(old).lowering, "arena");
+  EXPECT_EQ(schedule_from_json(old).backward_lowering, "arena");
+  // Schedules written before the kernels could differ: the backward follows the forward.
+  auto one = schedule_to_json(s);
+  one.erase("backward_lowering");
+  EXPECT_EQ(schedule_from_json(one).backward_lowering, "tile");
   auto j = schedule_to_json(s);
   j["forward_state"] = "registers";
   EXPECT_THROW(schedule_from_json(j), std::invalid_argument);
