@@ -38,6 +38,8 @@ row() {
   fi
   local text
   text=$("$tttc" bench "$file" --shape "$shape" --runs "${RUNS:-20}" "${extra[@]}" 2>&1)
+  # The heuristic's choice, as tttc bench describes it ("forward tile (...), backward arena (...)").
+  [[ -z $schedule ]] && lowering=$(echo "$text" | grep -oE '(forward|backward) (tile|arena)' | awk '{print $2}' | paste -sd/)
   echo "== $label $(basename "$file") $shape $lowering" >>"$log"
   echo "$text" >>"$log"
   local fwd bwd
@@ -50,16 +52,21 @@ row() {
   echo "| $label | $(basename "$file" .json) | $shape | $lowering | $precision | ${fwd:-?} | ${bwd:-?} | ${total:-?} |" | tee -a "$table"
 }
 
-arena_schedule() {  # the heuristic arena schedule of a spec, as a file
+# arena_schedule SPEC [heuristic]: the arena lowering for both kernels, as a file: the heuristic's
+# arena knobs with "heuristic", else the best arena schedule measured at W1/W2's shape.
+arena_schedule() {
   "$tttc" compile "$1" --arch sm_90a --json 2>/dev/null | python3 -c '
 import json, sys
 s = json.load(sys.stdin)[0]["schedule"]
 s["lowering"] = s["backward_lowering"] = "arena"
+if len(sys.argv) > 1:
+    print(json.dumps(s))
+    raise SystemExit
 s["forward_arena"] = s["forward_state"] = s["backward_arena"] = "shared"
 s["threads"] = 256
 s["forward_matmul"] = s["backward_matmul"] = "mma_bf16x6"
 s["forward_blocks_per_sm"] = s["backward_blocks_per_sm"] = 2
-print(json.dumps(s))' >"$specs/arena.json"
+print(json.dumps(s))' ${2:+"$2"} >"$specs/arena.json"
   echo "$specs/arena.json"
 }
 
@@ -69,9 +76,11 @@ for r in $rows; do
       for p in accurate tf32 bf16; do row "W1/W2" "$(spec lin64 linear 1 64 16 true $p)" 16,12,2048; done
       row "W1/W2" "$(spec lin64 linear 1 64 16 true accurate)" 16,12,2048 "$(arena_schedule "$specs/lin64.json")" ;;
     f128)
-      for p in accurate tf32 bf16; do row "f=128" "$(spec lin128 linear 1 128 16 true $p)" 16,12,2048; done ;;
+      for p in accurate tf32 bf16; do row "f=128" "$(spec lin128 linear 1 128 16 true $p)" 16,12,2048; done
+      row "f=128" "$(spec lin128 linear 1 128 16 true accurate)" 16,12,2048 "$(arena_schedule "$specs/lin128.json" heuristic)" ;;
     k64)
-      for p in accurate tf32 bf16; do row "K=64" "$(spec lin64k64 linear 1 64 64 true $p)" 16,12,2048; done ;;
+      for p in accurate tf32 bf16; do row "K=64" "$(spec lin64k64 linear 1 64 64 true $p)" 16,12,2048; done
+      row "K=64" "$(spec lin64k64 linear 1 64 64 true accurate)" 16,12,2048 "$(arena_schedule "$specs/lin64k64.json" heuristic)" ;;
     mlp2)
       for p in accurate bf16; do row "W3/W4" "$(spec mlp2 mlp 2 64 16 true $p)" 16,12,2048; done ;;
     long)
