@@ -66,6 +66,9 @@ class Kernel {
  public:
   virtual ~Kernel() = default;
   virtual const Build& build_info() const = 0;
+  // The CUDA device ordinal the kernel is loaded on (its launches run in that device's primary
+  // context; memory for its arguments must live there).
+  virtual int device_ordinal() const = 0;
   virtual MemoryPlan memory(int B, int H, int T) const = 0;
   // Validates every argument (shape, dtype, strides, alignment, null) and launches on `stream`.
   // A null workspace makes the kernel use (and grow) its own buffer, one per stream.

@@ -59,6 +59,7 @@ class LoadedKernel final : public Kernel {
   }
 
   const Build& build_info() const override { return build_; }
+  int device_ordinal() const override { return device_.ordinal; }
   MemoryPlan memory(int B, int H, int T) const override {
     // From the build's own layouts: no code generation on the launch path.
     return memory_plan(build_.spec, B, H, T,

@@ -154,6 +154,9 @@ double median_ms(int runs, const std::function<void()>& launch) {
 }  // namespace
 
 Report run(const Spec& spec, const Options& o, const jit::Kernel& kernel) {
+  // The kernel's device context for the buffers below, on whichever thread calls: a kernel
+  // another thread loaded leaves this thread without a current context.
+  const driver::ContextScope scope(driver::device(kernel.device_ordinal()));
   Report report;
   const driver::Api& api = driver::api();
   const int B = o.B, H = o.H, T = o.T, f = spec.head_dim;
