@@ -72,16 +72,25 @@ std::error_code make_private_dirs(const std::filesystem::path& dir) {
 
 std::error_code write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                   WriteOptions options) {
-  const std::filesystem::path dir = path.parent_path();
+  return write_file_atomic(path, {data}, options);
+}
+
+std::error_code write_file_atomic(const std::filesystem::path& path,
+                                  std::initializer_list<std::string_view> pieces,
+                                  WriteOptions options) {
+  std::filesystem::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
   const std::filesystem::path temp = dir / temp_name(path);
-  Fd f{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
+  Fd f{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, options.mode)};
   if (f.fd < 0) return last_error();
   auto fail = [&](std::error_code ec) {
     ::unlink(temp.c_str());
     return ec;
   };
   if (::flock(f.fd, LOCK_EX) != 0) return fail(last_error());
-  if (auto ec = write_all(f.fd, data)) return fail(ec);
+  for (std::string_view piece : pieces)
+    if (auto ec = write_all(f.fd, piece)) return fail(ec);
+  // Flushed before the rename: otherwise a power loss after it can expose an empty file.
   if (options.durable && ::fsync(f.fd) != 0) return fail(last_error());
   if (::rename(temp.c_str(), path.c_str()) != 0) return fail(last_error());
   if (options.durable) return fsync_dir(dir);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -20,13 +21,18 @@ inline constexpr std::string_view kTempPrefix = ".tmp.";
 std::error_code make_private_dirs(const std::filesystem::path& dir);
 
 struct WriteOptions {
-  bool durable = true;  // fsync the file and its directory (entries); false for advisory files
+  bool durable = true;   // fsync the file and its directory (entries); false for advisory files
+  unsigned mode = 0600;  // of the new file (before the umask): private cache files by default
 };
 
 // Writes `data` to a temp file in path's directory and renames it over `path`, so readers see
 // either the old file or the complete new one. The temp file is flock'ed while it is written,
 // which lets gc tell an abandoned temp file (its writer died) from one in progress.
 std::error_code write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                                  WriteOptions options = {});
+// The same for a file made of several pieces written one after another (no concatenated copy).
+std::error_code write_file_atomic(const std::filesystem::path& path,
+                                  std::initializer_list<std::string_view> pieces,
                                   WriteOptions options = {});
 
 // Reads the whole file (or its first max_bytes); `error` is set on failure. A symbolic link is

@@ -1,6 +1,7 @@
-// npy.cpp: the .npy header parser/writer, POSIX file I/O (atomic writes) and the half/float
-// conversions declared in npy.hpp. The header is a Python dict literal; a small recursive-descent
-// parser for the literal subset NumPy emits avoids needing Python at run time.
+// npy.cpp: the .npy header parser/writer, POSIX file I/O (writes through the cache's atomic
+// publish) and the half/float conversions declared in npy.hpp. The header is a Python dict literal;
+// a small recursive-descent parser for the literal subset NumPy emits avoids needing Python at run
+// time.
 #include "runtime/npy/npy.hpp"
 
 #include <fcntl.h>
@@ -9,7 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <optional>
 #include <utility>
+
+#include "cache/fs.hpp"
 
 namespace ttt::npy {
 
@@ -412,20 +414,6 @@ std::size_t read_up_to(const std::string& path, int fd, uint8_t* out, std::size_
   return done;
 }
 
-// Returns false with errno set on failure.
-bool write_all(int fd, const uint8_t* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
@@ -631,40 +619,14 @@ void write(const std::string& path, const Array& array) {
   head.append(header_len - dict.size() - 1, ' ');
   head += '\n';
 
-  // A unique sibling name: same directory, so rename() is atomic (same file system). O_EXCL
-  // guards against collisions; mode 0666 lets the umask decide permissions, like a normal create.
-  static std::atomic<unsigned> counter{0};
-  std::string tmp;
-  int raw_fd = -1;
-  for (int attempt = 0; attempt < 100 && raw_fd < 0; ++attempt) {
-    tmp = fmt::format("{}.tmp-{}-{}", path, ::getpid(), counter.fetch_add(1));
-    raw_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (raw_fd < 0 && errno != EEXIST)
-      fail(path, fmt::format("cannot create temporary file {}: {}", tmp, os_error(errno)));
-  }
-  if (raw_fd < 0) fail(path, "cannot create a temporary file: too many name collisions");
-
-  {
-    Fd fd(raw_fd);
-    // Flush before rename: otherwise a power loss after the rename can expose an empty file.
-    bool ok = write_all(fd.get(), reinterpret_cast<const uint8_t*>(head.data()), head.size()) &&
-              write_all(fd.get(), array.bytes.data(), array.bytes.size()) &&
-              ::fsync(fd.get()) == 0 && ::close(fd.release()) == 0 &&
-              ::rename(tmp.c_str(), path.c_str()) == 0;
-    if (!ok) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      fail(path, "cannot write: " + os_error(err));
-    }
-  }
-  // Make the rename itself durable; best effort, since the data is already safely in place.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  // Readers see the old file or the complete new one (the kernel cache's atomic publish); the
+  // umask decides permissions, like a normal create.
+  const std::error_code error = cache::write_file_atomic(
+      path,
+      {head,
+       std::string_view(reinterpret_cast<const char*>(array.bytes.data()), array.bytes.size())},
+      {.durable = true, .mode = 0666});
+  if (error) fail(path, "cannot write: " + error.message());
 }
 
 // ---- Conversions ------------------------------------------------------------------------------
