@@ -110,10 +110,14 @@ std::vector<std::string> key_options(const std::string& arch) {
   return {"--gpu-architecture=" + target_for(arch).first, "-std=c++17", "--ptxas-options=-v"};
 }
 
-CompileResult compile(const std::string& source, const std::string& kernel_name,
-                      const std::string& arch) {
+namespace {
+
+// One NVRTC run for `target` ("sm_90a": a CUBIN, "compute_90a": PTX) with `options`.
+CompileResult run_nvrtc(const std::string& source, const std::string& kernel_name,
+                        const std::string& arch, const std::string& target,
+                        std::vector<std::string> options) {
   CompileResult r;
-  const auto [target, cubin] = target_for(arch);
+  const bool cubin = target.rfind("sm_", 0) == 0;
   r.target = target;
   r.binary_kind = cubin ? "cubin" : "ptx";
 
@@ -127,7 +131,6 @@ CompileResult compile(const std::string& source, const std::string& kernel_name,
   check(nvrtcCreateProgram(&prog, source.c_str(), "tttc_kernel.cu", static_cast<int>(names.size()),
                            texts.data(), names.data()),
         "create program");
-  std::vector<std::string> options = key_options(arch);
   const std::string home = cuda_home();
   for (const char* sub : {"/include", "/include/cccl"})
     if (std::filesystem::exists(home + sub)) options.push_back("-I" + home + sub);
@@ -162,6 +165,23 @@ CompileResult compile(const std::string& source, const std::string& kernel_name,
   r.compile_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   parse_resources(r, kernel_name);
+  return r;
+}
+
+}  // namespace
+
+CompileResult compile(const std::string& source, const std::string& kernel_name,
+                      const std::string& arch) {
+  return run_nvrtc(source, kernel_name, arch, target_for(arch).first, key_options(arch));
+}
+
+CompileResult compile_ptx(const std::string& source, const std::string& kernel_name,
+                          const std::string& arch) {
+  checked_arch_number(arch);
+  const std::string target = "compute_" + arch.substr(3);
+  CompileResult r =
+      run_nvrtc(source, kernel_name, arch, target, {"--gpu-architecture=" + target, "-std=c++17"});
+  while (!r.binary.empty() && r.binary.back() == '\0') r.binary.pop_back();  // text for people
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include "cli_common.hpp"
 #include "compiler/codegen.hpp"
 #include "compiler/ir.hpp"
+#include "compiler/nvrtc_backend.hpp"
 #include "compiler/plan.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/jit.hpp"
@@ -97,11 +98,11 @@ void add_compile(CLI::App& app) {
 void add_emit(CLI::App& app) {
   struct Options {
     std::string spec, arch, schedule, pass = "forward";
-    bool json = false;
+    bool json = false, ptx = false;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd =
-      app.add_subcommand("emit", "Print the generated CUDA source of one kernel of a spec.");
+  auto* cmd = app.add_subcommand(
+      "emit", "Print the generated CUDA source of one kernel of a spec, or (--ptx) its PTX.");
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
@@ -110,6 +111,9 @@ void add_emit(CLI::App& app) {
   cmd->add_flag("--json", o->json,
                 "print one JSON object: spec, name, kernel, arch, kernel_name, shared_bytes, "
                 "workspace_floats, schedule and source");
+  cmd->add_flag("--ptx", o->ptx,
+                "compile the source with NVRTC for the arch's virtual target (sm_90a -> "
+                "compute_90a) and print the PTX instead (with --json: a 'ptx' field as well)");
   cmd->callback([o] {
     const jit::KernelConfig c = config_for(o->spec, o->arch, o->schedule);
     const Target t = Target::for_arch(c.arch);
@@ -117,8 +121,10 @@ void add_emit(CLI::App& app) {
     const auto kind =
         o->pass == "forward" ? codegen::KernelKind::forward : codegen::KernelKind::backward;
     const codegen::Generated g = codegen::generate(c.spec, s, kind);
+    const std::string ptx =
+        o->ptx ? nvrtc::compile_ptx(g.source, g.kernel_name, c.arch).binary : std::string();
     if (!o->json) {
-      fmt::print("{}", g.source);
+      fmt::print("{}", o->ptx ? ptx : g.source);
       return;
     }
     const nlohmann::json j = {{"spec", o->spec},
@@ -130,7 +136,9 @@ void add_emit(CLI::App& app) {
                               {"workspace_floats", g.workspace_floats},
                               {"schedule", schedule_to_json(s)},
                               {"source", g.source}};
-    fmt::print("{}\n", j.dump(2));
+    nlohmann::json out = j;
+    if (o->ptx) out["ptx"] = ptx;
+    fmt::print("{}\n", out.dump(2));
   });
 }
 
