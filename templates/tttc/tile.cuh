@@ -274,6 +274,37 @@ __device__ __forceinline__ Parts<P> split(float2 x, float sign) {
   return p;
 }
 
+template <class T, int R, int C, int Stride>
+struct StagedTokens;
+
+// Block (bi, bj) of an operand as P bf16 parts, transposed if asked (the matmul's view).
+template <int P, bool Transpose, class X>
+__device__ __forceinline__ Parts<P> operand_block(const X& x, int bi, int bj, float sign) {
+  return split<P, Transpose>(x.get(bi, bj), sign);
+}
+// bf16 tokens staged in shared memory are their own single part: one ldmatrix per block, which
+// also transposes (.trans), instead of a load, two conversions to f32, a repack and a movmatrix.
+// Rows are 16-byte aligned: the stage's row stride and tensor offsets are multiples of 16 bytes.
+template <int P, bool Transpose, int R, int C, int Stride>
+__device__ __forceinline__ Parts<P> operand_block(const StagedTokens<bf16_t, R, C, Stride>& x,
+                                                  int bi, int bj, float sign) {
+  if constexpr (P != 1) {
+    return split<P, Transpose>(x.get(bi, bj), sign);
+  } else {
+    Parts<1> p;
+    const unsigned row = static_cast<unsigned>(
+        __cvta_generic_to_shared(x.base + (8 * bi + (threadIdx.x & 7)) * Stride + 8 * bj));
+    if constexpr (Transpose)
+      asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];"
+                   : "=r"(p.v[0])
+                   : "r"(row));
+    else
+      asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(p.v[0]) : "r"(row));
+    if (sign < 0.f) p.v[0] ^= 0x80008000u;  // exact: flips both halves' sign bits
+    return p;
+  }
+}
+
 __device__ __forceinline__ void mma_bf16(float (&acc)[4], unsigned a0, unsigned a1, unsigned a2,
                                          unsigned a3, unsigned b0, unsigned b1) {
   asm volatile(
@@ -369,13 +400,13 @@ __device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, fl
 #pragma unroll
   for (int i = 0; i < MB; ++i)
 #pragma unroll
-    for (int k = 0; k < KB; ++k) ap[i][k] = split<PA, TA>(TA ? a.get(k, i) : a.get(i, k), alpha);
+    for (int k = 0; k < KB; ++k) ap[i][k] = operand_block<PA, TA>(a, TA ? k : i, TA ? i : k, alpha);
 #pragma unroll
   for (int n = 0; n < NB; ++n) {
     // The B operand wants blocks of op(B)^T: B itself when TB, else B's blocks transposed.
     Parts<PB> bp[KB];
 #pragma unroll
-    for (int k = 0; k < KB; ++k) bp[k] = split<PB, !TB>(TB ? b.get(n, k) : b.get(k, n), 1.f);
+    for (int k = 0; k < KB; ++k) bp[k] = operand_block<PB, !TB>(b, TB ? n : k, TB ? k : n, 1.f);
 #pragma unroll
     for (int mi = 0; mi < MB / 2; ++mi) {
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
