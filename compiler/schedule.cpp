@@ -208,15 +208,19 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
 }
 
 Schedule default_schedule(const Spec& spec, const Target& t) {
-  Schedule s;
   // The tile lowering wherever it can compile the spec and one team fits an SM's shared memory;
   // its products follow the spec's precision (tile_lowering.cpp).
   if (arch_number(t) >= 80 && tile::unsupported(spec, 1).empty()) {
-    Schedule tile = s;
+    Schedule tile;
     tile.lowering = "tile";
     tile.team_warps = tile::default_team_warps(spec);
     if (tile_shared_bytes(spec, tile) <= t.max_shared_bytes) return tile;
   }
+  return default_arena_schedule(spec, t);
+}
+
+Schedule default_arena_schedule(const Spec& spec, const Target& t) {
+  Schedule s;
   // Arena lowering. Accurate: tensor cores where the spec's own precision is 16-bit (f32 specs
   // keep f32 arithmetic), with operands split in three bf16 parts: on the H100 sweep, plain bf16
   // operands put up to 4e-2 error into gradients and two parts still 4e-2 into one
