@@ -48,6 +48,9 @@ struct Build {
   std::optional<CompiledKernel> forward, backward;  // per the spec's passes
 };
 
+// What the kernels are compiled for: `arch`'s documented limits, or ("") device `ordinal`'s.
+Target target_for(const std::string& arch, int ordinal);
+
 // Generates and compiles (or loads from the cache) every pass of the spec. No GPU needed.
 // Throws std::invalid_argument for a schedule that cannot run on the target (with the reasons),
 // nvrtc::CompileError when NVRTC rejects the source.
