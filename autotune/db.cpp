@@ -64,11 +64,6 @@ DbFile parse_db(const std::string& text, const fs::path& path) {
       d.error = "checksum mismatch (the file was changed or corrupted)";
       return d;
     }
-    if (path.extension() == ".json" && path.stem() != fingerprint_id(f)) {
-      d.error = fmt::format("file name {} does not match its fingerprint ({})",
-                            path.filename().string(), fingerprint_id(f));
-      return d;
-    }
     d.fingerprint = f;
     d.records = std::move(records);
   } catch (const std::exception& e) {
@@ -95,7 +90,13 @@ static DbFile read_db(const fs::path& path) {
     d.error = fmt::format("cannot read: {}", ec.message());
     return d;
   }
-  return parse_db(text, path);
+  DbFile d = parse_db(text, path);
+  if (d.usable() && path.extension() == ".json" && path.stem() != fingerprint_id(*d.fingerprint)) {
+    d.error = fmt::format("file name {} does not match its fingerprint ({})",
+                          path.filename().string(), fingerprint_id(*d.fingerprint));
+    d.fingerprint.reset();
+  }
+  return d;
 }
 
 DbFile TuneDb::load(const Fingerprint& f) const {

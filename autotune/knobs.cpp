@@ -203,6 +203,18 @@ Enumeration enumerate(const Spec& spec, const Target& target, Pass pass) {
   return enumerate_passes(spec, target, {pass});
 }
 
+std::string schedule_summary(const Schedule& s, const Schedule& heuristic) {
+  const auto a = schedule_to_json(s), b = schedule_to_json(heuristic);
+  std::string out;
+  if (s.lowering != heuristic.lowering) out = "lowering=" + s.lowering;
+  for (const auto& [key, value] : a.items())
+    if (key != "lowering" && b.value(key, nlohmann::json()) != value) {
+      out += (out.empty() ? "" : " ") + key + "=" +
+             (value.is_string() ? value.get<std::string>() : value.dump());
+    }
+  return out.empty() ? "heuristic" : out;
+}
+
 std::vector<std::string> post_compile_reasons(const Resources& candidate,
                                               const Resources& heuristic, Pass pass) {
   std::vector<std::string> reasons;

@@ -60,6 +60,9 @@ Enumeration enumerate(const Spec& spec, const Target& target, Pass pass);
 // Number of schedule fields that differ (the enumeration's order).
 int distance(const Schedule& a, const Schedule& b);
 
+// A one-line summary of `s`: the fields that differ from `heuristic` ("heuristic" when none).
+std::string schedule_summary(const Schedule& s, const Schedule& heuristic);
+
 // Resources of a compiled kernel, for pruning after compilation.
 struct Resources {
   int registers = -1, spill_bytes = -1;

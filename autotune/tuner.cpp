@@ -108,18 +108,6 @@ CheckShape check_shape(const Spec& spec, int B, int H, int T) {
   return {std::min(B, 2), std::min(H, 2), std::min(T, t)};
 }
 
-std::string schedule_summary(const Schedule& s, const Schedule& heuristic) {
-  const auto a = schedule_to_json(s), b = schedule_to_json(heuristic);
-  std::string out;
-  if (s.lowering != heuristic.lowering) out = "lowering=" + s.lowering;
-  for (const auto& [key, value] : a.items())
-    if (key != "lowering" && b.value(key, nlohmann::json()) != value) {
-      out += (out.empty() ? "" : " ") + key + "=" +
-             (value.is_string() ? value.get<std::string>() : value.dump());
-    }
-  return out.empty() ? "heuristic" : out;
-}
-
 namespace {
 
 class JobRunner {

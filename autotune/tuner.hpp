@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/schedule.hpp"
 #include "compiler/spec.hpp"
 
 namespace ttt::autotune {
@@ -40,9 +41,6 @@ struct CheckShape {
   int B, H, T;
 };
 CheckShape check_shape(const Spec& spec, int B, int H, int T);
-
-// A one-line summary of `s`: the fields that differ from `heuristic` ("heuristic" when none).
-std::string schedule_summary(const Schedule& s, const Schedule& heuristic);
 
 // Runs every job; returns one JSON summary per job (docs/tuning.md describes the fields).
 // Throws driver::NoGpuError without a GPU.
