@@ -134,7 +134,9 @@ Measurement* find(Record& r, const Schedule& s) {
 }
 
 void merge(Record& into, const Record& from) {
-  std::vector<Measurement> candidates = std::move(into.candidates);
+  // Times taken on another length are not comparable: the newer measurements replace them.
+  std::vector<Measurement> candidates;
+  if (into.timed_T == from.timed_T) candidates = std::move(into.candidates);
   into = from;
   into.candidates = std::move(candidates);
   for (const auto& m : from.candidates) {

@@ -63,7 +63,8 @@ const Measurement* heuristic_measurement(const Record& r);
 // Candidates sorted: passed by time, then unchecked by time, then failed/pruned/errors.
 std::vector<const Measurement*> sorted_candidates(const Record& r);
 // Adds `from`'s candidates into `into` (a candidate of the same schedule is replaced by the one
-// of `from`); the other fields come from `from`.
+// of `from`; when the two were timed on different lengths, `from`'s replace all); the other
+// fields come from `from`.
 void merge(Record& into, const Record& from);
 Measurement* find(Record& r, const Schedule& s);
 
