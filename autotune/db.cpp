@@ -83,11 +83,15 @@ fs::path TuneDb::file_for(const Fingerprint& f) const {
 }
 
 static DbFile read_db(const fs::path& path) {
+  // Only files of this user that no one else can write (the kernel cache's trust rule).
   std::error_code ec;
-  const std::string text = cache::read_file(path, ec, 64ull << 20);
+  std::string untrusted;
+  const cache::TrustPolicy policy = cache::TrustPolicy::current_user();
+  const std::string text = cache::read_file(path, ec, 64ull << 20, &policy, &untrusted);
   if (ec) {
     DbFile d{.path = path};
-    d.error = fmt::format("cannot read: {}", ec.message());
+    d.error = untrusted.empty() ? fmt::format("cannot read: {}", ec.message())
+                                : fmt::format("not trusted: {}", untrusted);
     return d;
   }
   DbFile d = parse_db(text, path);

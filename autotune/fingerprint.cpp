@@ -59,18 +59,22 @@ std::vector<std::string> differing_fields(const Fingerprint& file, const Fingerp
 }
 
 std::string templates_hash() {
-  // Sorted by include name, each as name NUL text NUL, so the hash ignores embedding order.
-  std::vector<templates::Header> headers(templates::headers().begin(), templates::headers().end());
-  std::sort(headers.begin(), headers.end(),
-            [](const auto& a, const auto& b) { return std::string(a.name) < b.name; });
-  Sha256 h;
-  for (const auto& header : headers) {
-    h.update(header.name);
-    h.update(std::string_view("\0", 1));
-    h.update(header.text);
-    h.update(std::string_view("\0", 1));
-  }
-  return h.hex_digest();
+  static const std::string hash = [] {
+    // Sorted by include name, each as name NUL text NUL, so the hash ignores embedding order.
+    std::vector<templates::Header> headers(templates::headers().begin(),
+                                           templates::headers().end());
+    std::sort(headers.begin(), headers.end(),
+              [](const auto& a, const auto& b) { return std::string(a.name) < b.name; });
+    Sha256 h;
+    for (const auto& header : headers) {
+      h.update(header.name);
+      h.update(std::string_view("\0", 1));
+      h.update(header.text);
+      h.update(std::string_view("\0", 1));
+    }
+    return h.hex_digest();
+  }();
+  return hash;
 }
 
 std::string tttc_version() { return TTTC_VERSION; }

@@ -143,6 +143,18 @@ TEST(TuneDb, CorruptedAndTruncatedFilesAreDetectedAndNeverUsed) {
   }
 }
 
+TEST(TuneDb, AFileOthersCanWriteIsNotTrusted) {
+  TempDir dir;
+  TuneDb db(dir.path());
+  Fixture f;
+  db.put(test_fingerprint(), {f.fwd, f.bwd});
+  fs::permissions(db.file_for(test_fingerprint()), fs::perms::others_write, fs::perm_options::add);
+  const DbFile d = db.load(test_fingerprint());
+  EXPECT_FALSE(d.usable());
+  EXPECT_NE(d.error.find("not trusted"), std::string::npos) << d.error;
+  EXPECT_FALSE(choose(d, f.spec, 192).schedule);
+}
+
 TEST(TuneDb, AChangeInAnyFingerprintFieldMakesAnotherFile) {
   TempDir dir;
   TuneDb db(dir.path());
