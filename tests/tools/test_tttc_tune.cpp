@@ -57,7 +57,7 @@ TEST_F(TttcTune, ScheduleAndCompileUseTheTunedRecord) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   EXPECT_EQ(j["forward_matmul"], "simt_f32");  // the forward winner's
-  EXPECT_EQ(j["backward_arena"], "global");  // the backward winner's
+  EXPECT_EQ(j["backward_arena"], "global");    // the backward winner's
   EXPECT_EQ(j["backward_blocks_per_sm"], 1);
   EXPECT_EQ(j["threads"], 256);  // the failed candidate is never chosen
   r = run("schedule examples/mlp2.json --arch sm_90a");
