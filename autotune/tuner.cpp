@@ -28,35 +28,28 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-// A candidate's compile, done by the pool.
-struct Compiled {
-  std::optional<jit::Build> build;
-  std::string error;
-  double wall_ms = 0;
-};
-
 // Compiles candidates[i] in order on `threads` threads until told to stop; each slot's future
-// becomes ready when its compile ends (or is skipped: then it holds an error "skipped").
+// becomes ready when its compile ends (or is skipped: then it holds the error "skipped").
 class CompilePool {
  public:
-  CompilePool(const Spec& spec, const std::string& arch, const std::vector<Schedule>& candidates,
+  CompilePool(Backend& backend, const Spec& spec, const std::vector<Schedule>& candidates,
               int threads)
       : promises_(candidates.size()) {
     for (auto& p : promises_) futures_.push_back(p.get_future());
     for (int w = 0; w < threads; ++w)
-      workers_.emplace_back([this, &spec, arch, &candidates] {
+      workers_.emplace_back([this, &backend, &spec, &candidates] {
         for (size_t i; (i = next_++) < candidates.size();) {
-          Compiled c;
+          std::pair<CompileOutcome, double> c;
           if (stop_) {
-            c.error = "skipped";
+            c.first.error = "skipped";
           } else {
             const auto start = Clock::now();
             try {
-              c.build = jit::build({.spec = spec, .schedule = candidates[i], .arch = arch});
+              c.first = backend.compile(spec, candidates[i]);
             } catch (const std::exception& e) {
-              c.error = e.what();
+              c.first = {.ok = false, .error = e.what()};
             }
-            c.wall_ms = ms_since(start);
+            c.second = ms_since(start);
           }
           promises_[i].set_value(std::move(c));
         }
@@ -66,12 +59,13 @@ class CompilePool {
     stop_ = true;
     for (auto& w : workers_) w.join();
   }
-  Compiled take(size_t i) { return futures_[i].get(); }
+  // The outcome and the wall time of candidate i's compile.
+  std::pair<CompileOutcome, double> take(size_t i) { return futures_[i].get(); }
   void stop() { stop_ = true; }
 
  private:
-  std::vector<std::promise<Compiled>> promises_;
-  std::vector<std::future<Compiled>> futures_;
+  std::vector<std::promise<std::pair<CompileOutcome, double>>> promises_;
+  std::vector<std::future<std::pair<CompileOutcome, double>>> futures_;
   std::atomic<size_t> next_{0};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;
@@ -112,8 +106,9 @@ namespace {
 
 class JobRunner {
  public:
-  JobRunner(const TuneJob& job, const TuneOptions& o, Clock::time_point deadline)
-      : job_(job), o_(o), deadline_(deadline) {}
+  JobRunner(const TuneJob& job, const TuneOptions& o, Backend& backend, const TuneDb& db,
+            Clock::time_point deadline)
+      : job_(job), o_(o), backend_(backend), db_(db), deadline_(deadline) {}
 
   nlohmann::json run();
 
@@ -126,14 +121,16 @@ class JobRunner {
   }
   Record& record(Pass p) { return p == Pass::forward ? fwd_ : bwd_; }
   void save(const std::vector<const Measurement*>& fwd, const std::vector<const Measurement*>& bwd);
-  void measure(const Schedule& s, Compiled& c, size_t index, size_t count);
+  void measure(const Schedule& s, const CompileOutcome& c, double wall_ms, size_t index,
+               size_t count);
   bool check_candidate(const Schedule& s);
 
   const TuneJob& job_;
   const TuneOptions& o_;
+  Backend& backend_;
+  const TuneDb& db_;
   Clock::time_point deadline_, timing_deadline_;
   Fingerprint fingerprint_;
-  std::optional<TuneDb> db_;
   Schedule heuristic_;
   Resources heuristic_resources_[2];
   std::vector<Pass> passes_;
@@ -154,30 +151,30 @@ void JobRunner::save(const std::vector<const Measurement*>& fwd,
     r.updated = now_utc();
     delta.push_back(std::move(r));
   }
-  db_->put(fingerprint_, delta);
+  db_.put(fingerprint_, delta);
 }
 
-void JobRunner::measure(const Schedule& s, Compiled& c, size_t index, size_t count) {
+void JobRunner::measure(const Schedule& s, const CompileOutcome& c, double wall_ms, size_t index,
+                        size_t count) {
   Measurement m[2];
   for (Pass p : passes_) m[int(p)].schedule = s;
   std::vector<double> times[2];
   std::string status;
-  if (!c.build) {
+  if (!c.ok) {
     ++errors_;
     for (auto& x : m) x.check = kCheckError, x.note = c.error;
     status = "compile error: " + c.error.substr(0, c.error.find('\n'));
   } else {
     ++compiled_;
-    const jit::Build& b = *c.build;
     std::vector<std::string> reasons;
     for (Pass p : passes_) {
-      const auto& k = p == Pass::forward ? b.forward : b.backward;
+      const PassResources& k = c.pass[int(p)];
       Measurement& x = m[int(p)];
-      x.registers = k->registers;
-      x.spill_bytes = k->spill_bytes;
-      x.shared_bytes = k->generated.shared_bytes;
-      x.compile_ms = k->compile_ms;
-      const Resources r{k->registers, k->spill_bytes};
+      x.registers = k.registers;
+      x.spill_bytes = k.spill_bytes;
+      x.shared_bytes = k.shared_bytes;
+      x.compile_ms = k.compile_ms;
+      const Resources r{k.registers, k.spill_bytes};
       if (index == 0) heuristic_resources_[int(p)] = r;
       for (auto& why : post_compile_reasons(r, heuristic_resources_[int(p)], p))
         reasons.push_back(why);
@@ -188,23 +185,17 @@ void JobRunner::measure(const Schedule& s, Compiled& c, size_t index, size_t cou
       status = "pruned: " + reasons.front();
     } else {
       try {
-        auto kernel = jit::get_kernel({.spec = job_.spec, .schedule = s});
         for (int rep = 0; rep < o_.repeats; ++rep) {
-          const check::Report r = check::run(job_.spec,
-                                             {.B = job_.B,
-                                              .H = job_.H,
-                                              .T = timed_T_,
-                                              .backward = job_.spec.build_backward,
-                                              .compare = false,
-                                              .seed = uint64_t(rep + 1),
-                                              .timing_runs = o_.runs},
-                                             *kernel);
-          times[0].push_back(r.forward_ms);
-          times[1].push_back(r.backward_ms);
+          const auto [fwd, bwd] =
+              backend_.time(job_.spec, s, job_.B, job_.H, timed_T_, o_.runs, uint64_t(rep + 1));
+          times[0].push_back(fwd);
+          times[1].push_back(bwd);
         }
         ++timed_;
       } catch (const std::exception& e) {
         ++errors_;
+        times[0].clear();
+        times[1].clear();
         for (auto& x : m) x.check = kCheckError, x.note = e.what();
         status = fmt::format("run error: {}", e.what());
       }
@@ -232,11 +223,9 @@ void JobRunner::measure(const Schedule& s, Compiled& c, size_t index, size_t cou
         fmt::format(" {} {} ({})", p == Pass::forward ? "fwd" : "bwd",
                     x >= 0 ? fmt::format("{:.3f} ms", x) : "-", speedup(h ? h->median_ms : -1, x));
   }
-  log(fmt::format(
-      "[{}/{}] {} | compile {:.0f} ms{} |{} | {}", index + 1, count,
-      schedule_summary(s, heuristic_), c.wall_ms,
-      c.build && c.build->forward && c.build->forward->cache == "hit" ? " (cached)" : "",
-      times_text, status.empty() ? "unchecked" : status));
+  log(fmt::format("[{}/{}] {} | compile {:.0f} ms{} |{} | {}", index + 1, count,
+                  schedule_summary(s, heuristic_), wall_ms, c.cached ? " (cached)" : "", times_text,
+                  status.empty() ? "unchecked" : status));
 }
 
 // Checks `s` against the CPU reference (once per schedule); true when it passed.
@@ -246,19 +235,9 @@ bool JobRunner::check_candidate(const Schedule& s) {
   const CheckShape shape = check_shape(job_.spec, job_.B, job_.H, job_.T);
   std::string result = kCheckFail, note;
   try {
-    auto kernel = jit::get_kernel({.spec = job_.spec, .schedule = s});
-    const check::Report r = check::run(
-        job_.spec, {.B = shape.B, .H = shape.H, .T = shape.T, .backward = job_.spec.build_backward},
-        *kernel);
-    if (r.passed()) {
-      result = kCheckPass;
-    } else {
-      for (const auto* list : {&r.forward, &r.backward})
-        for (const auto& c : *list)
-          if (!c.passed() && note.empty())
-            note =
-                fmt::format("{}: rel error {:.2e} over {:.0e}", c.name, c.rel_error, c.tolerance);
-    }
+    const CheckOutcome outcome = backend_.check(job_.spec, s, shape);
+    if (outcome.passed) result = kCheckPass;
+    note = outcome.note;
   } catch (const std::exception& e) {
     note = e.what();
   }
@@ -277,11 +256,8 @@ nlohmann::json JobRunner::run() {
   timing_deadline_ = start + (deadline_ - start) * 4 / 5;
   const Spec& spec = job_.spec;
   passes_ = passes_of(spec);
-  const driver::Device& device = driver::current_device();
-  const Target target = jit::target_for("", device.ordinal);
-  const auto fp = jit::present_fingerprint(device.ordinal);
-  fingerprint_ = *fp;
-  db_.emplace(TuneDb::at_default_location());
+  const Target target = backend_.target();
+  fingerprint_ = backend_.fingerprint();
   heuristic_ = default_schedule(spec, target);
   timed_T_ = timed_length(spec, job_.T);
   const int bucket = launch_bucket(1LL * job_.B * job_.H, fingerprint_.sm_count);
@@ -299,7 +275,7 @@ nlohmann::json JobRunner::run() {
                .heuristic = canonical_schedule(heuristic_)};
   }
   // Resume: what an earlier run measured for this record at the same timed length.
-  const DbFile existing = db_->load(fingerprint_);
+  const DbFile existing = db_.load(fingerprint_);
   if (!existing.usable())
     log(fmt::format("warning: {}: {}; it will be set aside", existing.path.string(),
                     existing.error));
@@ -325,13 +301,13 @@ nlohmann::json JobRunner::run() {
   log(fmt::format(
       "tune {} B={} H={} T={} on {} ({} SMs): bucket w{}; {} candidates ({} in the knob products, "
       "{} pruned before compiling), {} already measured; timing on T={}{}",
-      job_.label, job_.B, job_.H, job_.T, device.name, fingerprint_.sm_count, bucket,
+      job_.label, job_.B, job_.H, job_.T, backend_.device_name(), fingerprint_.sm_count, bucket,
       e.candidates.size(), e.product_size, e.pruned.size(), resumed_, timed_T_,
       timed_T_ < job_.T ? fmt::format(" (shortened from {}: time is linear in T)", job_.T) : ""));
   {
     const int threads =
         o_.jobs > 0 ? o_.jobs : std::max(1, int(std::thread::hardware_concurrency()));
-    CompilePool pool(spec, target.arch, todo, threads);
+    CompilePool pool(backend_, spec, todo, threads);
     for (size_t i = 0; i < todo.size(); ++i) {
       if (out_of_time() && i > 0) {
         pool.stop();
@@ -340,8 +316,8 @@ nlohmann::json JobRunner::run() {
                         todo.size()));
         break;
       }
-      Compiled c = pool.take(i);
-      measure(todo[i], c, i, todo.size());
+      const auto [c, wall_ms] = pool.take(i);
+      measure(todo[i], c, wall_ms, i, todo.size());
     }
   }
   // The winners: per pass the fastest candidate that passes its check.
@@ -372,7 +348,7 @@ nlohmann::json JobRunner::run() {
   }
   int failed = 0;
   for (const auto& [k, v] : checked_) failed += v == kCheckFail;
-  const Choice choice = choose(db_->load(fingerprint_), spec, 1LL * job_.B * job_.H);
+  const Choice choice = choose(db_.load(fingerprint_), spec, 1LL * job_.B * job_.H);
   nlohmann::json summary = {
       {"spec", job_.label},
       {"name", spec.name},
@@ -401,7 +377,8 @@ nlohmann::json JobRunner::run() {
 
 }  // namespace
 
-nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options) {
+nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options, Backend& backend,
+                    const TuneDb& db) {
   nlohmann::json out = nlohmann::json::array();
   const auto end = Clock::now() + options.budget;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -410,9 +387,76 @@ nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options
     const auto left = end - Clock::now();
     if (left <= Clock::duration::zero()) break;
     const auto deadline = Clock::now() + left / static_cast<long>(jobs.size() - i);
-    out.push_back(JobRunner(jobs[i], options, deadline).run());
+    out.push_back(JobRunner(jobs[i], options, backend, db, deadline).run());
   }
   return out;
+}
+
+namespace {
+
+// The present GPU: jit::build compiles (through the cache), check::run times and checks.
+class GpuBackend : public Backend {
+ public:
+  GpuBackend()
+      : device_(driver::current_device()),
+        target_(jit::target_for("", device_.ordinal)),
+        fingerprint_(*jit::present_fingerprint(device_.ordinal)) {}
+  std::string device_name() override { return device_.name; }
+  Fingerprint fingerprint() override { return fingerprint_; }
+  Target target() override { return target_; }
+
+  CompileOutcome compile(const Spec& spec, const Schedule& s) override {
+    const jit::Build b = jit::build({.spec = spec, .schedule = s, .arch = target_.arch});
+    CompileOutcome c{.ok = true};
+    for (Pass p : passes_of(spec)) {
+      const auto& k = p == Pass::forward ? b.forward : b.backward;
+      c.pass[int(p)] = {k->registers, k->spill_bytes, k->generated.shared_bytes, k->compile_ms};
+      c.cached |= k->cache == "hit";
+    }
+    return c;
+  }
+
+  std::pair<double, double> time(const Spec& spec, const Schedule& s, int B, int H, int T, int runs,
+                                 uint64_t seed) override {
+    auto kernel = jit::get_kernel({.spec = spec, .schedule = s});  // a cache hit
+    const check::Report r = check::run(spec,
+                                       {.B = B,
+                                        .H = H,
+                                        .T = T,
+                                        .backward = spec.build_backward,
+                                        .compare = false,
+                                        .seed = seed,
+                                        .timing_runs = runs},
+                                       *kernel);
+    return {r.forward_ms, r.backward_ms};
+  }
+
+  CheckOutcome check(const Spec& spec, const Schedule& s, const CheckShape& shape) override {
+    auto kernel = jit::get_kernel({.spec = spec, .schedule = s});
+    const check::Report r = check::run(
+        spec, {.B = shape.B, .H = shape.H, .T = shape.T, .backward = spec.build_backward}, *kernel);
+    CheckOutcome c{.passed = r.passed()};
+    for (const auto* list : {&r.forward, &r.backward})
+      for (const auto& t : *list)
+        if (!t.passed() && c.note.empty())
+          c.note = fmt::format("{}: rel error {:.2e} over {:.0e}{}", t.name, t.rel_error,
+                               t.tolerance, t.finite ? "" : " (non-finite)");
+    return c;
+  }
+
+ private:
+  const driver::Device& device_;
+  Target target_;
+  Fingerprint fingerprint_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> gpu_backend() { return std::make_unique<GpuBackend>(); }
+
+nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options) {
+  auto backend = gpu_backend();
+  return tune(jobs, options, *backend, TuneDb::at_default_location());
 }
 
 }  // namespace ttt::autotune

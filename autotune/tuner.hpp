@@ -8,10 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "autotune/db.hpp"
 #include "compiler/schedule.hpp"
 #include "compiler/spec.hpp"
 
@@ -42,8 +44,46 @@ struct CheckShape {
 };
 CheckShape check_shape(const Spec& spec, int B, int H, int T);
 
-// Runs every job; returns one JSON summary per job (docs/tuning.md describes the fields).
-// Throws driver::NoGpuError without a GPU.
+// What the search needs from a device: the GPU's (gpu_backend) compiles with jit::build, times
+// with check::run's CUDA events and checks with check::run against the CPU reference; tests
+// substitute a fake to exercise the search without a GPU.
+struct PassResources {
+  int registers = -1, spill_bytes = -1;
+  long long shared_bytes = -1;
+  double compile_ms = 0;
+};
+struct CompileOutcome {
+  bool ok = false;
+  std::string error;  // when !ok
+  bool cached = false;
+  PassResources pass[2];  // by Pass
+};
+struct CheckOutcome {
+  bool passed = false;
+  std::string note;  // the first failing tensor, or the error
+};
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string device_name() = 0;
+  virtual Fingerprint fingerprint() = 0;
+  virtual Target target() = 0;
+  // Called from several threads at once.
+  virtual CompileOutcome compile(const Spec& spec, const Schedule& s) = 0;
+  // One repeat: the median forward and backward ms of `runs` launches (-1: not run). Throws on
+  // a launch error.
+  virtual std::pair<double, double> time(const Spec& spec, const Schedule& s, int B, int H, int T,
+                                         int runs, uint64_t seed) = 0;
+  virtual CheckOutcome check(const Spec& spec, const Schedule& s, const CheckShape& shape) = 0;
+};
+// The present GPU (TTTC_DEVICE); throws driver::NoGpuError without one.
+std::unique_ptr<Backend> gpu_backend();
+
+// Runs every job; returns one JSON summary per job (docs/tuning.md describes the fields),
+// recording into `db`.
+nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options, Backend& backend,
+                    const TuneDb& db);
+// The same on the GPU with the database under the cache directory.
 nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options);
 
 }  // namespace ttt::autotune
