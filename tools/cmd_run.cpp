@@ -138,7 +138,8 @@ void add_bench(CLI::App& app) {
                   "override the backward's occupancy target");
   cmd->add_flag("--json", o->json,
                 "print one JSON object: spec, device, arch, shape {B, H, T}, runs, schedule, "
-                "forward_ms, backward_ms (-1: not run)");
+                "schedule_source (explicit, tuned or heuristic), forward_ms, backward_ms (-1: "
+                "not run)");
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const auto [B, H, T] = parse_shape(o->shape);
@@ -172,6 +173,7 @@ void add_bench(CLI::App& app) {
                                 {"shape", shape_json(B, H, T)},
                                 {"runs", o->runs},
                                 {"schedule", schedule_to_json(used)},
+                                {"schedule_source", kernel->build_info().schedule_source},
                                 {"forward_ms", r.forward_ms},
                                 {"backward_ms", r.backward_ms}};
       fmt::print("{}\n", j.dump(2));

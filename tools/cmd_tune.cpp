@@ -73,7 +73,8 @@ void register_tune_commands(CLI::App& app) {
       "Subcommands inspect and edit the database.");
   cmd->add_option("SPEC", o->specs, "spec files (JSON)")->check(CLI::ExistingFile);
   cmd->add_option("--shape", o->shapes, "B,H,T to tune for (repeatable; default 16,12,2048)");
-  cmd->add_option("--budget", o->budget, "wall-time budget for the whole run, e.g. 90s, 10m, 1h");
+  cmd->add_option("--budget", o->budget,
+                  "wall-time budget for the whole run, e.g. 90s, 10m, 1h (default 10m)");
   cmd->add_option("--runs", o->runs, "timed launches per repeat (default 10)")
       ->check(CLI::Range(1, 10000));
   cmd->add_option("--repeats", o->repeats,
