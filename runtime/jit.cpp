@@ -25,6 +25,23 @@ std::map<std::string, std::string> header_hashes() {
   return hashes;
 }
 
+}  // namespace
+
+Target target_for(const std::string& arch, int ordinal) {
+  if (!arch.empty()) return Target::for_arch(arch);
+  const driver::Device& device = driver::device(ordinal);
+  Target t;
+  try {
+    t = Target::for_arch(device.arch);
+  } catch (const std::invalid_argument&) {
+    t.arch = device.arch;  // a GPU newer than the table: NVRTC emits PTX for it
+  }
+  t.max_shared_bytes = device.max_shared_optin;
+  return t;
+}
+
+namespace {
+
 CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
   CompiledKernel ck{.generated = codegen::generate(b.spec, b.schedule, kind)};
   const std::string& arch = b.target.arch;
@@ -66,19 +83,6 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
 }
 
 }  // namespace
-
-Target target_for(const std::string& arch, int ordinal) {
-  if (!arch.empty()) return Target::for_arch(arch);
-  const driver::Device& device = driver::device(ordinal);
-  Target t;
-  try {
-    t = Target::for_arch(device.arch);
-  } catch (const std::invalid_argument&) {
-    t.arch = device.arch;  // a GPU newer than the table: NVRTC emits PTX for it
-  }
-  t.max_shared_bytes = device.max_shared_optin;
-  return t;
-}
 
 Build build(const KernelConfig& config) {
   validate_spec(config.spec, config.spec.name.empty() ? "<spec>" : config.spec.name);

@@ -10,9 +10,11 @@
 # lines, its --json, each bench's output), OUT/test_gpu_tune.log (the GPU test, when its binary
 # sits next to tttc: scripts/device-bundle.sh puts it there).
 # Usage: scripts/gpu-tune.sh TTTC_BINARY OUT_DIR [SEED]
-#   env: ANCHOR_BUDGET (default 40s per anchor spec), RANDOM_BUDGET (9s per random spec),
+#   env: ANCHOR_BUDGET (default 30s per anchor spec), RANDOM_BUDGET (6s per random spec),
 #        RUNS (bench runs, default 10), NO_TEST=1 (skip the GPU test), TTTC_CACHE_DIR (default
 #        OUT/cache: a fresh cache, so the tuning wall time includes cold compiles).
+# Takes about 7 minutes on one H200 for the table (3 x 30 s + 20 x 6 s of tuning, plus compiles,
+# checks and benches), then about 2 minutes for the GPU test.
 # Needs on the device: the tttc binary (and its libraries: scripts/device-bundle.sh packs them
 # into .gpu/lib; export LD_LIBRARY_PATH=.gpu/lib), python3, the CUDA driver; run from anywhere.
 set -uo pipefail
@@ -23,7 +25,7 @@ bin=$(dirname "$tttc")
 mkdir -p "$out/specs" "$out/logs"
 out=$(realpath "$out")
 export TTTC_CACHE_DIR=${TTTC_CACHE_DIR:-$out/cache}
-anchor_budget=${ANCHOR_BUDGET:-40s} random_budget=${RANDOM_BUDGET:-9s} runs=${RUNS:-10}
+anchor_budget=${ANCHOR_BUDGET:-30s} random_budget=${RANDOM_BUDGET:-6s} runs=${RUNS:-10}
 table=$out/gpu-tune.md
 seconds() { local d=$1; case $d in *s) echo "${d%s}" ;; *m) echo $((${d%m} * 60)) ;; *) echo "$d" ;; esac; }
 
@@ -54,13 +56,13 @@ row() {
   echo "== $name $shape: tuning (budget $budget)" >&2
   local start end rc
   start=$(date +%s.%N)
-  timeout $(($(seconds "$budget") + 180)) "$tttc" tune "$file" --shape "$shape" --budget "$budget" --json \
+  timeout $(($(seconds "$budget") + 90)) "$tttc" tune "$file" --shape "$shape" --budget "$budget" --json \
     >"$log.tune.json" 2> >(tee "$log.tune.log" >&2)
   rc=$?
   end=$(date +%s.%N)
-  TTTC_AUTOTUNE=off timeout 300 "$tttc" bench "$file" --shape "$shape" --runs "$runs" --json \
+  TTTC_AUTOTUNE=off timeout 120 "$tttc" bench "$file" --shape "$shape" --runs "$runs" --json \
     >"$log.bench-heuristic.json" 2>&1
-  timeout 300 "$tttc" bench "$file" --shape "$shape" --runs "$runs" --tuned --json \
+  timeout 120 "$tttc" bench "$file" --shape "$shape" --runs "$runs" --tuned --json \
     >"$log.bench-tuned.json" 2>&1
   python3 - "$labels" "$name" "$shape" "$log" "$start" "$end" "$rc" >>"$table" <<'PY'
 import json, sys
@@ -136,7 +138,7 @@ done <"$out/specs/random.txt"
 if [[ -z ${NO_TEST:-} && -x $bin/test_gpu_tune ]]; then
   echo "== test_gpu_tune" >&2
   TTTC_TEST_BINARY=$tttc TTTC_TEST_SOURCE_DIR=$root TTTC_TEST_TUNE_PROBE=$bin/tttc_tune_probe \
-    timeout 600 "$bin/test_gpu_tune" >"$out/test_gpu_tune.log" 2>&1
+    timeout 420 "$bin/test_gpu_tune" >"$out/test_gpu_tune.log" 2>&1
   echo "test_gpu_tune: exit $? (log: $out/test_gpu_tune.log)" | tee -a "$table"
 fi
 "$tttc" tune ls >"$out/logs/tune-ls.txt" 2>&1

@@ -32,7 +32,7 @@ TEST_F(TttcCli, GpuTuneTwoSpecsThenANewProcessUsesTheRecords) {
   EXPECT_EQ(nlohmann::json::parse(p.out)["schedule_source"], "heuristic") << p.out;
 
   auto r = tttc(
-      "tune examples/mlp2.json examples/linear-f32-d32.json --shape 4,8,512 --budget 240s "
+      "tune examples/mlp2.json examples/linear-f32-d32.json --shape 4,8,512 --budget 150s "
       "--max-candidates 6 --runs 5 --repeats 2 --json",
       cache_);
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -62,7 +62,7 @@ TEST_F(TttcCli, GpuTuneTwoSpecsThenANewProcessUsesTheRecords) {
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("* "), std::string::npos) << r.out;
   // Resuming: a second run with the same cap measures nothing new.
-  r = tttc("tune examples/mlp2.json --shape 4,8,512 --budget 120s --max-candidates 6 --json",
+  r = tttc("tune examples/mlp2.json --shape 4,8,512 --budget 60s --max-candidates 3 --json",
            cache_);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto again = nlohmann::json::parse(r.out.substr(r.out.find("{\n")));
