@@ -278,8 +278,6 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   return reasons;
 }
 
-static Schedule default_arena_schedule(const Spec& spec, const Target& t);
-
 Schedule default_schedule(const Spec& spec, const Target& t) {
   Schedule s = default_arena_schedule(spec, t);
   // The tile lowering for each kernel it can compile whose team fits an SM's shared memory (its
@@ -302,7 +300,7 @@ Schedule default_schedule(const Spec& spec, const Target& t) {
 }
 
 // The arena lowering for both kernels.
-static Schedule default_arena_schedule(const Spec& spec, const Target& t) {
+Schedule default_arena_schedule(const Spec& spec, const Target& t) {
   Schedule s;
   // Arena lowering. Accurate: tensor cores where the spec's own precision is 16-bit (f32 specs
   // keep f32 arithmetic), with operands split in three bf16 parts: on the H100 sweep, plain bf16

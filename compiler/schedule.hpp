@@ -67,5 +67,8 @@ long long forward_shared_bytes(const Spec& spec, const Schedule& s);
 long long backward_shared_bytes(const Spec& spec, const Schedule& s);
 // The default schedule: the arena and state on chip when they fit, else in global memory.
 Schedule default_schedule(const Spec& spec, const Target& t);
+// The heuristic's arena-lowering schedule (what default_schedule returns when the tile lowering
+// cannot take the spec); the tuner starts its arena candidates from it.
+Schedule default_arena_schedule(const Spec& spec, const Target& t);
 
 }  // namespace ttt

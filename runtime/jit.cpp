@@ -13,6 +13,7 @@
 #include "compiler/nvrtc_backend.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/kernel_impl.hpp"
+#include "runtime/tuned.hpp"
 #include "templates/embedded.hpp"
 
 namespace ttt::jit {
@@ -23,6 +24,8 @@ std::map<std::string, std::string> header_hashes() {
   for (const auto& h : templates::headers()) hashes[h.name] = sha256_hex(h.text);
   return hashes;
 }
+
+}  // namespace
 
 Target target_for(const std::string& arch, int ordinal) {
   if (!arch.empty()) return Target::for_arch(arch);
@@ -36,6 +39,8 @@ Target target_for(const std::string& arch, int ordinal) {
   t.max_shared_bytes = device.max_shared_optin;
   return t;
 }
+
+namespace {
 
 CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
   CompiledKernel ck{.generated = codegen::generate(b.spec, b.schedule, kind)};
@@ -82,7 +87,18 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
 Build build(const KernelConfig& config) {
   validate_spec(config.spec, config.spec.name.empty() ? "<spec>" : config.spec.name);
   Build b{.spec = config.spec, .target = target_for(config.arch, config.device)};
-  b.schedule = config.schedule ? *config.schedule : default_schedule(b.spec, b.target);
+  // An explicit schedule, else a tuned record for this device and launch size, else the heuristic.
+  if (config.schedule) {
+    b.schedule = *config.schedule;
+    b.schedule_source = "explicit";
+  } else if (auto tuned = tuned_schedule(b.spec, b.target, config.device, config.launch_heads);
+             tuned.schedule) {
+    b.schedule = *tuned.schedule;
+    b.schedule_source = "tuned";
+  } else {
+    b.schedule = default_schedule(b.spec, b.target);
+    b.schedule_source = "heuristic";
+  }
   if (auto reasons = validate(b.spec, b.schedule, b.target); !reasons.empty()) {
     std::string text =
         fmt::format("spec '{}' cannot run on {} with schedule {}:",
@@ -130,9 +146,9 @@ std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {
   const driver::Device& device = driver::device(config.device);
   const std::string arch = config.arch.empty() ? device.arch : config.arch;
   const std::string id =
-      fmt::format("{}|{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
-                  config.schedule ? canonical_schedule(*config.schedule) : "", arch,
-                  device.ordinal);
+      fmt::format("{}|{}|{}|{}|{}|{}", canonical_json(config.spec), config.spec.name,
+                  config.schedule ? canonical_schedule(*config.schedule) : "", arch, device.ordinal,
+                  config.launch_heads);
   struct Slot {
     std::once_flag once;
     std::shared_ptr<const Kernel> kernel;
@@ -147,7 +163,8 @@ std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {
     slot = s;
   }
   // call_once lets exactly one thread build; if it throws, the next caller tries again.
-  std::call_once(slot->once, [&] { slot->kernel = make_loaded_kernel(build(config), device.ordinal); });
+  std::call_once(slot->once,
+                 [&] { slot->kernel = make_loaded_kernel(build(config), device.ordinal); });
   return slot->kernel;
 }
 

@@ -24,6 +24,10 @@ struct KernelConfig {
   // CUDA device ordinal that get_kernel loads on (and whose arch "" means); -1 = TTTC_DEVICE,
   // default 0. get_kernel keeps one loaded kernel per device.
   int device = -1;
+  // B*H of the launches this kernel will serve (0: unknown): picks the launch bucket of a tuned
+  // record (docs/tuning.md). Without a schedule, a tuned record for this device comes before the
+  // heuristic (TTTC_AUTOTUNE).
+  long long launch_heads = 0;
 };
 
 // One compiled kernel (forward or backward) and how it was obtained.
@@ -39,9 +43,13 @@ struct CompiledKernel {
 struct Build {
   Spec spec;
   Schedule schedule;
+  std::string schedule_source;  // "explicit", "tuned" or "heuristic"
   Target target;
   std::optional<CompiledKernel> forward, backward;  // per the spec's passes
 };
+
+// What the kernels are compiled for: `arch`'s documented limits, or ("") device `ordinal`'s.
+Target target_for(const std::string& arch, int ordinal);
 
 // Generates and compiles (or loads from the cache) every pass of the spec. No GPU needed.
 // Throws std::invalid_argument for a schedule that cannot run on the target (with the reasons),

@@ -40,6 +40,19 @@ CLI::Option* add_arch_option(CLI::App& cmd, std::string& arch);
 jit::KernelConfig config_for(const std::string& spec_path, const std::string& arch,
                              const std::string& schedule_path);
 
+// --schedule FILE and --tuned (check, run, bench): where a kernel's schedule comes from.
+struct ScheduleOptions {
+  std::string file;    // an explicit schedule
+  bool tuned = false;  // the tuned record for this device and launch size, or an error
+};
+void add_schedule_options(CLI::App& cmd, ScheduleOptions& o);
+// The kernel configuration for `spec` under `o` for launches of `heads` = B*H: the file's
+// schedule, the tuned one (--tuned: an error naming why there is none), else get_kernel's own
+// choice (tuned record when present, else the heuristic; TTTC_AUTOTUNE).
+jit::KernelConfig kernel_config(const Spec& spec, const ScheduleOptions& o, long long heads);
+// Reads a schedule JSON file; errors name the file.
+Schedule load_schedule_file(const std::string& path);
+
 // `tttc --version`: tttc, NVRTC, template hash and cache format versions (version.cpp).
 std::string version_text();
 
@@ -54,5 +67,7 @@ SpecKeyInputs spec_key_inputs();
 void register_cache_commands(CLI::App& app, SpecKeyInputs spec_keys = {});  // tttc cache ...
 void register_compile_commands(CLI::App& app);  // tttc compile, tttc emit
 void register_run_commands(CLI::App& app);      // tttc run, tttc check
+void register_tune_commands(CLI::App& app);     // tttc tune [ls|show|explain|rm|clear|...]
+void register_schedule_command(CLI::App& app);  // tttc schedule
 
 }  // namespace ttt::cli

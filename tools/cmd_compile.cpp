@@ -14,6 +14,7 @@
 #include "runtime/driver.hpp"
 #include "runtime/jit.hpp"
 #include "tools/progress.hpp"
+#include "tools/shape.hpp"
 
 namespace ttt::cli {
 namespace {
@@ -21,7 +22,7 @@ namespace {
 void add_compile(CLI::App& app) {
   struct Options {
     std::vector<std::string> specs;
-    std::string arch, schedule;
+    std::string arch, schedule, shape;
     bool json = false, memory_only = false;
   };
   auto o = std::make_shared<Options>();
@@ -32,7 +33,12 @@ void add_compile(CLI::App& app) {
   cmd->add_option("SPEC", o->specs, "spec files (JSON)")->required()->check(CLI::ExistingFile);
   add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
-  cmd->add_flag("--json", o->json, "print a JSON list, one object per kernel");
+  cmd->add_option("--shape", o->shape,
+                  "B,H,T of the launches to serve: picks the launch bucket of a tuned record "
+                  "(default: the largest bucket tuned; docs/tuning.md)");
+  cmd->add_flag("--json", o->json,
+                "print a JSON list, one object per kernel (schedule_source: explicit, tuned or "
+                "heuristic)");
   cmd->add_flag("--memory-only", o->memory_only,
                 "succeed even when the kernels cannot be saved in the cache (read-only, refused "
                 "or disabled); without it that is an error (exit 5)");
@@ -46,7 +52,12 @@ void add_compile(CLI::App& app) {
     for (size_t i = 0; i < o->specs.size(); ++i) {
       const std::string& path = o->specs[i];
       if (o->specs.size() > 1) progress_step(i + 1, o->specs.size(), "compiling " + path);
-      const jit::Build b = jit::build(config_for(path, o->arch, o->schedule));
+      jit::KernelConfig config = config_for(path, o->arch, o->schedule);
+      if (!o->shape.empty()) {
+        const auto [B, H, T] = parse_shape(o->shape);
+        config.launch_heads = 1LL * B * H;
+      }
+      const jit::Build b = jit::build(config);
       progress_done();
       for (const auto* k : {&b.forward, &b.backward}) {
         if (!*k) continue;
@@ -63,17 +74,18 @@ void add_compile(CLI::App& app) {
                               {"shared_bytes", ck.generated.shared_bytes},
                               {"spill_bytes", ck.spill_bytes},
                               {"binary_kind", ck.binary_kind},
-                              {"schedule", schedule_to_json(b.schedule)}};
+                              {"schedule", schedule_to_json(b.schedule)},
+                              {"schedule_source", b.schedule_source}};
         if (o->json) {
           list.push_back(row);
           continue;
         }
         fmt::print(
             "{} {:8} {} {:<4} key {}  compile {:.0f} ms{}  registers {}  shared {} B  spills {} "
-            "B\n",
+            "B  schedule {}\n",
             path, codegen::to_string(ck.generated.kind), b.target.arch, ck.cache,
             ck.key.substr(0, 16), ck.compile_ms, ck.cache == "hit" ? " (when built)" : "",
-            ck.registers, ck.generated.shared_bytes, ck.spill_bytes);
+            ck.registers, ck.generated.shared_bytes, ck.spill_bytes, b.schedule_source);
       }
     }
     if (o->json) fmt::print("{}\n", list.dump(2));

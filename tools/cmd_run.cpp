@@ -47,6 +47,7 @@ void add_check(CLI::App& app) {
     std::string spec, shape = "2,4,256", layout = "bhtf";
     bool per_batch = false, no_backward = false, json = false;
     uint64_t seed = 1;
+    ScheduleOptions schedule;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -61,6 +62,7 @@ void add_check(CLI::App& app) {
       ->check(CLI::IsMember({"bhtf", "bthf"}));
   cmd->add_flag("--per-batch-state", o->per_batch, "one initial state per batch row");
   cmd->add_flag("--no-backward", o->no_backward, "check the forward only");
+  add_schedule_options(*cmd, o->schedule);
   cmd->add_flag(
       "--json", o->json,
       "print one JSON object: spec, device, arch, shape {B, H, T}, seed, passed, "
@@ -71,7 +73,9 @@ void add_check(CLI::App& app) {
     require_gpu();
     Spec run_spec = spec;
     if (o->no_backward) run_spec.build_backward = false;
-    auto kernel = jit::get_kernel({.spec = run_spec});
+    jit::KernelConfig config = kernel_config(spec, o->schedule, 1LL * B * H);
+    config.spec = run_spec;
+    auto kernel = jit::get_kernel(config);
     const auto& dev = driver::current_device();
     if (!o->json)
       fmt::print("{} on {} ({}), B={} H={} T={}\n", o->spec, dev.name, dev.arch, B, H, T);
@@ -112,9 +116,10 @@ void add_check(CLI::App& app) {
 
 void add_bench(CLI::App& app) {
   struct Options {
-    std::string spec, shape = "16,12,2048", schedule;
+    std::string spec, shape = "16,12,2048";
     int runs = 20, threads = 0, forward_blocks = 0, backward_blocks = 0;
     bool no_backward = false, json = false;
+    ScheduleOptions schedule;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -125,7 +130,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--shape", o->shape, "B,H,T (default 16,12,2048)");
   cmd->add_option("--runs", o->runs, "timed runs (default 20)")->check(CLI::Range(1, 10000));
   cmd->add_flag("--no-backward", o->no_backward, "time the forward only");
-  cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
+  add_schedule_options(*cmd, o->schedule);
   cmd->add_option("--threads", o->threads, "override the schedule's threads per CTA");
   cmd->add_option("--forward-blocks-per-sm", o->forward_blocks,
                   "override the forward's occupancy target");
@@ -133,12 +138,13 @@ void add_bench(CLI::App& app) {
                   "override the backward's occupancy target");
   cmd->add_flag("--json", o->json,
                 "print one JSON object: spec, device, arch, shape {B, H, T}, runs, schedule, "
-                "forward_ms, backward_ms (-1: not run)");
+                "schedule_source (explicit, tuned or heuristic), forward_ms, backward_ms (-1: "
+                "not run)");
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const auto [B, H, T] = parse_shape(o->shape);
     require_gpu();
-    jit::KernelConfig config = config_for(o->spec, "", o->schedule);
+    jit::KernelConfig config = kernel_config(spec, o->schedule, 1LL * B * H);
     if (o->threads > 0 || o->forward_blocks > 0 || o->backward_blocks > 0) {
       Schedule s = config.schedule
                        ? *config.schedule
@@ -167,6 +173,7 @@ void add_bench(CLI::App& app) {
                                 {"shape", shape_json(B, H, T)},
                                 {"runs", o->runs},
                                 {"schedule", schedule_to_json(used)},
+                                {"schedule_source", kernel->build_info().schedule_source},
                                 {"forward_ms", r.forward_ms},
                                 {"backward_ms", r.backward_ms}};
       fmt::print("{}\n", j.dump(2));
@@ -272,9 +279,10 @@ RunTimes run_on_cpu(const Spec& spec, const run_io::RunInputs& r, bool backward,
   return times;
 }
 
-RunTimes run_on_gpu(const Spec& spec, const run_io::RunInputs& r, bool backward, Written& out) {
-  auto kernel = jit::get_kernel({.spec = spec});
+RunTimes run_on_gpu(const Spec& spec, const run_io::RunInputs& r, bool backward, Written& out,
+                    const ScheduleOptions& schedule) {
   const ref::Inputs& in = r.inputs;
+  auto kernel = jit::get_kernel(kernel_config(spec, schedule, int64_t(in.B) * in.H));
   const int64_t B = in.B, H = in.H, T = in.T, f = spec.head_dim, S = spec.state_floats();
   const int64_t heads = in.per_batch_state ? B * H : H;
   const std::vector<int64_t> tokens = {B, H, T, f};
@@ -335,6 +343,7 @@ void add_run(CLI::App& app) {
   struct Options {
     std::string spec, inputs, outputs, device = "gpu";
     bool backward = false, json = false;
+    ScheduleOptions schedule;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -355,6 +364,7 @@ void add_run(CLI::App& app) {
   cmd->add_option("--device", o->device,
                   "gpu (default): the generated kernels; cpu: the double-precision CPU reference")
       ->check(CLI::IsMember({"gpu", "cpu"}));
+  add_schedule_options(*cmd, o->schedule);
   cmd->add_flag("--json", o->json,
                 "print one JSON object: spec, device, shape {B, H, T}, outputs (directory), "
                 "files (names written), forward_ms, backward_ms (-1: not run)");
@@ -381,7 +391,7 @@ void add_run(CLI::App& app) {
         throw CommandExit(kUsage, std::string("error: ") + e.what());
       }
     } else {
-      times = run_on_gpu(spec, r, o->backward, out);
+      times = run_on_gpu(spec, r, o->backward, out, o->schedule);
     }
     const std::string device = cpu ? "cpu" : driver::current_device().name;
     const ref::Inputs& in = r.inputs;

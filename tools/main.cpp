@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   register_cache_commands(app, spec_key_inputs());
   register_reference_command(app);
   register_run_commands(app);
+  register_tune_commands(app);
+  register_schedule_command(app);
   auto report = [](const char* kind, const std::string& what) {
     std::fflush(stdout);
     fmt::print(stderr, "{}{}\n", kind, what);

@@ -3,13 +3,11 @@
 // (a change in any of them means different kernels or cache keys).
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <string>
-#include <vector>
 
+#include "autotune/fingerprint.hpp"
 #include "cache/entry_format.hpp"
 #include "cache/key.hpp"
-#include "compiler/hash.hpp"
 #include "compiler/nvrtc_backend.hpp"
 #include "templates/embedded.hpp"
 #include "tools/cli_common.hpp"
@@ -21,17 +19,6 @@
 namespace ttt::cli {
 
 std::string version_text() {
-  // Sorted by include name, each as name NUL text NUL, so the hash ignores embedding order.
-  std::vector<templates::Header> headers(templates::headers().begin(), templates::headers().end());
-  std::sort(headers.begin(), headers.end(),
-            [](const auto& a, const auto& b) { return std::string(a.name) < b.name; });
-  std::string all;
-  for (const auto& h : headers) {
-    all += h.name;
-    all += '\0';
-    all += h.text;
-    all += '\0';
-  }
   std::string nvrtc;
   try {
     nvrtc = nvrtc::version();
@@ -41,8 +28,8 @@ std::string version_text() {
   return fmt::format(
       "tttc {}\nNVRTC {}\ntemplates sha256 {} ({} headers)\ncache key format {}, entry format "
       "{}",
-      TTTC_VERSION, nvrtc, sha256_hex(all), headers.size(), cache::KeyInputs{}.key_format,
-      cache::kEntryFormatVersion);
+      TTTC_VERSION, nvrtc, autotune::templates_hash(), templates::headers().size(),
+      cache::KeyInputs{}.key_format, cache::kEntryFormatVersion);
 }
 
 }  // namespace ttt::cli

@@ -1,0 +1,221 @@
+// test_tuner.cpp: the search loop of `tttc tune` without a GPU, on a fake device whose compile,
+// timings and checks are functions of the schedule: every valid candidate is compiled and timed
+// or accounted for, spilling candidates are pruned after compiling, compile and launch errors are
+// recorded, a winner that fails its check is never chosen, records are written as measured, an
+// interrupted run keeps its measurements and the next run resumes, and the budget stops it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "autotune/select.hpp"
+#include "autotune/tuner.hpp"
+#include "tune_test_util.hpp"
+
+namespace ttt::autotune {
+namespace {
+
+using namespace test_util;
+
+class FakeDevice : public Backend {
+ public:
+  std::atomic<int> compiles{0}, timings{0}, checks{0};
+  int stop_after_timings = -1;  // sets *stop after this many timings
+  std::atomic<bool>* stop = nullptr;
+  int sleep_ms = 0;
+
+  std::string device_name() override { return "Fake GPU"; }
+  Fingerprint fingerprint() override { return test_fingerprint(); }
+  Target target() override { return Target::for_arch("sm_90a"); }
+
+  CompileOutcome compile(const Spec&, const Schedule& s) override {
+    ++compiles;
+    if (s.threads == 128) throw std::runtime_error("NVRTC says no");
+    CompileOutcome c{.ok = true};
+    for (auto& p : c.pass) p = {.registers = 96, .spill_bytes = s.threads == 1024 ? 64 : 0};
+    return c;
+  }
+  static double forward_ms(const Schedule& s) {
+    return 1.0 - 0.1 * s.forward_blocks_per_sm - (s.threads == 512 ? 0.3 : 0) +
+           (s.forward_matmul == "simt_f32" ? 0.05 : 0);
+  }
+  static double backward_ms(const Schedule& s) {
+    return 2.0 - 0.2 * s.backward_blocks_per_sm + (s.threads == 512 ? -0.5 : 0);
+  }
+  std::pair<double, double> time(const Spec&, const Schedule& s, int, int, int, int,
+                                 uint64_t) override {
+    if (++timings == stop_after_timings && stop) *stop = true;
+    if (sleep_ms) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    if (s.threads == 256 && s.forward_blocks_per_sm == 4 && s.backward_blocks_per_sm == 2 &&
+        s.forward_arena == Placement::global)
+      throw std::runtime_error("launch failed");
+    return {forward_ms(s), backward_ms(s)};
+  }
+  // threads = 512 is the fastest everywhere, and wrong.
+  CheckOutcome check(const Spec&, const Schedule& s, const CheckShape&) override {
+    ++checks;
+    if (s.threads == 512) return {false, "out: rel error 1e-1 over 1e-2"};
+    return {true, ""};
+  }
+};
+
+struct Outcome {
+  nlohmann::json summary;
+  std::vector<std::string> lines;
+};
+
+Outcome tune_once(FakeDevice& device, const TuneDb& db, TuneOptions o = {}) {
+  Outcome r;
+  o.log = [&](const std::string& line) { r.lines.push_back(line); };
+  o.jobs = 4;
+  const Spec spec = example_spec("mlp2");
+  const auto all =
+      tune({{.label = "mlp2.json", .spec = spec, .B = 16, .H = 12, .T = 2048}}, o, device, db);
+  EXPECT_EQ(all.size(), 1u);
+  r.summary = all.empty() ? nlohmann::json() : all[0];
+  return r;
+}
+
+// The best passing candidate of `pass` by the fake's timings, over the enumeration.
+double expected_best(Pass pass) {
+  const Spec spec = example_spec("mlp2");
+  double best = 1e9;
+  for (const Schedule& s : enumerate(spec, Target::for_arch("sm_90a")).candidates) {
+    if (s.threads == 128 || s.threads == 1024 || s.threads == 512) continue;
+    if (s.threads == 256 && s.forward_blocks_per_sm == 4 && s.backward_blocks_per_sm == 2 &&
+        s.forward_arena == Placement::global)
+      continue;
+    best = std::min(best,
+                    pass == Pass::forward ? FakeDevice::forward_ms(s) : FakeDevice::backward_ms(s));
+  }
+  return best;
+}
+
+TEST(Tuner, SearchesPrunesChecksAndRecords) {
+  TempDir dir;
+  TuneDb db(dir.path());
+  FakeDevice device;
+  const Outcome r = tune_once(device, db);
+  const auto& c = r.summary["candidates"];
+  const Spec spec = example_spec("mlp2");
+  const size_t valid = enumerate(spec, Target::for_arch("sm_90a")).candidates.size();
+  EXPECT_EQ(c["valid"].get<size_t>(), valid);
+  EXPECT_EQ(device.compiles.load(), int(valid));
+  EXPECT_GT(c["pruned_after_compile"].get<int>(), 0);  // threads = 1024 spills
+  EXPECT_GT(c["errors"].get<int>(), 0);                // threads = 128, the launch failure
+  EXPECT_EQ(c["timed"].get<int>() + c["pruned_after_compile"].get<int>() + c["errors"].get<int>(),
+            int(valid));
+  // threads = 512 candidates are the fastest and wrong: each checked once, for both passes,
+  // until a correct one is reached.
+  EXPECT_GE(c["failed_check"].get<int>(), 1);
+  EXPECT_GT(device.checks.load(), c["failed_check"].get<int>());
+  EXPECT_FALSE(r.summary["interrupted"].get<bool>());
+  const auto& fwd = r.summary["passes"]["forward"];
+  const auto& bwd = r.summary["passes"]["backward"];
+  const Schedule h = default_schedule(spec, Target::for_arch("sm_90a"));
+  EXPECT_DOUBLE_EQ(fwd["heuristic_ms"].get<double>(), FakeDevice::forward_ms(h));
+  EXPECT_DOUBLE_EQ(fwd["tuned_ms"].get<double>(), expected_best(Pass::forward));
+  EXPECT_DOUBLE_EQ(bwd["tuned_ms"].get<double>(), expected_best(Pass::backward));
+  EXPECT_GT(fwd["speedup"].get<double>(), 1.0);
+  EXPECT_NE(fwd["schedule"]["threads"], 512);
+  // One progress line per candidate, then the checks.
+  int candidate_lines = 0, check_lines = 0;
+  for (const auto& l : r.lines) {
+    candidate_lines += l.rfind("[", 0) == 0;
+    check_lines += l.rfind("check ", 0) == 0;
+  }
+  EXPECT_EQ(candidate_lines, int(valid));
+  EXPECT_EQ(check_lines, device.checks.load());
+  EXPECT_NE(r.lines.front().find("timing on T=512 (shortened from 2048"), std::string::npos)
+      << r.lines.front();
+  // The database holds every candidate, the failed one marked, and a composed schedule.
+  const DbFile d = db.load(test_fingerprint());
+  ASSERT_TRUE(d.usable()) << d.error;
+  const Record& rec = d.records.at(record_key(spec_signature(spec), Pass::forward, 2));
+  EXPECT_EQ(rec.candidates.size(), valid);
+  int failed = 0;
+  for (const auto& m : rec.candidates) {
+    failed += m.check == kCheckFail;
+    if (m.check == kCheckFail) {
+      EXPECT_EQ(m.schedule.threads, 512);
+    }
+    if (m.schedule.threads == 128) {
+      EXPECT_EQ(m.check, kCheckError);
+    }
+    if (m.schedule.threads == 1024) {
+      EXPECT_EQ(m.check, kCheckPruned);
+    }
+  }
+  EXPECT_EQ(failed, c["failed_check"].get<int>());
+  const Choice choice = choose(d, spec, 16 * 12);
+  ASSERT_TRUE(choice.schedule) << choice.why;
+  EXPECT_EQ(schedule_to_json(*choice.schedule), r.summary["schedule"]);
+  EXPECT_DOUBLE_EQ(FakeDevice::forward_ms(*choice.schedule), expected_best(Pass::forward));
+  EXPECT_DOUBLE_EQ(FakeDevice::backward_ms(*choice.schedule), expected_best(Pass::backward));
+
+  // Again: everything is resumed; only the heuristic is compiled and timed anew.
+  FakeDevice again;
+  const Outcome second = tune_once(again, db);
+  EXPECT_EQ(again.compiles.load(), 1);
+  EXPECT_EQ(second.summary["candidates"]["resumed"].get<size_t>(), valid - 1);
+  EXPECT_DOUBLE_EQ(second.summary["passes"]["forward"]["tuned_ms"].get<double>(),
+                   expected_best(Pass::forward));
+}
+
+TEST(Tuner, AnInterruptedRunKeepsItsMeasurementsAndResumes) {
+  TempDir dir;
+  TuneDb db(dir.path());
+  FakeDevice device;
+  std::atomic<bool> stop{false};
+  device.stop = &stop;
+  device.stop_after_timings = 3 * 5;  // 5 candidates of 3 repeats
+  const Outcome r = tune_once(device, db, {.stop = &stop});
+  EXPECT_TRUE(r.summary["interrupted"].get<bool>());
+  EXPECT_EQ(r.summary["candidates"]["timed"].get<int>(), 5);
+  EXPECT_EQ(device.checks.load(), 0);  // no checks after an interruption
+  const Spec spec = example_spec("mlp2");
+  const Record rec =
+      db.load(test_fingerprint()).records.at(record_key(spec_signature(spec), Pass::forward, 2));
+  // Written as measured: the 5 timed, unchecked, and any compile errors met on the way.
+  int unchecked = 0;
+  for (const auto& m : rec.candidates) {
+    unchecked += m.check == kCheckUnchecked;
+    EXPECT_TRUE(m.check == kCheckUnchecked || m.check == kCheckError) << m.check;
+  }
+  EXPECT_EQ(unchecked, 5);
+  EXPECT_FALSE(choose(db.load(test_fingerprint()), spec, 192).schedule);  // nothing checked
+
+  FakeDevice resumed;
+  const Outcome r2 = tune_once(resumed, db);
+  EXPECT_EQ(r2.summary["candidates"]["resumed"].get<size_t>(),
+            rec.candidates.size() - 1);  // all but the heuristic
+  EXPECT_FALSE(r2.summary["interrupted"].get<bool>());
+  EXPECT_DOUBLE_EQ(r2.summary["passes"]["forward"]["tuned_ms"].get<double>(),
+                   expected_best(Pass::forward));
+  EXPECT_TRUE(choose(db.load(test_fingerprint()), spec, 192).schedule);
+}
+
+TEST(Tuner, TheBudgetAndTheCapStopTheSearch) {
+  TempDir dir;
+  TuneDb db(dir.path());
+  FakeDevice slow;
+  slow.sleep_ms = 40;  // 3 repeats: 120 ms a candidate
+  const auto start = std::chrono::steady_clock::now();
+  const Outcome r = tune_once(slow, db, {.budget = std::chrono::seconds(2)});
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(s, 4.0);
+  const int timed = r.summary["candidates"]["timed"].get<int>();
+  EXPECT_GE(timed, 2);
+  EXPECT_LT(timed, 20);
+  EXPECT_GT(r.summary["passes"]["forward"]["tuned_ms"].get<double>(), 0);  // checked in time
+
+  TempDir dir2;
+  FakeDevice capped;
+  const Outcome c = tune_once(capped, TuneDb(dir2.path()), {.max_candidates = 7});
+  EXPECT_EQ(
+      c.summary["candidates"]["compiled"].get<int>() + c.summary["candidates"]["errors"].get<int>(),
+      7);
+}
+
+}  // namespace
+}  // namespace ttt::autotune
