@@ -76,6 +76,7 @@ std::string describe(const ttt::Spec& s) {
   nlohmann::json passes = nlohmann::json::array();
   if (s.build_forward) passes.push_back("forward");
   if (s.build_backward) passes.push_back("backward");
+  if (s.build_decode) passes.push_back("decode");
   return nlohmann::json{{"name", s.name},
                         {"canonical", ttt::canonical_json(s)},
                         {"signature", ttt::spec_signature(s)},

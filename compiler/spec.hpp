@@ -40,6 +40,7 @@ struct Spec {
   double ln_eps = 1e-6;
   bool build_forward = true;
   bool build_backward = true;
+  bool build_decode = false;  // the token-by-token decode kernel (docs/decode.md); causal only
 
   int hidden_dim() const { return model == InnerModel::linear ? head_dim : expansion * head_dim; }
   // Feature widths through the inner model: {f, h, ..., h, f}; depth + 1 entries.
