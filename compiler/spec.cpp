@@ -58,6 +58,8 @@ const char* to_string(DType d) {
       return "f16";
     case DType::bf16:
       return "bf16";
+    case DType::i32:
+      return "i32";
   }
   return "?";
 }
@@ -74,7 +76,7 @@ const char* to_string(Precision p) {
   return "?";
 }
 
-int dtype_bytes(DType d) { return d == DType::f32 ? 4 : 2; }
+int dtype_bytes(DType d) { return d == DType::f16 || d == DType::bf16 ? 2 : 4; }
 
 // A linear model always has exactly one weight matrix, whatever `depth` a hand-built Spec carries,
 // so code that sizes buffers from widths() cannot silently build a two-layer "linear" model.
@@ -636,6 +638,8 @@ void validate_spec(const Spec& s, const std::string& origin) {
   check("$.checkpoint_group",
         int_problem(kCheckpointGroup, s.checkpoint_group, std::to_string(s.checkpoint_group)));
   check("$.ln_eps", ln_eps_problem(s.ln_eps));
+  if (s.dtype == DType::i32)
+    throw SpecError(origin, "$.dtype", "i32 is an index type, not a token dtype (f32, f16, bf16)");
   if (!s.build_forward && !s.build_backward)
     throw SpecError(origin, "$.passes", "must name at least one pass (\"forward\", \"backward\")");
   if (s.build_backward && !s.build_forward)

@@ -13,7 +13,8 @@ namespace ttt {
 
 enum class InnerModel { linear, mlp };
 enum class Activation { gelu_tanh, relu, silu };
-enum class DType { f32, f16, bf16 };
+// i32 types index tensors only (decode slots and positions, docs/decode.md), never a spec's dtype.
+enum class DType { f32, f16, bf16, i32 };
 // How the tensor cores multiply (docs/spec.md): f32-equivalent products, tf32 products, or
 // plain bf16 operands (f32 accumulation, state and LayerNorm in every mode). Chosen by the user,
 // never by the tuner: it changes results beyond rounding order.
