@@ -4,8 +4,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-cmake --build "$build" -j"$(nproc)" --target tttc test_gpu_kernels test_tttc_cli
+cmake --build "$build" -j"$(nproc)" --target tttc test_gpu_kernels test_tttc_cli test_gpu_decode
 rm -rf "$root/.gpu" && mkdir -p "$root/.gpu/bin" "$root/.gpu/lib"
-cp "$build/tools/tttc" "$build/tests/gpu/test_gpu_kernels" "$build/tests/tools/test_tttc_cli" "$root/.gpu/bin/"
+cp "$build/tools/tttc" "$build/tests/gpu/test_gpu_kernels" "$build/tests/gpu/test_gpu_decode" \
+  "$build/tests/tools/test_tttc_cli" "$root/.gpu/bin/"
 for lib in libfmt.so.9 libcrypto.so.3; do cp -L "/lib/x86_64-linux-gnu/$lib" "$root/.gpu/lib/"; done
 du -sh "$root/.gpu"
