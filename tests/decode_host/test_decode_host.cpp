@@ -173,5 +173,44 @@ TEST(DecodeHost, Mlp2ColumnBlocksAndPartialWarps) {  // hidden 384 > 256 threads
   run_case<HostCfg<48, 4, 2, 384, 256, 2416, 37296>>(spec_of(2, 48, 8, 4));
 }
 
+// A slot outside the pool: the row's outputs are NaN and no slot is touched (checked on the
+// device, since the host never reads slots).
+TEST(DecodeHost, OutOfRangeSlotLeavesThePoolAlone) {
+  using Cfg = HostCfg<32, 4, 1, 32, 128, 352, 1056>;
+  const int H = 2, f = 32, N = 2;
+  std::vector<float> tokens(H * f, 0.5f), lr(H, 0.01f), tau(4, 0.5f), gamma(H * f, 1.f),
+      beta(H * f, 0.f), theta(N * H * Cfg::kS, 0.25f), accum(N * H * Cfg::kS, 0.125f),
+      out(H * f, 1.f);
+  std::vector<int> pos(N * H, 3);
+  for (int bad : {-1, N}) {
+    const int slot = bad;
+    tttc::TokenTensor t{tokens.data(), H * f, f, f};
+    launch<Cfg>(tttc::DecodeParams{.B = 1,
+                                   .H = H,
+                                   .T = 1,
+                                   .q = t,
+                                   .k = t,
+                                   .v = t,
+                                   .out = {out.data(), H * f, f, f},
+                                   .lr = lr.data(),
+                                   .lr_stride_b = H,
+                                   .lr_stride_h = 1,
+                                   .tau = tau.data(),
+                                   .gamma = gamma.data(),
+                                   .beta = beta.data(),
+                                   .slots = &slot,
+                                   .num_slots = N,
+                                   .theta = theta.data(),
+                                   .accum = accum.data(),
+                                   .pos = pos.data(),
+                                   .init = nullptr,
+                                   .init_stride_b = 0});
+    for (float x : out) EXPECT_TRUE(std::isnan(x)) << "slot " << bad;
+    for (float x : theta) ASSERT_EQ(x, 0.25f);
+    for (float x : accum) ASSERT_EQ(x, 0.125f);
+    for (int p : pos) ASSERT_EQ(p, 3);
+  }
+}
+
 }  // namespace
 }  // namespace ttt
