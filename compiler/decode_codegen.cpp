@@ -15,6 +15,10 @@ namespace {
 // A decode step is matrix-vector work over the state: 128 threads keep a small linear head's
 // columns (f <= 64) split few ways; wider models get 256.
 int decode_threads(const Spec& spec) { return spec.hidden_dim() <= 64 ? 128 : 256; }
+// At least this many threads resident per SM (caps registers at 128 per thread): a step is
+// memory-bound, and more CTAs in flight hide more load latency. Without an explicit minimum,
+// ptxas capped these kernels at 64 registers and spilled.
+constexpr int kDecodeThreadsPerSm = 512;
 
 }  // namespace
 
@@ -26,9 +30,9 @@ Generated generate_decode(const Spec& spec) {
   const int threads = decode_threads(spec);
   const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = spec.depth;
   // Mirrors decode::Smem in the template (which static_asserts that this is enough): the x, z and
-  // G stacks, q, v, two query-path buffers and the reduction scratch.
+  // G stacks, q, v, two query-path buffers and the reduction scratch (a float4 per thread).
   const long long stack = F + (L - 1) * Hd, widest = std::max(F, Hd);
-  const long long smem_floats = 3 * stack + 2 * F + 2 * widest + threads;
+  const long long smem_floats = 3 * stack + 2 * F + 2 * widest + 4 * threads;
   Generated g{.kind = KernelKind::decode,
               .kernel_name = "tttc_decode",
               .shared_bytes = 4 * smem_floats,
@@ -43,9 +47,9 @@ Generated generate_decode(const Spec& spec) {
                      spec.state_floats(), smem_floats);
   src += fmt::format(
       "}};\n\n}}  // namespace\n\n"
-      "extern \"C\" __global__ void __launch_bounds__({}) {}(const tttc::DecodeParams p) {{\n"
-      "  tttc::decode_kernel<Cfg>(p);\n}}\n",
-      threads, g.kernel_name);
+      "extern \"C\" __global__ void __launch_bounds__({}, {}) {}(const tttc::DecodeParams p) "
+      "{{\n  tttc::decode_kernel<Cfg>(p);\n}}\n",
+      threads, kDecodeThreadsPerSm / threads, g.kernel_name);
   g.source = std::move(src);
   return g;
 }

@@ -130,6 +130,9 @@ int check_pool(const Spec& spec, const Problem& p, const DecodePool& pool, const
   const int64_t N = theta.shape[0];
   check(theta, "pool.theta", DType::f32, {N, p.H, S});
   check(pool.accum, "pool.accum", DType::f32, {N, p.H, S});
+  for (auto [t, name] : {std::pair{&theta, "pool.theta"}, {&pool.accum, "pool.accum"}})
+    if (reinterpret_cast<std::uintptr_t>(t->data) % 16 != 0)
+      fail(name, "data pointer not aligned to 16 bytes (the decode kernel reads it as float4)");
   check(pool.pos, "pool.pos", DType::i32, {N, p.H});
   check(slots, "slots", DType::i32, {p.B});
   return static_cast<int>(N);

@@ -41,15 +41,17 @@ __host__ __device__ constexpr int max_width() {
   return Cfg::kF > Cfg::kHidden ? Cfg::kF : Cfg::kHidden;
 }
 
-// Shared memory: x, z, G stacks, q, v, two query-path buffers, the reduction scratch.
+// Shared memory: x, z, G stacks, q, v, two query-path buffers, the reduction scratch (a float4
+// per thread).
 template <class Cfg>
 struct Smem {
   static constexpr int kStack = x_offset<Cfg>(Cfg::kDepth);
   static constexpr int kX = 0, kZ = kStack, kG = 2 * kStack, kQ = 3 * kStack, kV = kQ + Cfg::kF;
   static constexpr int kBar0 = kV + Cfg::kF, kBar1 = kBar0 + max_width<Cfg>();
   static constexpr int kRed = kBar1 + max_width<Cfg>();
-  static constexpr int kFloats = kRed + Cfg::kThreads;
+  static constexpr int kFloats = kRed + 4 * Cfg::kThreads;
   static_assert(kFloats <= Cfg::kSmemFloats, "codegen's decode shared-memory size is too small");
+  static_assert(kRed % 4 == 0, "the reduction scratch holds float4s");
 };
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -58,68 +60,92 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// One layer, column-parallel over the outputs n (coalesced reads of the row-major W [M, N]):
+// One layer, column-parallel over the outputs n (coalesced float4 reads of the row-major
+// W [M, N], 4 columns per thread):
 //   y[n] = sum_m xin[m] E[m, n] + e_b[n],  ya[n] = act(y[n]) (each written when non-null), with
 //   E = W, e_b = b                                          (kUpdate false: the state at theta)
 //   E = W - tau (AW + lr xk^T G), e_b = b - tau (Ab + lr G)  (kUpdate true), where the new A is
 //   written back, or at the mini-batch's end (commit) E is written to W and A is zeroed.
-// Threads split the rows R ways when N < NT; partial sums meet in `red` in a fixed order, so the
-// result does not depend on timing (CUDA-graph replays equal eager launches bit for bit).
+// Threads split the rows R ways when there are fewer column groups than threads; partial sums
+// meet in `red` (4 NT floats) in a fixed order, so the result does not depend on timing
+// (CUDA-graph replays equal eager launches bit for bit). W, AW: 16-byte aligned (the runtime
+// checks the pool; every offset in the packed state is a multiple of 16 floats).
 template <int NT, int M, int N, int Act, bool kUpdate>
 __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin, float* W,
                                            float* bias, float* AW, float* Ab, const float* xk,
                                            const float* G, float lr, float tau, bool commit,
                                            float* red) {
-  constexpr int R = N >= NT ? 1 : NT / N;
-  constexpr int kStep = N >= NT ? NT : N;
+  static_assert(N % 4 == 0, "decode: widths are multiples of 16");
+  constexpr int C = N / 4;  // column groups
+  constexpr int R = C >= NT ? 1 : NT / C;
+  constexpr int kStep = C >= NT ? NT : C;
   const int tid = threadIdx.x;
-  const int r = N >= NT ? 0 : tid / N;
-  for (int n0 = 0; n0 < N; n0 += kStep) {
-    const int n = n0 + (N >= NT ? tid : tid % N);
-    const bool active = n < N && r < R;
-    float acc = 0.f;
+  const int r = C >= NT ? 0 : tid / C;
+  float4* const W4 = reinterpret_cast<float4*>(W);
+  float4* const A4 = reinterpret_cast<float4*>(AW);
+  float4* const red4 = reinterpret_cast<float4*>(red);
+  for (int c0 = 0; c0 < C; c0 += kStep) {
+    const int c = c0 + (C >= NT ? tid : tid % C);
+    const bool active = c < C && r < R;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     if (active) {
-      const float lg = kUpdate ? lr * G[n] : 0.f;
-#pragma unroll 8
+      float4 lg = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (kUpdate)
+        lg = make_float4(lr * G[4 * c], lr * G[4 * c + 1], lr * G[4 * c + 2], lr * G[4 * c + 3]);
+#pragma unroll 2
       for (int m = r; m < M; m += R) {
-        const long long i = 1LL * m * N + n;
-        float w = W[i];
+        const long long i = 1LL * m * C + c;
+        float4 w = W4[i];
         if (kUpdate) {
-          const float a = fmaf(xk[m], lg, AW[i]);
-          w = fmaf(-tau, a, w);
+          float4 a = A4[i];
+          const float x = xk[m];
+          a.x = fmaf(x, lg.x, a.x), a.y = fmaf(x, lg.y, a.y);
+          a.z = fmaf(x, lg.z, a.z), a.w = fmaf(x, lg.w, a.w);
+          w.x = fmaf(-tau, a.x, w.x), w.y = fmaf(-tau, a.y, w.y);
+          w.z = fmaf(-tau, a.z, w.z), w.w = fmaf(-tau, a.w, w.w);
           if (commit) {
-            W[i] = w;
-            AW[i] = 0.f;
+            W4[i] = w;
+            A4[i] = make_float4(0.f, 0.f, 0.f, 0.f);
           } else {
-            AW[i] = a;
+            A4[i] = a;
           }
         }
-        acc = fmaf(xin[m], w, acc);
+        const float xm = xin[m];
+        acc.x = fmaf(xm, w.x, acc.x), acc.y = fmaf(xm, w.y, acc.y);
+        acc.z = fmaf(xm, w.z, acc.z), acc.w = fmaf(xm, w.w, acc.w);
       }
     }
     if constexpr (R > 1) {
-      if (active) red[r * N + (n - n0)] = acc;
+      if (active) red4[r * C + (c - c0)] = acc;
       __syncthreads();
-      if (tid < N) {
-        acc = 0.f;
-        for (int j = 0; j < R; ++j) acc += red[j * N + tid];
-      }
-    }
-    if (n < N && r == 0) {
-      float bb = bias[n];
-      if (kUpdate) {
-        const float a = fmaf(lr, G[n], Ab[n]);
-        bb = fmaf(-tau, a, bb);
-        if (commit) {
-          bias[n] = bb;
-          Ab[n] = 0.f;
-        } else {
-          Ab[n] = a;
+      if (tid < C) {
+        acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int j = 0; j < R; ++j) {
+          const float4 p = red4[j * C + tid];
+          acc.x += p.x, acc.y += p.y, acc.z += p.z, acc.w += p.w;
         }
       }
-      const float z = acc + bb;
-      if (y) y[n] = z;
-      if (ya) ya[n] = activation<Act, 0>(z);
+    }
+    if (c < C && r == 0) {
+      const float part[4] = {acc.x, acc.y, acc.z, acc.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int n = 4 * c + e;
+        float bb = bias[n];
+        if (kUpdate) {
+          const float a = fmaf(lr, G[n], Ab[n]);
+          bb = fmaf(-tau, a, bb);
+          if (commit) {
+            bias[n] = bb;
+            Ab[n] = 0.f;
+          } else {
+            Ab[n] = a;
+          }
+        }
+        const float z = part[e] + bb;
+        if (y) y[n] = z;
+        if (ya) ya[n] = activation<Act, 0>(z);
+      }
     }
     if constexpr (R > 1) __syncthreads();  // `red` is reused by the next column block
   }
@@ -241,10 +267,9 @@ template <class Cfg, int l>
 __device__ __forceinline__ void inner_backward(const Work& w) {
   if constexpr (l >= 1) {
     constexpr int F = Cfg::kF, M = width<Cfg>(l), N = width<Cfg>(l + 1);
-    backward_rows<Cfg::kThreads, M, N, Cfg::kAct>(w.sg + x_offset<Cfg>(l) - F,
-                                                  w.sz + x_offset<Cfg>(l) - F,
-                                                  w.theta + weight_offset<Cfg>(l + 1),
-                                                  w.sg + x_offset<Cfg>(l + 1) - F);
+    backward_rows<Cfg::kThreads, M, N, Cfg::kAct>(
+        w.sg + x_offset<Cfg>(l) - F, w.sz + x_offset<Cfg>(l) - F,
+        w.theta + weight_offset<Cfg>(l + 1), w.sg + x_offset<Cfg>(l + 1) - F);
     inner_backward<Cfg, l - 1>(w);
   }
 }

@@ -23,6 +23,7 @@
 struct float4 {
   float x, y, z, w;
 };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 struct HostDim3 {
   unsigned x = 0, y = 0, z = 0;
 };

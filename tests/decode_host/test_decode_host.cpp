@@ -158,25 +158,25 @@ Spec spec_of(int depth, int f, int expansion, int K) {
 
 // Constants as codegen writes them (run_case checks that it does).
 TEST(DecodeHost, LinearSplitColumns) {
-  run_case<HostCfg<32, 4, 1, 32, 128, 352, 1056>>(spec_of(1, 32, 4, 4));
+  run_case<HostCfg<32, 4, 1, 32, 128, 736, 1056>>(spec_of(1, 32, 4, 4));
 }
 TEST(DecodeHost, Mlp2Expansion2) {
-  run_case<HostCfg<32, 4, 2, 64, 128, 608, 4192>>(spec_of(2, 32, 2, 4));
+  run_case<HostCfg<32, 4, 2, 64, 128, 992, 4192>>(spec_of(2, 32, 2, 4));
 }
 TEST(DecodeHost, Mlp3NarrowHead) {
-  run_case<HostCfg<16, 4, 3, 64, 128, 720, 6288>>(spec_of(3, 16, 4, 4));
+  run_case<HostCfg<16, 4, 3, 64, 128, 1104, 6288>>(spec_of(3, 16, 4, 4));
 }
 TEST(DecodeHost, Mlp4NarrowHead) {
-  run_case<HostCfg<16, 4, 4, 64, 128, 912, 10448>>(spec_of(4, 16, 4, 4));
+  run_case<HostCfg<16, 4, 4, 64, 128, 1296, 10448>>(spec_of(4, 16, 4, 4));
 }
 TEST(DecodeHost, Mlp2ColumnBlocksAndPartialWarps) {  // hidden 384 > 256 threads; f = 48
-  run_case<HostCfg<48, 4, 2, 384, 256, 2416, 37296>>(spec_of(2, 48, 8, 4));
+  run_case<HostCfg<48, 4, 2, 384, 256, 3184, 37296>>(spec_of(2, 48, 8, 4));
 }
 
 // A slot outside the pool: the row's outputs are NaN and no slot is touched (checked on the
 // device, since the host never reads slots).
 TEST(DecodeHost, OutOfRangeSlotLeavesThePoolAlone) {
-  using Cfg = HostCfg<32, 4, 1, 32, 128, 352, 1056>;
+  using Cfg = HostCfg<32, 4, 1, 32, 128, 736, 1056>;
   const int H = 2, f = 32, N = 2;
   std::vector<float> tokens(H * f, 0.5f), lr(H, 0.01f), tau(4, 0.5f), gamma(H * f, 1.f),
       beta(H * f, 0.f), theta(N * H * Cfg::kS, 0.25f), accum(N * H * Cfg::kS, 0.125f),

@@ -9,11 +9,11 @@ struct Cfg {
   static constexpr int kF = 64, kK = 16, kDepth = 2, kHidden = 256;
   static constexpr int kThreads = 256, kAct = tttc::kGeluTanh;
   static constexpr float kEps = 1e-06f;
-  static constexpr long long kS = 33088, kSmemFloats = 1856;
+  static constexpr long long kS = 33088, kSmemFloats = 2624;
 };
 
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(256) tttc_decode(const tttc::DecodeParams p) {
+extern "C" __global__ void __launch_bounds__(256, 2) tttc_decode(const tttc::DecodeParams p) {
   tttc::decode_kernel<Cfg>(p);
 }
