@@ -45,8 +45,8 @@ for step in $steps; do
               --shape 32,$H,512 --runs 50 --json >"$out/bench-$spec-H$H-b$batch.json" 2>"$out/bench-$spec-H$H-b$batch.err"
             rc=$?
             if [ $rc = 0 ]; then
-              python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' \
-                "$out/bench-$spec-H$H-b$batch.json" >>"$out/decode-bench.jsonl"
+              tr -d '\n' <"$out/bench-$spec-H$H-b$batch.json" >>"$out/decode-bench.jsonl"
+              echo >>"$out/decode-bench.jsonl"
             else
               status=1
               echo "bench $spec H=$H batch=$batch: exit $rc: $(tail -2 "$out/bench-$spec-H$H-b$batch.err")"
@@ -54,6 +54,7 @@ for step in $steps; do
           done
         done
       done
+      command -v python3 >/dev/null || { echo "no python3: raw results in $out/decode-bench.jsonl"; continue; }
       python3 - "$out/decode-bench.jsonl" >"$out/decode-bench.md" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
