@@ -76,6 +76,7 @@ std::string describe(const ttt::Spec& s) {
   nlohmann::json passes = nlohmann::json::array();
   if (s.build_forward) passes.push_back("forward");
   if (s.build_backward) passes.push_back("backward");
+  if (s.build_decode) passes.push_back("decode");
   return nlohmann::json{{"name", s.name},
                         {"canonical", ttt::canonical_json(s)},
                         {"signature", ttt::spec_signature(s)},
@@ -355,7 +356,7 @@ ttt::TensorRef to_ref(const tttc_tensor& t, const char* name) {
   if (!t.data) return {};
   if (t.ndim < 1 || t.ndim > 4)
     throw std::invalid_argument(fmt::format("argument '{}': {} dimensions (1 to 4 expected)", name, t.ndim));
-  if (t.dtype < TTTC_F32 || t.dtype > TTTC_BF16)
+  if (t.dtype < TTTC_F32 || t.dtype > TTTC_I32)
     throw std::invalid_argument(fmt::format("argument '{}': unknown dtype code {}", name, t.dtype));
   ttt::TensorRef r;
   r.data = t.data;
@@ -409,6 +410,155 @@ int tttc_kernel_backward(const tttc_kernel* kernel, const tttc_tensor* t, void* 
     a.workspace = workspace;
     a.workspace_bytes = workspace_bytes;
     kernel->kernel->backward(a, static_cast<CUstream>(stream));
+  });
+}
+
+// --- decode (docs/decode.md) --------------------------------------------------------------------
+
+}  // extern "C"
+
+namespace {
+
+// Reference inputs for B rows of T tokens; the initial state from `state0` (rows {H} or {B, H}).
+ttt::ref::Inputs reference_inputs(const ttt::Spec& s, const Dims& d, bool per_batch_state,
+                                  const double* q, const double* k, const double* v,
+                                  const double* lr, const double* tau, const double* gamma,
+                                  const double* beta, const double* state0) {
+  for (auto [p, name] : {std::pair{q, "q"}, {k, "k"}, {v, "v"}, {lr, "lr"}, {tau, "tau"},
+                         {gamma, "gamma"}, {beta, "beta"}, {state0, "state0"}})
+    require(p, name);
+  if (d.B < 1 || d.H < 1 || d.T < 1)
+    throw std::invalid_argument(fmt::format(
+        "argument 'q': B, H, T = {}, {}, {}: each must be >= 1", d.B, d.H, d.T));
+  ttt::ref::Inputs in;
+  in.B = static_cast<int>(d.B), in.H = static_cast<int>(d.H), in.T = static_cast<int>(d.T);
+  in.q = slice_tokens(q, d, 0, d.T, d.f);
+  in.k = slice_tokens(k, d, 0, d.T, d.f);
+  in.v = slice_tokens(v, d, 0, d.T, d.f);
+  in.lr = slice_tokens(lr, d, 0, d.T, 1);
+  in.tau = copy_of(tau, {d.K});
+  in.gamma = copy_of(gamma, {d.H, d.f});
+  in.beta = copy_of(beta, {d.H, d.f});
+  in.per_batch_state = per_batch_state;
+  unpack_state(s, state0, per_batch_state ? std::vector{d.B, d.H} : std::vector{d.H}, in.W, in.b);
+  return in;
+}
+
+void store_decode_state(const ttt::Spec& s, const Dims& d, const ttt::ref::DecodeState& st,
+                        double* theta, double* accum, int32_t* pos) {
+  pack_state(s, st.W, st.b, d.B * d.H, theta, d.S);
+  pack_state(s, st.AW, st.Ab, d.B * d.H, accum, d.S);
+  std::copy(st.pos.begin(), st.pos.end(), pos);
+}
+
+}  // namespace
+
+extern "C" {
+
+int tttc_reference_decode(const tttc_spec* spec, int64_t B, int64_t H, int64_t T,
+                          const double* q, const double* k, const double* v, const double* lr,
+                          const double* tau, const double* gamma, const double* beta,
+                          double* theta, double* accum, int32_t* pos, double* out) {
+  return guarded([&] {
+    require(spec, "spec");
+    for (auto [p, name] : {std::pair<const void*, const char*>{theta, "theta"},
+                           {accum, "accum"}, {pos, "pos"}, {out, "out"}})
+      require(p, name);
+    const ttt::Spec& s = spec->spec;
+    const Dims d{B, H, T, s.head_dim, s.mini_batch, s.state_floats()};
+    const ttt::ref::Inputs in =
+        reference_inputs(s, d, true, q, k, v, lr, tau, gamma, beta, theta);
+    ttt::ref::DecodeState st = ttt::ref::decode_start(s, in);
+    unpack_state(s, accum, {B, H}, st.AW, st.Ab);
+    for (int64_t i = 0; i < B * H; ++i) {
+      if (pos[i] < 0 || pos[i] >= s.mini_batch)
+        throw std::invalid_argument(fmt::format(
+            "argument 'pos': element {} is {}, outside [0, {})", i, pos[i], s.mini_batch));
+      st.pos[i] = pos[i];
+    }
+    const ttt::ref::Tensor o = ttt::ref::decode(s, in, st);
+    std::copy(o.data.begin(), o.data.end(), out);
+    store_decode_state(s, d, st, theta, accum, pos);
+  });
+}
+
+int tttc_reference_prefill(const tttc_spec* spec, int64_t B, int64_t H, int64_t T,
+                           int per_batch_state, const double* q, const double* k, const double* v,
+                           const double* lr, const double* tau, const double* gamma,
+                           const double* beta, const double* state0, double* out, double* theta,
+                           double* accum, int32_t* pos) {
+  return guarded([&] {
+    require(spec, "spec");
+    for (auto [p, name] : {std::pair<const void*, const char*>{theta, "theta"},
+                           {accum, "accum"}, {pos, "pos"}, {out, "out"}})
+      require(p, name);
+    const ttt::Spec& s = spec->spec;
+    const Dims d{B, H, T, s.head_dim, s.mini_batch, s.state_floats()};
+    const ttt::ref::Inputs in =
+        reference_inputs(s, d, per_batch_state != 0, q, k, v, lr, tau, gamma, beta, state0);
+    ttt::ref::DecodeState st;
+    const ttt::ref::Tensor o = ttt::ref::prefill(s, in, st);
+    std::copy(o.data.begin(), o.data.end(), out);
+    store_decode_state(s, d, st, theta, accum, pos);
+  });
+}
+
+int tttc_decode_state_bytes(const tttc_spec* spec, int64_t slots, int64_t H, int64_t* out) {
+  return guarded([&] {
+    require(spec, "spec");
+    require(out, "out");
+    if (slots < 1 || H < 1)
+      throw std::invalid_argument(fmt::format("slots = {}, H = {}: each must be >= 1", slots, H));
+    *out = static_cast<int64_t>(
+        ttt::jit::decode_state_bytes(spec->spec, static_cast<int>(slots), static_cast<int>(H)));
+  });
+}
+
+int tttc_kernel_prefill_workspace(const tttc_kernel* kernel, int64_t B, int64_t H, int64_t T,
+                                  int64_t* out) {
+  return guarded([&] {
+    require(kernel, "kernel");
+    require(out, "out");
+    *out = static_cast<int64_t>(
+        kernel->kernel
+            ->memory(static_cast<int>(B), static_cast<int>(H), static_cast<int>(T))
+            .prefill_workspace_bytes);
+  });
+}
+
+int tttc_kernel_prefill(const tttc_kernel* kernel, const tttc_tensor* t, void* workspace,
+                        uint64_t workspace_bytes, void* stream) {
+  return guarded([&] {
+    require(kernel, "kernel");
+    require(t, "tensors");
+    ttt::PrefillArgs a;
+    a.q = to_ref(t[TTTC_PRE_Q], "q"), a.k = to_ref(t[TTTC_PRE_K], "k");
+    a.v = to_ref(t[TTTC_PRE_V], "v"), a.lr = to_ref(t[TTTC_PRE_LR], "lr");
+    a.tau = to_ref(t[TTTC_PRE_TAU], "tau"), a.gamma = to_ref(t[TTTC_PRE_GAMMA], "gamma");
+    a.beta = to_ref(t[TTTC_PRE_BETA], "beta"), a.state0 = to_ref(t[TTTC_PRE_STATE0], "state0");
+    a.slots = to_ref(t[TTTC_PRE_SLOTS], "slots");
+    a.pool = {to_ref(t[TTTC_PRE_THETA], "pool.theta"), to_ref(t[TTTC_PRE_ACCUM], "pool.accum"),
+              to_ref(t[TTTC_PRE_POS], "pool.pos")};
+    a.out = to_ref(t[TTTC_PRE_OUT], "out");
+    a.workspace = workspace;
+    a.workspace_bytes = workspace_bytes;
+    kernel->kernel->prefill(a, static_cast<CUstream>(stream));
+  });
+}
+
+int tttc_kernel_decode(const tttc_kernel* kernel, const tttc_tensor* t, void* stream) {
+  return guarded([&] {
+    require(kernel, "kernel");
+    require(t, "tensors");
+    ttt::DecodeArgs a;
+    a.q = to_ref(t[TTTC_DEC_Q], "q"), a.k = to_ref(t[TTTC_DEC_K], "k");
+    a.v = to_ref(t[TTTC_DEC_V], "v"), a.lr = to_ref(t[TTTC_DEC_LR], "lr");
+    a.tau = to_ref(t[TTTC_DEC_TAU], "tau"), a.gamma = to_ref(t[TTTC_DEC_GAMMA], "gamma");
+    a.beta = to_ref(t[TTTC_DEC_BETA], "beta"), a.slots = to_ref(t[TTTC_DEC_SLOTS], "slots");
+    a.pool = {to_ref(t[TTTC_DEC_THETA], "pool.theta"), to_ref(t[TTTC_DEC_ACCUM], "pool.accum"),
+              to_ref(t[TTTC_DEC_POS], "pool.pos")};
+    a.out = to_ref(t[TTTC_DEC_OUT], "out");
+    kernel->kernel->decode(a, static_cast<CUstream>(stream));
   });
 }
 

@@ -28,8 +28,8 @@ enum {
   TTTC_CUDA_ERROR = 5       /* a CUDA driver call failed */
 };
 
-/* dtype codes (ttt::DType order). */
-enum { TTTC_F32 = 0, TTTC_F16 = 1, TTTC_BF16 = 2 };
+/* dtype codes (ttt::DType order). TTTC_I32: index tensors only (decode slots and positions). */
+enum { TTTC_F32 = 0, TTTC_F16 = 1, TTTC_BF16 = 2, TTTC_I32 = 3 };
 
 typedef struct tttc_spec tttc_spec;
 typedef struct tttc_kernel tttc_kernel;
@@ -54,6 +54,19 @@ enum {
   TTTC_BWD_Q, TTTC_BWD_K, TTTC_BWD_V, TTTC_BWD_LR, TTTC_BWD_TAU, TTTC_BWD_GAMMA, TTTC_BWD_BETA,
   TTTC_BWD_CHECKPOINTS, TTTC_BWD_DOUT, TTTC_BWD_DSTATE_FINAL, TTTC_BWD_DQ, TTTC_BWD_DK, TTTC_BWD_DV,
   TTTC_BWD_DLR, TTTC_BWD_DTAU, TTTC_BWD_DGAMMA, TTTC_BWD_DBETA, TTTC_BWD_DSTATE0, TTTC_BWD_COUNT
+};
+
+/* Order of the tensors passed to tttc_kernel_prefill / tttc_kernel_decode (docs/decode.md and
+ * runtime/tensor.hpp PrefillArgs, DecodeArgs): slots i32 [B]; theta, accum f32 [N, H, S] and
+ * pos i32 [N, H] form the state pool. */
+enum {
+  TTTC_PRE_Q, TTTC_PRE_K, TTTC_PRE_V, TTTC_PRE_LR, TTTC_PRE_TAU, TTTC_PRE_GAMMA, TTTC_PRE_BETA,
+  TTTC_PRE_STATE0, TTTC_PRE_SLOTS, TTTC_PRE_THETA, TTTC_PRE_ACCUM, TTTC_PRE_POS, TTTC_PRE_OUT,
+  TTTC_PRE_COUNT
+};
+enum {
+  TTTC_DEC_Q, TTTC_DEC_K, TTTC_DEC_V, TTTC_DEC_LR, TTTC_DEC_TAU, TTTC_DEC_GAMMA, TTTC_DEC_BETA,
+  TTTC_DEC_SLOTS, TTTC_DEC_THETA, TTTC_DEC_ACCUM, TTTC_DEC_POS, TTTC_DEC_OUT, TTTC_DEC_COUNT
 };
 
 typedef struct {
@@ -115,6 +128,31 @@ int tttc_kernel_forward(const tttc_kernel* kernel, const tttc_tensor* tensors, v
                         uint64_t workspace_bytes, void* stream);
 int tttc_kernel_backward(const tttc_kernel* kernel, const tttc_tensor* tensors, void* workspace,
                          uint64_t workspace_bytes, void* stream);
+
+/* Decode (docs/decode.md; causal specs). The CPU reference's token-by-token decode advances B
+ * rows by T tokens from their decode state, updated in place: theta and accum [B, H, S], pos
+ * [B, H] (int32, 0 <= pos < K). Its prefill starts from state0 ([H, S], or [B, H, S] when
+ * per_batch_state) and writes the decode state after T tokens. out: [B, H, T, f]. */
+int tttc_reference_decode(const tttc_spec* spec, int64_t B, int64_t H, int64_t T,
+                          const double* q, const double* k, const double* v, const double* lr,
+                          const double* tau, const double* gamma, const double* beta,
+                          double* theta, double* accum, int32_t* pos, double* out);
+int tttc_reference_prefill(const tttc_spec* spec, int64_t B, int64_t H, int64_t T,
+                           int per_batch_state, const double* q, const double* k, const double* v,
+                           const double* lr, const double* tau, const double* gamma,
+                           const double* beta, const double* state0, double* out, double* theta,
+                           double* accum, int32_t* pos);
+/* Bytes of a decode state pool of `slots` slots for H heads. */
+int tttc_decode_state_bytes(const tttc_spec* spec, int64_t slots, int64_t H, int64_t* out);
+/* The workspace a prefill of (B, H, T) needs when the caller passes one (0: none). */
+int tttc_kernel_prefill_workspace(const tttc_kernel* kernel, int64_t B, int64_t H, int64_t T,
+                                  int64_t* out);
+/* GPU prefill (TTTC_PRE_COUNT tensors) and decode (TTTC_DEC_COUNT tensors). The kernel's spec
+ * must name the "decode" pass. decode allocates nothing and never synchronises: it may be
+ * captured in a CUDA graph. */
+int tttc_kernel_prefill(const tttc_kernel* kernel, const tttc_tensor* tensors, void* workspace,
+                        uint64_t workspace_bytes, void* stream);
+int tttc_kernel_decode(const tttc_kernel* kernel, const tttc_tensor* tensors, void* stream);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,9 @@
 
 namespace ttt::codegen {
 
-const char* to_string(KernelKind k) { return k == KernelKind::forward ? "forward" : "backward"; }
+const char* to_string(KernelKind k) {
+  return k == KernelKind::forward ? "forward" : k == KernelKind::backward ? "backward" : "decode";
+}
 
 namespace {
 
@@ -259,6 +261,7 @@ long long round16(long long n) { return (n + 15) / 16 * 16; }
 }  // namespace
 
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
+  if (kind == KernelKind::decode) return generate_decode(spec);
   if (lowering_of(schedule, kind == KernelKind::backward) == "tile")
     return generate_tile(spec, schedule, kind);
   Generated g{.kind = kind,

@@ -11,7 +11,7 @@
 
 namespace ttt::codegen {
 
-enum class KernelKind { forward, backward };
+enum class KernelKind { forward, backward, decode };
 const char* to_string(KernelKind k);
 
 struct Generated {
@@ -25,9 +25,12 @@ struct Generated {
   int heads_per_cta = 1;           // (b, h) pairs one CTA computes: the grid is ceil(B*H / this)
 };
 
-// Dispatches on the kernel's lowering (lowering_of): "tile" (tile_codegen.cpp) or "arena"
-// (codegen.cpp).
+// Dispatches on the kind and the kernel's lowering (lowering_of): decode (decode_codegen.cpp, no
+// schedule), else "tile" (tile_codegen.cpp) or "arena" (codegen.cpp).
 Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
+// The token-by-token decode kernel of docs/decode.md (templates/tttc/decode.cuh). Causal specs
+// only: throws std::invalid_argument for a non-causal one.
+Generated generate_decode(const Spec& spec);
 Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind);
 
 }  // namespace ttt::codegen

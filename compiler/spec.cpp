@@ -58,6 +58,8 @@ const char* to_string(DType d) {
       return "f16";
     case DType::bf16:
       return "bf16";
+    case DType::i32:
+      return "i32";
   }
   return "?";
 }
@@ -74,7 +76,7 @@ const char* to_string(Precision p) {
   return "?";
 }
 
-int dtype_bytes(DType d) { return d == DType::f32 ? 4 : 2; }
+int dtype_bytes(DType d) { return d == DType::f16 || d == DType::bf16 ? 2 : 4; }
 
 // A linear model always has exactly one weight matrix, whatever `depth` a hand-built Spec carries,
 // so code that sizes buffers from widths() cannot silently build a two-layer "linear" model.
@@ -174,6 +176,12 @@ Problem name_problem(const std::string& name) {
 
 constexpr const char* kBackwardNeedsForward =
     "\"backward\" requires \"forward\" (the backward pass recomputes the forward pass)";
+constexpr const char* kDecodeNeedsForward =
+    "\"decode\" requires \"forward\" (prefill runs the forward kernel on the prompt's whole "
+    "mini-batches)";
+constexpr const char* kDecodeNeedsCausal =
+    "\"decode\" needs a causal spec (\"causal\": true): a non-causal mini-batch evaluates every "
+    "token with the state updated by the whole mini-batch, so it cannot be decoded token by token";
 
 // ---------------------------------------------------------------------------------------------
 // Suggestions for misspelt names.
@@ -378,7 +386,7 @@ constexpr std::string_view kModelNames[] = {"linear", "mlp"};
 constexpr std::string_view kActivationNames[] = {"gelu_tanh", "relu", "silu"};
 constexpr std::string_view kDTypeNames[] = {"f32", "f16", "bf16"};
 constexpr std::string_view kPrecisionNames[] = {"accurate", "tf32", "bf16"};
-constexpr std::string_view kPassNames[] = {"forward", "backward"};
+constexpr std::string_view kPassNames[] = {"forward", "backward", "decode"};
 
 class Parser {
  public:
@@ -547,7 +555,8 @@ class Parser {
 
   void parse_passes(const json& v, const std::string& path, Spec& s) const {
     if (!v.is_array())
-      fail(path, "expected an array of pass names (\"forward\", \"backward\"), got " + describe(v));
+      fail(path, "expected an array of pass names (\"forward\", \"backward\", \"decode\"), got " +
+                     describe(v));
     if (v.empty()) fail(path, "must name at least one pass (\"forward\", \"backward\")");
     bool seen[std::size(kPassNames)] = {};
     for (size_t i = 0; i < v.size(); ++i) {
@@ -557,7 +566,10 @@ class Parser {
     }
     s.build_forward = seen[0];
     s.build_backward = seen[1];
+    s.build_decode = seen[2];
     if (s.build_backward && !s.build_forward) fail(path, kBackwardNeedsForward);
+    if (s.build_decode && !s.build_forward) fail(path, kDecodeNeedsForward);
+    if (s.build_decode && !s.causal) fail(path, kDecodeNeedsCausal);  // $.causal is parsed first
   }
 
   std::string origin_;
@@ -626,10 +638,14 @@ void validate_spec(const Spec& s, const std::string& origin) {
   check("$.checkpoint_group",
         int_problem(kCheckpointGroup, s.checkpoint_group, std::to_string(s.checkpoint_group)));
   check("$.ln_eps", ln_eps_problem(s.ln_eps));
+  if (s.dtype == DType::i32)
+    throw SpecError(origin, "$.dtype", "i32 is an index type, not a token dtype (f32, f16, bf16)");
   if (!s.build_forward && !s.build_backward)
     throw SpecError(origin, "$.passes", "must name at least one pass (\"forward\", \"backward\")");
   if (s.build_backward && !s.build_forward)
     throw SpecError(origin, "$.passes", kBackwardNeedsForward);
+  if (s.build_decode && !s.build_forward) throw SpecError(origin, "$.passes", kDecodeNeedsForward);
+  if (s.build_decode && !s.causal) throw SpecError(origin, "$.passes", kDecodeNeedsCausal);
 }
 
 std::string canonical_json(const Spec& s) {
@@ -643,6 +659,7 @@ std::string canonical_json(const Spec& s) {
   std::string passes;
   if (s.build_forward) passes += R"("forward")";
   if (s.build_backward) passes += passes.empty() ? R"("backward")" : R"(,"backward")";
+  if (s.build_decode) passes += passes.empty() ? R"("decode")" : R"(,"decode")";
   return fmt::format(
       R"({{"causal":{},"checkpoint_group":{},"dtype":"{}","head_dim":{},"inner_model":{},)"
       R"("ln_eps":{},"mini_batch":{},"passes":[{}],"precision":"{}","tttc_spec":{}}})",

@@ -13,7 +13,8 @@ namespace ttt {
 
 enum class InnerModel { linear, mlp };
 enum class Activation { gelu_tanh, relu, silu };
-enum class DType { f32, f16, bf16 };
+// i32 types index tensors only (decode slots and positions, docs/decode.md), never a spec's dtype.
+enum class DType { f32, f16, bf16, i32 };
 // How the tensor cores multiply (docs/spec.md): f32-equivalent products, tf32 products, or
 // plain bf16 operands (f32 accumulation, state and LayerNorm in every mode). Chosen by the user,
 // never by the tuner: it changes results beyond rounding order.
@@ -40,6 +41,7 @@ struct Spec {
   double ln_eps = 1e-6;
   bool build_forward = true;
   bool build_backward = true;
+  bool build_decode = false;  // the token-by-token decode kernel (docs/decode.md); causal only
 
   int hidden_dim() const { return model == InnerModel::linear ? head_dim : expansion * head_dim; }
   // Feature widths through the inner model: {f, h, ..., h, f}; depth + 1 entries.

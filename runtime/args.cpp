@@ -100,9 +100,42 @@ bool check_state(const TensorRef& t, const char* name, const Problem& p, int64_t
   return false;
 }
 
-tttc::TokenTensor token(const TensorRef& t) {
+tttc::TokenTensor token(const TensorRef& t, int t0 = 0) {
   const auto s = t.effective_strides();
-  return {t.data, s[0], s[1], s[2]};
+  char* base = static_cast<char*>(t.data) + t0 * s[2] * dtype_bytes(t.dtype);
+  return {base, s[0], s[1], s[2]};
+}
+
+// The inputs decode and prefill share with the forward, and the token output.
+void check_token_inputs(const Spec& spec, const Problem& p, const TensorRef& q, const TensorRef& k,
+                        const TensorRef& v, const TensorRef& out, const TensorRef& lr,
+                        const TensorRef& tau, const TensorRef& gamma, const TensorRef& beta) {
+  const std::vector<int64_t> tokens = {p.B, p.H, p.T, spec.head_dim};
+  for (auto [t, name] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}})
+    check(*t, name, spec.dtype, tokens, Layout::unit_last);
+  check_lr(lr, "lr", {p.B, p.H, p.T});
+  check(tau, "tau", DType::f32, {spec.mini_batch});
+  check(gamma, "gamma", DType::f32, {p.H, spec.head_dim});
+  check(beta, "beta", DType::f32, {p.H, spec.head_dim});
+}
+
+// The pool (theta, accum f32 [N, H, S]; pos i32 [N, H]) and the slots (i32 [B]); returns N.
+int check_pool(const Spec& spec, const Problem& p, const DecodePool& pool, const TensorRef& slots) {
+  const int64_t S = spec.state_floats();
+  const TensorRef& theta = pool.theta;
+  if (theta.shape.size() != 3 || theta.shape[0] < 1)
+    fail("pool.theta", fmt::format("shape [N, {}, {}] with N >= 1 slots expected, got [{}]", p.H, S,
+                                   fmt::join(theta.shape, ", ")));
+  if (theta.shape[0] > INT32_MAX) fail("pool.theta", "too many slots: N must fit in 32 bits");
+  const int64_t N = theta.shape[0];
+  check(theta, "pool.theta", DType::f32, {N, p.H, S});
+  check(pool.accum, "pool.accum", DType::f32, {N, p.H, S});
+  for (auto [t, name] : {std::pair{&theta, "pool.theta"}, {&pool.accum, "pool.accum"}})
+    if (reinterpret_cast<std::uintptr_t>(t->data) % 16 != 0)
+      fail(name, "data pointer not aligned to 16 bytes (the decode kernel reads it as float4)");
+  check(pool.pos, "pool.pos", DType::i32, {N, p.H});
+  check(slots, "slots", DType::i32, {p.B});
+  return static_cast<int>(N);
 }
 
 }  // namespace
@@ -148,6 +181,53 @@ Problem check_backward(const Spec& spec, const BackwardArgs& a, int checkpoints)
   if (a.dstate_final.data) check(a.dstate_final, "dstate_final", DType::f32, {p.B, p.H, S});
   p.shared_state = check_state(a.dstate0, "dstate0", p, S);
   return p;
+}
+
+DecodeProblem check_decode(const Spec& spec, const DecodeArgs& a) {
+  if (!spec.causal) fail("spec", "decode needs a causal spec");
+  DecodeProblem p{problem_from_q(spec, a.q)};
+  check_token_inputs(spec, p, a.q, a.k, a.v, a.out, a.lr, a.tau, a.gamma, a.beta);
+  p.slots = check_pool(spec, p, a.pool, a.slots);
+  return p;
+}
+
+DecodeProblem check_prefill(const Spec& spec, const PrefillArgs& a) {
+  if (!spec.causal) fail("spec", "prefill needs a causal spec");
+  DecodeProblem p{problem_from_q(spec, a.q)};
+  check_token_inputs(spec, p, a.q, a.k, a.v, a.out, a.lr, a.tau, a.gamma, a.beta);
+  p.shared_state = check_state(a.state0, "state0", p, spec.state_floats());
+  p.slots = check_pool(spec, p, a.pool, a.slots);
+  return p;
+}
+
+tttc::DecodeParams decode_params(const DecodeProblem& p, const TensorRef& q, const TensorRef& k,
+                                 const TensorRef& v, const TensorRef& lr, const TensorRef& tau,
+                                 const TensorRef& gamma, const TensorRef& beta,
+                                 const TensorRef& slots, const DecodePool& pool,
+                                 const TensorRef& out, int t0, const float* init,
+                                 bool shared_init) {
+  const auto lrs = lr.effective_strides();
+  const int64_t S = pool.theta.shape[2];
+  return tttc::DecodeParams{.B = p.B,
+                            .H = p.H,
+                            .T = p.T - t0,
+                            .q = token(q, t0),
+                            .k = token(k, t0),
+                            .v = token(v, t0),
+                            .out = token(out, t0),
+                            .lr = static_cast<const float*>(lr.data) + t0,
+                            .lr_stride_b = lrs[0],
+                            .lr_stride_h = lrs[1],
+                            .tau = static_cast<const float*>(tau.data),
+                            .gamma = static_cast<const float*>(gamma.data),
+                            .beta = static_cast<const float*>(beta.data),
+                            .slots = static_cast<const int*>(slots.data),
+                            .num_slots = p.slots,
+                            .theta = static_cast<float*>(pool.theta.data),
+                            .accum = static_cast<float*>(pool.accum.data),
+                            .pos = static_cast<int*>(pool.pos.data),
+                            .init = init,
+                            .init_stride_b = shared_init ? 0 : p.H * S};
 }
 
 tttc::ForwardParams forward_params(const Problem& p, const ForwardArgs& a) {

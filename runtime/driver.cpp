@@ -86,9 +86,8 @@ Device open_device(int ordinal) {
   int count = 0;
   check(a.cuDeviceGetCount(&count), "cuDeviceGetCount");
   if (ordinal < 0 || ordinal >= count)
-    throw std::invalid_argument(
-        fmt::format("argument 'device': ordinal {} but the driver reports {} device(s)", ordinal,
-                    count));
+    throw std::invalid_argument(fmt::format(
+        "argument 'device': ordinal {} but the driver reports {} device(s)", ordinal, count));
   Device device;
   device.ordinal = ordinal;
   check(a.cuDeviceGet(&device.handle, ordinal), "cuDeviceGet");
@@ -104,9 +103,10 @@ Device open_device(int ordinal) {
   check(a.cuDeviceGetAttribute(&device.sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
                                device.handle),
         "cuDeviceGetAttribute");
-  check(a.cuDeviceGetAttribute(&device.max_shared_optin,
-                               CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device.handle),
-        "cuDeviceGetAttribute");
+  check(
+      a.cuDeviceGetAttribute(&device.max_shared_optin,
+                             CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device.handle),
+      "cuDeviceGetAttribute");
   // Retained once for the process: the primary context lives as long as tttc does.
   check(a.cuDevicePrimaryCtxRetain(&device.context, device.handle), "cuDevicePrimaryCtxRetain");
   return device;

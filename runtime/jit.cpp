@@ -112,7 +112,12 @@ Build build(const KernelConfig& config) {
   if (b.spec.build_backward)
     backward =
         std::async(std::launch::async, compile_pass, std::cref(b), codegen::KernelKind::backward);
+  std::future<CompiledKernel> decode;
+  if (b.spec.build_decode)
+    decode =
+        std::async(std::launch::async, compile_pass, std::cref(b), codegen::KernelKind::decode);
   if (b.spec.build_forward) b.forward = compile_pass(b, codegen::KernelKind::forward);
+  if (decode.valid()) b.decode = decode.get();
   if (backward.valid()) b.backward = backward.get();
   return b;
 }
@@ -130,7 +135,28 @@ MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_
   const size_t out_bytes = heads * T * spec.head_dim * dtype_bytes(spec.dtype);
   m.forward_total_bytes =
       out_bytes + heads * m.state_bytes + m.checkpoint_bytes + m.forward_workspace_bytes;
+  const int whole = T / spec.mini_batch * spec.mini_batch;
+  if (spec.build_decode && whole > 0) {
+    Spec forward_only = spec;  // the plan of the forward part (no recursion into this branch)
+    forward_only.build_decode = false;
+    m.prefill_workspace_bytes =
+        prefill_layout(memory_plan(forward_only, B, H, whole, forward_workspace_floats, 0), B, H)
+            .total;
+  }
   return m;
+}
+
+PrefillLayout prefill_layout(const MemoryPlan& whole, int B, int H) {
+  auto align = [](size_t n) { return (n + 255) / 256 * 256; };
+  PrefillLayout l;
+  l.checkpoints = align(static_cast<size_t>(B) * H * whole.state_bytes);
+  l.workspace = l.checkpoints + align(whole.checkpoint_bytes);
+  l.total = l.workspace + whole.forward_workspace_bytes;
+  return l;
+}
+
+size_t decode_state_bytes(const Spec& spec, int slots, int H) {
+  return static_cast<size_t>(slots) * H * (8 * static_cast<size_t>(spec.state_floats()) + 4);
 }
 
 MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T) {

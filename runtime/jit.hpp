@@ -46,6 +46,7 @@ struct Build {
   std::string schedule_source;  // "explicit", "tuned" or "heuristic"
   Target target;
   std::optional<CompiledKernel> forward, backward;  // per the spec's passes
+  std::optional<CompiledKernel> decode;             // when the passes name "decode"
 };
 
 // What the kernels are compiled for: `arch`'s documented limits, or ("") device `ordinal`'s.
@@ -64,11 +65,18 @@ struct MemoryPlan {
   size_t forward_workspace_bytes = 0;   // scratch of the forward kernel
   size_t backward_workspace_bytes = 0;  // scratch of the backward kernel
   size_t forward_total_bytes = 0;       // out + final state + checkpoints + workspace
+  // Prefill's scratch (docs/decode.md): the forward's final state, checkpoints and workspace for
+  // the prompt's whole mini-batches, floor(T / K) K tokens.
+  size_t prefill_workspace_bytes = 0;
 };
 MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T);
 // The same from the kernels' per-CTA workspace sizes (codegen::Generated::workspace_floats).
 MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_workspace_floats,
                        long long backward_workspace_floats);
+
+// Bytes of a decode state pool of `slots` slots (docs/decode.md): theta and accum f32
+// [slots, H, S] and pos i32 [slots, H].
+size_t decode_state_bytes(const Spec& spec, int slots, int H);
 
 class Kernel {
  public:
@@ -82,6 +90,13 @@ class Kernel {
   // A null workspace makes the kernel use (and grow) its own buffer, one per stream.
   virtual void forward(const ForwardArgs& args, CUstream stream = nullptr) const = 0;
   virtual void backward(const BackwardArgs& args, CUstream stream = nullptr) const = 0;
+  // Generation (docs/decode.md; the spec's passes must name "decode"). prefill runs the forward
+  // on the prompt's whole mini-batches and decode steps on the rest, and leaves each row's decode
+  // state in pool slot slots[b]; a null workspace uses the kernel's own, as forward does.
+  // decode advances every row by T tokens (T = 1: one step) from its pool slot: one launch, no
+  // allocation, no host synchronisation, so it can be captured in a CUDA graph and replayed.
+  virtual void prefill(const PrefillArgs& args, CUstream stream = nullptr) const = 0;
+  virtual void decode(const DecodeArgs& args, CUstream stream = nullptr) const = 0;
 };
 
 std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config);

@@ -1,5 +1,5 @@
 // kernel_impl.cpp: a Build loaded on the GPU: module load, shared-memory opt-in, argument checks,
-// workspace handling and the two launches.
+// workspace handling and the launches (forward, backward; prefill and decode, docs/decode.md).
 #include "runtime/kernel_impl.hpp"
 
 #include <fmt/format.h>
@@ -43,6 +43,7 @@ class LoadedKernel final : public Kernel {
     driver::ContextScope scope(device_);
     if (build_.forward) forward_ = load(*build_.forward);
     if (build_.backward) backward_ = load(*build_.backward);
+    if (build_.decode) decode_ = load(*build_.decode);
   }
   ~LoadedKernel() override {
     if (!driver::status().available) return;
@@ -53,7 +54,7 @@ class LoadedKernel final : public Kernel {
     if (api.cuCtxGetCurrent(&previous) != CUDA_SUCCESS) return;
     if (previous != device_.context && api.cuCtxSetCurrent(device_.context) != CUDA_SUCCESS) return;
     for (const auto& [stream, buffer] : workspaces_) api.cuMemFree(buffer.ptr);
-    for (auto* f : {&forward_, &backward_})
+    for (auto* f : {&forward_, &backward_, &decode_})
       if (f->module) api.cuModuleUnload(f->module);
     if (previous && previous != device_.context) api.cuCtxSetCurrent(previous);
   }
@@ -103,7 +104,70 @@ class LoadedKernel final : public Kernel {
     launch(backward_, &params, p, stream);
   }
 
+  void prefill(const PrefillArgs& a, CUstream stream) const override {
+    require_decode("prefill");
+    const args::DecodeProblem p = args::check_prefill(build_.spec, a);
+    const int K = build_.spec.mini_batch, whole = p.T / K * K;
+    const MemoryPlan plan = memory(p.B, p.H, p.T);
+    driver::ContextScope scope(device_);
+    std::unique_lock lock = lock_workspaces(a.workspace);
+    char* ws = reinterpret_cast<char*>(
+        workspace(a.workspace, a.workspace_bytes, plan.prefill_workspace_bytes, stream));
+    const float* init = static_cast<const float*>(a.state0.data);
+    bool shared_init = p.shared_state;
+    if (whole > 0) {  // the whole mini-batches through the forward kernel
+      const PrefillLayout layout = prefill_layout(memory(p.B, p.H, whole), p.B, p.H);
+      auto head = [&](const TensorRef& t) {  // the first `whole` tokens, same storage
+        TensorRef r = t;
+        r.strides = t.effective_strides();
+        r.shape[2] = whole;
+        return r;
+      };
+      const int64_t S = build_.spec.state_floats();
+      ForwardArgs f{
+          .q = head(a.q),
+          .k = head(a.k),
+          .v = head(a.v),
+          .lr = head(a.lr),
+          .tau = a.tau,
+          .gamma = a.gamma,
+          .beta = a.beta,
+          .state0 = a.state0,
+          .out = head(a.out),
+          .state_final = TensorRef::contiguous(ws, DType::f32, {p.B, p.H, S}),
+          .checkpoints = TensorRef::contiguous(ws + layout.checkpoints, DType::f32,
+                                               {p.B, p.H, memory(p.B, p.H, whole).checkpoints, S}),
+          .workspace = ws + layout.workspace,
+          .workspace_bytes = plan.prefill_workspace_bytes - layout.workspace};
+      forward(f, stream);  // a given workspace: takes no lock
+      init = static_cast<const float*>(f.state_final.data);
+      shared_init = false;
+    }
+    // The tail (possibly no tokens) starts every row from `init` and fills its pool slot.
+    tttc::DecodeParams params =
+        args::decode_params(p, a.q, a.k, a.v, a.lr, a.tau, a.gamma, a.beta, a.slots, a.pool, a.out,
+                            whole, init, shared_init);
+    launch(decode_, &params, p, stream);
+  }
+
+  void decode(const DecodeArgs& a, CUstream stream) const override {
+    require_decode("decode");
+    const args::DecodeProblem p = args::check_decode(build_.spec, a);
+    driver::ContextScope scope(device_);
+    tttc::DecodeParams params = args::decode_params(p, a.q, a.k, a.v, a.lr, a.tau, a.gamma, a.beta,
+                                                    a.slots, a.pool, a.out, 0, nullptr, false);
+    launch(decode_, &params, p, stream);
+  }
+
  private:
+  void require_decode(const char* what) const {
+    if (!decode_.function)
+      throw std::invalid_argument(fmt::format(
+          "{}: this kernel was built without the decode pass (add \"decode\" to the spec's "
+          "passes; the spec must be causal)",
+          what));
+  }
+
   MemoryPlan memory_for(const TensorRef& q) const {
     if (q.shape.size() != 4)
       throw std::invalid_argument(
@@ -163,7 +227,7 @@ class LoadedKernel final : public Kernel {
 
   Build build_;
   const driver::Device& device_;
-  LoadedFunction forward_, backward_;
+  LoadedFunction forward_, backward_, decode_;
   struct Buffer {
     CUdeviceptr ptr = 0;
     size_t bytes = 0;

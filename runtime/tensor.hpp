@@ -1,5 +1,6 @@
 // tensor.hpp: how callers hand device tensors to a kernel (pointer + dtype + shape + strides, no
-// copies), the packed layout of one head's state, and the argument sets of the two launches.
+// copies), the packed layout of one head's state, and the argument sets of the launches (forward,
+// backward, and prefill / decode with their state pool).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +50,32 @@ struct BackwardArgs {
   TensorRef q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final;
   TensorRef dq, dk, dv, dlr, dtau, dgamma, dbeta, dstate0;
   void* workspace = nullptr;  // optional; at least MemoryPlan::backward_workspace_bytes
+  size_t workspace_bytes = 0;
+};
+
+// The decode state pool (docs/decode.md), N slots: theta and accum f32 [N, H, S] contiguous
+// (packed like state0), pos i32 [N, H] contiguous.
+struct DecodePool {
+  TensorRef theta, accum, pos;
+};
+
+// One decode launch: every row b advances by T tokens (T = 1 for a step) in pool slot slots[b].
+// q, k, v, out: [B, H, T, f] as in the forward; lr f32 [B, H, T]; tau, gamma, beta as in the
+// forward; slots: i32 [B] contiguous, distinct, each in [0, N) (a row whose slot is out of range
+// is skipped and its outputs set to NaN: checked on the device, without a host sync).
+struct DecodeArgs {
+  TensorRef q, k, v, lr, tau, gamma, beta, slots;
+  DecodePool pool;
+  TensorRef out;
+};
+
+// Prefill of a prompt of any length T >= 1: inputs as in the forward (state0 [H, S] or
+// [B, H, S]); writes out [B, H, T, f] and the decode state of every row into pool slot slots[b].
+struct PrefillArgs {
+  TensorRef q, k, v, lr, tau, gamma, beta, state0, slots;
+  DecodePool pool;
+  TensorRef out;
+  void* workspace = nullptr;  // optional; at least MemoryPlan::prefill_workspace_bytes
   size_t workspace_bytes = 0;
 };
 

@@ -59,7 +59,7 @@ void add_compile(CLI::App& app) {
       }
       const jit::Build b = jit::build(config);
       progress_done();
-      for (const auto* k : {&b.forward, &b.backward}) {
+      for (const auto* k : {&b.forward, &b.backward, &b.decode}) {
         if (!*k) continue;
         const jit::CompiledKernel& ck = **k;
         built |= ck.cache == "miss";
@@ -118,8 +118,8 @@ void add_emit(CLI::App& app) {
   cmd->add_option("SPEC", o->spec, "spec file (JSON)")->required()->check(CLI::ExistingFile);
   add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
-  cmd->add_option("--pass", o->pass, "forward or backward")
-      ->check(CLI::IsMember({"forward", "backward"}));
+  cmd->add_option("--pass", o->pass, "forward, backward or decode")
+      ->check(CLI::IsMember({"forward", "backward", "decode"}));
   cmd->add_flag("--json", o->json,
                 "print one JSON object: spec, name, kernel, arch, kernel_name, shared_bytes, "
                 "workspace_floats, schedule and source");
@@ -130,8 +130,9 @@ void add_emit(CLI::App& app) {
     const jit::KernelConfig c = config_for(o->spec, o->arch, o->schedule);
     const Target t = Target::for_arch(c.arch);
     const Schedule s = c.schedule ? *c.schedule : default_schedule(c.spec, t);
-    const auto kind =
-        o->pass == "forward" ? codegen::KernelKind::forward : codegen::KernelKind::backward;
+    const auto kind = o->pass == "forward"    ? codegen::KernelKind::forward
+                      : o->pass == "backward" ? codegen::KernelKind::backward
+                                              : codegen::KernelKind::decode;
     const codegen::Generated g = codegen::generate(c.spec, s, kind);
     const std::string ptx =
         o->ptx ? nvrtc::compile_ptx(g.source, g.kernel_name, c.arch).binary : std::string();

@@ -13,6 +13,7 @@
 #include "runtime/host_convert.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/run_io.hpp"
+#include "tools/bench_decode.hpp"
 #include "tools/progress.hpp"
 #include "tools/shape.hpp"
 
@@ -114,12 +115,41 @@ void add_check(CLI::App& app) {
   });
 }
 
+void bench_decode_command(const std::string& path, const Spec& spec, int batch, int B, int H, int T,
+                          int runs, bool json) {
+  const DecodeBenchResult r =
+      bench_decode(spec, {.batch = batch, .H = H, .prefill_B = B, .prefill_T = T, .runs = runs});
+  const auto& dev = driver::current_device();
+  if (json) {
+    nlohmann::json j = r.to_json();
+    j.update({{"spec", path},
+              {"name", spec.name},
+              {"device", dev.name},
+              {"arch", dev.arch},
+              {"batch", batch},
+              {"heads", H},
+              {"prefill_shape", shape_json(B, H, T)},
+              {"runs", runs}});
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print(
+      "{} decode batch={} H={}: step {:.2f} us, {:.0f} tokens/s, state {:.1f} MB/step at {:.0f} "
+      "GB/s = {:.0f}% of copy bandwidth ({:.0f} GB/s)\n",
+      path, batch, H, r.step_us, r.tokens_per_s, r.state_bytes_per_step / 1e6, r.state_gb_per_s,
+      100 * r.bandwidth_fraction, r.copy_gb_per_s);
+  fmt::print("{} prefill B={} H={} T={}: {:.3f} ms, {:.0f} tokens/s\n", path, B, H, T, r.prefill_ms,
+             r.prefill_tokens_per_s);
+}
+
 void add_bench(CLI::App& app) {
   struct Options {
     std::string spec, shape = "16,12,2048";
     int runs = 20, threads = 0, forward_blocks = 0, backward_blocks = 0;
     bool no_backward = false, json = false;
     ScheduleOptions schedule;
+    bool decode = false;
+    int batch = 0;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -140,10 +170,19 @@ void add_bench(CLI::App& app) {
                 "print one JSON object: spec, device, arch, shape {B, H, T}, runs, schedule, "
                 "schedule_source (explicit, tuned or heuristic), forward_ms, backward_ms (-1: "
                 "not run)");
+  cmd->add_flag("--decode", o->decode,
+                "time decode instead (docs/decode.md): one step of --batch sequences replayed "
+                "from a CUDA graph, tokens/s, state bandwidth against a measured copy, and the "
+                "prefill of --shape B,H,T");
+  cmd->add_option("--batch", o->batch, "decode batch (with --decode; default: B of --shape)")
+      ->check(CLI::Range(1, kMaxBatch));
   cmd->callback([o] {
     const Spec spec = load_spec_file(o->spec);
     const auto [B, H, T] = parse_shape(o->shape);
     require_gpu();
+    if (o->decode)
+      return bench_decode_command(o->spec, spec, o->batch > 0 ? o->batch : B, B, H, T, o->runs,
+                                  o->json);
     jit::KernelConfig config = kernel_config(spec, o->schedule, 1LL * B * H);
     if (o->threads > 0 || o->forward_blocks > 0 || o->backward_blocks > 0) {
       Schedule s = config.schedule

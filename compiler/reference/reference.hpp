@@ -74,6 +74,27 @@ Outputs forward_primal(const Spec& spec, const Inputs& in);
 // Forward + full outer backward, walking checkpoint groups of spec.checkpoint_group in reverse.
 Grads backward(const Spec& spec, const Inputs& in, const Upstream& up);
 
+// ---- Decode (docs/decode.md): causal specs only; throws std::invalid_argument otherwise. ----
+// The decode state of every head (b, h): theta (the state at the current mini-batch's start) and
+// A (the lr-weighted sum of the inner gradients of the tokens seen in it), both shaped like
+// Outputs' final state, and pos [B * H], the tokens already consumed in the mini-batch.
+struct DecodeState {
+  std::vector<Tensor> W, b;    // theta: [B, H, d_{l-1}, d_l], [B, H, d_l]
+  std::vector<Tensor> AW, Ab;  // A, the same shapes
+  std::vector<int> pos;        // [B * H], 0 <= pos < K
+};
+// A fresh state for every head: theta = the initial state of `in` (shared or per row), A = 0.
+DecodeState decode_start(const Spec& spec, const Inputs& in);
+// Advances every head by in.T tokens, one decode step per token, from `state` (in.W and in.b are
+// only validated, not used). Returns the outputs [B, H, T, f].
+Tensor decode(const Spec& spec, const Inputs& in, DecodeState& state);
+// Prefill as the kernels do it: the dual-form forward on the first floor(T / K) K tokens, then
+// decode steps for the rest. Returns the outputs [B, H, T, f] and the decode state in `state`.
+Tensor prefill(const Spec& spec, const Inputs& in, DecodeState& state);
+// The forward's final state for a decode state: theta - tau_{pos-1} A (theta when pos == 0).
+void decode_final_state(const Spec& spec, const Tensor& tau, const DecodeState& state,
+                        std::vector<Tensor>& W, std::vector<Tensor>& b);
+
 // Number of worker threads used for (b, h) parallelism: TTTC_REF_THREADS, else hardware threads.
 int reference_threads();
 

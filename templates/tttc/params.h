@@ -45,4 +45,25 @@ struct BackwardParams {
   float* workspace;
 };
 
+// One decode launch (docs/decode.md): every row b advances by T tokens (1 for a decode step, up to
+// K - 1 for a prefill's tail) in the decode state of pool slot slots[b].
+struct DecodeParams {
+  int B, H, T;
+  TokenTensor q, k, v, out;  // [B, H, T, f]
+  const float* lr;           // lr[b*lr_stride_b + h*lr_stride_h + t]
+  long long lr_stride_b, lr_stride_h;
+  const float* tau;    // [K]
+  const float* gamma;  // [H, f]
+  const float* beta;   // [H, f]
+  const int* slots;  // [B]: the pool slot of each row; outside [0, num_slots): row skipped, out NaN
+  int num_slots;
+  float* theta;  // pool [num_slots, H, S]: the state at the current mini-batch's start
+  float* accum;  // pool [num_slots, H, S]: the lr-weighted gradient sum A
+  int* pos;      // pool [num_slots, H]: tokens consumed in the current mini-batch
+  // Prefill's tail: when non-null, each row first starts fresh from this state (A = 0, pos = 0):
+  // [B, H, S] (init_stride_b = H*S) or [H, S] (init_stride_b = 0).
+  const float* init;
+  long long init_stride_b;
+};
+
 }  // namespace tttc

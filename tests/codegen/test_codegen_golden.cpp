@@ -1,13 +1,13 @@
 // test_codegen_golden.cpp: the generated source of a few specs, line by line against files in
 // golden/, so that any change to codegen's output is seen and reviewed. After an intended change,
 // regenerate with TTTC_REGEN_GOLDEN=1 and read the diff.
-#include "compiler/codegen.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "compiler/codegen.hpp"
 
 namespace ttt {
 namespace {
@@ -29,11 +29,12 @@ class CodegenGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(CodegenGolden, SourceMatchesGolden) {
   const GoldenCase& c = GetParam();
-  const Spec spec = load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + c.example + ".json");
+  const Spec spec =
+      load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + c.example + ".json");
   const Schedule sched = default_schedule(spec, Target::for_arch(c.arch));
   const std::string source = codegen::generate(spec, sched, c.kind).source;
-  const std::string path = std::string(TTTC_SOURCE_DIR) + "/tests/codegen/golden/" + c.example + "." +
-                           codegen::to_string(c.kind) + "." + c.arch + ".cu";
+  const std::string path = std::string(TTTC_SOURCE_DIR) + "/tests/codegen/golden/" + c.example +
+                           "." + codegen::to_string(c.kind) + "." + c.arch + ".cu";
   if (std::getenv("TTTC_REGEN_GOLDEN")) {
     std::ofstream(path) << source;
     GTEST_SKIP() << "regenerated " << path;
@@ -56,10 +57,13 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(GoldenCase{"linear", codegen::KernelKind::forward, "sm_90a"},
                       GoldenCase{"linear", codegen::KernelKind::backward, "sm_90a"},
                       GoldenCase{"mlp2", codegen::KernelKind::forward, "sm_90a"},
+                      GoldenCase{"mlp2", codegen::KernelKind::decode, "sm_90a"},
+                      GoldenCase{"linear", codegen::KernelKind::decode, "sm_80"},
                       GoldenCase{"video-mlp2-noncausal", codegen::KernelKind::forward, "sm_86"},
                       GoldenCase{"video-mlp2-noncausal", codegen::KernelKind::backward, "sm_80"}),
     [](const auto& info) {
-      std::string name = std::string(info.param.example) + "_" + codegen::to_string(info.param.kind) + "_" + info.param.arch;
+      std::string name = std::string(info.param.example) + "_" +
+                         codegen::to_string(info.param.kind) + "_" + info.param.arch;
       for (auto& ch : name)
         if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
       return name;

@@ -39,6 +39,23 @@ TEST_P(NvrtcExamples, ForwardAndBackwardCompile) {
   }
 }
 
+// The decode kernel of every causal example, whether or not its passes name "decode".
+TEST_P(NvrtcExamples, DecodeCompiles) {
+  const auto& [example, arch] = GetParam();
+  Spec spec = load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + example + ".json");
+  if (!spec.causal) {
+    EXPECT_THROW(codegen::generate_decode(spec), std::invalid_argument);
+    return;
+  }
+  const codegen::Generated g = codegen::generate_decode(spec);
+  const nvrtc::CompileResult r = nvrtc::compile(g.source, g.kernel_name, arch);
+  EXPECT_EQ(r.binary_kind, "cubin");
+  EXPECT_GT(r.binary.size(), 1000u);
+  EXPECT_GT(r.registers, 0) << r.log;
+  EXPECT_EQ(r.spill_bytes, 0) << r.log;
+  EXPECT_LE(g.shared_bytes, Target::for_arch(arch).max_shared_bytes);
+}
+
 INSTANTIATE_TEST_SUITE_P(All, NvrtcExamples,
                          ::testing::Combine(::testing::ValuesIn(examples()),
                                             ::testing::Values("sm_80", "sm_90a")),

@@ -25,17 +25,23 @@ std::string signature_of_text(const std::string& text) { return spec_signature(p
 std::string signature_of(const json& j) { return signature_of_text(j.dump()); }
 
 TEST(SpecCanonical, ExactTextOfTheDefaultSpec) {
-  EXPECT_EQ(canonical_json(parse_spec(minimal().dump())),
-            R"({"causal":true,"checkpoint_group":1,"dtype":"bf16","head_dim":64,)"
-            R"("inner_model":{"activation":"gelu_tanh","depth":2,"expansion":4,"type":"mlp"},)"
-            R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward","backward"],"precision":"accurate",)"
-            R"("tttc_spec":1})");
+  EXPECT_EQ(
+      canonical_json(parse_spec(minimal().dump())),
+      R"({"causal":true,"checkpoint_group":1,"dtype":"bf16","head_dim":64,)"
+      R"("inner_model":{"activation":"gelu_tanh","depth":2,"expansion":4,"type":"mlp"},)"
+      R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward","backward"],"precision":"accurate",)"
+      R"("tttc_spec":1})");
   EXPECT_EQ(canonical_json(parse_spec(R"({"tttc_spec":1,"head_dim":32,"inner_model":"linear",
                                           "causal":false,"passes":["forward"]})")),
             R"({"causal":false,"checkpoint_group":1,"dtype":"bf16","head_dim":32,)"
             R"("inner_model":{"depth":1,"type":"linear"},)"
             R"("ln_eps":1e-06,"mini_batch":16,"passes":["forward"],"precision":"accurate",)"
             R"("tttc_spec":1})");
+  // "decode" comes last, whatever the order given.
+  EXPECT_NE(canonical_json(parse_spec(R"({"tttc_spec":1,"head_dim":64,
+                                          "passes":["decode","forward"]})"))
+                .find(R"("passes":["forward","decode"])"),
+            std::string::npos);
 }
 
 TEST(SpecCanonical, LayoutKeyOrderAndSpelledOutDefaultsDoNotMatter) {
@@ -91,6 +97,7 @@ TEST(SpecCanonical, EveryComputationalFieldChangesTheSignature) {
       {"checkpoint_group", {{"checkpoint_group", 2}}},
       {"ln_eps", {{"ln_eps", 1e-8}}},
       {"passes", {{"passes", {"forward"}}}},
+      {"decode pass", {{"passes", {"decode", "forward", "backward"}}}},
       {"precision tf32", {{"precision", "tf32"}}},
       {"precision bf16", {{"precision", "bf16"}}},
   };

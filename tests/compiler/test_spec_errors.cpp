@@ -178,8 +178,9 @@ TEST(SpecErrors, UnknownChoices) {
   EXPECT_TRUE(fails_at(with(base(), "dtype", "fp32"), "$.dtype",
                        "unknown dtype \"fp32\"; expected one of \"f32\", \"f16\", \"bf16\""));
   EXPECT_TRUE(fails_at(with(base(), "dtype", "BF16"), "$.dtype", "did you mean \"bf16\""));
-  EXPECT_TRUE(fails_at(with(base(), "precision", "fast"), "$.precision",
-                       "unknown precision \"fast\"; expected one of \"accurate\", \"tf32\", \"bf16\""));
+  EXPECT_TRUE(
+      fails_at(with(base(), "precision", "fast"), "$.precision",
+               "unknown precision \"fast\"; expected one of \"accurate\", \"tf32\", \"bf16\""));
   EXPECT_TRUE(fails_at(with(base(), "precision", 1), "$.precision", "expected a string"));
   EXPECT_TRUE(fails_at(with_model({{"type", "mlp"}, {"activation", "gelu"}}),
                        "$.inner_model.activation", "did you mean \"gelu_tanh\""));
@@ -200,6 +201,10 @@ TEST(SpecErrors, ImpossibleCombinations) {
                        "a linear inner model has depth 1, got 2"));
   EXPECT_TRUE(fails_at(with(base(), "passes", {"backward"}), "$.passes",
                        "\"backward\" requires \"forward\""));
+  EXPECT_TRUE(
+      fails_at(with(base(), "passes", {"decode"}), "$.passes", "\"decode\" requires \"forward\""));
+  EXPECT_TRUE(fails_at(with(with(base(), "causal", false), "passes", {"forward", "decode"}),
+                       "$.passes", "\"decode\" needs a causal spec"));
   EXPECT_TRUE(fails_at(with(base(), "passes", {"forward", "forward"}), "$.passes[1]",
                        "duplicate pass \"forward\""));
   EXPECT_TRUE(

@@ -82,6 +82,13 @@ def _declare(l: ctypes.CDLL) -> ctypes.CDLL:
     l.tttc_kernel_memory.argtypes = [vp, i64, i64, i64, ctypes.POINTER(MemoryPlan)]
     l.tttc_kernel_forward.argtypes = [vp, vp, vp, ctypes.c_uint64, vp]
     l.tttc_kernel_backward.argtypes = [vp, vp, vp, ctypes.c_uint64, vp]
+    # Decode (docs/decode.md).
+    l.tttc_reference_decode.argtypes = [vp, i64, i64, i64] + [vp] * 11
+    l.tttc_reference_prefill.argtypes = [vp, i64, i64, i64, i32] + [vp] * 12
+    l.tttc_decode_state_bytes.argtypes = [vp, i64, i64, ctypes.POINTER(i64)]
+    l.tttc_kernel_prefill_workspace.argtypes = [vp, i64, i64, i64, ctypes.POINTER(i64)]
+    l.tttc_kernel_prefill.argtypes = [vp, vp, vp, ctypes.c_uint64, vp]
+    l.tttc_kernel_decode.argtypes = [vp, vp, vp]
     return l
 
 
@@ -102,7 +109,7 @@ def gpu_available() -> tuple[bool, str]:
 TENSOR_FORMAT = "<Qqq4q4q"
 TENSOR_BYTES = struct.calcsize(TENSOR_FORMAT)
 _pack_into = struct.Struct(TENSOR_FORMAT).pack_into
-DTYPE_CODES = {"f32": 0, "f16": 1, "bf16": 2}
+DTYPE_CODES = {"f32": 0, "f16": 1, "bf16": 2, "i32": 3}
 
 
 _structs: dict = {}

@@ -8,6 +8,10 @@ published in ttt-lm-pytorch (TTTLinear / TTTMLP), with the inner loop run by ttt
   state        = W1, b1, ... (the inner model's initial weights, learnable, shared over the batch)
   y            = o_proj(gelu_tanh(g_proj(x)) * post_norm(ttt(...)))  (the gate when use_gate)
 
+Generation: `cache = layer.new_cache(slots)`, `layer.prefill(prompt, cache, slots)`, then
+`layer.step(x_t, cache, slots)` per token (docs/decode.md); the same outputs as forward on the
+whole sequence.
+
 Not included: the rotary embedding of q and k and the causal convolutions of the published
 model's TTT blocks (they act on the projections before the op and can be added around it).
 """
@@ -19,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .spec import Spec
-from .torch import ttt
+from .torch import DecodeCache, ttt, ttt_decode, ttt_prefill
 
 
 class TTTLayer(nn.Module):
@@ -75,14 +79,14 @@ class TTTLayer(nn.Module):
         # float64 runs the CPU reference end to end (for tests); otherwise the spec's dtype.
         return torch.float64 if x.dtype == torch.float64 else self.spec.torch_dtype
 
-    def forward(self, x: Tensor, state: Optional[Sequence[Tensor]] = None,
-                output_final_state: bool = False):
-        """x [B, T, width] -> y [B, T, width] (and the final state [W1, b1, ...] of shape
-        [B, H, ...] with output_final_state). `state` replaces the learned initial state, e.g.
-        a final state from an earlier call to continue a sequence."""
+    def _check_x(self, x: Tensor):
         if x.dim() != 3 or x.shape[-1] != self.width:
             raise ValueError(f"TTTLayer: argument 'x': shape [B, T, {self.width}] expected, "
                              f"got {list(x.shape)}")
+
+    def _op_inputs(self, x: Tensor):
+        """The op's inputs for x [B, T, width]: q, k, v ([B, T, H, f]), lr, tau, gamma, beta,
+        and the dtype of the parameters (float64 with float64 x: the CPU reference)."""
         B, T, _ = x.shape
         H, f = self.num_heads, self.head_dim
         tok = self._token_dtype(x)
@@ -93,15 +97,50 @@ class TTTLayer(nn.Module):
         gate = torch.einsum("btc,hc->bth", x, self.learnable_ttt_lr_weight) + self.learnable_ttt_lr_bias
         lr = (self.base_lr * torch.sigmoid(gate) / f).to(par)
         tau = torch.clamp(self.token_idx + self.learnable_token_idx_bias, min=0.0).to(par)
-        init = list(self.state) if state is None else list(state)
-        out, final = ttt(self.spec, q, k, v, lr, tau, self.ttt_norm_weight.to(par),
-                         self.ttt_norm_bias.to(par), [s.to(par) for s in init],
-                         layout="bthf", output_final_state=output_final_state)
-        y = self.post_norm(out.reshape(B, T, H * f).to(x.dtype))
+        return (q, k, v, lr, tau, self.ttt_norm_weight.to(par), self.ttt_norm_bias.to(par)), par
+
+    def _output(self, x: Tensor, out: Tensor) -> Tensor:
+        B, T, _ = x.shape
+        y = self.post_norm(out.reshape(B, T, self.num_heads * self.head_dim).to(x.dtype))
         if self.g_proj is not None:
             y = nn.functional.gelu(self.g_proj(x), approximate="tanh") * y
-        y = self.o_proj(y)
+        return self.o_proj(y)
+
+    def forward(self, x: Tensor, state: Optional[Sequence[Tensor]] = None,
+                output_final_state: bool = False):
+        """x [B, T, width] -> y [B, T, width] (and the final state [W1, b1, ...] of shape
+        [B, H, ...] with output_final_state). `state` replaces the learned initial state, e.g.
+        a final state from an earlier call to continue a sequence."""
+        self._check_x(x)
+        args, par = self._op_inputs(x)
+        init = list(self.state) if state is None else list(state)
+        out, final = ttt(self.spec, *args, [s.to(par) for s in init], layout="bthf",
+                         output_final_state=output_final_state)
+        y = self._output(x, out)
         return (y, final) if output_final_state else y
+
+    # --- generation (docs/decode.md): prefill a prompt, then one token per step -------------
+    def new_cache(self, slots: int, device=None, dtype: torch.dtype = torch.float32) -> DecodeCache:
+        """A pool of `slots` decode states for this layer (float64 to run the CPU reference with
+        float64 inputs). Rows of a batch name their slot; see tttc.torch.DecodeCache."""
+        return DecodeCache(self.spec, slots, self.num_heads, device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def prefill(self, x: Tensor, cache: DecodeCache, slots: Tensor) -> Tensor:
+        """y for a prompt x [B, T, width] (as forward, from the learned initial state), leaving
+        row b's decode state in cache slot slots[b]. Inference only (no gradients)."""
+        self._check_x(x)
+        args, par = self._op_inputs(x)
+        out = ttt_prefill(self.spec, *args, [s.to(par) for s in self.state], cache, slots)
+        return self._output(x, out)
+
+    @torch.no_grad()
+    def step(self, x: Tensor, cache: DecodeCache, slots: Tensor) -> Tensor:
+        """y for the next token(s) x [B, T, width] (T = 1 for one step) of the sequences in
+        `slots`, continuing from their decode states. Inference only (no gradients)."""
+        self._check_x(x)
+        args, _ = self._op_inputs(x)
+        return self._output(x, ttt_decode(self.spec, *args, cache, slots))
 
     def extra_repr(self) -> str:
         return (f"spec={self.spec.name or self.spec.signature[:12]}, width={self.width}, "

@@ -118,6 +118,18 @@ class Spec:
             v = self._inference = spec_for_key(json.dumps(d, separators=(",", ":")))
         return v
 
+    def decode_variant(self) -> "Spec":
+        """The variant that builds the forward (for prefill) and the decode kernel, with one
+        checkpoint group (prefill saves only the initial state): what tttc.torch.ttt_prefill and
+        ttt_decode run on CUDA, whatever this spec's passes say."""
+        v = getattr(self, "_decode", None)
+        if v is None:
+            d = json.loads(self.key)
+            d["checkpoint_group"] = 4096
+            d["passes"] = ["forward", "decode"]
+            v = self._decode = spec_for_key(json.dumps(d, separators=(",", ":")))
+        return v
+
 
 _registry: dict = {}
 _registry_lock = threading.Lock()

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..spec import Spec
 from . import _ops
 
-__all__ = ["ttt", "pack_state", "unpack_state"]
+__all__ = ["ttt", "pack_state", "unpack_state", "ttt_prefill", "ttt_decode", "DecodeCache"]
 
 _LAYOUTS = ("bthf", "bhtf")
 
@@ -178,3 +178,7 @@ def ttt(spec: Spec, q: Tensor, k: Tensor, v: Tensor, lr: Tensor, tau: Tensor, ga
     out, final, _ = _ops.ttt_forward(spec.key, q, k, v, lr, tau, gamma, beta, packed, layout,
                                      need_grad)
     return out, (unpack_state(spec, final) if output_final_state else None)
+
+
+# Generation (docs/decode.md): imported last, it uses the checks above.
+from .decode import DecodeCache, ttt_decode, ttt_prefill  # noqa: E402

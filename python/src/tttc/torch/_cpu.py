@@ -78,3 +78,62 @@ def backward(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final
     return (like(g["dq"], q, True), like(g["dk"], k, True), like(g["dv"], v, True),
             like(g["dlr"], lr, True), g["dtau"].to(tau.dtype), g["dgamma"].to(gamma.dtype),
             g["dbeta"].to(beta.dtype), g["dstate0"].to(checkpoints.dtype))
+
+
+# --- decode (docs/decode.md): the reference on the pool rows that `slots` names -------------------
+
+def _rows(pool: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    return pool.index_select(0, slots.long()).to(torch.float64 if pool.is_floating_point()
+                                                 else torch.int32).contiguous()
+
+
+def _scatter(pool: torch.Tensor, slots: torch.Tensor, rows: torch.Tensor) -> None:
+    pool.index_copy_(0, slots.long(), rows.to(pool.dtype))
+
+
+def _check_slots(slots: torch.Tensor, N: int) -> None:
+    bad = (slots < 0) | (slots >= N)
+    if bool(bad.any()):
+        raise ValueError(f"tttc: argument 'slots': {slots.tolist()} holds values outside [0, {N})")
+    if slots.unique().numel() != slots.numel():
+        raise ValueError(f"tttc: argument 'slots': {slots.tolist()} names a slot twice")
+
+
+def prefill(key, q, k, v, lr, tau, gamma, beta, state0, slots, theta, accum, pos, layout):
+    spec = spec_for_key(key)
+    _check_slots(slots, theta.shape[0])
+    qb = bhtf(q, layout)
+    B, H, T, _ = qb.shape
+    S = spec.state_floats
+    d = dict(dtype=torch.float64)
+    out64 = torch.empty(qb.shape, **d)
+    th, ac = torch.empty((B, H, S), **d), torch.empty((B, H, S), **d)
+    ps = torch.empty((B, H), dtype=torch.int32)
+    args = [_f64(bhtf(t, layout)) for t in (q, k, v, lr)] + [_f64(t) for t in (tau, gamma, beta, state0)]
+    _lib.check(_lib.lib().tttc_reference_prefill(
+        spec._handle, B, H, T, int(state0.dim() == 3), *[_p(a) for a in args], _p(out64), _p(th),
+        _p(ac), _p(ps)))
+    _scatter(theta, slots, th)
+    _scatter(accum, slots, ac)
+    _scatter(pos, slots, ps)
+    out = torch.empty(q.shape, dtype=q.dtype)
+    bhtf(out, layout).copy_(out64)
+    return out
+
+
+def decode(key, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos, layout):
+    spec = spec_for_key(key)
+    _check_slots(slots, theta.shape[0])
+    qb = bhtf(q, layout)
+    B, H, T, _ = qb.shape
+    th, ac, ps = _rows(theta, slots), _rows(accum, slots), _rows(pos, slots)
+    out64 = torch.empty(qb.shape, dtype=torch.float64)
+    args = [_f64(bhtf(t, layout)) for t in (q, k, v, lr)] + [_f64(t) for t in (tau, gamma, beta)]
+    _lib.check(_lib.lib().tttc_reference_decode(
+        spec._handle, B, H, T, *[_p(a) for a in args], _p(th), _p(ac), _p(ps), _p(out64)))
+    _scatter(theta, slots, th)
+    _scatter(accum, slots, ac)
+    _scatter(pos, slots, ps)
+    out = torch.empty(q.shape, dtype=q.dtype)
+    bhtf(out, layout).copy_(out64)
+    return out

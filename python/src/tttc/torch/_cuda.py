@@ -6,6 +6,7 @@ copy for 'bthf'); lr is made unit-stride in T (a small copy for 'bthf').
 """
 from __future__ import annotations
 
+import ctypes
 import warnings
 
 import torch
@@ -14,7 +15,7 @@ from .. import _lib
 from ..spec import spec_for_key
 from ._cpu import bhtf
 
-_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int32: 3}
 _plans: dict = {}
 
 
@@ -129,3 +130,45 @@ def backward(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final
     dlr = torch.empty(lr.shape, **f32)
     bhtf(dlr, layout).copy_(dlr_bht)
     return dq, dk, dv, dlr, dtau, dgamma, dbeta, dstate0
+
+
+# --- decode (docs/decode.md) ----------------------------------------------------------------------
+
+def _token_views(q, k, v, lr, layout):
+    lrb = bhtf(lr, layout)
+    if lrb.stride(-1) != 1:
+        lrb = lrb.contiguous()
+    return [bhtf(_feature_unit(x), layout) for x in (q, k, v)] + [lrb]
+
+
+def prefill(key, q, k, v, lr, tau, gamma, beta, state0, slots, theta, accum, pos, layout):
+    spec = spec_for_key(key).decode_variant()
+    device = q.device
+    kernel = spec.kernel(device.index)
+    B, H, T, _ = bhtf(q, layout).shape
+    nbytes = ctypes.c_int64()
+    _lib.check(_lib.lib().tttc_kernel_prefill_workspace(kernel, B, H, T, ctypes.byref(nbytes)))
+    ws = _workspace(nbytes.value, device)
+    out = torch.empty(q.shape, dtype=q.dtype, device=device)
+    tensors = _token_views(q, k, v, lr, layout) + [
+        tau.contiguous(), gamma.contiguous(), beta.contiguous(), state0.contiguous(), slots,
+        theta, accum, pos, bhtf(out, layout)]
+    buf = _lib.pack_tensors([_t(t) for t in tensors])
+    stream = torch.cuda.current_stream(device).cuda_stream
+    _lib.check(_lib.lib().tttc_kernel_prefill(
+        kernel, buf, None if ws is None else ws.data_ptr(), nbytes.value, stream))
+    return out
+
+
+def decode(key, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos, layout):
+    spec = spec_for_key(key).decode_variant()
+    device = q.device
+    kernel = spec.kernel(device.index)
+    out = torch.empty(q.shape, dtype=q.dtype, device=device)
+    tensors = _token_views(q, k, v, lr, layout) + [
+        tau.contiguous(), gamma.contiguous(), beta.contiguous(), slots, theta, accum, pos,
+        bhtf(out, layout)]
+    buf = _lib.pack_tensors([_t(t) for t in tensors])
+    stream = torch.cuda.current_stream(device).cuda_stream
+    _lib.check(_lib.lib().tttc_kernel_decode(kernel, buf, stream))
+    return out

@@ -7,6 +7,11 @@ that connects them. Layout-aware shapes: tokens are [B, T, H, f] ('bthf') or [B,
       -> (out, state_final [B, H, S], checkpoints [B, H, C, S] or [0])
   ttt_backward(spec_key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final?,
                layout, shared_state) -> (dq, dk, dv, dlr, dtau, dgamma, dbeta, dstate0)
+  ttt_prefill(spec_key, q, k, v, lr, tau, gamma, beta, state0, slots, theta, accum, pos, layout)
+      -> out; writes the decode state of row b into pool slot slots[b] (docs/decode.md)
+  ttt_decode(spec_key, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos, layout) -> out;
+      advances every row by T tokens in its pool slot
+The decode ops mutate the pool (theta, accum, pos) and have no autograd: they are for inference.
 """
 
 from typing import Optional
@@ -88,3 +93,29 @@ def _backward(ctx, dout, dstate_final, _dcheckpoints):
 
 
 ttt_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("tttc::ttt_prefill", mutates_args=("theta", "accum", "pos"))
+def ttt_prefill(spec: str, q: Tensor, k: Tensor, v: Tensor, lr: Tensor, tau: Tensor,
+                gamma: Tensor, beta: Tensor, state0: Tensor, slots: Tensor, theta: Tensor,
+                accum: Tensor, pos: Tensor, layout: str) -> Tensor:
+    return _impl(q.device).prefill(spec, q, k, v, lr, tau, gamma, beta, state0, slots, theta,
+                                   accum, pos, layout)
+
+
+@ttt_prefill.register_fake
+def _(spec, q, k, v, lr, tau, gamma, beta, state0, slots, theta, accum, pos, layout):
+    return q.new_empty(q.shape)
+
+
+@torch.library.custom_op("tttc::ttt_decode", mutates_args=("theta", "accum", "pos"))
+def ttt_decode(spec: str, q: Tensor, k: Tensor, v: Tensor, lr: Tensor, tau: Tensor,
+               gamma: Tensor, beta: Tensor, slots: Tensor, theta: Tensor, accum: Tensor,
+               pos: Tensor, layout: str) -> Tensor:
+    return _impl(q.device).decode(spec, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos,
+                                  layout)
+
+
+@ttt_decode.register_fake
+def _(spec, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos, layout):
+    return q.new_empty(q.shape)

@@ -1,0 +1,68 @@
+// host_cuda_shim.hpp: just enough of CUDA's device model, on the host, to compile and run
+// templates/tttc/decode.cuh with g++ for testing without a GPU: one std::thread per CUDA thread,
+// __syncthreads as a CTA-wide std::barrier, warp shuffles through a per-warp exchange with a
+// 32-thread barrier, and the kernel's `extern __shared__` array as one global (CTAs run one after
+// another). Only the f32 element type is supported (the f16/bf16 conversions are PTX asm).
+#pragma once
+
+#include <barrier>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __noinline__
+#define __shared__
+#define __launch_bounds__(...)
+
+struct float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct HostDim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+inline thread_local HostDim3 threadIdx, blockIdx;
+
+// The synchronisation objects of the CTA that the calling thread belongs to.
+struct HostCta {
+  explicit HostCta(int threads) : block(threads) {
+    for (int w = 0; w < (threads + 31) / 32; ++w)
+      warps.push_back(std::make_unique<std::barrier<>>(32));
+    lanes.resize(warps.size() * 32);
+  }
+  std::barrier<> block;
+  std::vector<std::unique_ptr<std::barrier<>>> warps;
+  std::vector<float> lanes;
+};
+inline thread_local HostCta* host_cta = nullptr;
+
+inline void __syncthreads() { host_cta->block.arrive_and_wait(); }
+inline float __shfl_xor_sync(unsigned, float v, int offset) {
+  const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  host_cta->lanes[w * 32 + l] = v;
+  host_cta->warps[w]->arrive_and_wait();
+  const float r = host_cta->lanes[w * 32 + (l ^ offset)];
+  host_cta->warps[w]->arrive_and_wait();  // nobody overwrites a lane before all have read
+  return r;
+}
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}

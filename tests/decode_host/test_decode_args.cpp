@@ -1,0 +1,129 @@
+// test_decode_args.cpp: the argument checks of Kernel::prefill and Kernel::decode (runtime/args.*)
+// without a GPU: every bad tensor is named, with what was expected. Pointers are never read.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+#include "runtime/args.hpp"
+
+namespace ttt {
+namespace {
+
+Spec decode_spec() {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 32;
+  s.mini_batch = 16;
+  s.dtype = DType::bf16;
+  s.build_decode = true;
+  return s;
+}
+
+// A fake, 256-byte aligned device address: the checks look at it, nothing reads it.
+void* fake(uintptr_t n = 1) { return reinterpret_cast<void*>(n * 256); }
+
+DecodeArgs good_decode(const Spec& s) {
+  const int64_t S = s.state_floats();
+  auto t = [](std::vector<int64_t> shape, DType d = DType::f32) {
+    return TensorRef{fake(), d, std::move(shape)};
+  };
+  return DecodeArgs{.q = t({3, 2, 1, 32}, DType::bf16),
+                    .k = t({3, 2, 1, 32}, DType::bf16),
+                    .v = t({3, 2, 1, 32}, DType::bf16),
+                    .lr = t({3, 2, 1}),
+                    .tau = t({16}),
+                    .gamma = t({2, 32}),
+                    .beta = t({2, 32}),
+                    .slots = t({3}, DType::i32),
+                    .pool = {t({5, 2, S}), t({5, 2, S}), t({5, 2}, DType::i32)},
+                    .out = t({3, 2, 1, 32}, DType::bf16)};
+}
+
+void expect_error(const Spec& s, const DecodeArgs& a, const std::string& phrase) {
+  try {
+    args::check_decode(s, a);
+    ADD_FAILURE() << "expected an error mentioning " << phrase;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+  }
+}
+
+TEST(DecodeArgs, GoodArgumentsGiveTheProblem) {
+  const Spec s = decode_spec();
+  const args::DecodeProblem p = args::check_decode(s, good_decode(s));
+  EXPECT_EQ(p.B, 3);
+  EXPECT_EQ(p.H, 2);
+  EXPECT_EQ(p.T, 1);
+  EXPECT_EQ(p.slots, 5);
+  const tttc::DecodeParams k = args::decode_params(
+      p, good_decode(s).q, good_decode(s).k, good_decode(s).v, good_decode(s).lr,
+      good_decode(s).tau, good_decode(s).gamma, good_decode(s).beta, good_decode(s).slots,
+      good_decode(s).pool, good_decode(s).out, 0, nullptr, false);
+  EXPECT_EQ(k.num_slots, 5);
+  EXPECT_EQ(k.init, nullptr);
+  EXPECT_EQ(k.q.stride_b, 2 * 32);
+}
+
+TEST(DecodeArgs, BadTensorsAreNamed) {
+  const Spec s = decode_spec();
+  const DecodeArgs a = good_decode(s);
+  const int64_t S = s.state_floats();
+  DecodeArgs bad = a;
+  bad.slots.shape = {4};
+  expect_error(s, bad, "argument 'slots': shape [3] expected");
+  bad = a;
+  bad.slots.dtype = DType::f32;
+  expect_error(s, bad, "argument 'slots': dtype i32 expected, got f32");
+  bad = a;
+  bad.pool.theta.shape = {2, S};
+  expect_error(s, bad, "argument 'pool.theta': shape [N, 2,");
+  bad = a;
+  bad.pool.accum.shape = {4, 2, S};
+  expect_error(s, bad, "argument 'pool.accum': shape [5, 2,");
+  bad = a;
+  bad.pool.pos.dtype = DType::f32;
+  expect_error(s, bad, "argument 'pool.pos': dtype i32 expected");
+  bad = a;
+  bad.pool.theta.data = static_cast<char*>(fake()) + 4;
+  expect_error(s, bad, "argument 'pool.theta': data pointer not aligned to 16 bytes");
+  bad = a;
+  bad.q.dtype = DType::f16;
+  expect_error(s, bad, "argument 'q': dtype bf16 expected");
+  bad = a;
+  bad.lr.shape = {3, 2, 2};
+  expect_error(s, bad, "argument 'lr'");
+  Spec video = s;
+  video.causal = false;
+  expect_error(video, a, "causal");
+}
+
+TEST(DecodeArgs, PrefillChecksTheInitialStateToo) {
+  const Spec s = decode_spec();
+  const DecodeArgs d = good_decode(s);
+  const int64_t S = s.state_floats();
+  PrefillArgs a{.q = d.q,
+                .k = d.k,
+                .v = d.v,
+                .lr = d.lr,
+                .tau = d.tau,
+                .gamma = d.gamma,
+                .beta = d.beta,
+                .state0 = TensorRef{fake(), DType::f32, {2, S}},
+                .slots = d.slots,
+                .pool = d.pool,
+                .out = d.out};
+  EXPECT_TRUE(args::check_prefill(s, a).shared_state);
+  a.state0.shape = {3, 2, S};
+  EXPECT_FALSE(args::check_prefill(s, a).shared_state);
+  a.state0.shape = {3, S};
+  try {
+    args::check_prefill(s, a);
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("argument 'state0'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ttt
