@@ -121,6 +121,45 @@ def check_sweep(quick):
     return ok, rows
 
 
+def check_decode():
+    """Prefill of T0 tokens then T1 one-token steps on the GPU equals tttc.torch.ttt on all
+    T0 + T1 tokens (rows in permuted cache slots at different positions), and the CUDA outputs
+    equal the CPU reference's prefill + decode to the forward's tolerance."""
+    rows, ok = [], True
+    for name in ["linear.json", "mlp2.json"]:
+        spec = tttc.Spec.from_file(EXAMPLES / name)
+        K = spec.mini_batch
+        T0, T1 = [K + 5, 2 * K, 3], K + 3
+        B, H = len(T0), 3
+        (q, k, v, lr, tau, gamma, beta), state, _, _ = inputs(
+            spec, B, H, max(T0) + T1, "bthf", False, DEV, seed=5)
+        cache = tt.DecodeCache(spec, slots=6, heads=H, device=DEV)
+        slots = torch.tensor([5, 0, 3], dtype=torch.int32, device=DEV)
+        got = [[tt.ttt_prefill(spec, *(x[b:b + 1, :T0[b]] for x in (q, k, v, lr)), tau, gamma,
+                               beta, state, cache, slots[b:b + 1])] for b in range(B)]
+        for j in range(T1):
+            step = [torch.cat([x[b:b + 1, T0[b] + j:T0[b] + j + 1] for b in range(B)])
+                    for x in (q, k, v, lr)]
+            out = tt.ttt_decode(spec, *step, tau, gamma, beta, cache, slots)
+            for b in range(B):
+                got[b].append(out[b:b + 1])
+        err = 0.0
+        for b in range(B):
+            T = T0[b] + T1
+            with torch.no_grad():
+                want, _ = tt.ttt(spec, *(x[b:b + 1, :T] for x in (q, k, v, lr)), tau, gamma, beta,
+                                 state)
+            err = max(err, rel(torch.cat(got[b], dim=1), want))
+        ftol = TOL[spec.dtype][0]
+        passed = err < ftol and bool(torch.isfinite(torch.cat([torch.cat(g, 1) for g in got], 0)).all())
+        ok &= passed
+        rows.append({"spec": name, "T0": T0, "T1": T1, "rel_err_vs_forward": err,
+                     "tolerance": ftol, "pass": passed})
+        print(f"  decode {name:12s} prefill {T0} + {T1} steps: {err:.2e} vs forward "
+              f"{'pass' if passed else 'FAIL'}", flush=True)
+    return ok, rows
+
+
 class _Rec(torch.utils._python_dispatch.TorchDispatchMode):
     def __init__(self):
         super().__init__()
@@ -419,7 +458,7 @@ def main():
                 "inference": check_inference,
                 "graph": check_graph, "streams": check_streams, "determinism": check_determinism,
                 "devices": check_devices, "train": lambda: check_train(args.train_steps),
-                "timing": lambda: check_timing(args.quick)}
+                "timing": lambda: check_timing(args.quick), "decode": check_decode}
     results, all_ok = {"env": env}, True
     for name, fn in sections.items():
         if args.only and name not in args.only:
