@@ -60,8 +60,14 @@ void check(const TensorRef& t, const char* name, DType dtype, const std::vector<
                            fmt::join(t.shape, ", ")));
   if (!t.strides.empty() && t.strides.size() != t.shape.size())
     fail(name, fmt::format("{} strides for {} dimensions", t.strides.size(), t.shape.size()));
-  const auto strides = t.effective_strides();
-  if (layout == Layout::contiguous && strides != TensorRef{.shape = shape}.effective_strides())
+  // A dimension of size 1 is only ever indexed at 0, so its stride is free (as in PyTorch, whose
+  // contiguous() leaves such strides as they were): it counts as the stride expected there.
+  auto strides = t.effective_strides();
+  const auto packed = TensorRef{.shape = shape}.effective_strides();
+  for (size_t i = 0; i < strides.size(); ++i)
+    if (shape[i] == 1)
+      strides[i] = layout == Layout::unit_last && i + 1 == strides.size() ? 1 : packed[i];
+  if (layout == Layout::contiguous && strides != packed)
     fail(name, fmt::format("must be contiguous (strides [{}] given)", fmt::join(strides, ", ")));
   if (layout == Layout::unit_last) {
     if (strides.back() != 1)

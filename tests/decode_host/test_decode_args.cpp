@@ -65,6 +65,20 @@ TEST(DecodeArgs, GoodArgumentsGiveTheProblem) {
   EXPECT_EQ(k.q.stride_b, 2 * 32);
 }
 
+// PyTorch leaves the stride of a size-1 dimension as it was (contiguous() keeps it): the lr of
+// one token per row, [B, H, 1] viewed from [B, 1, H], has stride H in its last dimension. Only
+// index 0 is ever read there, so any stride is accepted; a real stride error still is not.
+TEST(DecodeArgs, StridesOfSizeOneDimensionsAreFree) {
+  const Spec s = decode_spec();
+  DecodeArgs a = good_decode(s);
+  a.lr.strides = {2, 1, 2};  // the view torch gives for lr[B, 1, H].permute(0, 2, 1)
+  EXPECT_NO_THROW(args::check_decode(s, a));
+  a.q.strides = {2 * 32, 32, 7, 1};  // T = 1: its stride is never used
+  EXPECT_NO_THROW(args::check_decode(s, a));
+  a.q.strides = {2 * 32, 32, 32, 2};  // features not unit-stride: rejected
+  expect_error(s, a, "argument 'q': the feature dimension must have stride 1 (got 2)");
+}
+
 TEST(DecodeArgs, BadTensorsAreNamed) {
   const Spec s = decode_spec();
   const DecodeArgs a = good_decode(s);
