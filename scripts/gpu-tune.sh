@@ -10,7 +10,8 @@
 # lines, its --json, each bench's output), OUT/test_gpu_tune.log (the GPU test, when its binary
 # sits next to tttc: scripts/device-bundle.sh puts it there).
 # Usage: scripts/gpu-tune.sh TTTC_BINARY OUT_DIR [SEED]
-#   env: ANCHOR_BUDGET (default 30s per anchor spec), RANDOM_BUDGET (6s per random spec),
+#   env: ROWS (anchors, random or all: default all; two GPUs can run one half each),
+#        ANCHOR_BUDGET (default 30s per anchor spec), RANDOM_BUDGET (6s per random spec),
 #        RUNS (bench runs, default 10), NO_TEST=1 (skip the GPU test), TTTC_CACHE_DIR (default
 #        OUT/cache: a fresh cache, so the tuning wall time includes cold compiles).
 # Takes about 7 minutes on one H200 for the table (3 x 30 s + 20 x 6 s of tuning, plus compiles,
@@ -99,9 +100,12 @@ spec "$out/specs/anchor-linear.json" anchor-linear '"linear"' 64 16 true bf16 ac
 spec "$out/specs/anchor-mlp2.json" anchor-mlp2 '{"type": "mlp", "depth": 2}' 64 16 true bf16 accurate 1
 spec "$out/specs/anchor-video.json" anchor-video \
   '{"type": "mlp", "depth": 2, "expansion": 4, "activation": "gelu_tanh"}' 64 64 false bf16 accurate 16
-row "W1:forward,W2:total" "$out/specs/anchor-linear.json" 16,12,2048 "$anchor_budget"
-row "W3:forward,W4:total" "$out/specs/anchor-mlp2.json" 16,12,2048 "$anchor_budget"
-row "W5:forward,W6:backward" "$out/specs/anchor-video.json" 2,48,4096 "$anchor_budget"
+rows=${ROWS:-all}
+if [[ $rows != random ]]; then
+  row "W1:forward,W2:total" "$out/specs/anchor-linear.json" 16,12,2048 "$anchor_budget"
+  row "W3:forward,W4:total" "$out/specs/anchor-mlp2.json" 16,12,2048 "$anchor_budget"
+  row "W5:forward,W6:backward" "$out/specs/anchor-video.json" 2,48,4096 "$anchor_budget"
+fi
 
 # 20 random specs: each drawn field from the language's range, redrawn until `tttc spec` accepts it.
 python3 - "$seed" "$out/specs" "$tttc" >"$out/specs/random.txt" <<'PY'
@@ -129,7 +133,7 @@ while n < 20:
     n += 1
 PY
 i=0
-while read -r file shape; do
+while [[ $rows != anchors ]] && read -r file shape; do
   i=$((i + 1))
   row "r$i:total" "$file" "$shape" "$random_budget"
 done <"$out/specs/random.txt"
