@@ -51,12 +51,19 @@ struct TeamPlace {
 
 // Copies one mini-batch's tokens (and learning rates) into a stage of the team's shared memory,
 // rows past the mini-batch's end as zeros, with cp.async: the copy of step m + 1 runs while step
-// m computes. Every thread of the team copies a share of 4-byte words; 16-bit tokens whose rows
-// are not 4-byte aligned are copied element by element (synchronously).
+// m computes. Every thread of the team copies a share of 16-byte chunks where the rows are
+// 16-byte aligned (the usual case), else of 4-byte words; 16-bit tokens whose rows are not even
+// 4-byte aligned are copied element by element (synchronously).
 __device__ __forceinline__ void copy_word_async(void* dst, const void* src, bool present) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
                "r"(present ? 4 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void copy_chunk_async(void* dst, const void* src, bool present) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src),
+               "r"(present ? 16 : 0)
                : "memory");
 }
 
@@ -64,8 +71,21 @@ template <class Cfg, class T>
 __device__ __forceinline__ void stage_tensor(T* dst, const T* src, long long stride, int valid,
                                              int tid, int threads) {
   constexpr int kRows = tile::pad16(Cfg::kK), kF = Cfg::kF, kStride = Cfg::kStageRowStride;
+  // Stage rows are 16-byte aligned (row stride f + 8 elements, f a multiple of 16).
+  const bool chunks =
+      (kF * sizeof(T)) % 16 == 0 &&
+      ((reinterpret_cast<unsigned long long>(src) | (stride * sizeof(T))) % 16) == 0;
   const bool words = sizeof(T) == 4 || tile::pairs_aligned(src, stride);
-  if (words) {
+  if (chunks) {
+    constexpr int kChunks = kF * sizeof(T) / 16;
+    for (int i = tid; i < kRows * kChunks; i += threads) {
+      const int row = i / kChunks, c = i % kChunks;
+      const bool present = row < valid;
+      copy_chunk_async(reinterpret_cast<char*>(dst + row * kStride) + 16 * c,
+                       reinterpret_cast<const char*>(src + (present ? row * stride : 0)) + 16 * c,
+                       present);
+    }
+  } else if (words) {
     constexpr int kWords = kF * sizeof(T) / 4;
     for (int i = tid; i < kRows * kWords; i += threads) {
       const int row = i / kWords, w = i % kWords;
