@@ -186,3 +186,30 @@ CompileResult compile_ptx(const std::string& source, const std::string& kernel_n
 }
 
 }  // namespace ttt::nvrtc
+
+namespace ttt::backend {
+namespace {
+
+class NvrtcBackend final : public Backend {
+ public:
+  const char* name() const override { return "nvrtc"; }
+  std::string version() const override { return nvrtc::version(); }
+  std::vector<std::string> key_options(const std::string& arch) const override {
+    return nvrtc::key_options(arch);
+  }
+  CompileResult compile(const std::string& source, const std::string& kernel_name,
+                        const std::string& arch) const override {
+    return nvrtc::compile(source, kernel_name, arch);
+  }
+};
+
+}  // namespace
+
+const Backend& backend_for(const std::string& arch) {
+  static const NvrtcBackend nvrtc_backend;
+  if (arch.rfind("sm_", 0) == 0) return nvrtc_backend;
+  throw std::invalid_argument("no compiler back end targets '" + arch +
+                              "' (NVRTC targets sm_XY; hiprtc is not built in)");
+}
+
+}  // namespace ttt::backend

@@ -1,32 +1,19 @@
 // nvrtc_backend.hpp: generated CUDA source -> CUBIN (or PTX for an arch NVRTC cannot target) with
 // NVRTC, reporting compile time, registers, shared memory and spills. Include paths come from the
 // toolkit location (CUDA_HOME, CUDA_PATH, else the standard /usr/local/cuda), never a fixed path,
-// and are not part of the cache key: the kernels include only the embedded templates.
+// and are not part of the cache key: the kernels include only the embedded templates. The
+// functions below are the NVRTC back end (backend.hpp) and what only it offers (PTX for people).
 #pragma once
 
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "compiler/backend.hpp"
+
 namespace ttt::nvrtc {
 
-struct CompileResult {
-  std::string binary;       // CUBIN bytes or PTX text
-  std::string binary_kind;  // "cubin" or "ptx"
-  std::string target;       // what NVRTC was asked for: "sm_90a" or "compute_120"
-  double compile_ms = 0;
-  int registers = -1;  // of the entry function, from ptxas (-1 if not reported)
-  long long static_shared_bytes = -1;
-  long long spill_bytes = -1;  // spill stores + loads over all functions
-  std::string log;
-};
-
-class CompileError : public std::runtime_error {
- public:
-  CompileError(const std::string& message, std::string log, std::string source_path)
-      : std::runtime_error(message), log(std::move(log)), source_path(std::move(source_path)) {}
-  std::string log, source_path;
-};
+using backend::CompileError;
+using backend::CompileResult;
 
 std::string version();                       // e.g. "13.0"
 std::vector<std::string> supported_archs();  // e.g. {"sm_75", ..., "sm_120"}

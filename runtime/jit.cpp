@@ -9,8 +9,8 @@
 #include <mutex>
 
 #include "cache/kernel_cache.hpp"
+#include "compiler/backend.hpp"
 #include "compiler/hash.hpp"
-#include "compiler/nvrtc_backend.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/kernel_impl.hpp"
 #include "runtime/tuned.hpp"
@@ -45,13 +45,14 @@ namespace {
 CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
   CompiledKernel ck{.generated = codegen::generate(b.spec, b.schedule, kind)};
   const std::string& arch = b.target.arch;
+  const backend::Backend& compiler = backend::backend_for(arch);
   cache::KeyInputs inputs{.canonical_spec = canonical_json(b.spec),
                           .kernel = codegen::to_string(kind),
                           .schedule = canonical_schedule(b.schedule),
                           .source = ck.generated.source,
                           .header_hashes = header_hashes(),
-                          .nvrtc_version = nvrtc::version(),
-                          .options = nvrtc::key_options(arch),
+                          .nvrtc_version = compiler.version(),
+                          .options = compiler.key_options(arch),
                           .arch = arch};
   cache::EntryDescription description{
       .spec_name = b.spec.name,
@@ -61,15 +62,16 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
                   {"workspace_floats", ck.generated.workspace_floats}}};
   const cache::CacheResult result =
       cache::KernelCache::process_cache().get_or_build(inputs, description, [&] {
-        const nvrtc::CompileResult r =
-            nvrtc::compile(ck.generated.source, ck.generated.kernel_name, arch);
-        return cache::BuildOutput{.binary = r.binary,
-                                  .binary_kind = r.binary_kind,
-                                  .compile_ms = r.compile_ms,
-                                  .registers = r.registers,
-                                  .shared_bytes = static_cast<int>(ck.generated.shared_bytes),
-                                  .spills = static_cast<int>(r.spill_bytes),
-                                  .details = {{"nvrtc_target", r.target}, {"log", r.log}}};
+        const backend::CompileResult r =
+            compiler.compile(ck.generated.source, ck.generated.kernel_name, arch);
+        return cache::BuildOutput{
+            .binary = r.binary,
+            .binary_kind = r.binary_kind,
+            .compile_ms = r.compile_ms,
+            .registers = r.registers,
+            .shared_bytes = static_cast<int>(ck.generated.shared_bytes),
+            .spills = static_cast<int>(r.spill_bytes),
+            .details = {{"compiler", compiler.name()}, {"nvrtc_target", r.target}, {"log", r.log}}};
       });
   const auto& meta = result.entry->metadata;
   ck.key = result.entry->key;

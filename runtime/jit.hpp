@@ -4,8 +4,6 @@
 // the same without a GPU (ahead-of-time `tttc compile`).
 #pragma once
 
-#include <cuda.h>
-
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +14,11 @@
 #include "runtime/tensor.hpp"
 
 namespace ttt::jit {
+
+// The stream a launch is queued on: a CUstream or cudaStream_t (both convert implicitly), or
+// another back end's stream type; opaque here so this header needs no vendor header. nullptr is
+// the default stream.
+using StreamHandle = void*;
 
 struct KernelConfig {
   Spec spec;
@@ -88,15 +91,15 @@ class Kernel {
   virtual MemoryPlan memory(int B, int H, int T) const = 0;
   // Validates every argument (shape, dtype, strides, alignment, null) and launches on `stream`.
   // A null workspace makes the kernel use (and grow) its own buffer, one per stream.
-  virtual void forward(const ForwardArgs& args, CUstream stream = nullptr) const = 0;
-  virtual void backward(const BackwardArgs& args, CUstream stream = nullptr) const = 0;
+  virtual void forward(const ForwardArgs& args, StreamHandle stream = nullptr) const = 0;
+  virtual void backward(const BackwardArgs& args, StreamHandle stream = nullptr) const = 0;
   // Generation (docs/decode.md; the spec's passes must name "decode"). prefill runs the forward
   // on the prompt's whole mini-batches and decode steps on the rest, and leaves each row's decode
   // state in pool slot slots[b]; a null workspace uses the kernel's own, as forward does.
   // decode advances every row by T tokens (T = 1: one step) from its pool slot: one launch, no
   // allocation, no host synchronisation, so it can be captured in a CUDA graph and replayed.
-  virtual void prefill(const PrefillArgs& args, CUstream stream = nullptr) const = 0;
-  virtual void decode(const DecodeArgs& args, CUstream stream = nullptr) const = 0;
+  virtual void prefill(const PrefillArgs& args, StreamHandle stream = nullptr) const = 0;
+  virtual void decode(const DecodeArgs& args, StreamHandle stream = nullptr) const = 0;
 };
 
 std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config);

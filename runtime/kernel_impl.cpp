@@ -68,7 +68,8 @@ class LoadedKernel final : public Kernel {
                        build_.backward ? build_.backward->generated.workspace_floats : 0);
   }
 
-  void forward(const ForwardArgs& a, CUstream stream) const override {
+  void forward(const ForwardArgs& a, StreamHandle handle) const override {
+    const CUstream stream = static_cast<CUstream>(handle);
     if (!forward_.function)
       throw std::invalid_argument("this kernel was built without the forward pass");
     const MemoryPlan plan = memory_for(a.q);
@@ -81,7 +82,8 @@ class LoadedKernel final : public Kernel {
     launch(forward_, &params, p, stream);
   }
 
-  void backward(const BackwardArgs& a, CUstream stream) const override {
+  void backward(const BackwardArgs& a, StreamHandle handle) const override {
+    const CUstream stream = static_cast<CUstream>(handle);
     if (!backward_.function)
       throw std::invalid_argument("this kernel was built without the backward pass");
     const MemoryPlan plan = memory_for(a.q);
@@ -104,7 +106,8 @@ class LoadedKernel final : public Kernel {
     launch(backward_, &params, p, stream);
   }
 
-  void prefill(const PrefillArgs& a, CUstream stream) const override {
+  void prefill(const PrefillArgs& a, StreamHandle handle) const override {
+    const CUstream stream = static_cast<CUstream>(handle);
     require_decode("prefill");
     const args::DecodeProblem p = args::check_prefill(build_.spec, a);
     const int K = build_.spec.mini_batch, whole = p.T / K * K;
@@ -150,7 +153,8 @@ class LoadedKernel final : public Kernel {
     launch(decode_, &params, p, stream);
   }
 
-  void decode(const DecodeArgs& a, CUstream stream) const override {
+  void decode(const DecodeArgs& a, StreamHandle handle) const override {
+    const CUstream stream = static_cast<CUstream>(handle);
     require_decode("decode");
     const args::DecodeProblem p = args::check_decode(build_.spec, a);
     driver::ContextScope scope(device_);

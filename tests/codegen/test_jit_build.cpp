@@ -2,10 +2,12 @@
 // each kernel once, later calls hit the cache with the same keys, and whatever changes the
 // binary (schedule, arch, spec) changes the key while the spec's name does not.
 #include "cache/kernel_cache.hpp"
+#include "compiler/backend.hpp"
 #include "runtime/jit.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -34,6 +36,22 @@ Spec small_spec() {
   s.head_dim = 16;
   s.mini_batch = 8;
   return s;
+}
+
+// The back-end seam: CUDA archs go to NVRTC, whose version and options key the cache; an arch no
+// back end targets is refused by name.
+TEST(Backend, ArchsChooseTheirCompiler) {
+  const backend::Backend& b = backend::backend_for("sm_90a");
+  EXPECT_STREQ(b.name(), "nvrtc");
+  EXPECT_FALSE(b.version().empty());
+  const auto options = b.key_options("sm_90a");
+  EXPECT_NE(std::find(options.begin(), options.end(), "--gpu-architecture=sm_90a"), options.end());
+  try {
+    backend::backend_for("gfx942");
+    ADD_FAILURE() << "gfx942 has no back end";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'gfx942'"), std::string::npos);
+  }
 }
 
 TEST_F(JitBuild, ConcurrentBuildsCompileOncePerKernel) {
