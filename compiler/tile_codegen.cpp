@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <stdexcept>
 
 #include "compiler/codegen.hpp"
@@ -116,6 +117,7 @@ class TileStepWriter {
     out_ += fmt::format("    // registers (estimated peak): {} floats per lane\n",
                         L_.peak_register_floats);
     out_ += "    (void)smem;\n    (void)team;\n";
+    count_shared_operands();
     std::string section;
     for (size_t i = 0; i < p_.ops.size(); ++i) {
       if (!L_.plan.live[i]) continue;
@@ -143,6 +145,44 @@ class TileStepWriter {
   }
   // Argument k of op i: a token read for this op (whole or this warp's column slice), or the
   // value itself.
+  // A computed value that feeds several matmuls as the same operand (same side, same view, same
+  // parts: W1 in K·W1 and Q·W1) is split into bf16 parts once, at its first such use.
+  struct OperandView {
+    int value, side, parts;
+    bool transposed;
+    auto operator<=>(const OperandView&) const = default;
+  };
+  OperandView operand_view(const ir::Op& op, int side) const {
+    const int a = op.args[side];
+    // The matmul wants blocks of op(A) from A, and of op(B)^T from B (tile.cuh).
+    return {a, side, L_.parts[a], side == 0 ? op.trans_a : !op.trans_b};
+  }
+  void count_shared_operands() {
+    shared_uses_.clear();
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      const ir::Op& op = p_.ops[i];
+      if (!L_.plan.live[i] || op.kind != ir::OpKind::matmul) continue;
+      for (int side : {0, 1})
+        if (!is_token_input(op.args[side]) && L_.parts[op.args[side]] > 0)
+          ++shared_uses_[operand_view(op, side)];
+    }
+  }
+  // The matmul argument for operand `side`: the value, or its shared split (emitted on first use).
+  std::string matmul_arg(const ir::Op& op, int side) {
+    const int a = op.args[side];
+    if (is_token_input(a) || L_.parts[a] == 0) return arg(op, side);
+    const OperandView view = operand_view(op, side);
+    if (shared_uses_[view] < 2) return arg(op, side);
+    const std::string name =
+        fmt::format("{}_{}{}", var(a), side == 0 ? "a" : "b", view.transposed ? "t" : "");
+    if (split_emitted_.insert(name).second)
+      out_ += fmt::format("    const auto {} = tl::split_operand<{}, {}>({});  // {} matmuls\n",
+                          name, view.parts, view.transposed, var(a), shared_uses_[view]);
+    return name;
+  }
+  std::map<OperandView, int> shared_uses_;
+  std::set<std::string> split_emitted_;
+
   std::string arg(const ir::Op& op, size_t k) const {
     const int a = op.args[k];
     if (is_token_input(a)) return fmt::format("t{}_{}", op.out, k);
@@ -298,17 +338,19 @@ class TileStepWriter {
         fmt::format("tl::matmul<{}, {}, {}, {}, {}, {}, {}>", L_.parts[op.args[0]],
                     L_.parts[op.args[1]], op.trans_a, op.trans_b, m, n, kd);
     if (plan.reduce == tile::TeamReduce::none) {
-      line(fmt::format("{} {}({}, {}, {}, {}, {}, {});", declare(id), head, var(id), arg(op, 0),
-                       arg(op, 1), float_literal(op.alpha), has_d ? arg(op, 2) : "tl::NoAddend{}",
+      const std::string a = matmul_arg(op, 0), b = matmul_arg(op, 1);
+      line(fmt::format("{} {}({}, {}, {}, {}, {}, {});", declare(id), head, var(id), a, b,
+                       float_literal(op.alpha), has_d ? arg(op, 2) : "tl::NoAddend{}",
                        float_literal(has_d ? op.beta : 0.0)),
            id);
       return;
     }
     // The contraction runs over split columns: every warp's partial product meets in scratch.
     const std::string partial = var(id) + "_p";
+    const std::string a = matmul_arg(op, 0), b = matmul_arg(op, 1);
     std::string text =
         fmt::format("tl::Tile<{}, {}> {}; {}({}, {}, {}, {}, tl::NoAddend{{}}, 0.f);", m, n,
-                    partial, head, partial, arg(op, 0), arg(op, 1), float_literal(op.alpha));
+                    partial, head, partial, a, b, float_literal(op.alpha));
     if (plan.reduce == tile::TeamReduce::product_all)
       text += fmt::format(" tl::team_sum<{}>({}, team, {}); {} tl::assign({}, {});", warps(),
                           partial, slot(id), declare(id), var(id), partial);

@@ -299,10 +299,41 @@ __device__ __forceinline__ Parts<P> operand_block(const StagedTokens<bf16_t, R, 
                    : "=r"(p.v[0])
                    : "r"(row));
     else
-      asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(p.v[0]) : "r"(row));
+      asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];"
+                   : "=r"(p.v[0])
+                   : "r"(row));
     if (sign < 0.f) p.v[0] ^= 0x80008000u;  // exact: flips both halves' sign bits
     return p;
   }
+}
+
+// An operand split into bf16 parts ahead of time, for a value that feeds several matmuls the
+// same way (codegen emits split_operand at the first use): blocks of the original matrix,
+// transposed if Transpose, as operand_block would make them.
+template <int P, bool Transpose, int R, int C>
+struct SplitOperand {
+  static constexpr int kRows = R, kCols = C, kBR = pad16(R) / 8, kBC = pad16(C) / 8;
+  Parts<P> block[kBR][kBC];
+};
+template <int P, bool Transpose, class X>
+__device__ __forceinline__ SplitOperand<P, Transpose, X::kRows, X::kCols> split_operand(
+    const X& x) {
+  SplitOperand<P, Transpose, X::kRows, X::kCols> s;
+#pragma unroll
+  for (int bi = 0; bi < s.kBR; ++bi)
+#pragma unroll
+    for (int bj = 0; bj < s.kBC; ++bj) s.block[bi][bj] = split<P, Transpose>(x.get(bi, bj), 1.f);
+  return s;
+}
+// Only the split that was made for this view matches (P and Transpose are deduced from it).
+template <int P, bool Transpose, int R, int C>
+__device__ __forceinline__ Parts<P> operand_block(const SplitOperand<P, Transpose, R, C>& x, int bi,
+                                                  int bj, float sign) {
+  Parts<P> p = x.block[bi][bj];
+  if (sign < 0.f)  // exact: bf16 rounding is symmetric, so the parts of -x are -(the parts of x)
+#pragma unroll
+    for (int i = 0; i < P; ++i) p.v[i] ^= 0x80008000u;
+  return p;
 }
 
 __device__ __forceinline__ void mma_bf16(float (&acc)[4], unsigned a0, unsigned a1, unsigned a2,

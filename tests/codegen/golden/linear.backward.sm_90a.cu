@@ -78,7 +78,8 @@ struct Step {
     auto& v9 = st.b1;  // %9 b1 [1x64]
     // inner forward on keys
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t10_0{c.tk};  // K
-    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
+    const auto v8_bt = tl::split_operand<2, true>(v8);  // 2 matmuls
+    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
     tl::Tile<16, 16> v11; tl::ew<tl::kAdd, kAct>(v11, v10, v9, 1.0f, 0.0f);  // %11 [16x64]
     // inner-loss gradient
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_0{c.tv + 16 * team.rank};  // V (this warp's columns)
@@ -116,7 +117,7 @@ struct Step {
     tl::Tile<16, 16> v39; tl::ew<tl::kMul, kAct>(v39, v38, v37, 1.0f, 0.0f);  // %39 [16x16]
     tl::Tile<16, 16> v40; tl::ew<tl::kAdd, kAct>(v40, v39, v37, 1.0f, 0.0f);  // %40 [16x16]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t41_0{c.tq};  // Q
-    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
+    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
     tl::Tile<16, 16> v42; tl::ew<tl::kAdd, kAct>(v42, v41, v9, 1.0f, 0.0f);  // %42 [16x64]
     tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40, v35, -1.0f, v42, 1.0f);  // %43 [16x64]
     tl::PerRow<16> v44; tl::row_sum(v44, v43); tl::team_sum<4>(v44, team, 9216);  // %44 [16x1]
@@ -175,14 +176,17 @@ struct Step {
     tl::PerRow<16> v97; tl::row_sum(v97, v96); tl::team_sum<4>(v97, team, 9216);  // %97 [16x1]
     tl::PerRow<16> v98; tl::ew<tl::kAffine, kAct>(v98, v97, 0.015625f, 0.0f);  // %98 [16x1]
     tl::Tile<16, 16> v99; tl::ew<tl::kAdd, kAct>(v99, v95, v98, 1.0f, 0.0f);  // %99 [16x64]
-    tl::Tile<16, 16> v100_p; tl::matmul<2, 2, false, true, 16, 16, 16>(v100_p, v99, v35, -1.0f, tl::NoAddend{}, 0.f); tl::team_sum<4>(v100_p, team, 0); tl::Tile<16, 16> v100; tl::assign(v100, v100_p);  // %100 [16x16]
-    tl::Tile<16, 16> v101; tl::matmul<2, 2, true, false, 16, 16, 16>(v101, v40, v99, -1.0f, v70, 1.0f);  // %101 [16x64]
+    const auto v99_a = tl::split_operand<2, false>(v99);  // 2 matmuls
+    tl::Tile<16, 16> v100_p; tl::matmul<2, 2, false, true, 16, 16, 16>(v100_p, v99_a, v35, -1.0f, tl::NoAddend{}, 0.f); tl::team_sum<4>(v100_p, team, 0); tl::Tile<16, 16> v100; tl::assign(v100, v100_p);  // %100 [16x16]
+    const auto v99_bt = tl::split_operand<2, true>(v99);  // 2 matmuls
+    tl::Tile<16, 16> v101; tl::matmul<2, 2, true, false, 16, 16, 16>(v101, v40, v99_bt, -1.0f, v70, 1.0f);  // %101 [16x64]
     tl::PerCol<16> v102; tl::col_sum(v102, v99);  // %102 [1x64]
     tl::PerCol<16> v103; tl::ew<tl::kAdd, kAct>(v103, v65, v102, 1.0f, 0.0f);  // %103 [1x64]
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t104_2{c.tdo + 16 * team.rank};  // dO (this warp's columns)
-    tl::Tile<16, 64> v104_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v104_p, v99, v8, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v104; tl::team_sum_scatter<4>(v104, v104_p, team, 4608); tl::ew<tl::kAdd, 0>(v104, v104, t104_2);  // %104 [16x64]
+    const auto v8_b = tl::split_operand<2, false>(v8);  // 2 matmuls
+    tl::Tile<16, 64> v104_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v104_p, v99_a, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v104; tl::team_sum_scatter<4>(v104, v104_p, team, 4608); tl::ew<tl::kAdd, 0>(v104, v104, t104_2);  // %104 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t105_0{c.tq};  // Q
-    tl::SmemTile<64, 16> v105{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v105, t105_0, v99, 1.0f, v64, 1.0f);  // %105 [64x64]
+    tl::SmemTile<64, 16> v105{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v105, t105_0, v99_bt, 1.0f, v64, 1.0f);  // %105 [64x64]
     tl::Tile<16, 16> v106; tl::ew<tl::kMul, kAct>(v106, v100, v37, 1.0f, 0.0f);  // %106 [16x16]
     tl::Tile<16, 16> v107; tl::ew<tl::kMul, kAct>(v107, v100, v38, 1.0f, 0.0f);  // %107 [16x16]
     tl::Tile<16, 16> v108; tl::ew<tl::kAdd, kAct>(v108, v100, v107, 1.0f, 0.0f);  // %108 [16x16]
@@ -255,7 +259,7 @@ struct Step {
     tl::Tile<16, 16> v167; tl::ew<tl::kAdd, kAct>(v167, v110, v166, 1.0f, 0.0f);  // %167 [16x64]
     tl::PerCol<16> v168; tl::col_sum(v168, v165);  // %168 [1x64]
     tl::PerCol<16> v169; tl::ew<tl::kAdd, kAct>(v169, v103, v168, 1.0f, 0.0f);  // %169 db1 [1x64]
-    tl::Tile<16, 64> v170_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v170_p, v165, v8, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v170; tl::team_sum_scatter<4>(v170, v170_p, team, 0); tl::ew<tl::kAdd, 0>(v170, v170, v167);  // %170 dK [16x64]
+    tl::Tile<16, 64> v170_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v170_p, v165, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v170; tl::team_sum_scatter<4>(v170, v170_p, team, 0); tl::ew<tl::kAdd, 0>(v170, v170, v167);  // %170 dK [16x64]
     tl::store_tokens(c.dk + 16 * team.rank, c.sdk, v170, c.valid);
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t171_0{c.tk};  // K
     tl::Tile<64, 16> v171; tl::matmul<1, 2, true, false, 64, 16, 16>(v171, t171_0, v165, 1.0f, v105, 1.0f);  // %171 dW1 [64x64]

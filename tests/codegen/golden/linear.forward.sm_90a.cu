@@ -49,7 +49,8 @@ struct Step {
     auto& v9 = st.b1;  // %9 b1 [1x64]
     // inner forward on keys
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t10_0{c.tk};  // K
-    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
+    const auto v8_bt = tl::split_operand<2, true>(v8);  // 2 matmuls
+    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
     tl::Tile<16, 16> v11; tl::ew<tl::kAdd, kAct>(v11, v10, v9, 1.0f, 0.0f);  // %11 [16x64]
     // inner-loss gradient
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_0{c.tv + 16 * team.rank};  // V (this warp's columns)
@@ -87,7 +88,7 @@ struct Step {
     tl::Tile<16, 16> v39; tl::ew<tl::kMul, kAct>(v39, v38, v37, 1.0f, 0.0f);  // %39 [16x16]
     tl::Tile<16, 16> v40; tl::ew<tl::kAdd, kAct>(v40, v39, v37, 1.0f, 0.0f);  // %40 [16x16]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t41_0{c.tq};  // Q
-    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
+    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
     tl::Tile<16, 16> v42; tl::ew<tl::kAdd, kAct>(v42, v41, v9, 1.0f, 0.0f);  // %42 [16x64]
     tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40, v35, -1.0f, v42, 1.0f);  // %43 [16x64]
     tl::PerRow<16> v44; tl::row_sum(v44, v43); tl::team_sum<4>(v44, team, 0);  // %44 [16x1]
