@@ -1,13 +1,24 @@
-// decode.cuh: the token-by-token decode kernel of docs/decode.md. One CTA owns one (row, head):
-// per token it runs the inner model on k at the mini-batch start state theta, the LayerNorm loss
-// gradient and the layers' backward (matrix-vector products), then one fused pass per layer that
-// adds the token's rank-1 gradient to the accumulator A and evaluates the query path with
-// theta - tau_i A (at a mini-batch's last token it folds A into theta instead). The decode state
-// lives in a pool in global memory (f32), addressed through per-row slot indices, and the
-// position lives there too: a launch needs no host-side knowledge of where each row stands, so a
-// step can be captured in a CUDA graph once and replayed. Generic over depth, widths, activation
+// decode.cuh: the token-by-token decode kernel of docs/decode.md. A (row, head) is owned by
+// kSplit CTAs (a thread-block cluster on sm_90; one CTA when kSplit = 1): CTA `rank` owns rows
+// [rank M/kSplit, (rank+1) M/kSplit) of every layer's W_l [M, N] and entries
+// [rank N/kSplit, (rank+1) N/kSplit) of b_l, in theta and in A, so that every state element is
+// read and written by exactly one CTA. With kStage, a CTA copies its slice of theta and A into
+// shared memory once per launch (asynchronous 16-byte copies, all in flight at once), runs every
+// pass on that copy and writes A (and theta, when it changed) back once: 12 S bytes per step and
+// head instead of re-reading theta for the forward, the backward and the query path.
+// Per token: the inner model on k at theta (each layer a partial product over the CTA's rows,
+// summed over the cluster through distributed shared memory in rank order), the LayerNorm loss
+// gradient (every CTA, redundantly), the layers' backward (each CTA its rows; G_l gathered over
+// the cluster), then one fused pass per layer that adds the token's rank-1 gradient to A and
+// evaluates the query path with theta - tau_i A (at a mini-batch's last token it folds A into
+// theta instead). The decode state lives in a pool in global memory (f32), addressed through
+// per-row slot indices, and the position lives there too: a launch needs no host-side knowledge
+// of where each row stands, so a step can be captured in a CUDA graph once and replayed. Every
+// sum has a fixed order, so replays are bit-identical. Generic over depth, widths, activation
 // and element type through the generated `Cfg`: kF, kK, kDepth, kHidden, kThreads, kAct, kEps,
-// kS (state floats) and kSmemFloats (dynamic shared memory, checked below).
+// kS (state floats), kSplit (CTAs per head that work), kCtasPerHead (CTAs per head in the grid,
+// >= kSplit: the extra ones exit at once; the sm_80 build of a kernel split on sm_90), kStage
+// and kSmemFloats (dynamic shared memory, checked below).
 #pragma once
 
 #include "tttc/numeric.cuh"
@@ -15,6 +26,35 @@
 
 namespace tttc {
 namespace decode {
+
+// Thread-block clusters (sm_90) and asynchronous copies (sm_80), as inline PTX so that the
+// template needs no CUDA headers under NVRTC. The host build (tests/decode_host) defines
+// TTTC_DECODE_HOST and provides these, emulating a cluster with std::threads.
+#ifndef TTTC_DECODE_HOST
+// Every thread of every CTA of the cluster arrives; the default semantics are release on
+// arrive and acquire on wait, so shared-memory writes before the barrier are visible to the
+// cluster's reads after it.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.aligned;\n\tbarrier.cluster.wait.aligned;" ::: "memory");
+}
+// The generic address of the same shared-memory location in CTA `rank` of the cluster.
+__device__ __forceinline__ const float* map_rank(const float* p, int rank) {
+  unsigned long long r;
+  asm volatile("mapa.u64 %0, %1, %2;" : "=l"(r) : "l"(p), "r"(rank));
+  return reinterpret_cast<const float*>(r);
+}
+// 16 bytes global -> shared without staging in registers (all of a CTA's copies in flight).
+__device__ __forceinline__ void copy16_async(float* smem, const float* gmem) {
+  unsigned s;
+  asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }"
+               : "=r"(s)
+               : "l"(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_all;" ::: "memory");
+}
+#endif
 
 // Widths through the inner model: d_0 = d_L = f, d_l = hidden in between.
 template <class Cfg>
@@ -41,17 +81,33 @@ __host__ __device__ constexpr int max_width() {
   return Cfg::kF > Cfg::kHidden ? Cfg::kF : Cfg::kHidden;
 }
 
-// Shared memory: x, z, G stacks, q, v, two query-path buffers, the reduction scratch (a float4
-// per thread).
+// The CTA's slice of the packed state (see the top): layer l's W rows then its b entries,
+// layers in order, kSlice floats in all. Offset of layer l's W rows in the slice:
+template <class Cfg>
+__host__ __device__ constexpr int slice_offset(int l) {
+  int o = 0;
+  for (int j = 1; j < l; ++j)
+    o += width<Cfg>(j - 1) / Cfg::kSplit * width<Cfg>(j) + width<Cfg>(j) / Cfg::kSplit;
+  return o;
+}
+
+// Shared memory: x, z, G stacks, q, v, two query-path buffers, two cluster-exchange buffers
+// (partial sums that the other CTAs of the cluster read), the reduction scratch (a float4 per
+// thread), then (kStage) the CTA's slices of theta and A. Every part is a multiple of 4 floats,
+// so the slices are 16-byte aligned; the layout is the same in every CTA (the cluster reads a
+// buffer at the same offset in another CTA).
 template <class Cfg>
 struct Smem {
   static constexpr int kStack = x_offset<Cfg>(Cfg::kDepth);
+  static constexpr int kSlice = slice_offset<Cfg>(Cfg::kDepth + 1);
   static constexpr int kX = 0, kZ = kStack, kG = 2 * kStack, kQ = 3 * kStack, kV = kQ + Cfg::kF;
   static constexpr int kBar0 = kV + Cfg::kF, kBar1 = kBar0 + max_width<Cfg>();
-  static constexpr int kRed = kBar1 + max_width<Cfg>();
-  static constexpr int kFloats = kRed + 4 * Cfg::kThreads;
+  static constexpr int kPart0 = kBar1 + max_width<Cfg>(), kPart1 = kPart0 + max_width<Cfg>();
+  static constexpr int kRed = kPart1 + max_width<Cfg>();
+  static constexpr int kStage = kRed + 4 * Cfg::kThreads;
+  static constexpr int kFloats = kStage + (Cfg::kStage ? 2 * kSlice : 0);
   static_assert(kFloats <= Cfg::kSmemFloats, "codegen's decode shared-memory size is too small");
-  static_assert(kRed % 4 == 0, "the reduction scratch holds float4s");
+  static_assert(kRed % 4 == 0 && kStage % 4 == 0, "float4 scratch and slices");
 };
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -60,41 +116,45 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// One layer, column-parallel over the outputs n (coalesced float4 reads of the row-major
-// W [M, N], 4 columns per thread):
+// One layer's share of the CTA, column-parallel over the outputs n (coalesced float4 reads of
+// the row-major W [M, N], 4 columns per thread), over the CTA's ML = M / C rows:
 //   y[n] = sum_m xin[m] E[m, n] + e_b[n],  ya[n] = act(y[n]) (each written when non-null), with
 //   E = W, e_b = b                                          (kUpdate false: the state at theta)
 //   E = W - tau (AW + lr xk^T G), e_b = b - tau (Ab + lr G)  (kUpdate true), where the new A is
 //   written back, or at the mini-batch's end (commit) E is written to W and A is zeroed.
+// W, AW: the CTA's rows (xin, xk: offset to them); bias, Ab: its entries [n0, n0 + N / C).
 // Threads split the rows R ways when there are fewer column groups than threads; partial sums
-// meet in `red` (4 NT floats) in a fixed order, so the result does not depend on timing
-// (CUDA-graph replays equal eager launches bit for bit). W, AW: 16-byte aligned (the runtime
-// checks the pool; every offset in the packed state is a multiple of 16 floats).
-template <int NT, int M, int N, int Act, bool kUpdate>
+// meet in `red` (4 NT floats) in a fixed order. With C > 1 each CTA's partial sum (plus its bias
+// entries) goes to `part`, and after a cluster barrier every CTA adds the C partials in rank
+// order: the same y in every CTA, and no sum depends on timing (CUDA-graph replays equal eager
+// launches bit for bit). W, AW: 16-byte aligned (the runtime checks the pool; every offset in
+// the packed state and in the slice is a multiple of 4 floats).
+template <int NT, int C, int ML, int N, int Act, bool kUpdate>
 __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin, float* W,
                                            float* bias, float* AW, float* Ab, const float* xk,
                                            const float* G, float lr, float tau, bool commit,
-                                           float* red) {
-  static_assert(N % 4 == 0, "decode: widths are multiples of 16");
-  constexpr int C = N / 4;  // column groups
-  constexpr int R = C >= NT ? 1 : NT / C;
-  constexpr int kStep = C >= NT ? NT : C;
+                                           float* red, float* part, int rank) {
+  static_assert(N % 4 == 0 && (N / C) % 4 == 0, "decode: widths are multiples of 4 kSplit");
+  constexpr int CG = N / 4;  // column groups
+  constexpr int R = CG >= NT ? 1 : NT / CG;
+  constexpr int kStep = CG >= NT ? NT : CG;
   const int tid = threadIdx.x;
-  const int r = C >= NT ? 0 : tid / C;
+  const int r = CG >= NT ? 0 : tid / CG;
+  const int n0 = rank * (N / C);
   float4* const W4 = reinterpret_cast<float4*>(W);
   float4* const A4 = reinterpret_cast<float4*>(AW);
   float4* const red4 = reinterpret_cast<float4*>(red);
-  for (int c0 = 0; c0 < C; c0 += kStep) {
-    const int c = c0 + (C >= NT ? tid : tid % C);
-    const bool active = c < C && r < R;
+  for (int c0 = 0; c0 < CG; c0 += kStep) {
+    const int c = c0 + (CG >= NT ? tid : tid % CG);
+    const bool active = c < CG && r < R;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     if (active) {
       float4 lg = make_float4(0.f, 0.f, 0.f, 0.f);
       if (kUpdate)
         lg = make_float4(lr * G[4 * c], lr * G[4 * c + 1], lr * G[4 * c + 2], lr * G[4 * c + 3]);
-#pragma unroll 2
-      for (int m = r; m < M; m += R) {
-        const long long i = 1LL * m * C + c;
+#pragma unroll 4
+      for (int m = r; m < ML; m += R) {
+        const int i = m * CG + c;
         float4 w = W4[i];
         if (kUpdate) {
           float4 a = A4[i];
@@ -116,40 +176,76 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
       }
     }
     if constexpr (R > 1) {
-      if (active) red4[r * C + (c - c0)] = acc;
+      if (active) red4[r * CG + (c - c0)] = acc;
       __syncthreads();
-      if (tid < C) {
+      if (tid < CG) {
         acc = make_float4(0.f, 0.f, 0.f, 0.f);
         for (int j = 0; j < R; ++j) {
-          const float4 p = red4[j * C + tid];
+          const float4 p = red4[j * CG + tid];
           acc.x += p.x, acc.y += p.y, acc.z += p.z, acc.w += p.w;
         }
       }
     }
-    if (c < C && r == 0) {
-      const float part[4] = {acc.x, acc.y, acc.z, acc.w};
+    if (c < CG && r == 0) {
+      const bool own = 4 * c >= n0 && 4 * c < n0 + N / C;  // the 4 columns share an owner
+      const float sum[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int n = 4 * c + e;
-        float bb = bias[n];
-        if (kUpdate) {
-          const float a = fmaf(lr, G[n], Ab[n]);
-          bb = fmaf(-tau, a, bb);
-          if (commit) {
-            bias[n] = bb;
-            Ab[n] = 0.f;
-          } else {
-            Ab[n] = a;
+        float z = sum[e];
+        if (own) {
+          const int nl = n - n0;
+          float bb = bias[nl];
+          if (kUpdate) {
+            const float a = fmaf(lr, G[n], Ab[nl]);
+            bb = fmaf(-tau, a, bb);
+            if (commit) {
+              bias[nl] = bb;
+              Ab[nl] = 0.f;
+            } else {
+              Ab[nl] = a;
+            }
           }
+          z += bb;
         }
-        const float z = part[e] + bb;
-        if (y) y[n] = z;
-        if (ya) ya[n] = activation<Act, 0>(z);
+        if constexpr (C == 1) {
+          if (y) y[n] = z;
+          if (ya) ya[n] = activation<Act, 0>(z);
+        } else {
+          part[n] = z;
+        }
       }
     }
     if constexpr (R > 1) __syncthreads();  // `red` is reused by the next column block
   }
+  if constexpr (C > 1) {
+    cluster_sync();  // every CTA's partial is in its `part`
+    for (int n = tid; n < N; n += NT) {
+      float v[C];
+#pragma unroll
+      for (int j = 0; j < C; ++j) v[j] = map_rank(part, j)[n];
+      float z = v[0];
+#pragma unroll
+      for (int j = 1; j < C; ++j) z += v[j];
+      if (y) y[n] = z;
+      if (ya) ya[n] = activation<Act, 0>(z);
+    }
+  }
   __syncthreads();
+}
+
+// After each CTA wrote its rows [rank M / C, ...) of G (M floats): every CTA copies the other
+// CTAs' rows, so that each holds all of G. Nothing writes G again before the next token's
+// cluster barriers, which every CTA reaches only after its copies.
+template <int NT, int C, int M>
+__device__ __forceinline__ void cluster_gather(float* G, int rank) {
+  if constexpr (C > 1) {
+    constexpr int ML = M / C;
+    cluster_sync();
+    for (int i = threadIdx.x; i < M; i += NT)
+      if (i / ML != rank) G[i] = map_rank(G, i / ML)[i];
+    __syncthreads();
+  }
 }
 
 // The layers' backward, row-parallel (one warp per row m, lanes across n, coalesced):
@@ -239,51 +335,86 @@ __device__ __forceinline__ const T* token_ptr(const TokenTensor& t, int b, int h
   return static_cast<const T*>(t.ptr) + b * t.stride_b + h * t.stride_h + i * t.stride_t;
 }
 
-// What one token's layer passes share: shared-memory vectors, the head's state, the token's
-// scalars. Passed to the per-layer templates below, which recurse over l so that every layer's
-// widths and offsets are compile-time constants.
+// What one token's layer passes share: shared-memory vectors, the CTA's state slice, the
+// token's scalars. Passed to the per-layer templates below, which recurse over l so that every
+// layer's widths and offsets are compile-time constants.
 struct Work {
-  float *sx, *sz, *sg, *sq, *red, *bar0, *bar1;
+  float *sx, *sz, *sg, *sq, *red, *bar0, *bar1, *part0, *part1;
+  // kStage: the CTA's slices in shared memory (slice_offset layout); else the head's state in
+  // the pool (weight_offset layout), of which the CTA touches only its slice.
   float *theta, *A;
   float lr, tau;
   bool commit;
+  int rank;
   __device__ float* bar(int i) const { return i % 2 ? bar1 : bar0; }
+  __device__ float* part(int i) const { return i % 2 ? part1 : part0; }
 };
 
-// 1. The inner model on k at theta, layers l..L: z_l and x_l = act(z_l).
+// Where the CTA's rows of W_l and its entries of b_l are, relative to Work::theta (or ::A).
+template <class Cfg, int l>
+__device__ __forceinline__ long long w_at(int rank) {
+  constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
+  if constexpr (Cfg::kStage) return slice_offset<Cfg>(l);
+  return weight_offset<Cfg>(l) + 1LL * rank * (M / C) * N;
+}
+template <class Cfg, int l>
+__device__ __forceinline__ long long b_at(int rank) {
+  constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
+  if constexpr (Cfg::kStage) return slice_offset<Cfg>(l) + M / C * N;
+  return weight_offset<Cfg>(l) + 1LL * M * N + rank * (N / C);
+}
+
+// Calls f(state offset, slice offset, floats) for the CTA's two pieces of each layer l..L: its
+// rows of W_l and its entries of b_l (each a multiple of 4 floats, at multiples of 4).
+template <class Cfg, int l, class Fn>
+__device__ __forceinline__ void for_each_piece(int rank, Fn&& f) {
+  constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
+  f(weight_offset<Cfg>(l) + 1LL * rank * (M / C) * N, slice_offset<Cfg>(l), M / C * N);
+  f(weight_offset<Cfg>(l) + 1LL * M * N + rank * (N / C), slice_offset<Cfg>(l) + M / C * N,
+    N / C);
+  if constexpr (l < Cfg::kDepth) for_each_piece<Cfg, l + 1>(rank, f);
+}
+
+// 1. The inner model on k at theta, layers l..L: z_l and x_l = act(z_l) (every CTA all of them).
 template <class Cfg, int l>
 __device__ __forceinline__ void inner_forward(const Work& w) {
   constexpr int F = Cfg::kF, L = Cfg::kDepth, M = width<Cfg>(l - 1), N = width<Cfg>(l);
-  constexpr long long o = weight_offset<Cfg>(l);
-  layer_pass<Cfg::kThreads, M, N, Cfg::kAct, false>(
+  constexpr int C = Cfg::kSplit, ML = M / C;
+  layer_pass<Cfg::kThreads, C, ML, N, Cfg::kAct, false>(
       w.sz + x_offset<Cfg>(l) - F, l < L ? w.sx + x_offset<Cfg>(l) : nullptr,
-      w.sx + x_offset<Cfg>(l - 1), w.theta + o, w.theta + o + M * N, nullptr, nullptr, nullptr,
-      nullptr, 0.f, 0.f, false, w.red);
+      w.sx + x_offset<Cfg>(l - 1) + w.rank * ML, w.theta + w_at<Cfg, l>(w.rank),
+      w.theta + b_at<Cfg, l>(w.rank), nullptr, nullptr, nullptr, nullptr, 0.f, 0.f, false, w.red,
+      w.part(l - 1), w.rank);
   if constexpr (l < L) inner_forward<Cfg, l + 1>(w);
 }
 
-// 2b. G_l from G_{l+1} at theta, for l down to 1.
+// 2b. G_l from G_{l+1} at theta, for l down to 1: each CTA its rows of W_{l+1}, then gathered.
 template <class Cfg, int l>
 __device__ __forceinline__ void inner_backward(const Work& w) {
   if constexpr (l >= 1) {
     constexpr int F = Cfg::kF, M = width<Cfg>(l), N = width<Cfg>(l + 1);
-    backward_rows<Cfg::kThreads, M, N, Cfg::kAct>(
-        w.sg + x_offset<Cfg>(l) - F, w.sz + x_offset<Cfg>(l) - F,
-        w.theta + weight_offset<Cfg>(l + 1), w.sg + x_offset<Cfg>(l + 1) - F);
+    constexpr int C = Cfg::kSplit, ML = M / C;
+    backward_rows<Cfg::kThreads, ML, N, Cfg::kAct>(
+        w.sg + x_offset<Cfg>(l) - F + w.rank * ML, w.sz + x_offset<Cfg>(l) - F + w.rank * ML,
+        w.theta + w_at<Cfg, l + 1>(w.rank), w.sg + x_offset<Cfg>(l + 1) - F);
+    cluster_gather<Cfg::kThreads, C, M>(w.sg + x_offset<Cfg>(l) - F, w.rank);
     inner_backward<Cfg, l - 1>(w);
   }
 }
 
 // 3. A += lr grad and the query path at theta - tau A, layers l..L (fused, one pass each);
-// zbar_L ends in bar(L).
+// zbar_L ends in bar(L). The exchange buffers alternate with the forward's (part(l - 1) there,
+// part(L + l - 1) here), so consecutive cluster reductions never share one.
 template <class Cfg, int l>
 __device__ __forceinline__ void update_and_query(const Work& w) {
   constexpr int F = Cfg::kF, L = Cfg::kDepth, M = width<Cfg>(l - 1), N = width<Cfg>(l);
-  constexpr long long o = weight_offset<Cfg>(l);
-  layer_pass<Cfg::kThreads, M, N, Cfg::kAct, true>(
-      l == L ? w.bar(l) : nullptr, l < L ? w.bar(l) : nullptr, l == 1 ? w.sq : w.bar(l - 1),
-      w.theta + o, w.theta + o + M * N, w.A + o, w.A + o + M * N, w.sx + x_offset<Cfg>(l - 1),
-      w.sg + x_offset<Cfg>(l) - F, w.lr, w.tau, w.commit, w.red);
+  constexpr int C = Cfg::kSplit, ML = M / C;
+  layer_pass<Cfg::kThreads, C, ML, N, Cfg::kAct, true>(
+      l == L ? w.bar(l) : nullptr, l < L ? w.bar(l) : nullptr,
+      (l == 1 ? w.sq : w.bar(l - 1)) + w.rank * ML, w.theta + w_at<Cfg, l>(w.rank),
+      w.theta + b_at<Cfg, l>(w.rank), w.A + w_at<Cfg, l>(w.rank), w.A + b_at<Cfg, l>(w.rank),
+      w.sx + x_offset<Cfg>(l - 1) + w.rank * ML, w.sg + x_offset<Cfg>(l) - F, w.lr, w.tau,
+      w.commit, w.red, w.part(L + l - 1), w.rank);
   if constexpr (l < L) update_and_query<Cfg, l + 1>(w);
 }
 
@@ -294,37 +425,35 @@ __device__ void decode_kernel(const DecodeParams& p) {
   using namespace decode;
   using T = typename Cfg::Elem;
   using Sm = Smem<Cfg>;
-  constexpr int F = Cfg::kF, L = Cfg::kDepth, NT = Cfg::kThreads;
+  constexpr int F = Cfg::kF, L = Cfg::kDepth, NT = Cfg::kThreads, C = Cfg::kSplit;
   constexpr long long S = Cfg::kS;
   static_assert(weight_offset<Cfg>(L + 1) == S, "decode: packed state size mismatch");
+  static_assert(Cfg::kCtasPerHead >= C, "decode: fewer CTAs per head than the split");
+  static_assert(F % (4 * C) == 0 && Cfg::kHidden % (4 * C) == 0,
+                "decode: every width splits into multiples of 4 floats");
+#ifdef TTTC_DECODE_HOST
+  float* sm = host_shared_base();
+#else
   extern __shared__ float4 shared_raw[];
   float* sm = reinterpret_cast<float*>(shared_raw);
-  const int bh = blockIdx.x, b = bh / p.H, h = bh % p.H, tid = threadIdx.x;
+#endif
+  const int bh = blockIdx.x / Cfg::kCtasPerHead, rank = blockIdx.x % Cfg::kCtasPerHead;
+  if (rank >= C) return;  // this build splits a head fewer ways than the grid (sm_80)
+  const int b = bh / p.H, h = bh % p.H, tid = threadIdx.x;
   const int slot = p.slots[b];
   T* const out0 = static_cast<T*>(p.out.ptr) + b * p.out.stride_b + h * p.out.stride_h;
 
-  if (slot < 0 || slot >= p.num_slots) {  // a bad slot index: leave the pool alone, say so
-    for (int i = tid; i < p.T * F; i += NT)
-      out0[(i / F) * p.out.stride_t + i % F] = from_float<T>(__int_as_float(0x7fc00000));
+  // A bad slot index: leave the pool alone, say so. The whole cluster returns here (one slot),
+  // before any cluster barrier.
+  if (slot < 0 || slot >= p.num_slots) {
+    if (rank == 0)
+      for (int i = tid; i < p.T * F; i += NT)
+        out0[(i / F) * p.out.stride_t + i % F] = from_float<T>(__int_as_float(0x7fc00000));
     return;
   }
   const long long head = 1LL * slot * p.H + h;
   float* const theta = p.theta + head * S;
   float* const A = p.accum + head * S;
-  int pos;
-  if (p.init) {  // prefill's tail: start from the forward's state at a mini-batch boundary
-    const float* src = p.init + b * p.init_stride_b + 1LL * h * S;
-    for (long long i = tid; i < S; i += NT) {
-      theta[i] = src[i];
-      A[i] = 0.f;
-    }
-    pos = 0;
-    __syncthreads();
-  } else {
-    pos = p.pos[head];
-  }
-  const float* gamma = p.gamma + h * F;
-  const float* beta = p.beta + h * F;
   Work w;  // NVRTC compiles C++17: no designated initializers
   w.sx = sm + Sm::kX;
   w.sz = sm + Sm::kZ;
@@ -333,9 +462,46 @@ __device__ void decode_kernel(const DecodeParams& p) {
   w.red = sm + Sm::kRed;
   w.bar0 = sm + Sm::kBar0;
   w.bar1 = sm + Sm::kBar1;
-  w.theta = theta;
-  w.A = A;
+  w.part0 = sm + Sm::kPart0;
+  w.part1 = sm + Sm::kPart1;
+  w.rank = rank;
+  if constexpr (Cfg::kStage) {
+    w.theta = sm + Sm::kStage;
+    w.A = sm + Sm::kStage + Sm::kSlice;
+  } else {
+    w.theta = theta;
+    w.A = A;
+  }
   float* const sv = sm + Sm::kV;
+  bool theta_changed = false;  // kStage: write the theta slice back at the end
+  int pos;
+  if (p.init) {  // prefill's tail: start from the forward's state at a mini-batch boundary
+    // (`init` may be any float view: plain loads, no alignment assumed)
+    const float* src = p.init + b * p.init_stride_b + 1LL * h * S;
+    for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
+      for (int i = tid; i < n; i += NT) {
+        const long long ti = Cfg::kStage ? lo + i : so + i;
+        w.theta[ti] = src[so + i];
+        w.A[ti] = 0.f;
+      }
+    });
+    pos = 0;
+    theta_changed = true;
+  } else {
+    if constexpr (Cfg::kStage) {  // the CTA's slices of theta and A: every copy in flight at once
+      for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
+        for (int i = 4 * tid; i < n; i += 4 * NT) {
+          copy16_async(w.theta + lo + i, theta + so + i);
+          copy16_async(w.A + lo + i, A + so + i);
+        }
+      });
+    }
+    pos = p.pos[head];
+    if constexpr (Cfg::kStage) copy_async_wait();
+  }
+  __syncthreads();
+  const float* gamma = p.gamma + h * F;
+  const float* beta = p.beta + h * F;
 
   for (int t = 0; t < p.T; ++t) {
     const T* q = token_ptr<T>(p.q, b, h, t);
@@ -349,22 +515,37 @@ __device__ void decode_kernel(const DecodeParams& p) {
     w.lr = p.lr[b * p.lr_stride_b + h * p.lr_stride_h + t];
     w.tau = p.tau[pos];
     w.commit = pos == Cfg::kK - 1;
+    theta_changed = theta_changed || w.commit;
     __syncthreads();
 
     inner_forward<Cfg, 1>(w);
-    // 2a. The loss gradient at z_L (one warp), then back through the layers.
+    // 2a. The loss gradient at z_L (one warp of every CTA), then back through the layers.
     if (tid < 32)
       loss_gradient_warp<Cfg>(w.sg + x_offset<Cfg>(L) - F, w.sz + x_offset<Cfg>(L) - F, w.sx, sv,
                               gamma, beta);
     __syncthreads();
     inner_backward<Cfg, L - 1>(w);
     update_and_query<Cfg, 1>(w);
-    // 4. out = q + LN(zbar_L); advance the position.
-    if (tid < 32) output_warp<Cfg, T>(out0 + t * p.out.stride_t, w.bar(L), w.sq, gamma, beta);
+    // 4. out = q + LN(zbar_L) (rank 0); advance the position.
+    if (rank == 0 && tid < 32)
+      output_warp<Cfg, T>(out0 + t * p.out.stride_t, w.bar(L), w.sq, gamma, beta);
     pos = w.commit ? 0 : pos + 1;
     __syncthreads();  // the next token overwrites sq, sx, sv
   }
-  if (tid == 0) p.pos[head] = pos;
+  if constexpr (Cfg::kStage) {  // write the slices back: A always, theta when it changed
+    for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
+      float4* const A4 = reinterpret_cast<float4*>(A + so);
+      float4* const T4 = reinterpret_cast<float4*>(theta + so);
+      const float4* const sA4 = reinterpret_cast<const float4*>(w.A + lo);
+      const float4* const sT4 = reinterpret_cast<const float4*>(w.theta + lo);
+      for (int i = tid; i < n / 4; i += NT) {
+        A4[i] = sA4[i];
+        if (theta_changed) T4[i] = sT4[i];
+      }
+    });
+  }
+  if (rank == 0 && tid == 0) p.pos[head] = pos;
+  if constexpr (C > 1) cluster_sync();  // no CTA leaves while another may read its exchange buffers
 }
 
 }  // namespace tttc
