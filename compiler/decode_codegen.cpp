@@ -113,16 +113,16 @@ Generated generate_decode(const Spec& spec) {
   }
   src += fmt::format("  static constexpr int kCtasPerHead = {};\n", plan.ctas_per_head);
   src += "};\n\n}  // namespace\n\n";
-  std::string cluster;
+  std::string cluster = " ";  // between the launch bounds and the name
   if (plan.sm90.split > 1) {
     src += fmt::format(
         "#if __CUDA_ARCH__ >= 900\n#define TTTC_DECODE_CLUSTER __cluster_dims__({}, 1, 1)\n"
         "#else\n#define TTTC_DECODE_CLUSTER\n#endif\n\n",
         plan.sm90.split);
-    cluster = " TTTC_DECODE_CLUSTER";
+    cluster = " TTTC_DECODE_CLUSTER\n";
   }
   src += fmt::format(
-      "extern \"C\" __global__ void __launch_bounds__({}, {}){} {}(const tttc::DecodeParams p) "
+      "extern \"C\" __global__ void __launch_bounds__({}, {}){}{}(const tttc::DecodeParams p) "
       "{{\n  tttc::decode_kernel<Cfg>(p);\n}}\n",
       plan.threads, plan.min_blocks, cluster, g.kernel_name);
   g.source = std::move(src);

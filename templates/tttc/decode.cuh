@@ -220,15 +220,19 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
   }
   if constexpr (C > 1) {
     cluster_sync();  // every CTA's partial is in its `part`
-    for (int n = tid; n < N; n += NT) {
-      float v[C];
+    for (int c = tid; c < CG; c += NT) {  // float4s of the C partials, added in rank order
+      float4 v[C];
 #pragma unroll
-      for (int j = 0; j < C; ++j) v[j] = map_rank(part, j)[n];
-      float z = v[0];
+      for (int j = 0; j < C; ++j) v[j] = reinterpret_cast<const float4*>(map_rank(part, j))[c];
 #pragma unroll
-      for (int j = 1; j < C; ++j) z += v[j];
-      if (y) y[n] = z;
-      if (ya) ya[n] = activation<Act, 0>(z);
+      for (int j = 1; j < C; ++j)
+        v[0].x += v[j].x, v[0].y += v[j].y, v[0].z += v[j].z, v[0].w += v[j].w;
+      const float z[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (y) y[4 * c + e] = z[e];
+        if (ya) ya[4 * c + e] = activation<Act, 0>(z[e]);
+      }
     }
   }
   __syncthreads();
@@ -242,8 +246,11 @@ __device__ __forceinline__ void cluster_gather(float* G, int rank) {
   if constexpr (C > 1) {
     constexpr int ML = M / C;
     cluster_sync();
-    for (int i = threadIdx.x; i < M; i += NT)
-      if (i / ML != rank) G[i] = map_rank(G, i / ML)[i];
+    static_assert(ML % 4 == 0, "decode: G pieces are float4s");
+    for (int i = threadIdx.x; i < M / 4; i += NT)
+      if (4 * i / ML != rank)
+        reinterpret_cast<float4*>(G)[i] =
+            reinterpret_cast<const float4*>(map_rank(G, 4 * i / ML))[i];
     __syncthreads();
   }
 }
@@ -497,9 +504,8 @@ __device__ void decode_kernel(const DecodeParams& p) {
       });
     }
     pos = p.pos[head];
-    if constexpr (Cfg::kStage) copy_async_wait();
+    // (the copies are waited for after the first token's inputs are loaded: both in flight)
   }
-  __syncthreads();
   const float* gamma = p.gamma + h * F;
   const float* beta = p.beta + h * F;
 
@@ -516,7 +522,8 @@ __device__ void decode_kernel(const DecodeParams& p) {
     w.tau = p.tau[pos];
     w.commit = pos == Cfg::kK - 1;
     theta_changed = theta_changed || w.commit;
-    __syncthreads();
+    if (Cfg::kStage && t == 0) copy_async_wait();
+    __syncthreads();  // the inputs, the slices (or `init`'s writes) are in place
 
     inner_forward<Cfg, 1>(w);
     // 2a. The loss gradient at z_L (one warp of every CTA), then back through the layers.
@@ -533,6 +540,8 @@ __device__ void decode_kernel(const DecodeParams& p) {
     __syncthreads();  // the next token overwrites sq, sx, sv
   }
   if constexpr (Cfg::kStage) {  // write the slices back: A always, theta when it changed
+    copy_async_wait();  // (T = 0: no token waited for the copies, nor synchronised `init`)
+    __syncthreads();
     for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
       float4* const A4 = reinterpret_cast<float4*>(A + so);
       float4* const T4 = reinterpret_cast<float4*>(theta + so);

@@ -90,8 +90,8 @@ void run_case(Spec spec) {
   const std::vector<float> state0 = to_f32(check::pack_state(spec, in.W, in.b, H));
   std::vector<float> theta(N * H * S, NAN), accum(N * H * S, NAN), out(B * H * T * f, NAN);
   std::vector<int> pos(N * H, -1);
-  // Row 0 in slot 2, row 1 in slot 0; slot 1 unused. Row 1 starts one token later (its first
-  // token comes from a separate one-row launch), so the rows sit at different positions.
+  // Row 0 in slot 2, row 1 in slot 0; slot 1 unused. Row 1 starts from a prefill tail of no
+  // tokens (the slot filled from `init`), then decodes one token per launch.
   const std::vector<int> slots = {2, 0};
   auto token = [&](const std::vector<float>& x, float* o, int t0) {
     tttc::TokenTensor r{const_cast<float*>(o ? o : x.data()), int64_t{H} * T * f, int64_t{T} * f,
@@ -128,8 +128,8 @@ void run_case(Spec spec) {
     return p;
   };
   launch<Cfg>(params(1, 0, 0, T0, state0.data()));               // row 0: T0 tokens from theta_0
-  launch<Cfg>(shift_row(params(1, 1, 0, 1, state0.data()), 1));  // row 1: its first token
-  for (int t = 1; t < T0; ++t) launch<Cfg>(shift_row(params(1, 1, t, 1, nullptr), 1));
+  launch<Cfg>(shift_row(params(1, 1, 0, 0, state0.data()), 1));  // row 1: a prefill tail of 0
+  for (int t = 0; t < T0; ++t) launch<Cfg>(shift_row(params(1, 1, t, 1, nullptr), 1));
   for (int t = T0; t < T; ++t) launch<Cfg>(params(B, 0, t, 1, nullptr));  // both rows together
 
   std::vector<double> got(out.begin(), out.end());
