@@ -117,30 +117,33 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // One layer's share of the CTA, column-parallel over the outputs n (coalesced float4 reads of
-// the row-major W [M, N], 4 columns per thread), over the CTA's ML = M / C rows:
+// the row-major W, row stride LDW, 4 columns per thread): over ML rows and the NW columns
+// [ncol0, ncol0 + NW) (a row-split layer: its M / C rows, all N columns; a column-split layer:
+// all M rows, its N / C columns; kSplit = 1: all of W):
 //   y[n] = sum_m xin[m] E[m, n] + e_b[n],  ya[n] = act(y[n]) (each written when non-null), with
 //   E = W, e_b = b                                          (kUpdate false: the state at theta)
 //   E = W - tau (AW + lr xk^T G), e_b = b - tau (Ab + lr G)  (kUpdate true), where the new A is
 //   written back, or at the mini-batch's end (commit) E is written to W and A is zeroed.
-// W, AW: the CTA's rows (xin, xk: offset to them); bias, Ab: its entries [n0, n0 + N / C).
-// Threads split the rows R ways when there are fewer column groups than threads; partial sums
-// meet in `red` (4 NT floats) in a fixed order. With C > 1 each CTA's partial sum (plus its bias
-// entries) goes to `part`, and after a cluster barrier every CTA adds the C partials in rank
-// order: the same y in every CTA, and no sum depends on timing (CUDA-graph replays equal eager
-// launches bit for bit). W, AW: 16-byte aligned (the runtime checks the pool; every offset in
-// the packed state and in the slice is a multiple of 4 floats).
-template <int NT, int C, int ML, int N, int Act, bool kUpdate>
+// W, AW: the CTA's part (xin, xk: offset to its rows); bias, Ab: its entries [n0, n0 + N / C);
+// y, ya, G are indexed by the global column n. Threads split the rows R ways when there are
+// fewer column groups than threads; partial sums meet in `red` (4 NT floats) in a fixed order.
+// kReduce (a row-split layer): each CTA's partial sum (plus its bias entries) goes to `part`,
+// and after a cluster barrier every CTA adds the C partials in rank order: the same y in every
+// CTA, and no sum depends on timing (CUDA-graph replays equal eager launches bit for bit).
+// Otherwise y, ya get the CTA's columns. W, AW: 16-byte aligned (the runtime checks the pool;
+// every offset in the packed state and in the slice is a multiple of 4 floats).
+template <int NT, int C, int ML, int NW, int LDW, int N, int Act, bool kUpdate, bool kReduce>
 __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin, float* W,
                                            float* bias, float* AW, float* Ab, const float* xk,
                                            const float* G, float lr, float tau, bool commit,
-                                           float* red, float* part, int rank) {
+                                           float* red, float* part, int ncol0, int n0) {
   static_assert(N % 4 == 0 && (N / C) % 4 == 0, "decode: widths are multiples of 4 kSplit");
-  constexpr int CG = N / 4;  // column groups
+  static_assert(NW % 4 == 0 && LDW % 4 == 0, "decode: float4 columns");
+  constexpr int CG = NW / 4;  // column groups
   constexpr int R = CG >= NT ? 1 : NT / CG;
   constexpr int kStep = CG >= NT ? NT : CG;
   const int tid = threadIdx.x;
   const int r = CG >= NT ? 0 : tid / CG;
-  const int n0 = rank * (N / C);
   float4* const W4 = reinterpret_cast<float4*>(W);
   float4* const A4 = reinterpret_cast<float4*>(AW);
   float4* const red4 = reinterpret_cast<float4*>(red);
@@ -150,11 +153,13 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     if (active) {
       float4 lg = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (kUpdate)
-        lg = make_float4(lr * G[4 * c], lr * G[4 * c + 1], lr * G[4 * c + 2], lr * G[4 * c + 3]);
+      if (kUpdate) {
+        const float* g = G + ncol0 + 4 * c;
+        lg = make_float4(lr * g[0], lr * g[1], lr * g[2], lr * g[3]);
+      }
 #pragma unroll 4
       for (int m = r; m < ML; m += R) {
-        const int i = m * CG + c;
+        const int i = m * (LDW / 4) + c;
         float4 w = W4[i];
         if (kUpdate) {
           float4 a = A4[i];
@@ -187,11 +192,12 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
       }
     }
     if (c < CG && r == 0) {
-      const bool own = 4 * c >= n0 && 4 * c < n0 + N / C;  // the 4 columns share an owner
+      const int n4 = ncol0 + 4 * c;
+      const bool own = n4 >= n0 && n4 < n0 + N / C;  // the 4 columns share an owner
       const float sum[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int n = 4 * c + e;
+        const int n = n4 + e;
         float z = sum[e];
         if (own) {
           const int nl = n - n0;
@@ -208,19 +214,19 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
           }
           z += bb;
         }
-        if constexpr (C == 1) {
+        if constexpr (kReduce) {
+          part[n] = z;
+        } else {
           if (y) y[n] = z;
           if (ya) ya[n] = activation<Act, 0>(z);
-        } else {
-          part[n] = z;
         }
       }
     }
     if constexpr (R > 1) __syncthreads();  // `red` is reused by the next column block
   }
-  if constexpr (C > 1) {
+  if constexpr (kReduce) {
     cluster_sync();  // every CTA's partial is in its `part`
-    for (int c = tid; c < CG; c += NT) {  // float4s of the C partials, added in rank order
+    for (int c = tid; c < N / 4; c += NT) {  // float4s of the C partials, added in rank order
       float4 v[C];
 #pragma unroll
       for (int j = 0; j < C; ++j) v[j] = reinterpret_cast<const float4*>(map_rank(part, j))[c];
@@ -238,9 +244,9 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
   __syncthreads();
 }
 
-// After each CTA wrote its rows [rank M / C, ...) of G (M floats): every CTA copies the other
-// CTAs' rows, so that each holds all of G. Nothing writes G again before the next token's
-// cluster barriers, which every CTA reaches only after its copies.
+// After each CTA wrote its piece [rank M / C, (rank + 1) M / C) of a vector G (M floats):
+// every CTA copies the other CTAs' pieces, so that each holds all of G. Nothing writes G again
+// before the next cluster barrier, which every CTA reaches only after its copies.
 template <int NT, int C, int M>
 __device__ __forceinline__ void cluster_gather(float* G, int rank) {
   if constexpr (C > 1) {
@@ -266,6 +272,32 @@ __device__ __forceinline__ void backward_rows(float* Gp, const float* z, const f
     for (int n = lane; n < N; n += 32) s = fmaf(W[1LL * m * N + n], g[n], s);
     s = warp_sum(s);
     if (lane == 0) Gp[m] = s * activation<Act, 1>(z[m]);
+  }
+  __syncthreads();
+}
+
+// The backward through a column-split layer (the CTA holds W[:, n0 : n0 + NC], row stride
+// LDW, and G_{l+1}'s entries g = G + n0): partial sums over its columns for every row m, summed
+// over the cluster in rank order: Gp[m] = act'(z[m]) * sum_n W[m, n] g[n], all M rows.
+template <int NT, int C, int M, int NC, int LDW, int Act>
+__device__ __forceinline__ void backward_cols(float* Gp, const float* z, const float* W,
+                                              const float* g, float* part) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int m = warp; m < M; m += NT / 32) {
+    float s = 0.f;
+    for (int n = lane; n < NC; n += 32) s = fmaf(W[m * LDW + n], g[n], s);
+    s = warp_sum(s);
+    if (lane == 0) part[m] = s;
+  }
+  cluster_sync();
+  for (int m = threadIdx.x; m < M; m += NT) {
+    float v[C];
+#pragma unroll
+    for (int j = 0; j < C; ++j) v[j] = map_rank(part, j)[m];
+    float s = v[0];
+#pragma unroll
+    for (int j = 1; j < C; ++j) s += v[j];
+    Gp[m] = s * activation<Act, 1>(z[m]);
   }
   __syncthreads();
 }
@@ -353,75 +385,106 @@ struct Work {
   float lr, tau;
   bool commit;
   int rank;
+  int exchanges;  // cluster reductions so far: consecutive ones use different buffers
   __device__ float* bar(int i) const { return i % 2 ? bar1 : bar0; }
-  __device__ float* part(int i) const { return i % 2 ? part1 : part0; }
+  __device__ float* next_part() { return exchanges++ % 2 ? part1 : part0; }
 };
 
-// Where the CTA's rows of W_l and its entries of b_l are, relative to Work::theta (or ::A).
+// How layer l is split over the kSplit CTAs of a head (one CTA: all of it, as a row split).
+// Odd layers are split by columns (outputs: the input vector is whole in every CTA, each CTA
+// computes its N / C outputs, no exchange), even layers by rows (inputs: each CTA takes its
+// slice of the input, which the odd layer before left in it, and the partial sums are
+// all-reduced). So an MLP's layer pairs need one reduction each way, of an f-wide vector, and
+// the backward through an even layer stays in the CTA; through an odd layer l > 1 it is an
+// all-reduce, and an odd last layer's output is gathered for the LayerNorm.
 template <class Cfg, int l>
-__device__ __forceinline__ long long w_at(int rank) {
-  constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
-  if constexpr (Cfg::kStage) return slice_offset<Cfg>(l);
-  return weight_offset<Cfg>(l) + 1LL * rank * (M / C) * N;
-}
-template <class Cfg, int l>
-__device__ __forceinline__ long long b_at(int rank) {
-  constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
-  if constexpr (Cfg::kStage) return slice_offset<Cfg>(l) + M / C * N;
-  return weight_offset<Cfg>(l) + 1LL * M * N + rank * (N / C);
-}
+struct Geo {
+  static constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
+  static constexpr bool kCol = C > 1 && l % 2 == 1;
+  static constexpr int ML = kCol ? M : M / C;  // rows the CTA uses
+  static constexpr int NW = kCol ? N / C : N;  // columns it computes
+  static constexpr int LDW = kCol && Cfg::kStage ? N / C : N;  // row stride where W is read
+  static constexpr bool kReduce = !kCol && C > 1;
+  __device__ static int row0(int rank) { return kCol ? 0 : rank * (M / C); }
+  __device__ static int col0(int rank) { return kCol ? rank * (N / C) : 0; }
+  // W's part and b's entries in the packed state (the pool)...
+  __device__ static long long w_state(int rank) {
+    return weight_offset<Cfg>(l) + (kCol ? rank * (N / C) : 1LL * rank * (M / C) * N);
+  }
+  __device__ static long long b_state(int rank) {
+    return weight_offset<Cfg>(l) + 1LL * M * N + rank * (N / C);
+  }
+  // ... and where the passes read them, relative to Work::theta (or ::A).
+  __device__ static long long w_at(int rank) {
+    return Cfg::kStage ? slice_offset<Cfg>(l) : w_state(rank);
+  }
+  __device__ static long long b_at(int rank) {
+    return Cfg::kStage ? slice_offset<Cfg>(l) + M * N / C : b_state(rank);
+  }
+};
 
-// Calls f(state offset, slice offset, floats) for the CTA's two pieces of each layer l..L: its
-// rows of W_l and its entries of b_l (each a multiple of 4 floats, at multiples of 4).
+// Calls f(state offset, state row stride, slice offset, rows, columns) for the CTA's pieces of
+// layers l..L: its part of W_l and its entries of b_l (columns: multiples of 4 floats, at
+// multiples of 4). In the slice a piece is dense (row stride = columns).
 template <class Cfg, int l, class Fn>
 __device__ __forceinline__ void for_each_piece(int rank, Fn&& f) {
-  constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
-  f(weight_offset<Cfg>(l) + 1LL * rank * (M / C) * N, slice_offset<Cfg>(l), M / C * N);
-  f(weight_offset<Cfg>(l) + 1LL * M * N + rank * (N / C), slice_offset<Cfg>(l) + M / C * N,
-    N / C);
+  using G = Geo<Cfg, l>;
+  f(G::w_state(rank), G::N, slice_offset<Cfg>(l), G::ML, G::NW);
+  f(G::b_state(rank), 0, slice_offset<Cfg>(l) + G::M * G::N / G::C, 1, G::N / G::C);
   if constexpr (l < Cfg::kDepth) for_each_piece<Cfg, l + 1>(rank, f);
 }
 
-// 1. The inner model on k at theta, layers l..L: z_l and x_l = act(z_l) (every CTA all of them).
+// 1. The inner model on k at theta, layers l..L: z_l and x_l = act(z_l) (a row-split layer's in
+// full in every CTA, a column-split layer's the CTA's columns; the last layer's z in full).
 template <class Cfg, int l>
-__device__ __forceinline__ void inner_forward(const Work& w) {
-  constexpr int F = Cfg::kF, L = Cfg::kDepth, M = width<Cfg>(l - 1), N = width<Cfg>(l);
-  constexpr int C = Cfg::kSplit, ML = M / C;
-  layer_pass<Cfg::kThreads, C, ML, N, Cfg::kAct, false>(
+__device__ __forceinline__ void inner_forward(Work& w) {
+  using G = Geo<Cfg, l>;
+  constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
+  layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, false, G::kReduce>(
       w.sz + x_offset<Cfg>(l) - F, l < L ? w.sx + x_offset<Cfg>(l) : nullptr,
-      w.sx + x_offset<Cfg>(l - 1) + w.rank * ML, w.theta + w_at<Cfg, l>(w.rank),
-      w.theta + b_at<Cfg, l>(w.rank), nullptr, nullptr, nullptr, nullptr, 0.f, 0.f, false, w.red,
-      w.part(l - 1), w.rank);
+      w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.theta + G::w_at(w.rank),
+      w.theta + G::b_at(w.rank), nullptr, nullptr, nullptr, nullptr, 0.f, 0.f, false, w.red,
+      G::kReduce ? w.next_part() : nullptr, G::col0(w.rank), w.rank * (G::N / C));
+  if constexpr (G::kCol && l == L)
+    cluster_gather<Cfg::kThreads, C, G::N>(w.sz + x_offset<Cfg>(l) - F, w.rank);
   if constexpr (l < L) inner_forward<Cfg, l + 1>(w);
 }
 
-// 2b. G_l from G_{l+1} at theta, for l down to 1: each CTA its rows of W_{l+1}, then gathered.
+// 2b. G_l from G_{l+1} at theta, for l down to 1: through a row-split layer l + 1 the CTA's
+// rows (all that the column-split layer l needs), through a column-split one all of G_l.
 template <class Cfg, int l>
-__device__ __forceinline__ void inner_backward(const Work& w) {
+__device__ __forceinline__ void inner_backward(Work& w) {
   if constexpr (l >= 1) {
-    constexpr int F = Cfg::kF, M = width<Cfg>(l), N = width<Cfg>(l + 1);
-    constexpr int C = Cfg::kSplit, ML = M / C;
-    backward_rows<Cfg::kThreads, ML, N, Cfg::kAct>(
-        w.sg + x_offset<Cfg>(l) - F + w.rank * ML, w.sz + x_offset<Cfg>(l) - F + w.rank * ML,
-        w.theta + w_at<Cfg, l + 1>(w.rank), w.sg + x_offset<Cfg>(l + 1) - F);
-    cluster_gather<Cfg::kThreads, C, M>(w.sg + x_offset<Cfg>(l) - F, w.rank);
+    using G = Geo<Cfg, l + 1>;
+    constexpr int F = Cfg::kF, C = Cfg::kSplit;
+    if constexpr (G::kCol) {
+      backward_cols<Cfg::kThreads, C, G::M, G::N / C, G::LDW, Cfg::kAct>(
+          w.sg + x_offset<Cfg>(l) - F, w.sz + x_offset<Cfg>(l) - F, w.theta + G::w_at(w.rank),
+          w.sg + x_offset<Cfg>(l + 1) - F + G::col0(w.rank), w.next_part());
+    } else {
+      backward_rows<Cfg::kThreads, G::ML, G::N, Cfg::kAct>(
+          w.sg + x_offset<Cfg>(l) - F + G::row0(w.rank),
+          w.sz + x_offset<Cfg>(l) - F + G::row0(w.rank), w.theta + G::w_at(w.rank),
+          w.sg + x_offset<Cfg>(l + 1) - F);
+    }
     inner_backward<Cfg, l - 1>(w);
   }
 }
 
 // 3. A += lr grad and the query path at theta - tau A, layers l..L (fused, one pass each);
-// zbar_L ends in bar(L). The exchange buffers alternate with the forward's (part(l - 1) there,
-// part(L + l - 1) here), so consecutive cluster reductions never share one.
+// zbar_L ends in bar(L), in full.
 template <class Cfg, int l>
-__device__ __forceinline__ void update_and_query(const Work& w) {
-  constexpr int F = Cfg::kF, L = Cfg::kDepth, M = width<Cfg>(l - 1), N = width<Cfg>(l);
-  constexpr int C = Cfg::kSplit, ML = M / C;
-  layer_pass<Cfg::kThreads, C, ML, N, Cfg::kAct, true>(
+__device__ __forceinline__ void update_and_query(Work& w) {
+  using G = Geo<Cfg, l>;
+  constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
+  layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, true, G::kReduce>(
       l == L ? w.bar(l) : nullptr, l < L ? w.bar(l) : nullptr,
-      (l == 1 ? w.sq : w.bar(l - 1)) + w.rank * ML, w.theta + w_at<Cfg, l>(w.rank),
-      w.theta + b_at<Cfg, l>(w.rank), w.A + w_at<Cfg, l>(w.rank), w.A + b_at<Cfg, l>(w.rank),
-      w.sx + x_offset<Cfg>(l - 1) + w.rank * ML, w.sg + x_offset<Cfg>(l) - F, w.lr, w.tau,
-      w.commit, w.red, w.part(L + l - 1), w.rank);
+      (l == 1 ? w.sq : w.bar(l - 1)) + G::row0(w.rank), w.theta + G::w_at(w.rank),
+      w.theta + G::b_at(w.rank), w.A + G::w_at(w.rank), w.A + G::b_at(w.rank),
+      w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.sg + x_offset<Cfg>(l) - F, w.lr, w.tau,
+      w.commit, w.red, G::kReduce ? w.next_part() : nullptr, G::col0(w.rank),
+      w.rank * (G::N / C));
+  if constexpr (G::kCol && l == L) cluster_gather<Cfg::kThreads, C, G::N>(w.bar(l), w.rank);
   if constexpr (l < L) update_and_query<Cfg, l + 1>(w);
 }
 
@@ -472,6 +535,7 @@ __device__ void decode_kernel(const DecodeParams& p) {
   w.part0 = sm + Sm::kPart0;
   w.part1 = sm + Sm::kPart1;
   w.rank = rank;
+  w.exchanges = 0;
   if constexpr (Cfg::kStage) {
     w.theta = sm + Sm::kStage;
     w.A = sm + Sm::kStage + Sm::kSlice;
@@ -485,10 +549,11 @@ __device__ void decode_kernel(const DecodeParams& p) {
   if (p.init) {  // prefill's tail: start from the forward's state at a mini-batch boundary
     // (`init` may be any float view: plain loads, no alignment assumed)
     const float* src = p.init + b * p.init_stride_b + 1LL * h * S;
-    for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
-      for (int i = tid; i < n; i += NT) {
-        const long long ti = Cfg::kStage ? lo + i : so + i;
-        w.theta[ti] = src[so + i];
+    for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
+      for (int i = tid; i < rows * cols; i += NT) {
+        const long long gi = so + 1LL * (i / cols) * ld + i % cols;
+        const long long ti = Cfg::kStage ? lo + i : gi;
+        w.theta[ti] = src[gi];
         w.A[ti] = 0.f;
       }
     });
@@ -496,10 +561,11 @@ __device__ void decode_kernel(const DecodeParams& p) {
     theta_changed = true;
   } else {
     if constexpr (Cfg::kStage) {  // the CTA's slices of theta and A: every copy in flight at once
-      for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
-        for (int i = 4 * tid; i < n; i += 4 * NT) {
-          copy16_async(w.theta + lo + i, theta + so + i);
-          copy16_async(w.A + lo + i, A + so + i);
+      for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
+        for (int i = tid; i < rows * cols / 4; i += NT) {
+          const long long gi = so + 1LL * (4 * i / cols) * ld + 4 * i % cols;
+          copy16_async(w.theta + lo + 4 * i, theta + gi);
+          copy16_async(w.A + lo + 4 * i, A + gi);
         }
       });
     }
@@ -542,14 +608,13 @@ __device__ void decode_kernel(const DecodeParams& p) {
   if constexpr (Cfg::kStage) {  // write the slices back: A always, theta when it changed
     copy_async_wait();  // (T = 0: no token waited for the copies, nor synchronised `init`)
     __syncthreads();
-    for_each_piece<Cfg, 1>(rank, [&](long long so, int lo, int n) {
-      float4* const A4 = reinterpret_cast<float4*>(A + so);
-      float4* const T4 = reinterpret_cast<float4*>(theta + so);
+    for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
       const float4* const sA4 = reinterpret_cast<const float4*>(w.A + lo);
       const float4* const sT4 = reinterpret_cast<const float4*>(w.theta + lo);
-      for (int i = tid; i < n / 4; i += NT) {
-        A4[i] = sA4[i];
-        if (theta_changed) T4[i] = sT4[i];
+      for (int i = tid; i < rows * cols / 4; i += NT) {
+        const long long gi = so + 1LL * (4 * i / cols) * ld + 4 * i % cols;
+        *reinterpret_cast<float4*>(A + gi) = sA4[i];
+        if (theta_changed) *reinterpret_cast<float4*>(theta + gi) = sT4[i];
       }
     });
   }

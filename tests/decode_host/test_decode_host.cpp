@@ -175,6 +175,12 @@ Spec spec_of(int depth, int f, int expansion, int K) {
 // and for split kernels also the sm_80 build's (one CTA per head works, the others exit).
 using LinearCfg = HostCfg<32, 4, 1, 32, 128, 2912, 1056, 1, true, 1>;
 TEST(DecodeHost, LinearStagedSplitColumns) { run_case<LinearCfg>(spec_of(1, 32, 4, 4)); }
+TEST(DecodeHost, LinearF128Cluster4Staged) {  // one column-split layer: gathers, no reductions
+  run_case<HostCfg<128, 4, 1, 128, 128, 9920, 16512, 4, true, 4>>(spec_of(1, 128, 4, 4));
+}
+TEST(DecodeHost, LinearF128Sm80Build) {
+  run_case<HostCfg<128, 4, 1, 128, 128, 9920, 16512, 1, false, 4>>(spec_of(1, 128, 4, 4));
+}
 TEST(DecodeHost, Mlp2Expansion2Staged) {
   run_case<HostCfg<32, 4, 2, 64, 128, 9504, 4192, 1, true, 1>>(spec_of(2, 32, 2, 4));
 }
