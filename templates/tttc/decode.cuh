@@ -1,24 +1,24 @@
 // decode.cuh: the token-by-token decode kernel of docs/decode.md. A (row, head) is owned by
-// kSplit CTAs (a thread-block cluster on sm_90; one CTA when kSplit = 1): CTA `rank` owns rows
-// [rank M/kSplit, (rank+1) M/kSplit) of every layer's W_l [M, N] and entries
-// [rank N/kSplit, (rank+1) N/kSplit) of b_l, in theta and in A, so that every state element is
-// read and written by exactly one CTA. With kStage, a CTA copies its slice of theta and A into
-// shared memory once per launch (asynchronous 16-byte copies, all in flight at once), runs every
-// pass on that copy and writes A (and theta, when it changed) back once: 12 S bytes per step and
-// head instead of re-reading theta for the forward, the backward and the query path.
-// Per token: the inner model on k at theta (each layer a partial product over the CTA's rows,
-// summed over the cluster through distributed shared memory in rank order), the LayerNorm loss
-// gradient (every CTA, redundantly), the layers' backward (each CTA its rows; G_l gathered over
-// the cluster), then one fused pass per layer that adds the token's rank-1 gradient to A and
-// evaluates the query path with theta - tau_i A (at a mini-batch's last token it folds A into
-// theta instead). The decode state lives in a pool in global memory (f32), addressed through
-// per-row slot indices, and the position lives there too: a launch needs no host-side knowledge
-// of where each row stands, so a step can be captured in a CUDA graph once and replayed. Every
-// sum has a fixed order, so replays are bit-identical. Generic over depth, widths, activation
-// and element type through the generated `Cfg`: kF, kK, kDepth, kHidden, kThreads, kAct, kEps,
-// kS (state floats), kSplit (CTAs per head that work), kCtasPerHead (CTAs per head in the grid,
-// >= kSplit: the extra ones exit at once; the sm_80 build of a kernel split on sm_90), kStage
-// and kSmemFloats (dynamic shared memory, checked below).
+// kSplit CTAs (a thread-block cluster on sm_90; one CTA when kSplit = 1), each owning a slice of
+// theta and A, so that every state element is read and written by exactly one CTA: odd layers
+// are split by columns (CTA `rank` owns W_l[:, rank N/C ...] and needs no exchange), even layers
+// by rows (W_l[rank M/C ..., :], partial sums all-reduced over the cluster through distributed
+// shared memory, in rank order); every b_l by entries [rank N/C, (rank+1) N/C). See Geo below.
+// With kStage, a CTA copies its slices of theta and A into shared memory once per launch
+// (asynchronous 16-byte copies, all in flight at once), runs every pass on that copy and writes
+// A (and theta, when it changed) back once: 12 S bytes per step and head instead of re-reading
+// theta for the forward, the backward and the query path.
+// Per token: the inner model on k at theta, the LayerNorm loss gradient (every CTA,
+// redundantly), the layers' backward, then one fused pass per layer that adds the token's
+// rank-1 gradient to A and evaluates the query path with theta - tau_i A (at a mini-batch's last
+// token it folds A into theta instead). The decode state lives in a pool in global memory (f32),
+// addressed through per-row slot indices, and the position lives there too: a launch needs no
+// host-side knowledge of where each row stands, so a step can be captured in a CUDA graph once
+// and replayed. Every sum has a fixed order, so replays are bit-identical. Generic over depth,
+// widths, activation and element type through the generated `Cfg`: kF, kK, kDepth, kHidden,
+// kThreads, kAct, kEps, kS (state floats), kSplit (CTAs per head that work), kCtasPerHead (CTAs
+// per head in the grid, >= kSplit: the extra ones exit at once; the sm_80 build of a kernel
+// split on sm_90), kStage and kSmemFloats (dynamic shared memory, checked below).
 #pragma once
 
 #include "tttc/numeric.cuh"
@@ -81,13 +81,14 @@ __host__ __device__ constexpr int max_width() {
   return Cfg::kF > Cfg::kHidden ? Cfg::kF : Cfg::kHidden;
 }
 
-// The CTA's slice of the packed state (see the top): layer l's W rows then its b entries,
-// layers in order, kSlice floats in all. Offset of layer l's W rows in the slice:
+// The CTA's slice of the packed state (see the top), as staged in shared memory: layer l's part
+// of W (M N / C floats, dense) then its b entries, layers in order, kSlice floats in all.
+// Offset of layer l's part of W in the slice:
 template <class Cfg>
 __host__ __device__ constexpr int slice_offset(int l) {
   int o = 0;
   for (int j = 1; j < l; ++j)
-    o += width<Cfg>(j - 1) / Cfg::kSplit * width<Cfg>(j) + width<Cfg>(j) / Cfg::kSplit;
+    o += width<Cfg>(j - 1) * width<Cfg>(j) / Cfg::kSplit + width<Cfg>(j) / Cfg::kSplit;
   return o;
 }
 
@@ -157,7 +158,7 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
         const float* g = G + ncol0 + 4 * c;
         lg = make_float4(lr * g[0], lr * g[1], lr * g[2], lr * g[3]);
       }
-#pragma unroll 4
+#pragma unroll 2
       for (int m = r; m < ML; m += R) {
         const int i = m * (LDW / 4) + c;
         float4 w = W4[i];
@@ -227,13 +228,13 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
   if constexpr (kReduce) {
     cluster_sync();  // every CTA's partial is in its `part`
     for (int c = tid; c < N / 4; c += NT) {  // float4s of the C partials, added in rank order
-      float4 v[C];
+      float4 s = reinterpret_cast<const float4*>(map_rank(part, 0))[c];
 #pragma unroll
-      for (int j = 0; j < C; ++j) v[j] = reinterpret_cast<const float4*>(map_rank(part, j))[c];
-#pragma unroll
-      for (int j = 1; j < C; ++j)
-        v[0].x += v[j].x, v[0].y += v[j].y, v[0].z += v[j].z, v[0].w += v[j].w;
-      const float z[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
+      for (int j = 1; j < C; ++j) {
+        const float4 v = reinterpret_cast<const float4*>(map_rank(part, j))[c];
+        s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
+      }
+      const float z[4] = {s.x, s.y, s.z, s.w};
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         if (y) y[4 * c + e] = z[e];
@@ -291,12 +292,9 @@ __device__ __forceinline__ void backward_cols(float* Gp, const float* z, const f
   }
   cluster_sync();
   for (int m = threadIdx.x; m < M; m += NT) {
-    float v[C];
+    float s = map_rank(part, 0)[m];
 #pragma unroll
-    for (int j = 0; j < C; ++j) v[j] = map_rank(part, j)[m];
-    float s = v[0];
-#pragma unroll
-    for (int j = 1; j < C; ++j) s += v[j];
+    for (int j = 1; j < C; ++j) s += map_rank(part, j)[m];
     Gp[m] = s * activation<Act, 1>(z[m]);
   }
   __syncthreads();
