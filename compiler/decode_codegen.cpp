@@ -40,11 +40,11 @@ long long slice_floats(const Spec& spec, int split) { return spec.state_floats()
 // keep the cluster reductions few; staging makes every state byte move once per step. When no
 // split fits, the widest split without staging (theta re-read from global memory / L2).
 DecodeShape pick_shape(const Spec& spec, int threads, int max_split) {
-  const long long widths = std::min<long long>(spec.head_dim, spec.hidden_dim());
   const long long vec = vector_floats(spec, threads);
   int widest_split = 1;
   for (int c = 1; c <= max_split; c *= 2) {
-    if (widths % (4 * c) != 0) break;  // every width splits into multiples of 4 floats
+    // every width splits into multiples of 4 floats (16-byte slices)
+    if (spec.head_dim % (4 * c) != 0 || spec.hidden_dim() % (4 * c) != 0) break;
     widest_split = c;
     const long long floats = vec + 2 * slice_floats(spec, c);
     if (4 * floats <= kStageBudgetBytes) return {c, true, floats};
@@ -101,15 +101,16 @@ Generated generate_decode(const Spec& spec) {
   src += fmt::format("  static constexpr long long kS = {}, kSmemFloats = {};\n",
                      spec.state_floats(), g.shared_bytes / 4);
   auto shape = [](const DecodeShape& s) {
-    return fmt::format("  static constexpr int kSplit = {};\n  static constexpr bool kStage = {};\n",
-                       s.split, s.stage ? "true" : "false");
+    return fmt::format(
+        "  static constexpr int kSplit = {};\n  static constexpr bool kStage = {};\n", s.split,
+        s.stage ? "true" : "false");
   };
   const bool same = plan.sm90.split == plan.sm80.split && plan.sm90.stage == plan.sm80.stage;
   if (same) {
     src += shape(plan.sm90);
   } else {  // clusters need sm_90
-    src += "#if __CUDA_ARCH__ >= 900\n" + shape(plan.sm90) + "#else\n" + shape(plan.sm80) +
-           "#endif\n";
+    src +=
+        "#if __CUDA_ARCH__ >= 900\n" + shape(plan.sm90) + "#else\n" + shape(plan.sm80) + "#endif\n";
   }
   src += fmt::format("  static constexpr int kCtasPerHead = {};\n", plan.ctas_per_head);
   src += "};\n\n}  // namespace\n\n";

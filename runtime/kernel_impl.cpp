@@ -223,9 +223,9 @@ class LoadedKernel final : public Kernel {
     const long long ctas =
         (1LL * p.B * p.H * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta;
     driver::check(
-        api.cuLaunchKernel(
-            f.function, static_cast<unsigned>(ctas), 1, 1, static_cast<unsigned>(f.threads), 1,
-            1, static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
+        api.cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
+                           static_cast<unsigned>(f.threads), 1, 1,
+                           static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
         "cuLaunchKernel");
   }
 

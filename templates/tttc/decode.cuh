@@ -226,8 +226,9 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
     if constexpr (R > 1) __syncthreads();  // `red` is reused by the next column block
   }
   if constexpr (kReduce) {
-    cluster_sync();  // every CTA's partial is in its `part`
-    for (int c = tid; c < N / 4; c += NT) {  // float4s of the C partials, added in rank order
+    // Every CTA's partial is in its `part`: add the C partials' float4s in rank order.
+    cluster_sync();
+    for (int c = tid; c < N / 4; c += NT) {
       float4 s = reinterpret_cast<const float4*>(map_rank(part, 0))[c];
 #pragma unroll
       for (int j = 1; j < C; ++j) {
@@ -399,8 +400,8 @@ template <class Cfg, int l>
 struct Geo {
   static constexpr int M = width<Cfg>(l - 1), N = width<Cfg>(l), C = Cfg::kSplit;
   static constexpr bool kCol = C > 1 && l % 2 == 1;
-  static constexpr int ML = kCol ? M : M / C;  // rows the CTA uses
-  static constexpr int NW = kCol ? N / C : N;  // columns it computes
+  static constexpr int ML = kCol ? M : M / C;                  // rows the CTA uses
+  static constexpr int NW = kCol ? N / C : N;                  // columns it computes
   static constexpr int LDW = kCol && Cfg::kStage ? N / C : N;  // row stride where W is read
   static constexpr bool kReduce = !kCol && C > 1;
   __device__ static int row0(int rank) { return kCol ? 0 : rank * (M / C); }
@@ -480,8 +481,7 @@ __device__ __forceinline__ void update_and_query(Work& w) {
       (l == 1 ? w.sq : w.bar(l - 1)) + G::row0(w.rank), w.theta + G::w_at(w.rank),
       w.theta + G::b_at(w.rank), w.A + G::w_at(w.rank), w.A + G::b_at(w.rank),
       w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.sg + x_offset<Cfg>(l) - F, w.lr, w.tau,
-      w.commit, w.red, G::kReduce ? w.next_part() : nullptr, G::col0(w.rank),
-      w.rank * (G::N / C));
+      w.commit, w.red, G::kReduce ? w.next_part() : nullptr, G::col0(w.rank), w.rank * (G::N / C));
   if constexpr (G::kCol && l == L) cluster_gather<Cfg::kThreads, C, G::N>(w.bar(l), w.rank);
   if constexpr (l < L) update_and_query<Cfg, l + 1>(w);
 }
@@ -604,7 +604,8 @@ __device__ void decode_kernel(const DecodeParams& p) {
     __syncthreads();  // the next token overwrites sq, sx, sv
   }
   if constexpr (Cfg::kStage) {  // write the slices back: A always, theta when it changed
-    copy_async_wait();  // (T = 0: no token waited for the copies, nor synchronised `init`)
+    // (T = 0: no token waited for the copies, nor synchronised `init`'s writes)
+    copy_async_wait();
     __syncthreads();
     for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
       const float4* const sA4 = reinterpret_cast<const float4*>(w.A + lo);
@@ -616,8 +617,10 @@ __device__ void decode_kernel(const DecodeParams& p) {
       }
     });
   }
+  // No CTA leaves while another may read its exchange buffers; and every CTA has read the
+  // position before rank 0 writes it.
+  if constexpr (C > 1) cluster_sync();
   if (rank == 0 && tid == 0) p.pos[head] = pos;
-  if constexpr (C > 1) cluster_sync();  // no CTA leaves while another may read its exchange buffers
 }
 
 }  // namespace tttc

@@ -69,9 +69,9 @@ void run_case(Spec spec) {
   ASSERT_EQ(g.shared_bytes, 4 * Cfg::kSmemFloats);
   ASSERT_EQ(spec.state_floats(), Cfg::kS);
   ASSERT_EQ(g.ctas_per_head, Cfg::kCtasPerHead);
-  const std::string shape = "kSplit = " + std::to_string(Cfg::kSplit) +
-                            ";\n  static constexpr bool kStage = " +
-                            (Cfg::kStage ? "true" : "false") + ";";
+  const std::string shape =
+      "kSplit = " + std::to_string(Cfg::kSplit) +
+      ";\n  static constexpr bool kStage = " + (Cfg::kStage ? "true" : "false") + ";";
   ASSERT_NE(g.source.find(shape), std::string::npos) << g.source;
   const int B = 2, H = 2, f = spec.head_dim, K = spec.mini_batch, N = 3;
   const int T0 = 2 * K + 1, T1 = 5, T = T0 + T1;  // two commits inside the first launch
