@@ -23,6 +23,7 @@ struct Generated {
   long long arena_floats = 0;      // the largest step arena in the kernel (arena lowering)
   int threads = 0;                 // CTA size
   int heads_per_cta = 1;           // (b, h) pairs one CTA computes: the grid is ceil(B*H / this)
+  int ctas_per_head = 1;  // CTAs sharing one (b, h) (decode's clusters): the grid is B*H*this
 };
 
 // Dispatches on the kind and the kernel's lowering (lowering_of): decode (decode_codegen.cpp, no

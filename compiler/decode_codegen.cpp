@@ -1,6 +1,7 @@
 // decode_codegen.cpp: the decode kernel's stub: compile-time constants for
-// templates/tttc/decode.cuh (widths, activation, LayerNorm eps, CTA size, shared-memory size)
-// and the extern "C" entry point. All logic lives in the template.
+// templates/tttc/decode.cuh (widths, activation, LayerNorm eps, CTA size, how many CTAs share a
+// head and whether they stage their state slice in shared memory, shared-memory size) and the
+// extern "C" entry point. All logic lives in the template; this file picks the launch shape.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,13 +13,70 @@
 namespace ttt::codegen {
 namespace {
 
-// A decode step is matrix-vector work over the state: 128 threads keep a small linear head's
-// columns (f <= 64) split few ways; wider models get 256.
-int decode_threads(const Spec& spec) { return spec.hidden_dim() <= 64 ? 128 : 256; }
-// At least this many threads resident per SM (caps registers at 128 per thread): a step is
-// memory-bound, and more CTAs in flight hide more load latency. Without an explicit minimum,
-// ptxas capped these kernels at 64 registers and spilled.
-constexpr int kDecodeThreadsPerSm = 512;
+// The launch shape of one architecture's build (docs/decode.md "Decode kernel").
+struct DecodeShape {
+  int split = 1;       // CTAs per (row, head): a thread-block cluster when > 1 (sm_90 only)
+  bool stage = false;  // each CTA copies its slice of theta and A into shared memory
+  long long smem_floats = 0;
+};
+
+// A CTA's staged slices plus its vectors must fit this: 48 KB lets 4-5 CTAs share an SM, so
+// that one CTA's loads overlap another's cluster barriers and arithmetic.
+constexpr long long kStageBudgetBytes = 48 * 1024;
+// Clusters of up to 8 CTAs are portable on sm_90.
+constexpr int kMaxSplit = 8;
+
+// Mirrors decode::Smem in the template (which static_asserts that this is enough): the x, z and
+// G stacks, q, v, two query-path buffers, two cluster-exchange buffers, the reduction scratch (a
+// float4 per thread), and with staging the CTA's slices of theta and A.
+long long vector_floats(const Spec& spec, int threads) {
+  const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = spec.depth;
+  const long long stack = F + (L - 1) * Hd, widest = std::max(F, Hd);
+  return 3 * stack + 2 * F + 4 * widest + 4LL * threads;
+}
+long long slice_floats(const Spec& spec, int split) { return spec.state_floats() / split; }
+
+// The smallest split (at most max_split) whose slices fit the staging budget: few CTAs per head
+// keep the cluster reductions few; staging makes every state byte move once per step. When no
+// split fits, the widest split without staging (theta re-read from global memory / L2).
+DecodeShape pick_shape(const Spec& spec, int threads, int max_split) {
+  const long long vec = vector_floats(spec, threads);
+  int widest_split = 1;
+  for (int c = 1; c <= max_split; c *= 2) {
+    // every width splits into multiples of 4 floats (16-byte slices)
+    if (spec.head_dim % (4 * c) != 0 || spec.hidden_dim() % (4 * c) != 0) break;
+    widest_split = c;
+    const long long floats = vec + 2 * slice_floats(spec, c);
+    if (4 * floats <= kStageBudgetBytes) return {c, true, floats};
+  }
+  return {widest_split, false, vec};
+}
+
+// sm_90 (clusters) and older builds of one stub: the same CTA size and grid, so the runtime's
+// launch does not depend on the architecture.
+struct DecodePlan {
+  DecodeShape sm90, sm80;
+  int threads = 128, ctas_per_head = 1, min_blocks = 4;
+};
+
+DecodePlan plan_decode(const Spec& spec) {
+  DecodePlan plan;
+  // A staged CTA works from shared memory: 128 threads suffice, and more CTAs per SM give more
+  // loads in flight. Unstaged, a step is matrix-vector work over global memory: 128 threads keep
+  // a small head's columns (f <= 64) split few ways; wider models get 256.
+  plan.sm90 = pick_shape(spec, 128, kMaxSplit);
+  if (!plan.sm90.stage) {
+    plan.threads = spec.hidden_dim() <= 64 ? 128 : 256;
+    plan.sm90 = pick_shape(spec, plan.threads, kMaxSplit);
+  }
+  plan.sm80 = pick_shape(spec, plan.threads, 1);
+  plan.ctas_per_head = plan.sm90.split;
+  // Registers: staged, as many CTAs as shared memory allows (at most 5 of 48 KB on an SM);
+  // unstaged, at least 512 threads resident per SM (caps registers at 128 per thread: without an
+  // explicit minimum, ptxas capped these kernels at 64 registers and spilled).
+  plan.min_blocks = plan.sm90.stage ? 5 : 512 / plan.threads;
+  return plan;
+}
 
 }  // namespace
 
@@ -27,29 +85,47 @@ Generated generate_decode(const Spec& spec) {
     throw std::invalid_argument(
         "decode needs a causal spec: a non-causal mini-batch evaluates every token with the state "
         "updated by the whole mini-batch");
-  const int threads = decode_threads(spec);
+  const DecodePlan plan = plan_decode(spec);
   const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = spec.depth;
-  // Mirrors decode::Smem in the template (which static_asserts that this is enough): the x, z and
-  // G stacks, q, v, two query-path buffers and the reduction scratch (a float4 per thread).
-  const long long stack = F + (L - 1) * Hd, widest = std::max(F, Hd);
-  const long long smem_floats = 3 * stack + 2 * F + 2 * widest + 4 * threads;
   Generated g{.kind = KernelKind::decode,
               .kernel_name = "tttc_decode",
-              .shared_bytes = 4 * smem_floats,
-              .threads = threads};
+              .shared_bytes = 4 * std::max(plan.sm90.smem_floats, plan.sm80.smem_floats),
+              .threads = plan.threads,
+              .ctas_per_head = plan.ctas_per_head};
   std::string src = source_head("decode", "", spec, std::string(), "tttc/decode.cuh", "");
   src += fmt::format("  static constexpr int kF = {}, kK = {}, kDepth = {}, kHidden = {};\n", F,
                      spec.mini_batch, L, Hd);
-  src += fmt::format("  static constexpr int kThreads = {}, kAct = {};\n", threads,
+  src += fmt::format("  static constexpr int kThreads = {}, kAct = {};\n", plan.threads,
                      activation_constant(spec.activation));
   src += fmt::format("  static constexpr float kEps = {};\n", float_literal(spec.ln_eps));
   src += fmt::format("  static constexpr long long kS = {}, kSmemFloats = {};\n",
-                     spec.state_floats(), smem_floats);
+                     spec.state_floats(), g.shared_bytes / 4);
+  auto shape = [](const DecodeShape& s) {
+    return fmt::format(
+        "  static constexpr int kSplit = {};\n  static constexpr bool kStage = {};\n", s.split,
+        s.stage ? "true" : "false");
+  };
+  const bool same = plan.sm90.split == plan.sm80.split && plan.sm90.stage == plan.sm80.stage;
+  if (same) {
+    src += shape(plan.sm90);
+  } else {  // clusters need sm_90
+    src +=
+        "#if __CUDA_ARCH__ >= 900\n" + shape(plan.sm90) + "#else\n" + shape(plan.sm80) + "#endif\n";
+  }
+  src += fmt::format("  static constexpr int kCtasPerHead = {};\n", plan.ctas_per_head);
+  src += "};\n\n}  // namespace\n\n";
+  std::string cluster = " ";  // between the launch bounds and the name
+  if (plan.sm90.split > 1) {
+    src += fmt::format(
+        "#if __CUDA_ARCH__ >= 900\n#define TTTC_DECODE_CLUSTER __cluster_dims__({}, 1, 1)\n"
+        "#else\n#define TTTC_DECODE_CLUSTER\n#endif\n\n",
+        plan.sm90.split);
+    cluster = " TTTC_DECODE_CLUSTER\n";
+  }
   src += fmt::format(
-      "}};\n\n}}  // namespace\n\n"
-      "extern \"C\" __global__ void __launch_bounds__({}, {}) {}(const tttc::DecodeParams p) "
+      "extern \"C\" __global__ void __launch_bounds__({}, {}){}{}(const tttc::DecodeParams p) "
       "{{\n  tttc::decode_kernel<Cfg>(p);\n}}\n",
-      threads, kDecodeThreadsPerSm / threads, g.kernel_name);
+      plan.threads, plan.min_blocks, cluster, g.kernel_name);
   g.source = std::move(src);
   return g;
 }

@@ -18,7 +18,7 @@ struct LoadedFunction {
   CUmodule module = nullptr;
   CUfunction function = nullptr;
   long long shared_bytes = 0;
-  int threads = 0, heads_per_cta = 1;
+  int threads = 0, heads_per_cta = 1, ctas_per_head = 1;
 };
 
 // Called with the device's context current.
@@ -31,6 +31,7 @@ LoadedFunction load(const CompiledKernel& ck) {
   f.shared_bytes = ck.generated.shared_bytes;
   f.threads = ck.generated.threads;
   f.heads_per_cta = ck.generated.heads_per_cta;
+  f.ctas_per_head = ck.generated.ctas_per_head;
   driver::check(api.cuFuncSetAttribute(f.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                        static_cast<int>(f.shared_bytes)),
                 "cuFuncSetAttribute(max dynamic shared memory)");
@@ -221,11 +222,14 @@ class LoadedKernel final : public Kernel {
               CUstream stream) const {
     const driver::Api& api = driver::api();
     void* kernel_args[] = {params};
+    // The decode kernel's clusters are compiled in (__cluster_dims__): a plain launch of a grid
+    // that is a multiple of the cluster size.
+    const long long ctas =
+        (1LL * p.B * p.H * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta;
     driver::check(
-        api.cuLaunchKernel(
-            f.function, static_cast<unsigned>((p.B * p.H + f.heads_per_cta - 1) / f.heads_per_cta),
-            1, 1, static_cast<unsigned>(f.threads), 1, 1, static_cast<unsigned>(f.shared_bytes),
-            stream, kernel_args, nullptr),
+        api.cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
+                           static_cast<unsigned>(f.threads), 1, 1,
+                           static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
         "cuLaunchKernel");
   }
 

@@ -1,9 +1,12 @@
 // host_cuda_shim.hpp: just enough of CUDA's device model, on the host, to compile and run
 // templates/tttc/decode.cuh with g++ for testing without a GPU: one std::thread per CUDA thread,
 // __syncthreads as a CTA-wide std::barrier, warp shuffles through a per-warp exchange with a
-// 32-thread barrier, and the kernel's `extern __shared__` array as one global (CTAs run one after
-// another). Only the f32 element type is supported (the f16/bf16 conversions are PTX asm).
+// 32-thread barrier, each CTA's shared memory its own array, and a thread-block cluster as CTAs
+// run together: the cluster barrier a std::barrier of all their threads, a distributed
+// shared-memory address the same offset in another CTA's array, an asynchronous copy a memcpy.
+// Only the f32 element type is supported (the f16/bf16 conversions are PTX asm).
 #pragma once
+#define TTTC_DECODE_HOST 1
 
 #include <barrier>
 #include <cmath>
@@ -66,3 +69,28 @@ inline unsigned __float_as_uint(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
+
+// A cluster of CTAs run together (one std::thread per CUDA thread of each): its barrier and
+// every CTA's shared memory.
+struct HostCluster {
+  HostCluster(int ctas, int threads_per_cta, size_t smem_floats)
+      : bar(static_cast<std::ptrdiff_t>(ctas) * threads_per_cta) {
+    for (int i = 0; i < ctas; ++i) {
+      auto s = std::make_unique<float[]>(smem_floats);
+      for (size_t j = 0; j < smem_floats; ++j) s[j] = NAN;  // poisoned
+      smem.push_back(std::move(s));
+    }
+  }
+  std::barrier<> bar;
+  std::vector<std::unique_ptr<float[]>> smem;
+};
+inline thread_local HostCluster* host_cluster = nullptr;
+inline thread_local float* host_smem = nullptr;
+
+inline float* host_shared_base() { return host_smem; }
+inline void cluster_sync() { host_cluster->bar.arrive_and_wait(); }
+inline const float* map_rank(const float* p, int rank) {
+  return host_cluster->smem[rank].get() + (p - host_smem);
+}
+inline void copy16_async(float* smem, const float* gmem) { std::memcpy(smem, gmem, 16); }
+inline void copy_async_wait() {}

@@ -2,7 +2,9 @@
 // for the host through host_cuda_shim.hpp and run thread for thread, against the f64 reference:
 // decoding from theta_0 (the prefill-tail launch with `init`, several mini-batch commits inside
 // one launch) then single-token steps with rows in permuted pool slots at different positions,
-// for linear and mlp2..4, column splits (N < threads), column blocks (N > threads) and f < 32.
+// for linear and mlp2..4, column splits (N < threads), column blocks (N > threads) and f < 32,
+// heads split over clusters of 2, 4 and 8 CTAs (emulated: a cluster's CTAs run together), state
+// slices staged in shared memory or read from the pool, and the sm_80 builds of split kernels.
 // Checks the codegen's constants (threads, shared memory) against the template's own layout.
 // This runs in CI without a GPU; the GPU tests (tests/gpu/test_gpu_decode.cpp) check the same on
 // the device with f16/bf16 too.
@@ -15,36 +17,45 @@
 #include "runtime/check/check.hpp"
 #include "tttc/decode.cuh"
 
-namespace tttc {
-float4 shared_raw[64 * 1024];  // the kernel's `extern __shared__` array (one CTA at a time)
-}
-
 namespace ttt {
 namespace {
 
-template <int F, int K, int L, int HID, int NT, int SMEM, long long S>
+// SPLIT CTAs per head work (a cluster), CPH in the grid (the sm_80 build of a split kernel has
+// SPLIT = 1 < CPH), STAGE: slices in shared memory.
+template <int F, int K, int L, int HID, int NT, int SMEM, long long S, int SPLIT, bool STAGE,
+          int CPH>
 struct HostCfg {
   using Elem = float;
   static constexpr int kF = F, kK = K, kDepth = L, kHidden = HID;
   static constexpr int kThreads = NT, kAct = tttc::kGeluTanh;
   static constexpr float kEps = 1e-6f;
   static constexpr long long kS = S, kSmemFloats = SMEM;
+  static constexpr int kSplit = SPLIT;
+  static constexpr bool kStage = STAGE;
+  static constexpr int kCtasPerHead = CPH;
 };
 
-// Runs one launch: every CTA's threads on std::threads, CTAs in turn, shared memory poisoned.
+// Runs one launch: the kCtasPerHead CTAs of each (row, head) together (one cluster), every
+// CTA's threads on std::threads, clusters in turn, shared memory poisoned.
 template <class Cfg>
 void launch(const tttc::DecodeParams& p) {
-  for (int cta = 0; cta < p.B * p.H; ++cta) {
-    for (float4& x : tttc::shared_raw) x = {NAN, NAN, NAN, NAN};
-    HostCta sync(Cfg::kThreads);
+  constexpr int CPH = Cfg::kCtasPerHead, NT = Cfg::kThreads;
+  for (int head = 0; head < p.B * p.H; ++head) {
+    HostCluster cluster(Cfg::kSplit, NT, Cfg::kSmemFloats);
+    std::vector<std::unique_ptr<HostCta>> ctas;
+    for (int c = 0; c < CPH; ++c) ctas.push_back(std::make_unique<HostCta>(NT));
+    std::vector<float> spare(Cfg::kSmemFloats);  // shared memory of the CTAs that exit at once
     std::vector<std::thread> threads;
-    for (int t = 0; t < Cfg::kThreads; ++t)
-      threads.emplace_back([&, t] {
-        threadIdx.x = t;
-        blockIdx.x = cta;
-        host_cta = &sync;
-        tttc::decode_kernel<Cfg>(p);
-      });
+    for (int c = 0; c < CPH; ++c)
+      for (int t = 0; t < NT; ++t)
+        threads.emplace_back([&, c, t] {
+          threadIdx.x = t;
+          blockIdx.x = head * CPH + c;
+          host_cta = ctas[c].get();
+          host_cluster = &cluster;
+          host_smem = c < Cfg::kSplit ? cluster.smem[c].get() : spare.data();
+          tttc::decode_kernel<Cfg>(p);
+        });
     for (auto& t : threads) t.join();
   }
 }
@@ -57,7 +68,11 @@ void run_case(Spec spec) {
   ASSERT_EQ(g.threads, Cfg::kThreads);
   ASSERT_EQ(g.shared_bytes, 4 * Cfg::kSmemFloats);
   ASSERT_EQ(spec.state_floats(), Cfg::kS);
-  ASSERT_LE(tttc::decode::Smem<Cfg>::kFloats * 4, static_cast<long long>(sizeof tttc::shared_raw));
+  ASSERT_EQ(g.ctas_per_head, Cfg::kCtasPerHead);
+  const std::string shape =
+      "kSplit = " + std::to_string(Cfg::kSplit) +
+      ";\n  static constexpr bool kStage = " + (Cfg::kStage ? "true" : "false") + ";";
+  ASSERT_NE(g.source.find(shape), std::string::npos) << g.source;
   const int B = 2, H = 2, f = spec.head_dim, K = spec.mini_batch, N = 3;
   const int T0 = 2 * K + 1, T1 = 5, T = T0 + T1;  // two commits inside the first launch
   const int64_t S = spec.state_floats();
@@ -75,8 +90,8 @@ void run_case(Spec spec) {
   const std::vector<float> state0 = to_f32(check::pack_state(spec, in.W, in.b, H));
   std::vector<float> theta(N * H * S, NAN), accum(N * H * S, NAN), out(B * H * T * f, NAN);
   std::vector<int> pos(N * H, -1);
-  // Row 0 in slot 2, row 1 in slot 0; slot 1 unused. Row 1 starts one token later (its first
-  // token comes from a separate one-row launch), so the rows sit at different positions.
+  // Row 0 in slot 2, row 1 in slot 0; slot 1 unused. Row 1 starts from a prefill tail of no
+  // tokens (the slot filled from `init`), then decodes one token per launch.
   const std::vector<int> slots = {2, 0};
   auto token = [&](const std::vector<float>& x, float* o, int t0) {
     tttc::TokenTensor r{const_cast<float*>(o ? o : x.data()), int64_t{H} * T * f, int64_t{T} * f,
@@ -113,8 +128,8 @@ void run_case(Spec spec) {
     return p;
   };
   launch<Cfg>(params(1, 0, 0, T0, state0.data()));               // row 0: T0 tokens from theta_0
-  launch<Cfg>(shift_row(params(1, 1, 0, 1, state0.data()), 1));  // row 1: its first token
-  for (int t = 1; t < T0; ++t) launch<Cfg>(shift_row(params(1, 1, t, 1, nullptr), 1));
+  launch<Cfg>(shift_row(params(1, 1, 0, 0, state0.data()), 1));  // row 1: a prefill tail of 0
+  for (int t = 0; t < T0; ++t) launch<Cfg>(shift_row(params(1, 1, t, 1, nullptr), 1));
   for (int t = T0; t < T; ++t) launch<Cfg>(params(B, 0, t, 1, nullptr));  // both rows together
 
   std::vector<double> got(out.begin(), out.end());
@@ -156,27 +171,47 @@ Spec spec_of(int depth, int f, int expansion, int K) {
   return s;
 }
 
-// Constants as codegen writes them (run_case checks that it does).
-TEST(DecodeHost, LinearSplitColumns) {
-  run_case<HostCfg<32, 4, 1, 32, 128, 736, 1056>>(spec_of(1, 32, 4, 4));
+// Constants as codegen writes them (run_case checks that it does): the sm_90 build's shape,
+// and for split kernels also the sm_80 build's (one CTA per head works, the others exit).
+using LinearCfg = HostCfg<32, 4, 1, 32, 128, 2912, 1056, 1, true, 1>;
+TEST(DecodeHost, LinearStagedSplitColumns) { run_case<LinearCfg>(spec_of(1, 32, 4, 4)); }
+TEST(DecodeHost, LinearF128Cluster4Staged) {  // one column-split layer: gathers, no reductions
+  run_case<HostCfg<128, 4, 1, 128, 128, 9920, 16512, 4, true, 4>>(spec_of(1, 128, 4, 4));
 }
-TEST(DecodeHost, Mlp2Expansion2) {
-  run_case<HostCfg<32, 4, 2, 64, 128, 992, 4192>>(spec_of(2, 32, 2, 4));
+TEST(DecodeHost, LinearF128Sm80Build) {
+  run_case<HostCfg<128, 4, 1, 128, 128, 9920, 16512, 1, false, 4>>(spec_of(1, 128, 4, 4));
 }
-TEST(DecodeHost, Mlp3NarrowHead) {
-  run_case<HostCfg<16, 4, 3, 64, 128, 1104, 6288>>(spec_of(3, 16, 4, 4));
+TEST(DecodeHost, Mlp2Expansion2Staged) {
+  run_case<HostCfg<32, 4, 2, 64, 128, 9504, 4192, 1, true, 1>>(spec_of(2, 32, 2, 4));
 }
-TEST(DecodeHost, Mlp4NarrowHead) {
-  run_case<HostCfg<16, 4, 4, 64, 128, 1296, 10448>>(spec_of(4, 16, 4, 4));
+TEST(DecodeHost, Mlp2F64Cluster8Staged) {  // the shape of the 125M/1.3B mlp2 heads
+  run_case<HostCfg<64, 4, 2, 256, 128, 10896, 33088, 8, true, 8>>(spec_of(2, 64, 4, 4));
 }
-TEST(DecodeHost, Mlp2ColumnBlocksAndPartialWarps) {  // hidden 384 > 256 threads; f = 48
-  run_case<HostCfg<48, 4, 2, 384, 256, 3184, 37296>>(spec_of(2, 48, 8, 4));
+TEST(DecodeHost, Mlp2F64Sm80Build) {
+  run_case<HostCfg<64, 4, 2, 256, 128, 10896, 33088, 1, false, 8>>(spec_of(2, 64, 4, 4));
+}
+TEST(DecodeHost, Mlp3NarrowHeadCluster2Staged) {
+  run_case<HostCfg<16, 4, 3, 64, 128, 7520, 6288, 2, true, 2>>(spec_of(3, 16, 4, 4));
+}
+TEST(DecodeHost, Mlp3NarrowHeadSm80Build) {
+  run_case<HostCfg<16, 4, 3, 64, 128, 7520, 6288, 1, false, 2>>(spec_of(3, 16, 4, 4));
+}
+TEST(DecodeHost, Mlp4NarrowHeadCluster2Staged) {
+  run_case<HostCfg<16, 4, 4, 64, 128, 11872, 10448, 2, true, 2>>(spec_of(4, 16, 4, 4));
+}
+// hidden 384 > 256 threads (column blocks); f = 48; too big to stage: a cluster of 4 over
+// global memory.
+TEST(DecodeHost, Mlp2ColumnBlocksCluster4Unstaged) {
+  run_case<HostCfg<48, 4, 2, 384, 256, 3952, 37296, 4, false, 4>>(spec_of(2, 48, 8, 4));
+}
+TEST(DecodeHost, Mlp2ColumnBlocksSm80Build) {
+  run_case<HostCfg<48, 4, 2, 384, 256, 3952, 37296, 1, false, 4>>(spec_of(2, 48, 8, 4));
 }
 
 // A slot outside the pool: the row's outputs are NaN and no slot is touched (checked on the
 // device, since the host never reads slots).
 TEST(DecodeHost, OutOfRangeSlotLeavesThePoolAlone) {
-  using Cfg = HostCfg<32, 4, 1, 32, 128, 736, 1056>;
+  using Cfg = LinearCfg;
   const int H = 2, f = 32, N = 2;
   std::vector<float> tokens(H * f, 0.5f), lr(H, 0.01f), tau(4, 0.5f), gamma(H * f, 1.f),
       beta(H * f, 0.f), theta(N * H * Cfg::kS, 0.25f), accum(N * H * Cfg::kS, 0.125f),

@@ -9,11 +9,14 @@ struct Cfg {
   static constexpr int kF = 64, kK = 16, kDepth = 1, kHidden = 64;
   static constexpr int kThreads = 128, kAct = tttc::kGeluTanh;
   static constexpr float kEps = 1e-06f;
-  static constexpr long long kS = 4160, kSmemFloats = 960;
+  static constexpr long long kS = 4160, kSmemFloats = 9408;
+  static constexpr int kSplit = 1;
+  static constexpr bool kStage = true;
+  static constexpr int kCtasPerHead = 1;
 };
 
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(128, 4) tttc_decode(const tttc::DecodeParams p) {
+extern "C" __global__ void __launch_bounds__(128, 5) tttc_decode(const tttc::DecodeParams p) {
   tttc::decode_kernel<Cfg>(p);
 }

@@ -7,13 +7,28 @@ namespace {
 struct Cfg {
   using Elem = tttc::bf16_t;
   static constexpr int kF = 64, kK = 16, kDepth = 2, kHidden = 256;
-  static constexpr int kThreads = 256, kAct = tttc::kGeluTanh;
+  static constexpr int kThreads = 128, kAct = tttc::kGeluTanh;
   static constexpr float kEps = 1e-06f;
-  static constexpr long long kS = 33088, kSmemFloats = 2624;
+  static constexpr long long kS = 33088, kSmemFloats = 10896;
+#if __CUDA_ARCH__ >= 900
+  static constexpr int kSplit = 8;
+  static constexpr bool kStage = true;
+#else
+  static constexpr int kSplit = 1;
+  static constexpr bool kStage = false;
+#endif
+  static constexpr int kCtasPerHead = 8;
 };
 
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(256, 2) tttc_decode(const tttc::DecodeParams p) {
+#if __CUDA_ARCH__ >= 900
+#define TTTC_DECODE_CLUSTER __cluster_dims__(8, 1, 1)
+#else
+#define TTTC_DECODE_CLUSTER
+#endif
+
+extern "C" __global__ void __launch_bounds__(128, 5) TTTC_DECODE_CLUSTER
+tttc_decode(const tttc::DecodeParams p) {
   tttc::decode_kernel<Cfg>(p);
 }
