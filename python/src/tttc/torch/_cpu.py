@@ -113,6 +113,11 @@ def prefill(key, q, k, v, lr, tau, gamma, beta, state0, slots, theta, accum, pos
     _lib.check(_lib.lib().tttc_reference_prefill(
         spec._handle, B, H, T, int(state0.dim() == 3), *[_p(a) for a in args], _p(out64), _p(th),
         _p(ac), _p(ps)))
+    return _write_back(theta, accum, pos, slots, th, ac, ps, q, out64, layout)
+
+
+def _write_back(theta, accum, pos, slots, th, ac, ps, q, out64, layout):
+    """The rows' new decode states into their pool slots, and the output in q's dtype and layout."""
     _scatter(theta, slots, th)
     _scatter(accum, slots, ac)
     _scatter(pos, slots, ps)
@@ -131,9 +136,4 @@ def decode(key, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos, layout)
     args = [_f64(bhtf(t, layout)) for t in (q, k, v, lr)] + [_f64(t) for t in (tau, gamma, beta)]
     _lib.check(_lib.lib().tttc_reference_decode(
         spec._handle, B, H, T, *[_p(a) for a in args], _p(th), _p(ac), _p(ps), _p(out64)))
-    _scatter(theta, slots, th)
-    _scatter(accum, slots, ac)
-    _scatter(pos, slots, ps)
-    out = torch.empty(q.shape, dtype=q.dtype)
-    bhtf(out, layout).copy_(out64)
-    return out
+    return _write_back(theta, accum, pos, slots, th, ac, ps, q, out64, layout)
