@@ -180,6 +180,21 @@ class StepWriter {
     out_ += "    }\n    __syncthreads();\n";
   }
 
+  // Token inputs of a bf16 spec hold bf16 values (load_tokens widens them exactly), so a matmul
+  // needs no further split terms of them: the terms would be zero.
+  bool exact_in_bf16(int id) const {
+    const std::string& name = p_.values[id].name;
+    return spec_.dtype == DType::bf16 && p_.ops[id].kind == ir::OpKind::input &&
+           (name == "Q" || name == "K" || name == "V" || name == "dO");
+  }
+
+  // Registers per thread that the kernel's launch bounds leave (65536 per SM over its threads).
+  int register_limit() const {
+    const int blocks = plan_.kind == StepKind::forward ? schedule_.forward_blocks_per_sm
+                                                       : schedule_.backward_blocks_per_sm;
+    return std::min(255, 65536 / (schedule_.threads * std::max(1, blocks))) / 8 * 8;
+  }
+
   void emit_op(const ir::Op& op) {
     const int id = op.out;
     const ir::Value& v = p_.values[id];
@@ -199,16 +214,23 @@ class StepWriter {
         const bool mma = flavour != "simt_f32";
         if (mma && v.cols % 8)
           throw std::logic_error(fmt::format("codegen: mma matmul %{} has {} columns", id, v.cols));
-        line(fmt::format("tttc::{}<{}, {}{}>({}, {}, {}, {}, {}, {}, {}, {}, {});",
-                         mma ? "matmul_mma" : "matmul", op.trans_a, op.trans_b,
-                         mma ? fmt::format(", {}", flavour == "mma_bf16"     ? 1
-                                                   : flavour == "mma_bf16x3" ? 2
-                                                                             : 3)
-                             : "",
-                         loc(id), loc(op.args[0]), loc(op.args[1]), v.rows, v.cols, kd,
-                         float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
-                         float_literal(has_d ? op.beta : 0.0)),
-             id);
+        const std::string args =
+            fmt::format("{}, {}, {}", loc(id), loc(op.args[0]), loc(op.args[1]));
+        const std::string epilogue =
+            fmt::format("{}, {}, {}", float_literal(op.alpha), has_d ? loc(op.args[2]) : "nullptr",
+                        float_literal(has_d ? op.beta : 0.0));
+        if (mma) {
+          const int parts = flavour == "mma_bf16" ? 1 : flavour == "mma_bf16x3" ? 2 : 3;
+          line(fmt::format("tttc::matmul_mma<{}, {}, {}, {}, {}, {}, {}, {}, {}>({}, {});",
+                           op.trans_a, op.trans_b, exact_in_bf16(op.args[0]) ? 1 : parts,
+                           exact_in_bf16(op.args[1]) ? 1 : parts, v.rows, v.cols, kd,
+                           schedule_.threads / 32, register_limit(), args, epilogue),
+               id);
+        } else {
+          line(fmt::format("tttc::matmul<{}, {}>({}, {}, {}, {}, {});", op.trans_a, op.trans_b,
+                           args, v.rows, v.cols, kd, epilogue),
+               id);
+        }
         return;
       }
       case ir::OpKind::elementwise: {

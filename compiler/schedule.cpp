@@ -323,21 +323,27 @@ Schedule default_arena_schedule(const Spec& spec, const Target& t) {
   const long long bwd_arena = 4 * footprint.backward_arena_floats;
   // On chip first what every op touches (the arena), then the state if room is left.
   if (fwd_arena <= limit) s.forward_arena = Placement::shared;
-  if (fwd_arena + state_bytes <= limit) s.forward_state = Placement::shared;
+  // The state goes on chip beside whatever arena is there: with a global arena (the video shape)
+  // a shared state measured 1.11-1.15x faster on the H200 (tttc tune, docs/tuning.md).
+  if ((s.forward_arena == Placement::shared ? fwd_arena : 0) + state_bytes <= limit)
+    s.forward_state = Placement::shared;
   if (bwd_arena <= limit) s.backward_arena = Placement::shared;
-  // One thread per 16 elements of the step's largest token matrix (K x hidden), 256..1024: the
-  // ops are latency-bound, and measured on an H100 (docs/results.md) wider CTAs pay off only when
-  // the matrices are large (K = 64).
+  // One thread per 16 elements of the step's largest token matrix (K x hidden), 256..1024, per 8
+  // for MLPs: the ops are latency-bound; wider CTAs paid off on an H100 only for large matrices
+  // (K = 64, docs/results.md), and for mlp2 at K = 16 on the H200 (512 threads: 1.14x forward,
+  // 1.22x backward, tttc tune).
   const long long elements = 1LL * spec.mini_batch * spec.hidden_dim();
+  const long long per_thread = spec.model == InnerModel::mlp ? 8 : 16;
   s.threads = 256;
-  while (s.threads < 1024 && s.threads * 16 < elements) s.threads *= 2;
+  while (s.threads < 1024 && s.threads * per_thread < elements) s.threads *= 2;
   // Resident CTAs per SM: as many as shared memory allows, at most 2, and never so many that a
-  // thread gets fewer than 64 registers (65536 per SM).
+  // thread gets fewer than 128 registers (65536 per SM; below, the matmuls' register blocks
+  // spill), unless one CTA alone leaves less.
   auto blocks = [&](bool backward) {
     const long long bytes =
         (backward ? backward_shared_bytes(footprint, s) : forward_shared_bytes(footprint, s)) +
         1024;
-    const long long by_registers = 65536 / (64LL * s.threads);
+    const long long by_registers = 65536 / (128LL * s.threads);
     return static_cast<int>(
         std::clamp<long long>(std::min(t.shared_bytes_per_sm / bytes, by_registers), 1, 2));
   };

@@ -4,11 +4,11 @@
 # the tile lowering where both apply. Writes one line per row to OUT/bench-anchors.log and a
 # Markdown table to OUT/bench-anchors.md.
 # Usage: scripts/bench-anchors.sh TTTC_BINARY OUT_DIR [ROWS...]
-#   rows: w1w2 f128 k64 mlp2 long (default: all)
+#   rows: w1w2 f128 k64 mlp2 video long long-mlp2 (default: all)
 set -uo pipefail
 tttc=$1 out=$2
 shift 2
-rows=${*:-w1w2 f128 k64 mlp2 long}
+rows=${*:-w1w2 f128 k64 mlp2 video long long-mlp2}
 mkdir -p "$out"
 specs=$(mktemp -d)
 log=$out/bench-anchors.log
@@ -83,8 +83,12 @@ for r in $rows; do
       row "K=64" "$(spec lin64k64 linear 1 64 64 true accurate)" 16,12,2048 "$(arena_schedule "$specs/lin64k64.json" heuristic)" ;;
     mlp2)
       for p in accurate bf16; do row "W3/W4" "$(spec mlp2 mlp 2 64 16 true $p)" 16,12,2048; done ;;
+    video)
+      for p in accurate bf16; do row "W5/W6" "$(spec video mlp 2 64 64 false $p 16)" 2,48,4096; done ;;
     long)
       for p in accurate bf16; do row "W7" "$(spec lin64 linear 1 64 16 true $p)" 1,12,32768; done ;;
+    long-mlp2)
+      for p in accurate bf16; do row "W7 mlp2" "$(spec mlp2 mlp 2 64 16 true $p)" 1,12,32768; done ;;
   esac
 done
 rm -rf "$specs"

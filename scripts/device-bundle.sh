@@ -11,4 +11,8 @@ cp "$build/tools/tttc" "$build/tests/gpu/test_gpu_kernels" "$build/tests/tools/t
    "$build/tests/gpu/test_gpu_tune" "$build/tests/gpu/tttc_tune_probe" \
    "$build/tests/gpu/test_gpu_decode" "$root/.gpu/bin/"
 for lib in libfmt.so.9 libcrypto.so.3; do cp -L "/lib/x86_64-linux-gnu/$lib" "$root/.gpu/lib/"; done
+# The arena matmul's unit check (CUDA runtime, built with nvcc; run it on the GPU machine).
+nvcc=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
+"$nvcc" -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I"$root/templates" \
+  "$root/tests/gpu/standalone/arena_mma_check.cu" -o "$root/.gpu/bin/arena_mma_check"
 du -sh "$root/.gpu"

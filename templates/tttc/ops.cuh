@@ -4,6 +4,7 @@
 // read what this one wrote.
 #pragma once
 
+#include "tttc/arena_mma.cuh"
 #include "tttc/numeric.cuh"
 
 namespace tttc {
@@ -42,109 +43,6 @@ __device__ __noinline__ void matmul(float* C, const float* A, const float* B, in
         if (D) r = fmaf(beta, D[idx], r);
         C[idx] = r;
       }
-  }
-  __syncthreads();
-}
-
-// Two floats rounded to bf16 (nearest even) in one register, `lo` in the low half.
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
-  unsigned r;
-  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-
-// The bf16 value nearest to x, as a float (round to nearest even; inputs here are finite).
-__device__ __forceinline__ float round_bf16(float x) {
-  unsigned u = __float_as_uint(x);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return __uint_as_float(u & 0xffff0000u);
-}
-
-// D += A B on the tensor cores for one m16n8k16 fragment set.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4],
-                                         const unsigned (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// Splits 8 + 4 floats into PARTS bf16 terms each (x = part0 + part1 + ...; each part is the
-// bf16 rounding of what the earlier parts left), packed as mma fragments.
-template <int PARTS>
-__device__ __forceinline__ void split_fragments(const float (&av)[8], const float (&bv)[4],
-                                                unsigned (&a)[PARTS][4], unsigned (&b)[PARTS][2]) {
-  float ar[8], br[4];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) ar[i] = av[i];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) br[i] = bv[i];
-#pragma unroll
-  for (int p = 0; p < PARTS; ++p) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      a[p][i] = pack_bf16x2(ar[2 * i], ar[2 * i + 1]);
-      ar[2 * i] -= round_bf16(ar[2 * i]);
-      ar[2 * i + 1] -= round_bf16(ar[2 * i + 1]);
-    }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      b[p][i] = pack_bf16x2(br[2 * i], br[2 * i + 1]);
-      br[2 * i] -= round_bf16(br[2 * i]);
-      br[2 * i + 1] -= round_bf16(br[2 * i + 1]);
-    }
-  }
-}
-
-// The same product as matmul() on the tensor cores: each warp computes 16x8 tiles of C with
-// mma.sync m16n8k16 (bf16 operands, f32 accumulation; sm_80+). With PARTS > 1 each operand is
-// split into PARTS bf16 terms and the products of terms whose orders sum below PARTS are added
-// (smallest first): PARTS = 1 rounds operands to bf16 (about 2^-8 relative), 2 takes 3 products
-// (about 2^-16), 3 takes 6 products (about 2^-24, like f32). Fragment layout per the PTX ISA:
-// lane = 4 * g + t; A rows g and g+8, columns 2t, 2t+1 (+8); B columns g, rows 2t, 2t+1 (+8);
-// C rows g and g+8, columns 2t, 2t+1. Rows past M and k past KD read as zero, so only N must be a
-// multiple of 8 (codegen checks). C may alias D.
-template <bool TA, bool TB, int PARTS>
-__device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B, int M, int N,
-                                        int KD, float alpha, const float* D, float beta) {
-  static_assert(PARTS >= 1 && PARTS <= 3, "PARTS: 1, 2 or 3");
-  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, t = lane % 4;
-  const int tiles_n = N / 8, tiles = (M + 15) / 16 * tiles_n;
-  auto a_at = [&](int m, int k) {
-    return (m < M && k < KD) ? (TA ? A[k * M + m] : A[m * KD + k]) : 0.f;
-  };
-  auto b_at = [&](int k, int n) { return k < KD ? (TB ? B[n * KD + k] : B[k * N + n]) : 0.f; };
-  for (int tile = warp; tile < tiles; tile += warps) {
-    const int m0 = (tile / tiles_n) * 16, n0 = (tile % tiles_n) * 8;
-    float c[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int k0 = 0; k0 < KD; k0 += 16) {
-      const int k = k0 + 2 * t;
-      const float av[8] = {a_at(m0 + g, k),         a_at(m0 + g, k + 1),    a_at(m0 + g + 8, k),
-                           a_at(m0 + g + 8, k + 1), a_at(m0 + g, k + 8),    a_at(m0 + g, k + 9),
-                           a_at(m0 + g + 8, k + 8), a_at(m0 + g + 8, k + 9)};
-      const float bv[4] = {b_at(k, n0 + g), b_at(k + 1, n0 + g), b_at(k + 8, n0 + g),
-                           b_at(k + 9, n0 + g)};
-      unsigned a[PARTS][4], b[PARTS][2];
-      split_fragments<PARTS>(av, bv, a, b);
-#pragma unroll
-      for (int order = PARTS - 1; order >= 0; --order)
-#pragma unroll
-        for (int i = 0; i <= order; ++i) mma_bf16(c, a[i], b[order - i]);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = m0 + g + 8 * r;
-      if (row >= M) continue;
-#pragma unroll
-      for (int cc = 0; cc < 2; ++cc) {
-        const int idx = row * N + n0 + 2 * t + cc;
-        float v = alpha * c[2 * r + cc];
-        if (D) v = fmaf(beta, D[idx], v);
-        C[idx] = v;
-      }
-    }
   }
   __syncthreads();
 }
@@ -196,11 +94,15 @@ __device__ __noinline__ void elementwise(float* out, int R, int C, const float* 
   __syncthreads();
 }
 
+// One warp per row: lanes stride the columns, then a shuffle tree (a fixed order: deterministic).
 __device__ __noinline__ void row_sum(float* out, const float* a, int R, int C) {
-  for (int i = threadIdx.x; i < R; i += blockDim.x) {
+  const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+  for (int i = threadIdx.x / 32; i < R; i += warps) {
     float acc = 0.f;
-    for (int j = 0; j < C; ++j) acc += a[i * C + j];
-    out[i] = acc;
+    for (int j = lane; j < C; j += 32) acc += a[i * C + j];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) out[i] = acc;
   }
   __syncthreads();
 }

@@ -35,13 +35,13 @@ struct Fixture {
   }();
   Schedule faster_bwd = [&] {
     Schedule s = heuristic;
-    s.backward_blocks_per_sm = 1;
+    s.backward_blocks_per_sm = 2;  // the heuristic's is 1
     s.backward_arena = Placement::global;
     return s;
   }();
   Schedule wrong = [&] {
     Schedule s = heuristic;
-    s.threads = 512;
+    s.threads = 1024;  // the heuristic's is 512
     return s;
   }();
   // Forward: faster_fwd wins; `wrong` is faster still but failed its check.
@@ -219,9 +219,9 @@ TEST(TuneChoice, ComposesTheForwardAndBackwardWinners) {
   EXPECT_EQ(c.records.size(), 2u);
   // The forward winner's forward knobs, the backward winner's backward knobs.
   EXPECT_EQ(c.schedule->forward_blocks_per_sm, 2);
-  EXPECT_EQ(c.schedule->backward_blocks_per_sm, 1);
+  EXPECT_EQ(c.schedule->backward_blocks_per_sm, 2);
   EXPECT_EQ(c.schedule->backward_arena, Placement::global);
-  EXPECT_NE(c.schedule->threads, 512);  // the failed and the unchecked candidate never win
+  EXPECT_NE(c.schedule->threads, 1024);  // the failed and the unchecked candidate never win
   EXPECT_NE(c.why.find("w2"), std::string::npos);
 }
 

@@ -29,8 +29,8 @@ class TttcTune : public TttcCli {
     Schedule fwd = h, bwd = h, wrong = h;
     fwd.forward_matmul = "simt_f32";
     bwd.backward_arena = Placement::global;
-    bwd.backward_blocks_per_sm = 1;
-    wrong.threads = 512;
+    bwd.backward_blocks_per_sm = 2;  // the heuristic's: 1 CTA of 512 threads
+    wrong.threads = 1024;
     TuneDb(cache_).put(test_fingerprint(),
                        {record_for(spec, Pass::forward, 2,
                                    {measured(h, 1.0), measured(fwd, 0.5),
@@ -58,8 +58,8 @@ TEST_F(TttcTune, ScheduleAndCompileUseTheTunedRecord) {
   auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   EXPECT_EQ(j["forward_matmul"], "simt_f32");  // the forward winner's
   EXPECT_EQ(j["backward_arena"], "global");    // the backward winner's
-  EXPECT_EQ(j["backward_blocks_per_sm"], 1);
-  EXPECT_EQ(j["threads"], 256);  // the failed candidate is never chosen
+  EXPECT_EQ(j["backward_blocks_per_sm"], 2);
+  EXPECT_EQ(j["threads"], 512);  // the failed candidate (1024) is never chosen
   r = run("schedule examples/mlp2.json --arch sm_90a");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["forward_matmul"], "mma_bf16x6");  // the heuristic

@@ -27,7 +27,7 @@ struct Step {
     tttc::load_vector(A + 12288, 64, c.lr, c.valid);  // %3 lr [1x64]
     tttc::load_vector(A + 12352, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
-    tttc::matmul_mma<false, false, 3>(A + 12368, A + 4096, c.state_in + 0, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %12 [64x256]
+    tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 32, 64>(A + 12368, A + 4096, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v13 = tttc::ew_apply<tttc::kAdd, kAct>((A + 12368)[idx], (c.state_in + 16384)[j], 1.0f, 0.0f, i, j);  // %13
@@ -36,7 +36,7 @@ struct Step {
       (A + 45136)[idx] = v14;
     }
     __syncthreads();
-    tttc::matmul_mma<false, false, 3>(A + 12368, A + 45136, c.state_in + 16640, 64, 64, 256, 1.0f, nullptr, 0.0f);  // %15 [64x64]
+    tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 32, 64>(A + 12368, A + 45136, c.state_in + 16640, 1.0f, nullptr, 0.0f);  // %15 [64x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v16 = tttc::ew_apply<tttc::kAdd, kAct>((A + 12368)[idx], (c.state_in + 33024)[j], 1.0f, 0.0f, i, j);  // %16
@@ -92,21 +92,21 @@ struct Step {
     tttc::elementwise<tttc::kAffine, kAct>(A + 8192, 64, 1, A + 8256, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %39 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 16464, 64, 64, A + 12368, 64, 64, A + 8192, 64, 1, 1.0f, 0.0f);  // %40 G2 [64x64]
     tttc::elementwise<tttc::kActD1, kAct>(A + 61520, 64, 256, A + 28752, 64, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %41 [64x256]
-    tttc::matmul_mma<false, true, 3>(A + 20560, A + 16464, c.state_in + 16640, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %42 [64x256]
+    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 32, 64>(A + 20560, A + 16464, c.state_in + 16640, 1.0f, nullptr, 0.0f);  // %42 [64x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 77904, 64, 256, A + 20560, 64, 256, A + 61520, 64, 256, 1.0f, 0.0f);  // %43 G1 [64x256]
     // state update (last row's eta)
     tttc::transpose(A + 8192, A + 12288, 1, 64);  // %44 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 8256, 64, 1, A + 8192, 64, 1, A + 12352, 1, 1, 1.0f, 0.0f);  // %45 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 20560, 64, 256, A + 77904, 64, 256, A + 8256, 64, 1, 1.0f, 0.0f);  // %46 [64x256]
-    tttc::matmul_mma<true, false, 3>(c.state_out + 0, A + 4096, A + 20560, 64, 256, 64, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
+    tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 32, 64>(c.state_out + 0, A + 4096, A + 20560, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
     tttc::col_sum(A + 4096, A + 20560, 64, 256);  // %48 [1x256]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 16384, 1, 256, c.state_in + 16384, 1, 256, A + 4096, 1, 256, 1.0f, 0.0f);  // %49 b1' [1x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 4096, 64, 64, A + 16464, 64, 64, A + 8256, 64, 1, 1.0f, 0.0f);  // %50 [64x64]
-    tttc::matmul_mma<true, false, 3>(c.state_out + 16640, A + 45136, A + 4096, 256, 64, 64, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
+    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 32, 64>(c.state_out + 16640, A + 45136, A + 4096, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
     tttc::col_sum(A + 8192, A + 4096, 64, 64);  // %52 [1x64]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 33024, 1, 64, c.state_in + 33024, 1, 64, A + 8192, 1, 64, 1.0f, 0.0f);  // %53 b2' [1x64]
     // query output (non-causal: updated state)
-    tttc::matmul_mma<false, false, 3>(A + 4096, A + 0, c.state_out + 0, 64, 256, 64, 1.0f, nullptr, 0.0f);  // %54 [64x256]
+    tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 32, 64>(A + 4096, A + 0, c.state_out + 0, 1.0f, nullptr, 0.0f);  // %54 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v55 = tttc::ew_apply<tttc::kAdd, kAct>((A + 4096)[idx], (c.state_out + 16384)[j], 1.0f, 0.0f, i, j);  // %55
@@ -114,7 +114,7 @@ struct Step {
       (A + 20480)[idx] = v56;
     }
     __syncthreads();
-    tttc::matmul_mma<false, false, 3>(A + 4096, A + 20480, c.state_out + 16640, 64, 64, 256, 1.0f, nullptr, 0.0f);  // %57 [64x64]
+    tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 32, 64>(A + 4096, A + 20480, c.state_out + 16640, 1.0f, nullptr, 0.0f);  // %57 [64x64]
     tttc::elementwise<tttc::kAdd, kAct>(A + 8192, 64, 64, A + 4096, 64, 64, c.state_out + 33024, 1, 64, 1.0f, 0.0f);  // %58 [64x64]
     tttc::row_sum(A + 4096, A + 8192, 64, 64);  // %59 [64x1]
     tttc::elementwise<tttc::kAffine, kAct>(A + 4160, 64, 1, A + 4096, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %60 [64x1]
