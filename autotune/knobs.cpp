@@ -80,6 +80,15 @@ const std::vector<Knob>& knobs() {
        [](const Spec&, const Target&, const Schedule&) { return placements(); }},
       {"backward_arena", "arena", Scope::backward,
        [](const Spec&, const Target&, const Schedule&) { return placements(); }},
+      // The on-chip part of a global arena: none, or the heuristic's (what shared memory leaves).
+      {"forward_arena_shared_kib", "arena", Scope::forward,
+       [](const Spec&, const Target&, const Schedule& base) {
+         return ints({0, base.forward_arena_shared_kib});
+       }},
+      {"backward_arena_shared_kib", "arena", Scope::backward,
+       [](const Spec&, const Target&, const Schedule& base) {
+         return ints({0, base.backward_arena_shared_kib});
+       }},
       {"forward_blocks_per_sm", "arena", Scope::forward,
        [](const Spec&, const Target&, const Schedule&) {
          return ints({1, 2, 3, 4});

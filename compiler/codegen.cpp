@@ -46,8 +46,15 @@ std::map<std::string, long long> state_offsets(const Spec& spec) {
 // Emits one step function from its plan.
 class StepWriter {
  public:
-  StepWriter(const Spec& spec, const StepPlan& plan, const Schedule& schedule)
-      : spec_(spec), plan_(plan), p_(plan.program), schedule_(schedule) {
+  // on_chip_floats: with a global arena, the floats of its on-chip part (values wholly below
+  // that offset live in shared memory, at the same offsets).
+  StepWriter(const Spec& spec, const StepPlan& plan, const Schedule& schedule,
+             long long on_chip_floats)
+      : spec_(spec),
+        plan_(plan),
+        p_(plan.program),
+        schedule_(schedule),
+        on_chip_floats_(on_chip_floats) {
     offsets_ = state_offsets(spec);
   }
 
@@ -55,6 +62,7 @@ class StepWriter {
     out_ = fmt::format("  static __device__ void {}(const tttc::StepContext<Cfg::Elem>& c) {{\n",
                        function_name);
     out_ += "    float* const A = c.arena;\n";
+    if (on_chip_floats_ > 0) out_ += "    float* const S = c.arena_shared;  // the on-chip part\n";
     std::string section;
     for (size_t i = 0; i < p_.ops.size(); ++i) {
       if (!plan_.live[i]) continue;
@@ -82,7 +90,9 @@ class StepWriter {
  private:
   // Where value `id` lives, as a C++ expression.
   std::string loc(int id) const {
-    if (plan_.slot[id] >= 0) return fmt::format("A + {}", plan_.slot[id]);
+    if (const long long slot = plan_.slot[id]; slot >= 0)
+      return fmt::format("{} + {}", slot + p_.values[id].size() <= on_chip_floats_ ? "S" : "A",
+                         slot);
     const std::string& name = p_.values[id].name;
     if (name == "gamma" || name == "beta") return "c." + name;
     std::string base = name;
@@ -260,6 +270,7 @@ class StepWriter {
   const StepPlan& plan_;
   const ir::Program& p_;
   const Schedule& schedule_;
+  const long long on_chip_floats_;
   std::map<std::string, long long> offsets_;
   std::string out_;
 };
@@ -313,7 +324,12 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
       kind == KernelKind::forward && schedule.forward_state == Placement::shared;
   long long smem = 0, ws = 0;
   c["kSmemArena"] = 0;
-  if (arena_shared) smem += g.arena_floats;
+  const long long on_chip = arena_shared_floats(
+      kind == KernelKind::forward ? schedule.forward_arena : schedule.backward_arena,
+      kind == KernelKind::forward ? schedule.forward_arena_shared_kib
+                                  : schedule.backward_arena_shared_kib,
+      g.arena_floats);
+  smem += on_chip;
   c["kSmemState"] = smem;
   if (state_shared) smem += round16(S);
   c["kWsArena"] = 0;
@@ -344,7 +360,8 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
     src += fmt::format("  static constexpr long long {} = {};\n", name, value);
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
                      activation_constant(spec.activation));
-  for (const auto& [name, plan] : steps) src += StepWriter(spec, plan, schedule).write(name);
+  for (const auto& [name, plan] : steps)
+    src += StepWriter(spec, plan, schedule, arena_shared ? 0 : on_chip).write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = kind == KernelKind::forward ? "ForwardParams" : "BackwardParams";
   src += fmt::format(

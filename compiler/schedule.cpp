@@ -36,6 +36,11 @@ Target Target::for_arch(const std::string& arch) {
 
 const char* to_string(Placement p) { return p == Placement::shared ? "shared" : "global"; }
 
+long long arena_shared_floats(Placement arena, int shared_kib, long long arena_floats) {
+  if (arena == Placement::shared) return arena_floats;
+  return std::min<long long>(256LL * shared_kib, arena_floats);
+}
+
 const std::string& lowering_of(const Schedule& s, bool backward) {
   return backward ? s.backward_lowering : s.lowering;
 }
@@ -57,6 +62,8 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"forward_arena", to_string(s.forward_arena)},
           {"forward_state", to_string(s.forward_state)},
           {"backward_arena", to_string(s.backward_arena)},
+          {"forward_arena_shared_kib", s.forward_arena_shared_kib},
+          {"backward_arena_shared_kib", s.backward_arena_shared_kib},
           {"forward_blocks_per_sm", s.forward_blocks_per_sm},
           {"backward_blocks_per_sm", s.backward_blocks_per_sm},
           {"forward_matmul", s.forward_matmul},
@@ -78,6 +85,9 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     s.forward_arena = placement_from(j, "forward_arena");
     s.forward_state = placement_from(j, "forward_state");
     s.backward_arena = placement_from(j, "backward_arena");
+    // Absent in schedules written before global arenas had an on-chip part: none.
+    s.forward_arena_shared_kib = j.value("forward_arena_shared_kib", 0);
+    s.backward_arena_shared_kib = j.value("backward_arena_shared_kib", 0);
     s.forward_blocks_per_sm = j.at("forward_blocks_per_sm").get<int>();
     s.backward_blocks_per_sm = j.at("backward_blocks_per_sm").get<int>();
     s.forward_matmul = j.at("forward_matmul").get<std::string>();
@@ -108,13 +118,16 @@ std::string describe_lowerings(const Spec& spec, const Schedule& s) {
   return text;
 }
 
-// The arena lowering's layouts (codegen.cpp): the arena first, then the state (forward only).
+// The arena lowering's layouts (codegen.cpp): the arena (or its on-chip part) first, then the
+// state (forward only).
 static long long forward_shared_bytes(const plan::Footprint& f, const Schedule& s) {
-  return 4 * ((s.forward_arena == Placement::shared ? f.forward_arena_floats : 0) +
-              (s.forward_state == Placement::shared ? (f.state_floats + 15) / 16 * 16 : 0));
+  return 4 *
+         (arena_shared_floats(s.forward_arena, s.forward_arena_shared_kib, f.forward_arena_floats) +
+          (s.forward_state == Placement::shared ? (f.state_floats + 15) / 16 * 16 : 0));
 }
 static long long backward_shared_bytes(const plan::Footprint& f, const Schedule& s) {
-  return 4 * (s.backward_arena == Placement::shared ? f.backward_arena_floats : 0);
+  return 4 * arena_shared_floats(s.backward_arena, s.backward_arena_shared_kib,
+                                 f.backward_arena_floats);
 }
 
 long long forward_shared_bytes(const Spec& spec, const Schedule& s) {
@@ -238,6 +251,23 @@ static std::vector<std::string> validate_arena(const Spec& spec, const Schedule&
                       "fewer than 32 registers each)",
                       kernel.blocks_name, kernel.blocks, s.threads, s.threads * kernel.blocks));
   }
+  const struct {
+    bool used;
+    Placement arena;
+    int kib;
+    const char* name;
+  } prefixes[] = {{k.forward, s.forward_arena, s.forward_arena_shared_kib, "forward"},
+                  {k.backward, s.backward_arena, s.backward_arena_shared_kib, "backward"}};
+  for (const auto& p : prefixes) {
+    if (!p.used) continue;
+    if (p.kib < 0 || p.kib > 1024)
+      reasons.push_back(fmt::format("{}_arena_shared_kib = {}: must be in 0..1024", p.name, p.kib));
+    else if (p.kib > 0 && p.arena == Placement::shared)
+      reasons.push_back(fmt::format(
+          "{}_arena_shared_kib = {}: only a global {}_arena has an on-chip part (it is shared: "
+          "use 0)",
+          p.name, p.kib, p.name));
+  }
   if (!reasons.empty()) return reasons;
   const long long fwd = forward_shared_bytes(spec, s), bwd = backward_shared_bytes(spec, s);
   if (k.forward && fwd > t.max_shared_bytes)
@@ -328,14 +358,13 @@ Schedule default_arena_schedule(const Spec& spec, const Target& t) {
   if ((s.forward_arena == Placement::shared ? fwd_arena : 0) + state_bytes <= limit)
     s.forward_state = Placement::shared;
   if (bwd_arena <= limit) s.backward_arena = Placement::shared;
-  // One thread per 16 elements of the step's largest token matrix (K x hidden), 256..1024, per 8
-  // for MLPs: the ops are latency-bound; wider CTAs paid off on an H100 only for large matrices
-  // (K = 64, docs/results.md), and for mlp2 at K = 16 on the H200 (512 threads: 1.14x forward,
-  // 1.22x backward, tttc tune).
+  // One thread per 16 elements of the step's largest token matrix (K x hidden), 256..1024, and
+  // at least 512 for MLPs: the ops are latency-bound; wider CTAs paid off on an H100 for large
+  // matrices (K = 64, docs/results.md), and for mlp2 at K = 16 on the H200 (512 threads: 1.14x
+  // forward, 1.22x backward, tttc tune).
   const long long elements = 1LL * spec.mini_batch * spec.hidden_dim();
-  const long long per_thread = spec.model == InnerModel::mlp ? 8 : 16;
-  s.threads = 256;
-  while (s.threads < 1024 && s.threads * per_thread < elements) s.threads *= 2;
+  s.threads = spec.model == InnerModel::mlp ? 512 : 256;
+  while (s.threads < 1024 && s.threads * 16 < elements) s.threads *= 2;
   // Resident CTAs per SM: as many as shared memory allows, at most 2, and never so many that a
   // thread gets fewer than 128 registers (65536 per SM; below, the matmuls' register blocks
   // spill), unless one CTA alone leaves less.
@@ -349,6 +378,18 @@ Schedule default_arena_schedule(const Spec& spec, const Target& t) {
   };
   s.forward_blocks_per_sm = blocks(false);
   s.backward_blocks_per_sm = blocks(true);
+  // A global arena's lowest offsets fill the shared memory its CTAs leave.
+  auto on_chip_kib = [&](bool backward) {
+    const int per_cta = backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm;
+    const long long used =
+        backward ? backward_shared_bytes(footprint, s) : forward_shared_bytes(footprint, s);
+    const long long room = std::min<long long>(limit, t.shared_bytes_per_sm / per_cta - 1024);
+    const long long arena_kib =
+        (backward ? footprint.backward_arena_floats : footprint.forward_arena_floats) / 256;
+    return static_cast<int>(std::clamp<long long>((room - used) / 1024, 0, arena_kib));
+  };
+  if (s.forward_arena == Placement::global) s.forward_arena_shared_kib = on_chip_kib(false);
+  if (s.backward_arena == Placement::global) s.backward_arena_shared_kib = on_chip_kib(true);
   return s;
 }
 

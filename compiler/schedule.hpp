@@ -31,6 +31,11 @@ struct Schedule {
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel
   Placement backward_arena = Placement::global;  // the backward step's working matrices
+  // With a global arena: the KiB of its lowest offsets that live in shared memory instead (each
+  // value wholly below that line; the global arena keeps its full size). 0: none. A global
+  // arena larger than L2 makes the arena kernels memory-bound; its hottest values go on chip.
+  int forward_arena_shared_kib = 0;
+  int backward_arena_shared_kib = 0;
   int forward_blocks_per_sm = 1;  // occupancy target: caps registers via __launch_bounds__
   int backward_blocks_per_sm = 1;
   // Per kernel: "simt_f32" (f32 FMA micro-tiles), or the tensor cores (mma.sync, bf16 operands,
@@ -51,6 +56,10 @@ struct Target {
 };
 
 const char* to_string(Placement p);
+
+// Floats of an arena of `arena_floats` that live in shared memory: all of a shared arena, the
+// on-chip part (at most the arena) of a global one.
+long long arena_shared_floats(Placement arena, int shared_kib, long long arena_floats);
 // The lowering of the backward (true) or forward (false) kernel.
 const std::string& lowering_of(const Schedule& s, bool backward);
 nlohmann::json schedule_to_json(const Schedule& s);

@@ -25,6 +25,7 @@ __device__ void forward_kernel(const ForwardParams& p) {
 
   StepContext<T> c{};
   c.arena = Cfg::kArenaShared ? smem + Cfg::kSmemArena : ws + Cfg::kWsArena;
+  c.arena_shared = smem + Cfg::kSmemArena;  // a global arena's on-chip part, if any
   c.state_in = state;
   c.state_out = state;  // in place: codegen checks no op reads the old state after its update
   bind_head<T, F>(c, p, h);
@@ -54,6 +55,7 @@ __device__ void backward_kernel(const BackwardParams& p) {
 
   StepContext<T> c{};
   c.arena = Cfg::kArenaShared ? smem + Cfg::kSmemArena : ws + Cfg::kWsArena;
+  c.arena_shared = smem + Cfg::kSmemArena;  // a global arena's on-chip part, if any
   bind_head<T, F>(c, p, h);
   c.acc_tau = ws + Cfg::kWsAccTau;
   c.acc_gamma = ws + Cfg::kWsAccGamma;

@@ -11,6 +11,7 @@ namespace tttc {
 template <class T>
 struct StepContext {
   float* arena;
+  float* arena_shared;  // arena lowering: a global arena's on-chip part (codegen places values)
   const float* state_in;
   float* state_out;
   const float* dstate_next;  // dLoss/d(state after the step)

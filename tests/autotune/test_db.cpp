@@ -36,6 +36,7 @@ struct Fixture {
   Schedule faster_bwd = [&] {
     Schedule s = heuristic;
     s.backward_blocks_per_sm = 2;  // the heuristic's is 1
+    s.backward_arena_shared_kib = 0;
     s.backward_arena = Placement::global;
     return s;
   }();
