@@ -14,8 +14,8 @@
 #include "autotune/knobs.hpp"
 #include "autotune/select.hpp"
 #include "cache/config.hpp"
-#include "runtime/check/check.hpp"
 #include "runtime/driver.hpp"
+#include "runtime/harness/check.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/tuned.hpp"
 

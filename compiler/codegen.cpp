@@ -29,17 +29,10 @@ const char* ew_constant(ir::Ew e) {
   return names[static_cast<int>(e)];
 }
 
-// Offsets of W_l and b_l inside one head's packed state: W1, b1, W2, b2, ...
+// Offsets of W_l and b_l inside one head's packed state, by the IR's names for them.
 std::map<std::string, long long> state_offsets(const Spec& spec) {
   std::map<std::string, long long> offsets;
-  const auto widths = spec.widths();
-  long long offset = 0;
-  for (size_t l = 1; l < widths.size(); ++l) {
-    offsets[ir::weight_name(l)] = offset;
-    offset += 1LL * widths[l - 1] * widths[l];
-    offsets[ir::bias_name(l)] = offset;
-    offset += widths[l];
-  }
+  for (const StateMember& m : state_members(spec)) offsets[m.name] = m.offset;
   return offsets;
 }
 

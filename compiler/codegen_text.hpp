@@ -23,10 +23,10 @@ inline const char* elem_type(DType d) {
   return d == DType::f32 ? "float" : d == DType::f16 ? "tttc::half_t" : "tttc::bf16_t";
 }
 
-inline const char* activation_constant(Activation a) {
-  return a == Activation::gelu_tanh ? "tttc::kGeluTanh"
-         : a == Activation::relu    ? "tttc::kRelu"
-                                    : "tttc::kSilu";
+// The id the device code switches on, from the activation table (compiler/activation.hpp).
+inline std::string activation_constant(Activation a) {
+  const ActivationInfo& info = activation_info(a);
+  return fmt::format("{} /* {} */", info.id(), info.name);
 }
 
 // row_sum, col_sum or transpose: the templates share the op's name.

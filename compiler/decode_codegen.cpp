@@ -30,7 +30,7 @@ constexpr int kMaxSplit = 8;
 // G stacks, q, v, two query-path buffers, two cluster-exchange buffers, the reduction scratch (a
 // float4 per thread), and with staging the CTA's slices of theta and A.
 long long vector_floats(const Spec& spec, int threads) {
-  const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = spec.depth;
+  const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = std::ssize(spec.widths()) - 1;
   const long long stack = F + (L - 1) * Hd, widest = std::max(F, Hd);
   return 3 * stack + 2 * F + 4 * widest + 4LL * threads;
 }
@@ -86,7 +86,7 @@ Generated generate_decode(const Spec& spec) {
         "decode needs a causal spec: a non-causal mini-batch evaluates every token with the state "
         "updated by the whole mini-batch");
   const DecodePlan plan = plan_decode(spec);
-  const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = spec.depth;
+  const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = std::ssize(spec.widths()) - 1;
   Generated g{.kind = KernelKind::decode,
               .kernel_name = "tttc_decode",
               .shared_bytes = 4 * std::max(plan.sm90.smem_floats, plan.sm80.smem_floats),

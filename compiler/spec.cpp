@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -38,17 +39,7 @@ const char* to_string(InnerModel m) {
   return "?";
 }
 
-const char* to_string(Activation a) {
-  switch (a) {
-    case Activation::gelu_tanh:
-      return "gelu_tanh";
-    case Activation::relu:
-      return "relu";
-    case Activation::silu:
-      return "silu";
-  }
-  return "?";
-}
+const char* to_string(Activation a) { return activation_info(a).name.data(); }
 
 const char* to_string(DType d) {
   switch (d) {
@@ -91,10 +82,26 @@ std::vector<int> Spec::widths() const {
 }
 
 long long Spec::state_floats() const {
-  const std::vector<int> w = widths();
-  long long n = 0;
-  for (size_t l = 0; l + 1 < w.size(); ++l) n += static_cast<long long>(w[l]) * w[l + 1] + w[l + 1];
-  return n;
+  const std::vector<StateMember> members = state_members(*this);
+  return members.back().offset + members.back().floats();
+}
+
+std::vector<StateMember> state_members(const Spec& spec) {
+  std::vector<StateMember> members;
+  const std::vector<int> w = spec.widths();
+  long long offset = 0;
+  for (size_t l = 1; l < w.size(); ++l) {
+    for (const bool bias : {false, true}) {
+      const StateMember m{.name = fmt::format("{}{}", bias ? 'b' : 'W', l),
+                          .rows = bias ? 1 : w[l - 1],
+                          .cols = w[l],
+                          .offset = offset,
+                          .bias = bias};
+      offset += m.floats();
+      members.push_back(m);
+    }
+  }
+  return members;
 }
 
 SpecError::SpecError(std::string file, std::string json_path, std::string message)
@@ -383,7 +390,11 @@ constexpr std::string_view kTopFields[] = {
     "checkpoint_group", "ln_eps", "passes",      "precision"};
 constexpr std::string_view kInnerModelFields[] = {"type", "depth", "expansion", "activation"};
 constexpr std::string_view kModelNames[] = {"linear", "mlp"};
-constexpr std::string_view kActivationNames[] = {"gelu_tanh", "relu", "silu"};
+constexpr auto kActivationNames = [] {
+  std::array<std::string_view, std::size(kActivations)> names{};
+  for (size_t i = 0; i < names.size(); ++i) names[i] = kActivations[i].name;
+  return names;
+}();
 constexpr std::string_view kDTypeNames[] = {"f32", "f16", "bf16"};
 constexpr std::string_view kPrecisionNames[] = {"accurate", "tf32", "bf16"};
 constexpr std::string_view kPassNames[] = {"forward", "backward", "decode"};
@@ -549,8 +560,9 @@ class Parser {
     if (depth) s.depth = get_int(*depth, child(path, "depth"), kMlpDepth);
     if (expansion) s.expansion = get_int(*expansion, child(path, "expansion"), kExpansion);
     if (activation)
-      s.activation = static_cast<Activation>(
-          get_choice(*activation, child(path, "activation"), "activation", kActivationNames));
+      s.activation = kActivations[get_choice(*activation, child(path, "activation"), "activation",
+                                             kActivationNames)]
+                         .value;
   }
 
   void parse_passes(const json& v, const std::string& path, Spec& s) const {

@@ -9,10 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "compiler/activation.hpp"
+
 namespace ttt {
 
 enum class InnerModel { linear, mlp };
-enum class Activation { gelu_tanh, relu, silu };
 // i32 types index tensors only (decode slots and positions, docs/decode.md), never a spec's dtype.
 enum class DType { f32, f16, bf16, i32 };
 // How the tensor cores multiply (docs/spec.md): f32-equivalent products, tf32 products, or
@@ -49,6 +50,19 @@ struct Spec {
   // Number of f32 values in one head's state (all W_l and b_l).
   long long state_floats() const;
 };
+
+// One member of a head's packed state: W_l (rows x cols, row-major: d_{l-1} x d_l) or b_l
+// (one row of d_l).
+struct StateMember {
+  std::string name;  // "W1", "b1", ...
+  int rows, cols;
+  long long offset;  // in floats from the start of the head's state
+  bool bias;
+  long long floats() const { return 1LL * rows * cols; }
+};
+// The one definition of the packed state layout: W1, b1, W2, b2, ... back to back. The code
+// generators, the runtime's state_layout, the checker and the C API read it.
+std::vector<StateMember> state_members(const Spec& spec);
 
 // A spec problem located in its source: "<file>: <json path>: <message>".
 class SpecError : public std::runtime_error {

@@ -41,34 +41,20 @@ std::string tile_type(Form form, Home home, int rows, int cols) {
   return fmt::format("tl::{}<{}, {}>", home == Home::smem ? "SmemTile" : "Tile", rows, cols);
 }
 
-// One head's packed state: W1, b1, W2, b2, ... (row-major weights).
-std::vector<std::tuple<std::string, int, int, long long>> state_members(const Spec& spec) {
-  std::vector<std::tuple<std::string, int, int, long long>> members;
-  const auto widths = spec.widths();
-  long long offset = 0;
-  for (size_t l = 1; l < widths.size(); ++l) {
-    members.emplace_back(fmt::format("W{}", l), widths[l - 1], widths[l], offset);
-    offset += 1LL * widths[l - 1] * widths[l];
-    members.emplace_back(fmt::format("b{}", l), 1, widths[l], offset);
-    offset += widths[l];
-  }
-  return members;
-}
-
 // struct State / DState: this warp's slice of each member, where it lives, and its I/O from the
 // packed layout (a team splits every member by columns: warp `rank` holds columns
 // [rank * C / W, (rank + 1) * C / W)).
 std::string state_struct(const Spec& spec, const std::string& name, const tile::TeamLayout& layout,
                          const std::map<std::string, long long>& smem_offsets, bool adjoint) {
   std::string decl, bind, load, store, zero, atomic;
-  for (const auto& [member, rows, full_cols, offset] : state_members(spec)) {
+  for (const auto& [member, rows, full_cols, offset, bias] : state_members(spec)) {
     const bool smem = smem_offsets.count(member) > 0;
     const int cols = full_cols / layout.warps;
-    const std::string type = tile_type(rows == 1 ? Form::per_col : Form::matrix,
-                                       smem ? Home::smem : Home::reg, rows, cols);
+    const std::string type =
+        tile_type(bias ? Form::per_col : Form::matrix, smem ? Home::smem : Home::reg, rows, cols);
     const std::string global =
-        rows == 1 ? fmt::format("tl::GlobalRow<{}>", cols)
-                  : fmt::format("tl::GlobalTile<{}, {}, {}>", rows, cols, full_cols);
+        bias ? fmt::format("tl::GlobalRow<{}>", cols)
+             : fmt::format("tl::GlobalTile<{}, {}, {}>", rows, cols, full_cols);
     const std::string at = fmt::format("{} + {} * rank", offset, cols);
     decl += fmt::format("  {} {};\n", type, member);
     if (smem)
@@ -78,9 +64,9 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
                     global, at, member);
     store += fmt::format("    {{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", global, at, member);
     zero += fmt::format("    tl::fill({}, 0.f);\n", member);
-    atomic += rows == 1 ? fmt::format("    tl::atomic_add_row(dst + {}, {});\n", at, member)
-                        : fmt::format("    tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at,
-                                      member);
+    atomic +=
+        bias ? fmt::format("    tl::atomic_add_row(dst + {}, {});\n", at, member)
+             : fmt::format("    tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at, member);
   }
   std::string text = fmt::format(
       "struct {} {{\n{}  int rank;\n"

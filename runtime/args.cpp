@@ -28,14 +28,10 @@ int64_t TensorRef::numel() const {
 
 std::vector<StateTensor> state_layout(const Spec& spec) {
   std::vector<StateTensor> layout;
-  const auto widths = spec.widths();
-  int64_t offset = 0;
-  for (size_t l = 1; l < widths.size(); ++l) {
-    layout.push_back({fmt::format("W{}", l), {widths[l - 1], widths[l]}, offset});
-    offset += int64_t{widths[l - 1]} * widths[l];
-    layout.push_back({fmt::format("b{}", l), {widths[l]}, offset});
-    offset += widths[l];
-  }
+  for (const StateMember& m : state_members(spec))
+    layout.push_back({m.name,
+                      m.bias ? std::vector<int64_t>{m.cols} : std::vector<int64_t>{m.rows, m.cols},
+                      m.offset});
   return layout;
 }
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev
-          libcli11-dev libfmt-dev libssl-dev python3 python3-numpy clang-format)
+          libcli11-dev libfmt-dev libssl-dev python3 python3-numpy clang-format
+          llvm-14-tools)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "compiler/reference/reference.hpp"
-#include "runtime/check/check.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
-#include "runtime/host_convert.hpp"
+#include "runtime/harness/check.hpp"
+#include "runtime/harness/host_convert.hpp"
 #include "runtime/jit.hpp"
 
 namespace ttt::cli {

@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.hpp"
-#include "runtime/check/check.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
-#include "runtime/host_convert.hpp"
+#include "runtime/harness/check.hpp"
+#include "runtime/harness/host_convert.hpp"
+#include "runtime/harness/run_io.hpp"
 #include "runtime/jit.hpp"
-#include "runtime/run_io.hpp"
 #include "tools/bench_decode.hpp"
 #include "tools/progress.hpp"
 #include "tools/shape.hpp"

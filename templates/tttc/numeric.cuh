@@ -47,14 +47,21 @@ __device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {
   return b;
 }
 
+// The ids are those of the host table compiler/activation.hpp (generated code passes the id);
+// these labels are for reading. tests/compiler checks that every row of the table has a case
+// below and that each label carries its row's id.
 enum Activation { kGeluTanh = 0, kRelu = 1, kSilu = 2 };
+
+template <int Act>
+constexpr bool kNoDeviceActivation = false;
 
 // act, act' and act'' (Order 0, 1, 2). The forward uses act and act' (in the inner gradient);
 // the backward differentiates act' again.
 template <int Act, int Order>
 __device__ __forceinline__ float activation(float x) {
-  if (Act == kGeluTanh) {
-    const float c = 0.7978845608028654f, a = 0.044715f;  // c = sqrt(2 / pi), exactly as f32 holds it
+  if constexpr (Act == kGeluTanh) {
+    const float c = 0.7978845608028654f,
+                a = 0.044715f;  // c = sqrt(2 / pi), exactly as f32 holds it
     const float t = tanhf(c * (x + a * x * x * x));
     if (Order == 0) return 0.5f * x * (1.f + t);
     const float u = c * (1.f + 3.f * a * x * x);  // d(inner)/dx
@@ -62,16 +69,19 @@ __device__ __forceinline__ float activation(float x) {
     if (Order == 1) return 0.5f * (1.f + t) + 0.5f * x * sech2 * u;
     const float du = 6.f * c * a * x;
     return sech2 * u + 0.5f * x * (-2.f * t * sech2 * u * u + sech2 * du);
-  } else if (Act == kRelu) {
+  } else if constexpr (Act == kRelu) {
     if (Order == 0) return x > 0.f ? x : 0.f;
     if (Order == 1) return x > 0.f ? 1.f : 0.f;
     return 0.f;
-  } else {
+  } else if constexpr (Act == kSilu) {
     const float s = 1.f / (1.f + expf(-x));
     if (Order == 0) return x * s;
     const float ds = s * (1.f - s);
     if (Order == 1) return s + x * ds;
     return 2.f * ds + x * ds * (1.f - 2.f * s);
+  } else {
+    static_assert(kNoDeviceActivation<Act>, "tttc::activation: no device formula for this id");
+    return 0.f;
   }
 }
 

@@ -14,7 +14,7 @@
 
 #include "compiler/codegen.hpp"
 #include "compiler/reference/reference.hpp"
-#include "runtime/check/check.hpp"
+#include "runtime/harness/check.hpp"
 #include "tttc/decode.cuh"
 
 namespace ttt {

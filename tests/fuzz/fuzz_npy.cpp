@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/npy/npy.hpp"
+#include "runtime/harness/npy.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int fd = ::memfd_create("fuzz.npy", MFD_CLOEXEC);

@@ -10,10 +10,10 @@
 #include <cstring>
 
 #include "compiler/reference/reference.hpp"
-#include "runtime/check/check.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
-#include "runtime/host_convert.hpp"
+#include "runtime/harness/check.hpp"
+#include "runtime/harness/host_convert.hpp"
 
 namespace ttt {
 namespace {

@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "gpu_sweep.hpp"
-#include "runtime/check/check.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
+#include "runtime/harness/check.hpp"
 
 namespace ttt {
 namespace {

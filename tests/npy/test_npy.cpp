@@ -22,7 +22,7 @@
 #include <tuple>
 #include <vector>
 
-#include "runtime/npy/npy.hpp"
+#include "runtime/harness/npy.hpp"
 
 namespace fs = std::filesystem;
 using ttt::npy::Array;

@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/reference/reference.hpp"
-#include "runtime/check/check.hpp"
 #include "runtime/driver.hpp"
-#include "runtime/npy/npy.hpp"
+#include "runtime/harness/check.hpp"
+#include "runtime/harness/npy.hpp"
 #include "tttc_test_util.hpp"
 
 namespace {

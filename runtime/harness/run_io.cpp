@@ -1,11 +1,11 @@
 // run_io.cpp: .npy inputs -> reference-shaped tensors, with file-named errors; float32 outputs.
-#include "runtime/run_io.hpp"
+#include "runtime/harness/run_io.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "runtime/host_convert.hpp"
-#include "runtime/npy/npy.hpp"
+#include "runtime/harness/host_convert.hpp"
+#include "runtime/harness/npy.hpp"
 
 namespace ttt::run_io {
 namespace fs = std::filesystem;

@@ -1,6 +1,6 @@
 // check.cpp: upload seeded inputs, run forward (and backward), download, compare with the
 // reference, and optionally time repeated launches with CUDA events.
-#include "runtime/check/check.hpp"
+#include "runtime/harness/check.hpp"
 
 #include <fmt/format.h>
 
@@ -10,7 +10,7 @@
 #include <functional>
 
 #include "runtime/device_buffer.hpp"
-#include "runtime/host_convert.hpp"
+#include "runtime/harness/host_convert.hpp"
 
 namespace ttt::check {
 

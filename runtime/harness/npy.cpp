@@ -2,7 +2,7 @@
 // publish) and the half/float conversions declared in npy.hpp. The header is a Python dict literal;
 // a small recursive-descent parser for the literal subset NumPy emits avoids needing Python at run
 // time.
-#include "runtime/npy/npy.hpp"
+#include "runtime/harness/npy.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,12 +1,12 @@
 // host_convert.cpp: f32/f16/bf16 encoding; f16 through the npy library's IEEE conversion.
-#include "runtime/host_convert.hpp"
+#include "runtime/harness/host_convert.hpp"
 
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
-#include "runtime/npy/npy.hpp"
+#include "runtime/harness/npy.hpp"
 
 namespace ttt {
 namespace {
