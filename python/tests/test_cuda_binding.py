@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -103,7 +102,7 @@ class FakeKernelLib:
 def fake(monkeypatch):
     fake = FakeKernelLib(_lib.lib())
     monkeypatch.setattr(_lib, "_lib", fake)
-    _cuda._plans.clear()
+    _cuda.clear_caches()
 
     def kernel(self, device):
         handle = ctypes.c_void_p(id(self))
@@ -111,10 +110,9 @@ def fake(monkeypatch):
         return handle
 
     monkeypatch.setattr(Spec, "kernel", kernel)
-    monkeypatch.setattr(_cuda.torch.cuda, "current_stream",
-                        lambda device=None: SimpleNamespace(cuda_stream=1234))
+    monkeypatch.setattr(_cuda, "_current_stream", lambda device_index: 1234)
     yield fake
-    _cuda._plans.clear()
+    _cuda.clear_caches()
 
 
 @pytest.mark.parametrize("layout", ["bthf", "bhtf"])
