@@ -10,11 +10,14 @@ remains is what Python, torch and ctypes cost per call; the GPU-side parts (the 
 libtttc, the CUDA caching allocator instead of the CPU one, the real current-stream query) are
 not measured.
 
-    python3 scripts/bench-python-overhead.py [--calls N] [--spec examples/mlp2.json] [--profile]
+    python3 scripts/bench-python-overhead.py [--calls N] [--rounds R] [--spec examples/mlp2.json]
+                                             [--shape B,H,T] [--src DIR] [--json FILE] [--profile]
 
 Needs TTTC_LIBRARY (default build/capi/libtttc.so), torch, and a C compiler (cc) for the no-op.
-Reports medians of per-call perf_counter_ns over N calls (this machine's CPU is shared: compare
-numbers from one run, not across runs). --json FILE writes them too.
+Reports, per case, the lowest of --rounds medians of per-call perf_counter_ns over --calls calls,
+the cases measured in turn (other load comes in bursts). --src DIR measures another copy of the
+package (e.g. an older commit's python/src from `git archive`) for before/after comparisons.
+--json FILE writes the numbers too.
 """
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TTTC_LIBRARY", str(ROOT / "build/capi/libtttc.so"))
-sys.path.insert(0, str(ROOT / "python/src"))
+# --src DIR: another copy of python/src (e.g. `git archive` of an older commit) to compare with.
+_src = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv else str(ROOT / "python/src")
+sys.path.insert(0, _src)
 
 import torch  # noqa: E402
 
@@ -113,6 +118,34 @@ def median_us(fn, calls: int) -> float:
     return statistics.median(samples) / 1000
 
 
+def best_of_rounds(cases: dict, calls: int, rounds: int) -> dict:
+    """Per case, the lowest of `rounds` medians, the cases taken in turn: other load on a shared
+    machine comes in bursts, and the round robin keeps one burst from landing on one case."""
+    best = {}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            us = median_us(fn, calls)
+            best[name] = min(us, best.get(name, us))
+    return best
+
+
+def no_grad(fn):
+    def run():
+        with torch.no_grad():
+            fn()
+    return run
+
+
+def fast_path(on: bool, fn):
+    def run():
+        saved, tt._fast_path = tt._fast_path, on
+        try:
+            fn()
+        finally:
+            tt._fast_path = saved
+    return run
+
+
 def inputs(spec: Spec, B: int, H: int, T: int):
     f, K = spec.head_dim, spec.mini_batch
     d = spec.torch_dtype
@@ -123,18 +156,17 @@ def inputs(spec: Spec, B: int, H: int, T: int):
     return [q, k, v, lr, tau, gamma, beta], state
 
 
-def measure(spec: Spec, calls: int, B: int, H: int, T: int) -> dict:
+def measure(spec: Spec, calls: int, rounds: int, B: int, H: int, T: int) -> dict:
     tensors, state = inputs(spec, B, H, T)
     leaves = [t.clone().requires_grad_() for t in tensors]
     leaf_state = [s.clone().requires_grad_() for s in state]
     all_leaves = leaves + leaf_state
     dout = torch.randn_like(tensors[0])
     key, layout = spec.key, "bthf"
-    r = {}
+    cases = {}
 
-    def fwd_nograd():
-        with torch.no_grad():
-            tt.ttt(spec, *tensors, state)
+    def fwd():
+        tt.ttt(spec, *tensors, state)
 
     def fwd_grad():
         tt.ttt(spec, *leaves, leaf_state)
@@ -143,44 +175,67 @@ def measure(spec: Spec, calls: int, B: int, H: int, T: int) -> dict:
         out, _ = tt.ttt(spec, *leaves, leaf_state)
         torch.autograd.grad(out, all_leaves, dout)
 
-    r["ttt forward, no grad"] = median_us(fwd_nograd, calls)
-    r["ttt forward, grad"] = median_us(fwd_grad, calls)
-    r["ttt forward + backward"] = median_us(fwd_bwd, calls)
-    fast = getattr(tt, "_fast_path", None)
-    if fast is not None:  # the same through the registered op only (fast path off)
-        tt._fast_path = False
-        try:
-            r["via registered op: forward, no grad"] = median_us(fwd_nograd, calls)
-            r["via registered op: forward, grad"] = median_us(fwd_grad, calls)
-            r["via registered op: forward + backward"] = median_us(fwd_bwd, calls)
-        finally:
-            tt._fast_path = fast
+    # What torch's autograd costs any op with these leaves: a trivial autograd.Function.
+    class Trivial(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *xs):
+            return torch.empty_like(xs[0])
 
-    # Breakdown of the no-grad forward.
+        @staticmethod
+        def backward(ctx, g):
+            return tuple(torch.empty_like(x) for x in all_leaves)
+
+    cases["ttt forward, no grad"] = no_grad(fwd)
+    cases["ttt forward, grad"] = fwd_grad
+    cases["ttt forward + backward"] = fwd_bwd
+    has_fast_path = hasattr(tt, "_fast_path")
+    if has_fast_path:  # the same through the registered op only (fast path off)
+        cases["via registered op: forward, no grad"] = fast_path(False, no_grad(fwd))
+        cases["via registered op: forward, grad"] = fast_path(False, fwd_grad)
+        cases["via registered op: forward + backward"] = fast_path(False, fwd_bwd)
+    cases["floor: trivial autograd.Function fwd + bwd"] = \
+        lambda: torch.autograd.grad(Trivial.apply(*all_leaves), all_leaves, dout)
+
+    # The registered op's parts (no grad).
     packed = tt.pack_state(spec, state)
     fargs = (key, *tensors, packed, layout, False)
-    r["argument checks (tt._check, uncached)"] = median_us(
-        lambda: tt._check(spec, *tensors, state, layout), calls)
-    r["state packing (tt.pack_state)"] = median_us(lambda: tt.pack_state(spec, state), calls)
-    with torch.no_grad():
-        r["registered op tttc::ttt_forward, no grad"] = median_us(
-            lambda: _ops.ttt_forward(*fargs), calls)
-        r["implementation _cuda.forward, no grad"] = median_us(lambda: _cuda.forward(*fargs), calls)
-    r["= torch.library dispatch, no grad"] = (r["registered op tttc::ttt_forward, no grad"]
-                                              - r["implementation _cuda.forward, no grad"])
-    # Backward pieces (the checkpoints of a grad-mode forward).
     with torch.no_grad():
         _, final, ckpt = _cuda.forward(key, *tensors, packed, layout, True)
-        bargs = (key, *tensors, ckpt, dout, torch.zeros_like(final), layout, True)
-        r["implementation _cuda.backward"] = median_us(lambda: _cuda.backward(*bargs), calls)
-        r["registered op tttc::ttt_backward"] = median_us(lambda: _ops.ttt_backward(*bargs), calls)
-    # Unit costs inside the implementation.
-    buf = _lib.pack_tensors([(t.data_ptr(), 0, t.shape, t.stride()) for t in tensors[:4] * 3][:11])
+    bargs = (key, *tensors, ckpt, dout, torch.zeros_like(final), layout, True)
+    cases["argument checks (tt._check, uncached)"] = \
+        lambda: tt._check(spec, *tensors, state, layout)
+    cases["state packing (tt.pack_state)"] = lambda: tt.pack_state(spec, state)
+    cases["registered op tttc::ttt_forward, no grad"] = no_grad(lambda: _ops.ttt_forward(*fargs))
+    cases["implementation _cuda.forward, no grad"] = no_grad(lambda: _cuda.forward(*fargs))
+    cases["registered op tttc::ttt_backward"] = no_grad(lambda: _ops.ttt_backward(*bargs))
+    cases["implementation _cuda.backward"] = no_grad(lambda: _cuda.backward(*bargs))
+
+    eager = getattr(tt, "_eager", None)
+    if eager is not None:  # the fast path's stages (no grad)
+        tt.ttt(spec, *tensors, state)
+        sig_args = (spec, *tensors, state, layout, False)
+        entry = eager._entries[eager._signature(*sig_args)]
+        plan = entry.forward_plans[False]
+        cases["fast path: mode checks (_eager._quiet)"] = eager._quiet
+        cases["fast path: signature + lookup"] = \
+            lambda: eager._entries.get(eager._signature(*sig_args))
+        cases["fast path: state packing (torch.cat)"] = lambda: entry.pack(state)
+        cases["fast path: launch plan run (allocs, pointers, ctypes)"] = \
+            lambda: plan.run(*tensors, packed)
+        cases["fast path: unpack_state (of dstate0 in backward)"] = \
+            lambda: tt.unpack_state(spec, packed)
+    # Unit costs.
     launch = _lib.lib().tttc_kernel_forward
-    r["ctypes call of the no-op launch"] = median_us(lambda: launch(None, buf, None, 0, None), calls)
-    entries = [(t.data_ptr(), 0, t.shape, t.stride()) for t in (tensors * 2)[:11]]
-    r["_lib.pack_tensors, 11 tensors"] = median_us(lambda: _lib.pack_tensors(entries), calls)
-    r["torch.empty (one allocation)"] = median_us(lambda: torch.empty((B, H, 8)), calls)
+    buf = ctypes.create_string_buffer(_lib.TENSOR_BYTES * 11)
+    cases["ctypes call of the no-op launch"] = lambda: launch(None, buf, None, 0, None)
+    if eager is None:
+        entries = [(t.data_ptr(), 0, t.shape, t.stride()) for t in (tensors * 2)[:11]]
+        cases["_lib.pack_tensors, 11 tensors"] = lambda: _lib.pack_tensors(entries)
+    cases["torch.empty (one allocation)"] = lambda: torch.empty((B, H, 8))
+
+    r = best_of_rounds(cases, calls, rounds)
+    r["= torch.library dispatch, no grad"] = (r["registered op tttc::ttt_forward, no grad"]
+                                              - r["implementation _cuda.forward, no grad"])
     return r
 
 
@@ -207,28 +262,31 @@ def profile(spec: Spec, B: int, H: int, T: int, calls: int) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--calls", type=int, default=1000, help="calls per median")
+    ap.add_argument("--rounds", type=int, default=5, help="medians per case (the lowest counts)")
     ap.add_argument("--spec", action="append",
                     help="spec files (default: examples/linear.json and examples/mlp2.json)")
     ap.add_argument("--shape", default="1,1,16", help="B,H,T (default 1,1,16: one mini-batch)")
     ap.add_argument("--profile", action="store_true", help="cProfile of forward + backward")
     ap.add_argument("--json", help="write the numbers to this file")
+    ap.add_argument("--src", help="the tttc package sources to measure (default python/src)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     B, H, T = (int(x) for x in a.shape.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         install_fakes(noop_launch(Path(tmp)))
-        results = {"torch": torch.__version__, "shape": [B, H, T], "calls": a.calls, "specs": {}}
+        results = {"torch": torch.__version__, "src": _src, "shape": [B, H, T], "calls": a.calls,
+                   "specs": {}}
         for path in a.spec or [str(ROOT / "examples/linear.json"), str(ROOT / "examples/mlp2.json")]:
             spec = tttc.Spec.from_file(path)
             if a.profile:
                 profile(spec, B, H, T, a.calls // 4)
                 continue
-            r = measure(spec, a.calls, B, H, T)
+            r = measure(spec, a.calls, a.rounds, B, H, T)
             results["specs"][Path(path).name] = r
             print(f"{Path(path).name} (B={B} H={H} T={T}), median us per call:")
             for name, us in r.items():
-                print(f"  {name:<45} {us:8.1f}")
+                print(f"  {name:<55} {us:8.1f}")
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))
 
