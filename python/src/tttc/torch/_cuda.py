@@ -137,7 +137,7 @@ class _Scratch:
 
 
 def _token_descriptor(x, layout):
-    """q, k, v: feature stride 1 (else a contiguous copy), passed as a [B, H, T, f] view."""
+    """q, k, v, dout: feature stride 1 (else a contiguous copy), passed as a [B, H, T, f] view."""
     copy = x.stride(-1) != 1
     strides = _contiguous_strides(x.shape) if copy else x.stride()
     return copy, (x.dtype, *_as_bhtf(x.shape, strides, layout))
@@ -150,23 +150,32 @@ def _lr_descriptor(lr, layout):
     return copy, (lr.dtype, shape, _contiguous_strides(shape) if copy else strides)
 
 
-def _dense_descriptor(x):
-    """Parameters, state and checkpoints: contiguous (else a copy)."""
+def _dense_descriptor(x, layout):
+    """Parameters, state, checkpoints, dstate_final: contiguous (else a copy)."""
     copy = not x.is_contiguous()
     return copy, (x.dtype, tuple(x.shape), _contiguous_strides(x.shape) if copy else x.stride())
 
 
+_DESCRIBE = {"token": _token_descriptor, "lr": _lr_descriptor, "dense": _dense_descriptor}
+_FORWARD_INPUTS = ("token",) * 3 + ("lr",) + ("dense",) * 4
+_BACKWARD_INPUTS = _FORWARD_INPUTS + ("token", "dense")
+
+
+def _describe(kinds, tensors, layout):
+    """The descriptors of the inputs as the kernels take them, and the copy each needs first
+    (None everywhere, the usual case: None)."""
+    copies, descriptors = [], []
+    for kind, x in zip(kinds, tensors):
+        copy, d = (False, None) if x is None else _DESCRIBE[kind](x, layout)
+        copies.append(kind if copy else None)
+        descriptors.append(d)
+    return (copies if any(copies) else None), descriptors
+
+
 def _prepare(copies, layout, tensors):
-    """The copies the plan asks for (only for unusual strides)."""
-    out = list(tensors)
-    for i, (x, how) in enumerate(zip(tensors, copies)):
-        if how == "token":
-            out[i] = x.contiguous()
-        elif how == "lr":
-            out[i] = bhtf(x, layout).contiguous()
-        elif how == "dense":
-            out[i] = x.contiguous()
-    return out
+    """The copies _describe asked for (only for unusual strides)."""
+    return [x if how is None else bhtf(x, layout).contiguous() if how == "lr" else x.contiguous()
+            for x, how in zip(tensors, copies)]
 
 
 class ForwardPlan:
@@ -188,19 +197,8 @@ class ForwardPlan:
         self.out_shape, self.out_dtype = tuple(q.shape), q.dtype
         self.final_shape = (B, H, S)
         self.ckpt_shape = (B, H, memory.checkpoints, S)
-        copies, descriptors = [], []
-        for x in (q, k, v):
-            copy, d = _token_descriptor(x, layout)
-            copies.append("token" if copy else None)
-            descriptors.append(d)
-        copy, d = _lr_descriptor(lr, layout)
-        copies.append("lr" if copy else None)
-        descriptors.append(d)
-        for x in (tau, gamma, beta, state0):
-            copy, d = _dense_descriptor(x)
-            copies.append("dense" if copy else None)
-            descriptors.append(d)
-        self.copies = copies if any(copies) else None
+        self.copies, descriptors = _describe(
+            _FORWARD_INPUTS, (q, k, v, lr, tau, gamma, beta, state0), layout)
         f32 = torch.float32
         descriptors += [(q.dtype, *_as_bhtf(self.out_shape, _contiguous_strides(self.out_shape),
                                              layout)),
@@ -261,33 +259,14 @@ class BackwardPlan:
         per_row = deterministic or not shared_state
         self.sum_rows = shared_state and per_row
         self.dstate0_shape = (B, H, S) if per_row else (H, S)
-        # dlr is written in place when its [B, H, T] view is unit-stride in T, else re-laid out.
+        # The kernel writes a contiguous [B, H, T] dlr: straight into the result where that is
+        # its layout ('bhtf', or H = 1), else into a buffer copied to [B, T, H] afterwards.
         dlr_view = _as_bhtf(self.lr_shape, _contiguous_strides(self.lr_shape), layout)
-        self.dlr_direct = dlr_view[1][-1] == 1
+        self.dlr_direct = layout == "bhtf" or H == 1
         self.dlr_bht_shape = (B, H, T)
-        copies, descriptors = [], []
-        for x in (q, k, v):
-            copy, d = _token_descriptor(x, layout)
-            copies.append("token" if copy else None)
-            descriptors.append(d)
-        copy, d = _lr_descriptor(lr, layout)
-        copies.append("lr" if copy else None)
-        descriptors.append(d)
-        for x in (tau, gamma, beta, checkpoints):
-            copy, d = _dense_descriptor(x)
-            copies.append("dense" if copy else None)
-            descriptors.append(d)
-        copy, d = _token_descriptor(dout, layout)
-        copies.append("token" if copy else None)
-        descriptors.append(d)
-        if dstate_final is None:
-            copies.append(None)
-            descriptors.append(None)
-        else:
-            copy, d = _dense_descriptor(dstate_final)
-            copies.append("dense" if copy else None)
-            descriptors.append(d)
-        self.copies = copies if any(copies) else None
+        self.copies, descriptors = _describe(
+            _BACKWARD_INPUTS,
+            (q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final), layout)
         f32 = torch.float32
         token = (q.dtype, *_as_bhtf(self.token_shape, _contiguous_strides(self.token_shape),
                                      layout))
