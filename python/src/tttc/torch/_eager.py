@@ -57,7 +57,8 @@ def _quiet() -> bool:
 
 def _signature(spec, q, k, v, lr, tau, gamma, beta, state, layout, output_final_state):
     plain = _PLAIN
-    if (type(spec) is not Spec or type(state) not in (list, tuple) or layout not in _LAYOUTS
+    if (type(spec) is not Spec or type(state) not in (list, tuple) or type(layout) is not str
+            or layout not in _LAYOUTS
             or type(q) not in plain or type(k) not in plain or type(v) not in plain
             or type(lr) not in plain or type(tau) not in plain or type(gamma) not in plain
             or type(beta) not in plain):
