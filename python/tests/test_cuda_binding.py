@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -103,7 +102,7 @@ class FakeKernelLib:
 def fake(monkeypatch):
     fake = FakeKernelLib(_lib.lib())
     monkeypatch.setattr(_lib, "_lib", fake)
-    _cuda._plans.clear()
+    _cuda.clear_caches()
 
     def kernel(self, device):
         handle = ctypes.c_void_p(id(self))
@@ -111,21 +110,30 @@ def fake(monkeypatch):
         return handle
 
     monkeypatch.setattr(Spec, "kernel", kernel)
-    monkeypatch.setattr(_cuda.torch.cuda, "current_stream",
-                        lambda device=None: SimpleNamespace(cuda_stream=1234))
+    monkeypatch.setattr(_cuda, "_current_stream", lambda device_index: 1234)
     yield fake
-    _cuda._plans.clear()
+    _cuda.clear_caches()
+
+
+def feature_strided(x: torch.Tensor) -> torch.Tensor:
+    """The same values with the last dimension not unit-stride (the launch plan copies it)."""
+    return x.movedim(-1, 0).contiguous().movedim(0, -1)
 
 
 @pytest.mark.parametrize("layout", ["bthf", "bhtf"])
 @pytest.mark.parametrize("per_batch", [False, True])
 @pytest.mark.parametrize("deterministic", [False, True])
-def test_cuda_path_marshalling_matches_cpu(fake, layout, per_batch, deterministic):
+@pytest.mark.parametrize("H,odd_strides", [(2, False), (1, False), (3, True)])
+def test_cuda_path_marshalling_matches_cpu(fake, layout, per_batch, deterministic, H,
+                                           odd_strides):
     spec = make_spec("mlp", dtype="f32", checkpoint_group=2)
-    q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, T=29, layout=layout,
+    q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, H=H, T=29, layout=layout,
                                                        per_batch=per_batch, dtype=torch.float32)
     if layout == "bthf":  # a strided q: a [B, T, H, f] view of [B, H, T, f] storage
         q = q.transpose(1, 2).contiguous().transpose(1, 2)
+    if odd_strides:  # inputs the kernels cannot take as they are: copied first
+        k, v, gamma = feature_strided(k), feature_strided(v), feature_strided(gamma)
+        assert k.stride(-1) != 1 and not gamma.is_contiguous()
     packed = tt.pack_state(spec, state)
     args = (spec.key, q, k, v, lr, tau, gamma, beta, packed, layout)
     out_g, final_g, ckpt_g = _cuda.forward(*args, True)
@@ -136,6 +144,8 @@ def test_cuda_path_marshalling_matches_cpu(fake, layout, per_batch, deterministi
     torch.testing.assert_close(ckpt_g, ckpt_c)
     dout = torch.randn_like(out_g)
     dfinal = torch.randn_like(final_g)
+    if odd_strides:
+        dout, dfinal = feature_strided(dout), dfinal.transpose(0, 1).contiguous().transpose(0, 1)
     bargs = (spec.key, q, k, v, lr, tau, gamma, beta, ckpt_g, dout, dfinal, layout, not per_batch)
     prev = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(deterministic, warn_only=True)

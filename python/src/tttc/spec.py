@@ -43,6 +43,8 @@ class Spec:
         self.state_layout: tuple = tuple(
             StateTensor(t["name"], tuple(t["shape"]), t["offset"]) for t in info["state_layout"])
         self.passes: tuple = tuple(info["passes"])
+        # Floats of each state tensor, in packing order (what unpack_state splits).
+        self.state_sizes: tuple = tuple(math.prod(t.shape) for t in self.state_layout)
         self._kernels: dict = {}
         self._lock = threading.Lock()
 

@@ -8,14 +8,17 @@ Sections (each recorded in OUT/gpu-python.json, with a Markdown summary in OUT/g
              both layouts, shared and per-sequence state, T not a multiple of K
   opcheck    torch.library.opcheck of both ops on CUDA tensors, both layouts
   inference  no_grad: no checkpoints saved, same output
+  fastpath   the eager fast path against the registered op: bit-identical (to rounding where
+             the kernel sums with atomics)
   graph      CUDA-graph capture of a forward + backward step, replayed on new inputs
   streams    two calls on two streams at once equal the same calls one after another
   determinism  torch.use_deterministic_algorithms(True): a clear error (warn_only: a warning)
   devices    (with 2+ GPUs) the op on cuda:1 while cuda:0 is current
   train      200 steps of a tiny TTT language model on synthetic data; the loss must fall
   timing     W2/W4 shapes (docs anchors): forward+backward per call from PyTorch against the
-             kernels' own time (profiler), host time per call, first-call latency with a cold
-             and a warm kernel cache (fresh processes)
+             kernels' own time (profiler), host time per call (fast path, registered op, and
+             autograd's own cost for a trivial Function with the same leaves), first-call
+             latency with a cold and a warm kernel cache (fresh processes)
 Exit status 0 when every check passes.
 """
 from __future__ import annotations
@@ -189,6 +192,41 @@ def check_inference():
     ok = rec.shapes == [(0,)] and rec_g.shapes[0][2] == spec.checkpoints(200) and err < 1e-6
     return ok, {"no_grad_checkpoints": rec.shapes, "grad_checkpoints": rec_g.shapes,
                 "rel_err_vs_grad_path": err}
+
+
+def check_fastpath():
+    """The eager fast path (tttc/torch/_eager.py) against the registered op on the same inputs:
+    outputs and final state (with grad and in no_grad) bit-identical, gradients to rounding
+    (dtau, dgamma, dbeta are summed with atomicAdd) with the bit-identical ones listed."""
+    rows, ok = [], True
+    for name in ("linear.json", "mlp2.json"):
+        spec = tttc.Spec.from_file(EXAMPLES / name)
+        for layout in ("bthf", "bhtf"):
+            for per_batch in (False, True):
+                tensors, state, dout, dfinal = inputs(spec, 2, 4, 70, layout, per_batch, DEV, 21)
+                results = []
+                for fast in (True, False):
+                    tt._fast_path = fast
+                    try:
+                        results.append(run_op(spec, tensors, state, dout, dfinal, layout))
+                        with torch.no_grad():
+                            results[-1] += (tt.ttt(spec, *tensors, state, layout=layout)[0],)
+                    finally:
+                        tt._fast_path = True
+                (out_f, final_f, grads_f, ng_f), (out_o, final_o, grads_o, ng_o) = results
+                forward_exact = [torch.equal(out_f, out_o), torch.equal(ng_f, ng_o)] + [
+                    torch.equal(a, b) for a, b in zip(final_f, final_o)]
+                names = NAMES + [f"d{t.name}" for t in spec.state_layout]
+                # Same kernels on the same arguments: bit-identical, except where the kernel's
+                # own sums are order-dependent (atomics); so gradients pass to rounding.
+                grads_exact = {n: torch.equal(a, b) for n, a, b in zip(names, grads_f, grads_o)}
+                worst = max((rel(a, b) for a, b in zip(grads_f, grads_o)), default=0.0)
+                row_ok = all(forward_exact) and worst < 1e-5
+                ok &= row_ok
+                rows.append({"spec": name, "layout": layout, "per_batch": per_batch,
+                             "forward_exact": all(forward_exact), "grads_exact": grads_exact,
+                             "worst_grad_rel": worst, "pass": row_ok})
+    return ok, rows
 
 
 def check_opcheck():
@@ -410,14 +448,39 @@ def check_timing(quick):
             torch.cuda.synchronize()
             return (t1 - t0) / n * 1e6
 
-        with torch.no_grad():
-            host_fwd_nograd = host_us(small_fwd)
+        class Trivial(torch.autograd.Function):  # what autograd costs any op with these leaves
+            @staticmethod
+            def forward(ctx, *xs):
+                return torch.empty_like(xs[0])
+
+            @staticmethod
+            def backward(ctx, g):
+                return tuple(torch.empty_like(x) for x in sl)
+
+        def floor_fwd_bwd():
+            torch.autograd.grad(Trivial.apply(*sl), sl, small_dout)
+
+        def host_split():
+            with torch.no_grad():
+                nograd = host_us(small_fwd)
+            return nograd, host_us(small_fwd), host_us(small_fwd_bwd)
+
+        host = host_split()
+        tt._fast_path = False  # the same through the registered op (what compiled code calls)
+        try:
+            host_op = host_split()
+        finally:
+            tt._fast_path = True
         rows.append({"workload": workload, "spec": name, "shape": [B, H, T],
                      "fwd_bwd_ms_from_pytorch": total, "kernels_ms": kernels,
                      "overhead_ms_per_fwd_bwd": total - kernels,
-                     "host_us_forward_no_grad": host_fwd_nograd,
-                     "host_us_forward": host_us(small_fwd),
-                     "host_us_forward_backward": host_us(small_fwd_bwd)})
+                     "host_us_forward_no_grad": host[0],
+                     "host_us_forward": host[1],
+                     "host_us_forward_backward": host[2],
+                     "host_us_registered_op_forward_no_grad": host_op[0],
+                     "host_us_registered_op_forward": host_op[1],
+                     "host_us_registered_op_forward_backward": host_op[2],
+                     "host_us_autograd_floor_forward_backward": host_us(floor_fwd_bwd)})
         print(f"  timing {workload}: {rows[-1]}", flush=True)
     # First call in a fresh process, with a cold and then a warm kernel cache.
     code = ("import time,torch,tttc,tttc.torch as tt;"
@@ -460,7 +523,7 @@ def main():
         (out / "gpu-python.json").write_text(json.dumps({"env": env, "error": "no GPU"}, indent=2))
         return 4
     sections = {"sweep": lambda: check_sweep(args.quick), "opcheck": check_opcheck,
-                "inference": check_inference,
+                "inference": check_inference, "fastpath": check_fastpath,
                 "graph": check_graph, "streams": check_streams, "determinism": check_determinism,
                 "devices": check_devices, "train": lambda: check_train(args.train_steps),
                 "timing": lambda: check_timing(args.quick), "decode": check_decode}

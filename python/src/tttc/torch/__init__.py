@@ -19,6 +19,7 @@ error names it. Checkpoints are saved only when a gradient is needed.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import torch
@@ -61,15 +62,9 @@ def pack_state(spec: Spec, state: Sequence[Tensor]) -> Tensor:
 def unpack_state(spec: Spec, packed: Tensor) -> list:
     """Packed [..., S] -> [W1, b1, ...] views shaped [..., d_in, d_out] / [..., d_out]."""
     lead = packed.shape[:-1]
-    return [packed[..., t.offset:t.offset + _numel(t.shape)].reshape(*lead, *t.shape)
-            for t in spec.state_layout]
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    # One split (the slices are contiguous and in order), then a reshape of the matrices only.
+    return [x.reshape(*lead, *t.shape) if len(t.shape) > 1 else x
+            for x, t in zip(packed.split_with_sizes(spec.state_sizes, -1), spec.state_layout)]
 
 
 def _check(spec, q, k, v, lr, tau, gamma, beta, state, layout):
@@ -163,6 +158,13 @@ def ttt(spec: Spec, q: Tensor, k: Tensor, v: Tensor, lr: Tensor, tau: Tensor, ga
         beta: Tensor, state: Sequence[Tensor], layout: str = "bthf",
         output_final_state: bool = False) -> tuple[Tensor, Optional[list]]:
     """The TTT layer's inner loop (see the module doc). Differentiable in every tensor argument."""
+    if not torch.compiler.is_compiling() and _fast_path:
+        # Eager: the same implementation without the dispatcher where nothing can tell (_eager).
+        result = _eager.ttt(spec, q, k, v, lr, tau, gamma, beta, state, layout,
+                            output_final_state)
+        if result is not None:
+            return result
+    # The registered op: torch.compile, modes, subclasses, functorch, and the first error.
     if torch.compiler.is_compiling() or not isinstance(state, (list, tuple)):
         _check(spec, q, k, v, lr, tau, gamma, beta, state, layout)  # traced once: no cache
     else:
@@ -180,5 +182,10 @@ def ttt(spec: Spec, q: Tensor, k: Tensor, v: Tensor, lr: Tensor, tau: Tensor, ga
     return out, (unpack_state(spec, final) if output_final_state else None)
 
 
-# Generation (docs/decode.md): imported last, it uses the checks above.
+# Generation (docs/decode.md) and the eager fast path: imported last, they use the checks above.
 from .decode import DecodeCache, ttt_decode, ttt_prefill  # noqa: E402
+from . import _eager  # noqa: E402
+
+# TTTC_EAGER_FAST_PATH=0 (or tttc.torch._fast_path = False) sends eager calls through the
+# registered op too, as compiled code goes: for debugging and for the equivalence tests.
+_fast_path = _eager.AVAILABLE and os.environ.get("TTTC_EAGER_FAST_PATH", "1") != "0"

@@ -137,3 +137,26 @@ def decode(key, q, k, v, lr, tau, gamma, beta, slots, theta, accum, pos, layout)
     _lib.check(_lib.lib().tttc_reference_decode(
         spec._handle, B, H, T, *[_p(a) for a in args], _p(th), _p(ac), _p(ps), _p(out64)))
     return _write_back(theta, accum, pos, slots, th, ac, ps, q, out64, layout)
+
+
+# --- the eager fast path's interface (tttc/torch/_eager.py; _cuda.py precomputes launches) -------
+
+class _Call:
+    """A forward or backward bound to its non-tensor arguments: on CPU there is nothing worth
+    precomputing (the reference dominates)."""
+
+    def __init__(self, fn, key, layout, flag):
+        self.fn, self.key, self.layout, self.flag = fn, key, layout, flag
+
+    def run(self, *tensors):
+        return self.fn(self.key, *tensors, self.layout, self.flag)
+
+
+def forward_plan(key, q, k, v, lr, tau, gamma, beta, state0, layout, save_checkpoints,
+                 keep_final=True) -> _Call:
+    return _Call(forward, key, layout, save_checkpoints)
+
+
+def backward_plan(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final, layout,
+                  shared_state, deterministic) -> _Call:
+    return _Call(backward, key, layout, shared_state)
