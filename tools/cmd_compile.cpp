@@ -34,8 +34,9 @@ void add_compile(CLI::App& app) {
   add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_option("--shape", o->shape,
-                  "B,H,T of the launches to serve: picks the launch bucket of a tuned record "
-                  "(default: the largest bucket tuned; docs/tuning.md)");
+                  "B,H,T of the launches to serve: picks the launch bucket of a tuned record, "
+                  "and the bucket TTTC_AUTOTUNE=on tunes (default: the largest bucket tuned; "
+                  "docs/tuning.md)");
   cmd->add_flag("--json", o->json,
                 "print a JSON list, one object per kernel (schedule_source: explicit, tuned or "
                 "heuristic; schedule_why: the record used, or why none)");
