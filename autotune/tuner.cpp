@@ -401,8 +401,8 @@ namespace {
 // The present GPU: jit::build compiles (through the cache), check::run times and checks.
 class GpuBackend : public Backend {
  public:
-  GpuBackend()
-      : device_(driver::current_device()),
+  explicit GpuBackend(int ordinal)
+      : device_(driver::device(ordinal)),
         target_(jit::target_for("", device_.ordinal)),
         fingerprint_(*jit::present_fingerprint(device_.ordinal)) {}
   std::string device_name() override { return device_.name; }
@@ -410,7 +410,8 @@ class GpuBackend : public Backend {
   Target target() override { return target_; }
 
   CompileOutcome compile(const Spec& spec, const Schedule& s) override {
-    const jit::Build b = jit::build({.spec = spec, .schedule = s, .arch = target_.arch});
+    const jit::Build b =
+        jit::build({.spec = spec, .schedule = s, .arch = target_.arch, .device = device_.ordinal});
     CompileOutcome c{.ok = true};
     for (Pass p : passes_of(spec)) {
       const auto& k = p == Pass::forward ? b.forward : b.backward;
@@ -422,7 +423,8 @@ class GpuBackend : public Backend {
 
   std::pair<double, double> time(const Spec& spec, const Schedule& s, int B, int H, int T, int runs,
                                  uint64_t seed) override {
-    auto kernel = jit::get_kernel({.spec = spec, .schedule = s});  // a cache hit
+    // A cache hit; an explicit schedule, so this never consults (or runs) the tuner.
+    auto kernel = jit::get_kernel({.spec = spec, .schedule = s, .device = device_.ordinal});
     const check::Report r = check::run(spec,
                                        {.B = B,
                                         .H = H,
@@ -436,7 +438,7 @@ class GpuBackend : public Backend {
   }
 
   CheckOutcome check(const Spec& spec, const Schedule& s, const CheckShape& shape) override {
-    auto kernel = jit::get_kernel({.spec = spec, .schedule = s});
+    auto kernel = jit::get_kernel({.spec = spec, .schedule = s, .device = device_.ordinal});
     const check::Report r = check::run(
         spec, {.B = shape.B, .H = shape.H, .T = shape.T, .backward = spec.build_backward}, *kernel);
     CheckOutcome c{.passed = r.passed()};
@@ -456,7 +458,7 @@ class GpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> gpu_backend() { return std::make_unique<GpuBackend>(); }
+std::unique_ptr<Backend> gpu_backend(int ordinal) { return std::make_unique<GpuBackend>(ordinal); }
 
 nlohmann::json tune(const std::vector<TuneJob>& jobs, const TuneOptions& options) {
   auto backend = gpu_backend();

@@ -76,8 +76,8 @@ class Backend {
                                          int runs, uint64_t seed) = 0;
   virtual CheckOutcome check(const Spec& spec, const Schedule& s, const CheckShape& shape) = 0;
 };
-// The present GPU (TTTC_DEVICE); throws driver::NoGpuError without one.
-std::unique_ptr<Backend> gpu_backend();
+// GPU `ordinal` (-1: TTTC_DEVICE, default 0); throws driver::NoGpuError without one.
+std::unique_ptr<Backend> gpu_backend(int ordinal = -1);
 
 // Runs every job; returns one JSON summary per job (docs/tuning.md describes the fields),
 // recording into `db`.

@@ -89,17 +89,17 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
 Build build(const KernelConfig& config) {
   validate_spec(config.spec, config.spec.name.empty() ? "<spec>" : config.spec.name);
   Build b{.spec = config.spec, .target = target_for(config.arch, config.device)};
-  // An explicit schedule, else a tuned record for this device and launch size, else the heuristic.
+  // An explicit schedule, else a tuned record for this device and launch size (tuned now under
+  // TTTC_AUTOTUNE=on), else the heuristic.
   if (config.schedule) {
     b.schedule = *config.schedule;
     b.schedule_source = "explicit";
-  } else if (auto tuned = tuned_schedule(b.spec, b.target, config.device, config.launch_heads);
-             tuned.schedule) {
-    b.schedule = *tuned.schedule;
-    b.schedule_source = "tuned";
   } else {
-    b.schedule = default_schedule(b.spec, b.target);
-    b.schedule_source = "heuristic";
+    const autotune::Choice tuned =
+        tuned_schedule_or_tune(b.spec, b.target, config.device, config.launch_heads);
+    b.schedule = tuned.schedule ? *tuned.schedule : default_schedule(b.spec, b.target);
+    b.schedule_source = tuned.schedule ? "tuned" : "heuristic";
+    b.schedule_why = tuned.why;
   }
   if (auto reasons = validate(b.spec, b.schedule, b.target); !reasons.empty()) {
     std::string text =

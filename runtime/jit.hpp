@@ -29,7 +29,8 @@ struct KernelConfig {
   int device = -1;
   // B*H of the launches this kernel will serve (0: unknown): picks the launch bucket of a tuned
   // record (docs/tuning.md). Without a schedule, a tuned record for this device comes before the
-  // heuristic (TTTC_AUTOTUNE).
+  // heuristic (TTTC_AUTOTUNE); under TTTC_AUTOTUNE=on a bucket without a record is tuned on first
+  // use, which needs this launch size (0: never tuned).
   long long launch_heads = 0;
 };
 
@@ -47,6 +48,7 @@ struct Build {
   Spec spec;
   Schedule schedule;
   std::string schedule_source;  // "explicit", "tuned" or "heuristic"
+  std::string schedule_why;     // for "tuned" and "heuristic": the record used, or why none
   Target target;
   std::optional<CompiledKernel> forward, backward;  // per the spec's passes
   std::optional<CompiledKernel> decode;             // when the passes name "decode"

@@ -34,11 +34,12 @@ void add_compile(CLI::App& app) {
   add_arch_option(*cmd, o->arch);
   cmd->add_option("--schedule", o->schedule, "schedule JSON file (default: the heuristic)");
   cmd->add_option("--shape", o->shape,
-                  "B,H,T of the launches to serve: picks the launch bucket of a tuned record "
-                  "(default: the largest bucket tuned; docs/tuning.md)");
+                  "B,H,T of the launches to serve: picks the launch bucket of a tuned record, "
+                  "and the bucket TTTC_AUTOTUNE=on tunes (default: the largest bucket tuned; "
+                  "docs/tuning.md)");
   cmd->add_flag("--json", o->json,
                 "print a JSON list, one object per kernel (schedule_source: explicit, tuned or "
-                "heuristic)");
+                "heuristic; schedule_why: the record used, or why none)");
   cmd->add_flag("--memory-only", o->memory_only,
                 "succeed even when the kernels cannot be saved in the cache (read-only, refused "
                 "or disabled); without it that is an error (exit 5)");
@@ -75,7 +76,8 @@ void add_compile(CLI::App& app) {
                               {"spill_bytes", ck.spill_bytes},
                               {"binary_kind", ck.binary_kind},
                               {"schedule", schedule_to_json(b.schedule)},
-                              {"schedule_source", b.schedule_source}};
+                              {"schedule_source", b.schedule_source},
+                              {"schedule_why", b.schedule_why}};
         if (o->json) {
           list.push_back(row);
           continue;

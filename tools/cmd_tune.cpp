@@ -70,7 +70,10 @@ void register_tune_commands(CLI::App& app) {
       "prune, compile in parallel, time on a shortened T, check the fastest per pass against the "
       "CPU reference and record every measurement in the tuning database (docs/tuning.md). "
       "Interrupted runs (Ctrl-C, budget) keep what they measured; the same command resumes. "
-      "Subcommands inspect and edit the database.");
+      "Subcommands inspect and edit the database. get_kernel uses the records "
+      "(TTTC_AUTOTUNE=cached, the default); TTTC_AUTOTUNE=on also tunes a launch bucket without a "
+      "record on its first use, within TTTC_AUTOTUNE_BUDGET (default 20s); TTTC_AUTOTUNE=off "
+      "ignores them.");
   cmd->add_option("SPEC", o->specs, "spec files (JSON)")->check(CLI::ExistingFile);
   cmd->add_option("--shape", o->shapes, "B,H,T to tune for (repeatable; default 16,12,2048)");
   cmd->add_option("--budget", o->budget,

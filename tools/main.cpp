@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "autotune/on_first_use.hpp"
 #include "cli_common.hpp"
 #include "compiler/nvrtc_backend.hpp"
 #include "compiler/spec.hpp"
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   // Piped or redirected output is flushed line by line (stdio would buffer 4 KiB), so logs of
   // long runs show progress as it happens. std::cout goes through stdio (sync_with_stdio).
   if (!::isatty(STDOUT_FILENO)) std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  ttt::autotune::install_first_use_tuning();  // TTTC_AUTOTUNE=on tunes kernels on first use
   CLI::App app{
       "tttc: a JIT kernel compiler for Test-Time Training layers. It turns a small JSON spec of "
       "the\n"

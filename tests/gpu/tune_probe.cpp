@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "autotune/on_first_use.hpp"
 #include "runtime/jit.hpp"
 
 int main(int argc, char** argv) {
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    ttt::autotune::install_first_use_tuning();  // as tttc and libtttc do
     auto kernel = ttt::jit::get_kernel({.spec = ttt::load_spec_file(argv[1]),
                                         .launch_heads = std::atoll(argv[2]) * std::atoll(argv[3])});
     const auto& b = kernel->build_info();

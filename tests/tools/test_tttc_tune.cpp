@@ -82,12 +82,45 @@ TEST_F(TttcTune, ScheduleAndCompileUseTheTunedRecord) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out.substr(r.out.find('[')))[0]["schedule_source"],
             "heuristic");
-  r = run("compile examples/mlp2.json --arch sm_90a --json", "TTTC_AUTOTUNE=on");
-  EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_TRUE(has(r.out, "tttc tune")) << r.out;
   r = run("compile examples/mlp2.json --arch sm_90a --json", "TTTC_AUTOTUNE=sometimes");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_TRUE(has(r.out, "TTTC_AUTOTUNE=sometimes")) << r.out;
+}
+
+// TTTC_AUTOTUNE=on in the CLI: a record is used as with `cached`; where tuning is not possible
+// the heuristic, with the reason in schedule_why. (Tuning itself: tests/autotune on a fake device,
+// tests/gpu/test_gpu_autotune_on.cpp on the GPU.)
+TEST_F(TttcTune, AutotuneOnUsesRecordsAndSaysWhyItDidNotTune) {
+  auto schedule_row = [](const Result& r) {
+    return nlohmann::json::parse(r.out.substr(r.out.find('[')))[0];
+  };
+  auto r = run("compile examples/mlp2.json --arch sm_90a --json", "TTTC_AUTOTUNE=on");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(schedule_row(r)["schedule_source"], "tuned") << r.out;
+  // No record and no launch size: nothing to tune for.
+  r = run("compile examples/linear.json --arch sm_90a --json", "TTTC_AUTOTUNE=on");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(schedule_row(r)["schedule_source"], "heuristic") << r.out;
+  EXPECT_TRUE(has(schedule_row(r)["schedule_why"], "the launch size is unknown")) << r.out;
+  r = run("compile examples/linear.json --arch sm_90a --json --shape 4,8,512",
+          "TTTC_AUTOTUNE=on TTTC_AUTOTUNE_BUDGET=soon");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_TRUE(has(r.out, "TTTC_AUTOTUNE_BUDGET=soon")) << r.out;
+  // With a GPU this would tune (under the test fingerprint): tests/gpu covers that.
+  if (driver::status().available) return;
+  r = run("compile examples/linear.json --arch sm_90a --json --shape 4,8,512", "TTTC_AUTOTUNE=on");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(schedule_row(r)["schedule_source"], "heuristic") << r.out;
+  const std::string why = schedule_row(r)["schedule_why"];
+  EXPECT_TRUE(has(why, "TTTC_AUTOTUNE=on: tuning bucket w1 failed")) << why;
+  EXPECT_TRUE(has(why, driver::status().reason)) << why;
+  EXPECT_TRUE(has(r.out, "tttc autotune: no tuned record for linear")) << r.out;  // stderr
+  // Without the test fingerprint: no GPU to tune on.
+  r = tttc("compile examples/linear.json --arch sm_90a --json --shape 4,8,512", cache_,
+           "env TTTC_AUTOTUNE=on");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(has(schedule_row(r)["schedule_why"], "TTTC_AUTOTUNE=on: no GPU here to tune on"))
+      << r.out;
 }
 
 TEST_F(TttcTune, ExplicitScheduleFileComesFirst) {
