@@ -358,13 +358,15 @@ Schedule default_arena_schedule(const Spec& spec, const Target& t) {
   if ((s.forward_arena == Placement::shared ? fwd_arena : 0) + state_bytes <= limit)
     s.forward_state = Placement::shared;
   if (bwd_arena <= limit) s.backward_arena = Placement::shared;
-  // One thread per 16 elements of the step's largest token matrix (K x hidden), 256..1024, and
-  // at least 512 for MLPs: the ops are latency-bound; wider CTAs paid off on an H100 for large
-  // matrices (K = 64, docs/results.md), and for mlp2 at K = 16 on the H200 (512 threads: 1.14x
-  // forward, 1.22x backward, tttc tune).
+  // Linear: one thread per 16 elements of the step's largest token matrix (K x hidden),
+  // 256..1024 (the ops are latency-bound; wider CTAs paid off on an H100 only for large
+  // matrices). MLPs: 512, measured best on the H200 with the compile-time-shaped matmul for mlp2
+  // at K = 16 (1.14x forward, 1.22x backward over 256) and for the video shape at K = 64 (1.09x
+  // forward, 1.05x backward over 1024; tttc tune agrees), docs/results.md.
   const long long elements = 1LL * spec.mini_batch * spec.hidden_dim();
-  s.threads = spec.model == InnerModel::mlp ? 512 : 256;
+  s.threads = 256;
   while (s.threads < 1024 && s.threads * 16 < elements) s.threads *= 2;
+  if (spec.model == InnerModel::mlp) s.threads = 512;
   // Resident CTAs per SM: as many as shared memory allows, at most 2, and never so many that a
   // thread gets fewer than 128 registers (65536 per SM; below, the matmuls' register blocks
   // spill), unless one CTA alone leaves less.

@@ -1,7 +1,8 @@
 // fake_device.hpp: a device for the tuner's tests (autotune::Backend without a GPU): compiles,
 // timings and checks are functions of the schedule, with counters, an optional stop after N
 // timings and a delay per timing. threads = 128 does not compile, threads = 1024 spills, one
-// schedule fails to launch, and threads = 512 is the fastest everywhere and fails its check.
+// schedule fails to launch, and threads = `fast_wrong_threads` (512 unless a test moves it off
+// the heuristic's) is the fastest everywhere and fails its check.
 #pragma once
 
 #include <atomic>
@@ -20,6 +21,7 @@ class FakeDevice : public Backend {
   int stop_after_timings = -1;  // sets *stop after this many timings
   std::atomic<bool>* stop = nullptr;
   int sleep_ms = 0;
+  int fast_wrong_threads = 512;
 
   std::string device_name() override { return "Fake GPU"; }
   Fingerprint fingerprint() override { return test_fingerprint(); }
@@ -32,12 +34,12 @@ class FakeDevice : public Backend {
     for (auto& p : c.pass) p = {.registers = 96, .spill_bytes = s.threads == 1024 ? 64 : 0};
     return c;
   }
-  static double forward_ms(const Schedule& s) {
-    return 1.0 - 0.1 * s.forward_blocks_per_sm - (s.threads == 512 ? 0.3 : 0) +
+  static double forward_ms(const Schedule& s, int fast_threads = 512) {
+    return 1.0 - 0.1 * s.forward_blocks_per_sm - (s.threads == fast_threads ? 0.3 : 0) +
            (s.forward_matmul == "simt_f32" ? 0.05 : 0);
   }
-  static double backward_ms(const Schedule& s) {
-    return 2.0 - 0.2 * s.backward_blocks_per_sm + (s.threads == 512 ? -0.5 : 0);
+  static double backward_ms(const Schedule& s, int fast_threads = 512) {
+    return 2.0 - 0.2 * s.backward_blocks_per_sm + (s.threads == fast_threads ? -0.5 : 0);
   }
   std::pair<double, double> time(const Spec&, const Schedule& s, int, int, int, int,
                                  uint64_t) override {
@@ -46,12 +48,12 @@ class FakeDevice : public Backend {
     if (s.threads == 256 && s.forward_blocks_per_sm == 4 && s.backward_blocks_per_sm == 2 &&
         s.forward_arena == Placement::global)
       throw std::runtime_error("launch failed");
-    return {forward_ms(s), backward_ms(s)};
+    return {forward_ms(s, fast_wrong_threads), backward_ms(s, fast_wrong_threads)};
   }
-  // threads = 512 is the fastest everywhere, and wrong.
+  // threads = fast_wrong_threads is the fastest everywhere, and wrong.
   CheckOutcome check(const Spec&, const Schedule& s, const CheckShape&) override {
     ++checks;
-    if (s.threads == 512) return {false, "out: rel error 1e-1 over 1e-2"};
+    if (s.threads == fast_wrong_threads) return {false, "out: rel error 1e-1 over 1e-2"};
     return {true, ""};
   }
 };

@@ -120,6 +120,9 @@ struct Fixture {
 TEST(FirstUse, TunesOnceRecordsAndThenUsesTheRecord) {
   Fixture f;
   FakeDevice device;
+  // The heuristic (512 threads for MLPs) must pass its check: a budget this short may leave no
+  // time to check another candidate.
+  device.fast_wrong_threads = 256;
   const FirstUseSetup setup = f.setup_for(device);
   const Spec spec = example_spec("mlp2");
   FirstUseTuner tuner;
@@ -130,7 +133,7 @@ TEST(FirstUse, TunesOnceRecordsAndThenUsesTheRecord) {
       << first.why;
   EXPECT_EQ(tuner.tunings(), 1);
   EXPECT_EQ(f.backends_made.load(), 1);
-  EXPECT_NE(first.schedule->threads, 512);  // the fast candidate that fails its check
+  EXPECT_NE(first.schedule->threads, 256);  // the fast candidate that fails its check
   const int compiles = device.compiles.load();
   EXPECT_GT(compiles, 1);
   // Why the first call is slow: a line saying so, one per candidate, a summary.
@@ -172,7 +175,7 @@ TEST(FirstUse, TunesOnceRecordsAndThenUsesTheRecord) {
   // Another bucket is another key: tuned on its first use.
   const Choice wide = tuner.choose(spec, 132 * 4, setup);
   ASSERT_TRUE(wide.schedule) << wide.why;
-  EXPECT_EQ(wide.bucket, 4);
+  EXPECT_EQ(wide.bucket, 4) << wide.why;
   EXPECT_EQ(tuner.tunings(), 2);
 }
 
