@@ -36,6 +36,10 @@ std::map<std::string, long long> state_offsets(const Spec& spec) {
   return offsets;
 }
 
+// The token inputs a step loads (load_tokens) and the StepContext pointer and stride of each.
+const std::map<std::string, std::string> kTokenSources = {
+    {"Q", "c.q, c.sq"}, {"K", "c.k, c.sk"}, {"V", "c.v, c.sv"}, {"dO", "c.dout, c.sdout"}};
+
 // Emits one step function from its plan.
 class StepWriter {
  public:
@@ -111,10 +115,8 @@ class StepWriter {
 
   void emit_input(int id) {
     const std::string& name = p_.values[id].name;
-    static const std::map<std::string, std::string> token_sources = {
-        {"Q", "c.q, c.sq"}, {"K", "c.k, c.sk"}, {"V", "c.v, c.sv"}, {"dO", "c.dout, c.sdout"}};
     const int K = spec_.mini_batch, f = spec_.head_dim;
-    if (auto it = token_sources.find(name); it != token_sources.end())
+    if (auto it = kTokenSources.find(name); it != kTokenSources.end())
       line(fmt::format("tttc::load_tokens({}, {}, {}, {}, c.valid);", loc(id), K, f, it->second),
            id);
     else if (name == "lr")
@@ -188,7 +190,7 @@ class StepWriter {
   bool exact_in_bf16(int id) const {
     const std::string& name = p_.values[id].name;
     return spec_.dtype == DType::bf16 && p_.ops[id].kind == ir::OpKind::input &&
-           (name == "Q" || name == "K" || name == "V" || name == "dO");
+           kTokenSources.count(name);
   }
 
   // Registers per thread that the kernel's launch bounds leave (65536 per SM over its threads).
