@@ -120,7 +120,7 @@ class StepWriter {
       line(fmt::format("tttc::load_tokens({}, {}, {}, {}, c.valid);", loc(id), K, f, it->second),
            id);
     else if (name == "lr")
-      line(fmt::format("tttc::load_vector({}, {}, c.lr, c.valid);", loc(id), K), id);
+      line(fmt::format("tttc::load_vector({}, {}, c.lr, c.valid, c.slr);", loc(id), K), id);
     else if (name == "tau")
       line(fmt::format("tttc::load_vector({}, {}, c.tau, {});", loc(id), K, K), id);
     else if (name == "tau_last")
@@ -144,7 +144,7 @@ class StepWriter {
       out_ += fmt::format("    tttc::store_tokens({}, {}, {}, {}, {}, c.valid);\n",
                           it->second.first, loc(id), K, f, it->second.second);
     } else if (name == "dlr") {
-      out_ += fmt::format("    tttc::store_vector(c.dlr, {}, {}, c.valid);\n", loc(id), K);
+      out_ += fmt::format("    tttc::store_vector(c.dlr, {}, {}, c.valid, c.sdlr);\n", loc(id), K);
     } else if (name == "dtau") {
       out_ += fmt::format("    tttc::accumulate(c.acc_tau, {}, {});\n", loc(id), K);
     } else if (name == "dtau_last") {

@@ -279,7 +279,8 @@ class TileStepWriter {
       out_ += fmt::format("    {}tl::store_tokens({}, {}, {}, c.valid);\n", first_warp_only, at,
                           stride, var(id));
     } else if (name == "dlr") {
-      out_ += fmt::format("    {}tl::store_row(c.dlr, {}, c.valid);\n", first_warp_only, var(id));
+      out_ += fmt::format("    {}tl::store_row(c.dlr, {}, c.valid, c.sdlr);\n", first_warp_only,
+                          var(id));
     } else if (name == "dtau") {
       out_ += fmt::format("    tl::ew<tl::kAdd, 0>(acc.tau, acc.tau, {});\n", var(id));
     } else if (name == "dtau_last") {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 
@@ -44,7 +45,25 @@ namespace {
   throw std::invalid_argument(fmt::format("argument '{}': {}", name, what));
 }
 
-enum class Layout { contiguous, unit_last };  // unit_last: any strides, last one 1
+// unit_last: any non-negative strides, the last one 1. strided: any non-negative strides (an
+// input may broadcast with stride 0). distinct: strided, but no two elements at one address (an
+// output).
+enum class Layout { contiguous, unit_last, strided, distinct };
+
+// Sorted by stride, each dimension must step over everything the smaller ones span.
+bool elements_distinct(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  std::vector<size_t> order(shape.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return strides[a] < strides[b]; });
+  int64_t span = 1;
+  for (size_t i : order) {
+    if (shape[i] == 1) continue;
+    if (strides[i] < span) return false;
+    span = strides[i] * shape[i];
+  }
+  return true;
+}
 
 void check(const TensorRef& t, const char* name, DType dtype, const std::vector<int64_t>& shape,
            Layout layout = Layout::contiguous) {
@@ -65,18 +84,26 @@ void check(const TensorRef& t, const char* name, DType dtype, const std::vector<
       strides[i] = layout == Layout::unit_last && i + 1 == strides.size() ? 1 : packed[i];
   if (layout == Layout::contiguous && strides != packed)
     fail(name, fmt::format("must be contiguous (strides [{}] given)", fmt::join(strides, ", ")));
-  if (layout == Layout::unit_last) {
-    if (strides.back() != 1)
-      fail(name, fmt::format("the feature dimension must have stride 1 (got {})", strides.back()));
-    for (size_t i = 0; i + 1 < strides.size(); ++i)
-      if (strides[i] < 0) fail(name, "negative strides are not supported");
-  }
+  if (layout == Layout::unit_last && strides.back() != 1)
+    fail(name, fmt::format("the feature dimension must have stride 1 (got {})", strides.back()));
+  if (layout != Layout::contiguous)
+    for (int64_t stride : strides)
+      if (stride < 0) fail(name, "negative strides are not supported");
+  // (the kernels step over tokens, the last dimension of lr and dlr, with a 32-bit stride)
+  if ((layout == Layout::strided || layout == Layout::distinct) && strides.back() > INT32_MAX)
+    fail(name, fmt::format("stride {} of the last dimension does not fit in 32 bits",
+                           strides.back()));
+  if (layout == Layout::distinct && !elements_distinct(shape, strides))
+    fail(name, fmt::format("strides [{}] make elements overlap (an output needs one address per "
+                           "element)",
+                           fmt::join(strides, ", ")));
   if (reinterpret_cast<std::uintptr_t>(t.data) % dtype_bytes(dtype) != 0)
     fail(name, fmt::format("data pointer not aligned to {} bytes", dtype_bytes(dtype)));
 }
 
+// Per-token scalars (lr [B, H, T]): any strides, e.g. the [B, H, T] view of a [B, T, H] tensor.
 void check_lr(const TensorRef& t, const char* name, const std::vector<int64_t>& shape) {
-  check(t, name, DType::f32, shape, Layout::unit_last);
+  check(t, name, DType::f32, shape, Layout::strided);
 }
 
 Problem problem_from_q(const Spec& spec, const TensorRef& q) {
@@ -171,7 +198,7 @@ Problem check_backward(const Spec& spec, const BackwardArgs& a, int checkpoints)
                          {&a.dv, "dv"}})
     check(*t, name, spec.dtype, tokens, Layout::unit_last);
   check_lr(a.lr, "lr", {p.B, p.H, p.T});
-  check(a.dlr, "dlr", DType::f32, {p.B, p.H, p.T});
+  check(a.dlr, "dlr", DType::f32, {p.B, p.H, p.T}, Layout::distinct);
   check(a.tau, "tau", DType::f32, {spec.mini_batch});
   check(a.dtau, "dtau", DType::f32, {spec.mini_batch});
   for (auto [t, name] : {std::pair{&a.gamma, "gamma"},
@@ -217,9 +244,10 @@ tttc::DecodeParams decode_params(const DecodeProblem& p, const TensorRef& q, con
                             .k = token(k, t0),
                             .v = token(v, t0),
                             .out = token(out, t0),
-                            .lr = static_cast<const float*>(lr.data) + t0,
+                            .lr = static_cast<const float*>(lr.data) + t0 * lrs[2],
                             .lr_stride_b = lrs[0],
                             .lr_stride_h = lrs[1],
+                            .lr_stride_t = lrs[2],
                             .tau = static_cast<const float*>(tau.data),
                             .gamma = static_cast<const float*>(gamma.data),
                             .beta = static_cast<const float*>(beta.data),
@@ -245,6 +273,7 @@ tttc::ForwardParams forward_params(const Problem& p, const ForwardArgs& a) {
                              .lr = static_cast<const float*>(a.lr.data),
                              .lr_stride_b = lr[0],
                              .lr_stride_h = lr[1],
+                             .lr_stride_t = lr[2],
                              .tau = static_cast<const float*>(a.tau.data),
                              .gamma = static_cast<const float*>(a.gamma.data),
                              .beta = static_cast<const float*>(a.beta.data),
@@ -256,7 +285,7 @@ tttc::ForwardParams forward_params(const Problem& p, const ForwardArgs& a) {
 }
 
 tttc::BackwardParams backward_params(const Problem& p, const BackwardArgs& a) {
-  const auto lr = a.lr.effective_strides();
+  const auto lr = a.lr.effective_strides(), dlr = a.dlr.effective_strides();
   const int64_t S = a.checkpoints.shape[3];
   return tttc::BackwardParams{.B = p.B,
                               .H = p.H,
@@ -271,7 +300,11 @@ tttc::BackwardParams backward_params(const Problem& p, const BackwardArgs& a) {
                               .lr = static_cast<const float*>(a.lr.data),
                               .lr_stride_b = lr[0],
                               .lr_stride_h = lr[1],
+                              .lr_stride_t = lr[2],
                               .dlr = static_cast<float*>(a.dlr.data),
+                              .dlr_stride_b = dlr[0],
+                              .dlr_stride_h = dlr[1],
+                              .dlr_stride_t = dlr[2],
                               .tau = static_cast<const float*>(a.tau.data),
                               .dtau = static_cast<float*>(a.dtau.data),
                               .gamma = static_cast<const float*>(a.gamma.data),

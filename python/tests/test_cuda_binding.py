@@ -1,9 +1,10 @@
 """The CUDA implementation's marshalling (tttc/torch/_cuda.py), exercised without a GPU: libtttc's
 kernel entry points are replaced by a fake that decodes the packed tttc_tensor array, checks it
 against the kernel ABI (runtime/tensor.hpp: [B, H, T, f] token views with feature stride 1, lr
-unit-stride in T, contiguous parameters, checkpoint count of the memory plan) and computes with
-the CPU reference, writing through the given pointers and strides. So the layouts, strides, the
-inference variant, dlr re-layout and dstate0 reductions of the GPU path are tested in CI."""
+and dlr [B, H, T] views with any strides (dlr's elements distinct), contiguous parameters,
+checkpoint count of the memory plan) and computes with the CPU reference, writing through the
+given pointers and strides. So the layouts, strides, the inference variant, dlr written in place
+through its view and dstate0 reductions of the GPU path are tested in CI."""
 from __future__ import annotations
 
 import ctypes
@@ -38,11 +39,17 @@ def decode(buf, count):
     return views
 
 
+def _indices(x):
+    return [(b, h, t) for b in range(x.shape[0]) for h in range(x.shape[1])
+            for t in range(x.shape[2])]
+
+
 class FakeKernelLib:
     """Stands in for libtttc's kernel functions; forwards everything else to the real library."""
 
     def __init__(self, real):
         self.real, self.kernels, self.calls = real, {}, []
+        self.adjacent, self.dfinal_absent = [], []  # per backward call
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -65,7 +72,9 @@ class FakeKernelLib:
                 assert tuple(x.shape) == (B, H, T, f) and x.stride(-1) == 1, n
                 assert x.dtype == spec.torch_dtype, n
             elif n in ("lr", "dlr"):
-                assert tuple(x.shape) == (B, H, T) and x.stride(-1) == 1, n
+                assert tuple(x.shape) == (B, H, T) and min(x.stride()) >= 0, n
+                if n == "dlr":  # an output: one address per element
+                    assert len({x[i].data_ptr() for i in _indices(x)}) == x.numel(), n
             else:
                 assert x.is_contiguous() and x.dtype == torch.float32, n
         return B, H, T
@@ -91,6 +100,12 @@ class FakeKernelLib:
         self._check_common(spec, t, names)
         assert ws is not None and ws_bytes == 128 and stream == 1234
         shared = t[17].dim() == 2
+        # On the eager fast path, what the runtime zeroes before the kernel accumulates (dtau,
+        # dgamma, dbeta, a shared dstate0) lies side by side, so that one memset clears it.
+        zeroed = t[14:18] if shared else t[14:17]
+        self.dfinal_absent.append(t[9] is None)
+        self.adjacent.append(all(b.data_ptr() == a.data_ptr() + 4 * a.numel()
+                                 for a, b in zip(zeroed, zeroed[1:])))
         grads = _cpu.backward(spec.key, *t[:10], "bhtf", shared)
         for dst, src in zip(t[10:], grads):
             dst.copy_(src)

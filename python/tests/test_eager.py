@@ -141,6 +141,14 @@ def test_fast_path_matches_the_op_on_the_cuda_path(fake, monkeypatch, route, op_
             out_slow, _ = tt.ttt(spec, q, k, v, lr, tau, gamma, beta, state, layout=layout)
         assert torch.equal(out_fast, out_slow)
     assert len(op_calls) == 4
+    # The fast path puts the gradients the runtime zeroes in one buffer (one memset); its
+    # results equal the op's above.
+    assert fake.adjacent[0::2] == [True, True] and not any(fake.dfinal_absent)
+    # Without a final state to differentiate, it passes dfinal as absent (the kernel reads zero)
+    # rather than launching a fill.
+    route(True)
+    run(*make(), layout, False)
+    assert fake.dfinal_absent[-1]
 
 
 class RecordingMode(TorchDispatchMode):

@@ -28,14 +28,17 @@ __device__ __noinline__ void store_tokens(T* dst, const float* src, int K, int F
   __syncthreads();
 }
 
-// dst[N] <- src[0, valid), zeros after.
-__device__ __noinline__ void load_vector(float* dst, int N, const float* src, int valid) {
-  for (int i = threadIdx.x; i < N; i += blockDim.x) dst[i] = i < valid ? src[i] : 0.f;
+// dst[N] <- src[0, valid) (elements `stride` apart), zeros after.
+__device__ __noinline__ void load_vector(float* dst, int N, const float* src, int valid,
+                                         int stride = 1) {
+  for (int i = threadIdx.x; i < N; i += blockDim.x) dst[i] = i < valid ? src[i * stride] : 0.f;
   __syncthreads();
 }
 
-__device__ __noinline__ void store_vector(float* dst, const float* src, int N, int valid) {
-  for (int i = threadIdx.x; i < N && i < valid; i += blockDim.x) dst[i] = src[i];
+// dst[0, valid) (elements `stride` apart) <- src.
+__device__ __noinline__ void store_vector(float* dst, const float* src, int N, int valid,
+                                          int stride = 1) {
+  for (int i = threadIdx.x; i < N && i < valid; i += blockDim.x) dst[i * stride] = src[i];
   __syncthreads();
 }
 

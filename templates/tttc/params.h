@@ -14,8 +14,8 @@ struct TokenTensor {
 struct ForwardParams {
   int B, H, T;
   TokenTensor q, k, v, out;
-  const float* lr;  // lr[b*lr_stride_b + h*lr_stride_h + t]
-  long long lr_stride_b, lr_stride_h;
+  const float* lr;  // lr[b*lr_stride_b + h*lr_stride_h + t*lr_stride_t]
+  long long lr_stride_b, lr_stride_h, lr_stride_t;
   const float* tau;     // [K]
   const float* gamma;   // [H, f]
   const float* beta;    // [H, f]
@@ -30,8 +30,9 @@ struct BackwardParams {
   int B, H, T;
   TokenTensor q, k, v, dout, dq, dk, dv;
   const float* lr;
-  long long lr_stride_b, lr_stride_h;
-  float* dlr;  // [B, H, T] contiguous
+  long long lr_stride_b, lr_stride_h, lr_stride_t;
+  float* dlr;  // dlr[b*dlr_stride_b + h*dlr_stride_h + t*dlr_stride_t]
+  long long dlr_stride_b, dlr_stride_h, dlr_stride_t;
   const float* tau;
   float* dtau;  // [K], accumulated atomically (zeroed by the runtime)
   const float* gamma;
@@ -50,8 +51,8 @@ struct BackwardParams {
 struct DecodeParams {
   int B, H, T;
   TokenTensor q, k, v, out;  // [B, H, T, f]
-  const float* lr;           // lr[b*lr_stride_b + h*lr_stride_h + t]
-  long long lr_stride_b, lr_stride_h;
+  const float* lr;           // lr[b*lr_stride_b + h*lr_stride_h + t*lr_stride_t]
+  long long lr_stride_b, lr_stride_h, lr_stride_t;
   const float* tau;    // [K]
   const float* gamma;  // [H, f]
   const float* beta;   // [H, f]

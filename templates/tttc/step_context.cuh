@@ -21,6 +21,7 @@ struct StepContext {
   long long sq, sk, sv, sdout, sout, sdq, sdk, sdv;  // token strides
   const float* lr;
   float* dlr;
+  long long slr, sdlr;  // their strides over tokens
   const float* tau;
   const float *gamma, *beta;
   float *acc_tau, *acc_gamma, *acc_beta;
@@ -53,10 +54,10 @@ __device__ __forceinline__ void bind_forward_step(StepContext<T>& c, const Forwa
   c.k = token_ptr<T>(p.k, b, h, t0), c.sk = p.k.stride_t;
   c.v = token_ptr<T>(p.v, b, h, t0), c.sv = p.v.stride_t;
   c.out = token_ptr<T>(p.out, b, h, t0), c.sout = p.out.stride_t;
-  c.lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0;
+  c.lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0 * p.lr_stride_t, c.slr = p.lr_stride_t;
 }
 
-// The same for the backward kernel (bh = b * H + h indexes dlr).
+// The same for the backward kernel.
 template <class T>
 __device__ __forceinline__ void bind_backward_step(StepContext<T>& c, const BackwardParams& p,
                                                    int b, int h, int m, int K) {
@@ -69,8 +70,9 @@ __device__ __forceinline__ void bind_backward_step(StepContext<T>& c, const Back
   c.dq = token_ptr<T>(p.dq, b, h, t0), c.sdq = p.dq.stride_t;
   c.dk = token_ptr<T>(p.dk, b, h, t0), c.sdk = p.dk.stride_t;
   c.dv = token_ptr<T>(p.dv, b, h, t0), c.sdv = p.dv.stride_t;
-  c.lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0;
-  c.dlr = p.dlr + (1LL * b * p.H + h) * p.T + t0;
+  c.lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0 * p.lr_stride_t, c.slr = p.lr_stride_t;
+  c.dlr = p.dlr + b * p.dlr_stride_b + h * p.dlr_stride_h + t0 * p.dlr_stride_t;
+  c.sdlr = p.dlr_stride_t;
 }
 
 }  // namespace tttc

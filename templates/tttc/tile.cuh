@@ -571,13 +571,14 @@ __device__ __forceinline__ void load_column(PerRow<N>& out, const float* src, in
 __device__ __forceinline__ void load_scalar(Scalar& out, const float* src) { out.s = *src; }
 
 template <int N>
-__device__ __forceinline__ void store_row(float* dst, const PerCol<N>& v, int valid) {
+__device__ __forceinline__ void store_row(float* dst, const PerCol<N>& v, int valid,
+                                          long long stride) {
   if (lane_row() != 0) return;
 #pragma unroll
   for (int bj = 0; bj < PerCol<N>::kBC; ++bj) {
     const int col = 8 * bj + lane_col();
-    if (col < valid) dst[col] = v.c[bj].x;
-    if (col + 1 < valid) dst[col + 1] = v.c[bj].y;
+    if (col < valid) dst[col * stride] = v.c[bj].x;
+    if (col + 1 < valid) dst[(col + 1) * stride] = v.c[bj].y;
   }
 }
 

@@ -127,9 +127,9 @@ struct Staging {
       if (tensors[which])
         stage_tensor<Cfg, T>(tensor(buf, which), token_ptr<T>(*tensors[which], b, h, t0),
                              tensors[which]->stride_t, valid, tid, threads);
-    const float* lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0;
+    const float* lr = p.lr + b * p.lr_stride_b + h * p.lr_stride_h + t0 * p.lr_stride_t;
     for (int i = tid; i < tile::pad16(Cfg::kK); i += threads)
-      copy_word_async(this->lr(buf) + i, lr + (i < valid ? i : 0), i < valid);
+      copy_word_async(this->lr(buf) + i, lr + (i < valid ? i : 0) * p.lr_stride_t, i < valid);
     asm volatile("cp.async.commit_group;" ::: "memory");
   }
   // Step m's stage, complete and visible to the whole team.

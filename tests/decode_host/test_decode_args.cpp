@@ -1,5 +1,6 @@
 // test_decode_args.cpp: the argument checks of Kernel::prefill and Kernel::decode (runtime/args.*)
-// without a GPU: every bad tensor is named, with what was expected. Pointers are never read.
+// without a GPU, and the strides the forward and backward accept for the per-token scalars (lr,
+// dlr): every bad tensor is named, with what was expected. Pointers are never read.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -136,6 +137,63 @@ TEST(DecodeArgs, PrefillChecksTheInitialStateToo) {
     ADD_FAILURE() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("argument 'state0'"), std::string::npos) << e.what();
+  }
+}
+
+// lr and dlr are [B, H, T] views of whatever PyTorch holds, usually [B, T, H] ('bthf'): the
+// kernels index them with three strides, so no copy is needed; an output whose strides would
+// put two elements at one address is refused.
+TEST(TokenScalarArgs, LrAndDlrTakeAnyStridesButDlrMustNotOverlap) {
+  const Spec s = decode_spec();
+  const int64_t S = s.state_floats(), B = 3, H = 2, T = 40, C = 3;
+  auto t = [](std::vector<int64_t> shape, DType d = DType::f32) {
+    return TensorRef{fake(), d, std::move(shape)};
+  };
+  const TensorRef tokens = t({B, H, T, 32}, DType::bf16);
+  BackwardArgs a{.q = tokens,
+                 .k = tokens,
+                 .v = tokens,
+                 .lr = t({B, H, T}),
+                 .tau = t({16}),
+                 .gamma = t({H, 32}),
+                 .beta = t({H, 32}),
+                 .checkpoints = t({B, H, C, S}),
+                 .dout = tokens,
+                 .dq = tokens,
+                 .dk = tokens,
+                 .dv = tokens,
+                 .dlr = t({B, H, T}),
+                 .dtau = t({16}),
+                 .dgamma = t({H, 32}),
+                 .dbeta = t({H, 32}),
+                 .dstate0 = t({H, S})};
+  a.lr.strides = {T * H, 1, H};  // lr [B, T, H] seen as [B, H, T]
+  a.dlr.strides = {T * H, 1, H};
+  const args::Problem p = args::check_backward(s, a, C);
+  const tttc::BackwardParams k = args::backward_params(p, a);
+  EXPECT_EQ(k.lr_stride_t, H);
+  EXPECT_EQ(k.lr_stride_h, 1);
+  EXPECT_EQ(k.dlr_stride_b, T * H);
+  EXPECT_EQ(k.dlr_stride_t, H);
+  a.lr.strides = {0, 0, 1};  // one lr row broadcast over batch and heads: fine for an input
+  EXPECT_NO_THROW(args::check_backward(s, a, C));
+  a.dlr.strides = {0, 0, 1};  // but not for an output
+  try {
+    args::check_backward(s, a, C);
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("argument 'dlr': strides [0, 0, 1] make elements overlap"),
+              std::string::npos)
+        << e.what();
+  }
+  a.dlr.strides = {T * H, T, 1};
+  a.lr.strides = {T * H, T, -1};
+  try {
+    args::check_backward(s, a, C);
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("argument 'lr': negative strides"), std::string::npos)
+        << e.what();
   }
 }
 

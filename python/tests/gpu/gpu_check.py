@@ -397,7 +397,8 @@ def _time_cuda(fn, iters):
 
 
 def _kernel_ms(fn, iters):
-    """Time of the tttc kernels alone per call, from the profiler's device events."""
+    """Time of the tttc kernels alone per call, from the profiler's device events, and every
+    other device event per call (name -> [count, us]): what the overhead is made of."""
     from torch.profiler import ProfilerActivity, profile
     fn()
     torch.cuda.synchronize()
@@ -405,11 +406,18 @@ def _kernel_ms(fn, iters):
         for _ in range(iters):
             fn()
         torch.cuda.synchronize()
-    total_us = 0.0
+    total_us, others = 0.0, {}
     for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA and "ttt" in e.name.lower():
-            total_us += e.device_time if hasattr(e, "device_time") else e.cuda_time
-    return total_us / 1000 / iters
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        us = e.device_time if hasattr(e, "device_time") else e.cuda_time
+        if "ttt" in e.name.lower():
+            total_us += us
+        else:
+            entry = others.setdefault(e.name[:80], [0, 0.0])
+            entry[0] += 1 / iters
+            entry[1] += us / iters
+    return total_us / 1000 / iters, others
 
 
 def check_timing(quick):
@@ -426,7 +434,7 @@ def check_timing(quick):
 
         iters = 10 if name == "mlp2.json" else 20
         total = _time_cuda(fwd_bwd, iters)
-        kernels = _kernel_ms(fwd_bwd, 3)
+        kernels, other_device_work = _kernel_ms(fwd_bwd, 3)
         # Host cost per call: a tiny problem, where the GPU finishes before the next call arrives.
         small, small_state, small_dout, _ = inputs(spec, 1, 1, spec.mini_batch, "bthf", False, "cuda", 13)
         sl = [t.requires_grad_() for t in small] + [s.requires_grad_() for s in small_state]
@@ -474,6 +482,7 @@ def check_timing(quick):
         rows.append({"workload": workload, "spec": name, "shape": [B, H, T],
                      "fwd_bwd_ms_from_pytorch": total, "kernels_ms": kernels,
                      "overhead_ms_per_fwd_bwd": total - kernels,
+                     "other_device_work_per_call": other_device_work,
                      "host_us_forward_no_grad": host[0],
                      "host_us_forward": host[1],
                      "host_us_forward_backward": host[2],

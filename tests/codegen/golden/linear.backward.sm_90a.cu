@@ -202,7 +202,7 @@ struct Step {
     tl::Tile<16, 16> v114; tl::ew<tl::kMul, kAct>(v114, v111, v4, 1.0f, 0.0f);  // %114 [16x16]
     tl::PerCol<16> v115; tl::col_sum(v115, v114);  // %115 [1x16]
     tl::PerCol<16> v116; tl::ew<tl::kAdd, kAct>(v116, v76, v115, 1.0f, 0.0f);  // %116 dlr [1x16]
-    if (team.rank == 0) tl::store_row(c.dlr, v116, c.valid);
+    if (team.rank == 0) tl::store_row(c.dlr, v116, c.valid, c.sdlr);
     tl::Tile<16, 16> v117; tl::ew<tl::kMul, kAct>(v117, v101, v34, 1.0f, 0.0f);  // %117 [16x64]
     tl::Tile<16, 16> v118; tl::ew<tl::kMul, kAct>(v118, v101, v33, 1.0f, 0.0f);  // %118 [16x64]
     tl::PerRow<16> v119; tl::row_sum(v119, v118); tl::team_sum<4>(v119, team, 9216);  // %119 [16x1]

@@ -24,7 +24,7 @@ struct Step {
     tttc::load_tokens(A + 0, 16, 64, c.q, c.sq, c.valid);  // %0 Q [16x64]
     tttc::load_tokens(A + 1024, 16, 64, c.k, c.sk, c.valid);  // %1 K [16x64]
     tttc::load_tokens(A + 2048, 16, 64, c.v, c.sv, c.valid);  // %2 V [16x64]
-    tttc::load_vector(A + 3072, 16, c.lr, c.valid);  // %3 lr [1x16]
+    tttc::load_vector(A + 3072, 16, c.lr, c.valid, c.slr);  // %3 lr [1x16]
     tttc::load_vector(A + 3088, 16, c.tau, 16);  // %4 tau [16x1]
     tttc::load_vector(A + 3104, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys

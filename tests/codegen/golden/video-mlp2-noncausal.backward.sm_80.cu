@@ -30,7 +30,7 @@ struct Step {
     // inputs
     tttc::load_tokens(S + 0, 64, 64, c.k, c.sk, c.valid);  // %1 K [64x64]
     tttc::load_tokens(S + 4096, 64, 64, c.v, c.sv, c.valid);  // %2 V [64x64]
-    tttc::load_vector(S + 8192, 64, c.lr, c.valid);  // %3 lr [1x64]
+    tttc::load_vector(S + 8192, 64, c.lr, c.valid, c.slr);  // %3 lr [1x64]
     tttc::load_vector(S + 8256, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(S + 8272, S + 0, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
@@ -119,7 +119,7 @@ struct Step {
     tttc::load_tokens(S + 0, 64, 64, c.q, c.sq, c.valid);  // %0 Q [64x64]
     tttc::load_tokens(S + 4096, 64, 64, c.k, c.sk, c.valid);  // %1 K [64x64]
     tttc::load_tokens(S + 8192, 64, 64, c.v, c.sv, c.valid);  // %2 V [64x64]
-    tttc::load_vector(S + 12288, 64, c.lr, c.valid);  // %3 lr [1x64]
+    tttc::load_vector(S + 12288, 64, c.lr, c.valid, c.slr);  // %3 lr [1x64]
     tttc::load_vector(S + 12352, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(S + 12368, S + 4096, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
@@ -338,7 +338,7 @@ struct Step {
     tttc::col_sum(S + 0, S + 192, 64, 1);  // %127 dtau_last [1x1]
     tttc::accumulate(c.acc_tau + c.valid - 1, S + 0, 1);
     tttc::transpose(S + 0, S + 128, 64, 1);  // %128 dlr [1x64]
-    tttc::store_vector(c.dlr, S + 0, 64, c.valid);
+    tttc::store_vector(c.dlr, S + 0, 64, c.valid, c.sdlr);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v129 = tttc::ew_apply<tttc::kMul, kAct>((A + 192592)[idx], (A + 69712)[idx], 1.0f, 0.0f, i, j);  // %129

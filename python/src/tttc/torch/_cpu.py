@@ -158,5 +158,6 @@ def forward_plan(key, q, k, v, lr, tau, gamma, beta, state0, layout, save_checkp
 
 
 def backward_plan(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final, layout,
-                  shared_state, deterministic) -> _Call:
+                  shared_state, deterministic, one_buffer=False) -> _Call:
+    """one_buffer (the CUDA path's placement of gradients zeroed together) is moot here."""
     return _Call(backward, key, layout, shared_state)

@@ -85,6 +85,13 @@ def _alert_not_deterministic(what: str) -> None:
 
 # --- launch plans -----------------------------------------------------------------------------
 
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def _contiguous_strides(shape) -> tuple:
     strides, n = [], 1
     for d in reversed(shape):
@@ -144,10 +151,8 @@ def _token_descriptor(x, layout):
 
 
 def _lr_descriptor(lr, layout):
-    """lr: its [B, H, T] view must be unit-stride in T (else a contiguous copy of the view)."""
-    shape, strides = _as_bhtf(lr.shape, lr.stride(), layout)
-    copy = strides[-1] != 1
-    return copy, (lr.dtype, shape, _contiguous_strides(shape) if copy else strides)
+    """lr: its [B, H, T] view, any strides (the kernels read lr with all three)."""
+    return False, (lr.dtype, *_as_bhtf(lr.shape, lr.stride(), layout))
 
 
 def _dense_descriptor(x, layout):
@@ -174,8 +179,7 @@ def _describe(kinds, tensors, layout):
 
 def _prepare(copies, layout, tensors):
     """The copies _describe asked for (only for unusual strides)."""
-    return [x if how is None else bhtf(x, layout).contiguous() if how == "lr" else x.contiguous()
-            for x, how in zip(tensors, copies)]
+    return [x if how is None else x.contiguous() for x, how in zip(tensors, copies)]
 
 
 class ForwardPlan:
@@ -240,7 +244,7 @@ class BackwardPlan:
     """tttc_kernel_backward for one signature; run() returns the eight gradients."""
 
     def __init__(self, key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final,
-                 layout, shared_state, deterministic):
+                 layout, shared_state, deterministic, one_buffer=False):
         if checkpoints.numel() == 0:
             raise RuntimeError("tttc.ttt backward: the forward saved no checkpoints (it ran "
                                "without a gradient being needed); run it with autograd enabled")
@@ -259,19 +263,22 @@ class BackwardPlan:
         per_row = deterministic or not shared_state
         self.sum_rows = shared_state and per_row
         self.dstate0_shape = (B, H, S) if per_row else (H, S)
-        # The kernel writes a contiguous [B, H, T] dlr: straight into the result where that is
-        # its layout ('bhtf', or H = 1), else into a buffer copied to [B, T, H] afterwards.
-        dlr_view = _as_bhtf(self.lr_shape, _contiguous_strides(self.lr_shape), layout)
-        self.dlr_direct = layout == "bhtf" or H == 1
-        self.dlr_bht_shape = (B, H, T)
+        # With one_buffer (the eager fast path; a registered op's outputs may not alias), the
+        # gradients the runtime zeroes before the kernel accumulates into them lie side by side
+        # in one buffer, so that one memset clears them all: dtau, dgamma, dbeta (and dstate0
+        # when it is summed atomically).
+        zeroed = [self.tau_shape, self.hf_shape, self.hf_shape] + ([] if per_row else
+                                                                   [self.dstate0_shape])
+        self.zeroed_shapes = zeroed if one_buffer else None
+        self.zeroed_sizes = [_numel(s) for s in zeroed]
         self.copies, descriptors = _describe(
             _BACKWARD_INPUTS,
             (q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final), layout)
         f32 = torch.float32
         token = (q.dtype, *_as_bhtf(self.token_shape, _contiguous_strides(self.token_shape),
                                      layout))
-        dlr = (f32, *dlr_view) if self.dlr_direct else \
-            (f32, self.dlr_bht_shape, _contiguous_strides(self.dlr_bht_shape))
+        # dlr straight into the result, through its [B, H, T] view
+        dlr = (f32, *_as_bhtf(self.lr_shape, _contiguous_strides(self.lr_shape), layout))
         descriptors += [token, token, token, dlr] + [
             (f32, s, _contiguous_strides(s))
             for s in (self.tau_shape, self.hf_shape, self.hf_shape, self.dstate0_shape)]
@@ -291,26 +298,28 @@ class BackwardPlan:
         dk = torch.empty(self.token_shape, dtype=self.token_dtype, device=device)
         dv = torch.empty(self.token_shape, dtype=self.token_dtype, device=device)
         dlr = torch.empty(self.lr_shape, dtype=f32, device=device)
-        dlr_bht = dlr if self.dlr_direct else torch.empty(self.dlr_bht_shape, dtype=f32,
-                                                          device=device)
-        dtau = torch.empty(self.tau_shape, dtype=f32, device=device)
-        dgamma = torch.empty(self.hf_shape, dtype=f32, device=device)
-        dbeta = torch.empty(self.hf_shape, dtype=f32, device=device)
-        dstate0 = torch.empty(self.dstate0_shape, dtype=f32, device=device)
+        if self.zeroed_shapes:
+            zeroed = [z.view(s) for z, s in zip(
+                torch.empty(sum(self.zeroed_sizes), dtype=f32, device=device).split(
+                    self.zeroed_sizes), self.zeroed_shapes)]
+        else:
+            zeroed = [torch.empty(s, dtype=f32, device=device) for s in
+                      (self.tau_shape, self.hf_shape, self.hf_shape)]
+        dtau, dgamma, dbeta = zeroed[:3]
+        dstate0 = zeroed[3] if len(zeroed) > 3 else \
+            torch.empty(self.dstate0_shape, dtype=f32, device=device)
         ws = _workspace(self.ws_bytes, device)
         arguments = self.arguments.fill((
             q.data_ptr(), k.data_ptr(), v.data_ptr(), lr.data_ptr(), tau.data_ptr(),
             gamma.data_ptr(), beta.data_ptr(), checkpoints.data_ptr(), dout.data_ptr(),
             0 if dstate_final is None else dstate_final.data_ptr(), dq.data_ptr(),
-            dk.data_ptr(), dv.data_ptr(), dlr_bht.data_ptr(), dtau.data_ptr(),
+            dk.data_ptr(), dv.data_ptr(), dlr.data_ptr(), dtau.data_ptr(),
             dgamma.data_ptr(), dbeta.data_ptr(), dstate0.data_ptr()))
         _lib.check(_lib.lib().tttc_kernel_backward(
             self.kernel, arguments, None if ws is None else ws.data_ptr(), self.ws_bytes,
             _current_stream(self.index)))
         if self.sum_rows:
             dstate0 = dstate0.sum(0)
-        if not self.dlr_direct:
-            bhtf(dlr, self.layout).copy_(dlr_bht)
         return dq, dk, dv, dlr, dtau, dgamma, dbeta, dstate0
 
 
@@ -340,11 +349,12 @@ def forward_plan(key, q, k, v, lr, tau, gamma, beta, state0, layout, save_checkp
 
 
 def backward_plan(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final, layout,
-                  shared_state, deterministic) -> BackwardPlan:
+                  shared_state, deterministic, one_buffer=False) -> BackwardPlan:
     tensors = (q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final)
-    return _cached(_backward_plans, (key, layout, shared_state, deterministic,
+    return _cached(_backward_plans, (key, layout, shared_state, deterministic, one_buffer,
                                      _signature(tensors)),
-                   lambda: BackwardPlan(key, *tensors, layout, shared_state, deterministic))
+                   lambda: BackwardPlan(key, *tensors, layout, shared_state, deterministic,
+                                        one_buffer))
 
 
 def forward(key, q, k, v, lr, tau, gamma, beta, state0, layout, save_checkpoints):
@@ -364,10 +374,7 @@ def backward(key, q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final
 # --- decode (docs/decode.md) ----------------------------------------------------------------------
 
 def _token_views(q, k, v, lr, layout):
-    lrb = bhtf(lr, layout)
-    if lrb.stride(-1) != 1:
-        lrb = lrb.contiguous()
-    return [bhtf(_feature_unit(x), layout) for x in (q, k, v)] + [lrb]
+    return [bhtf(_feature_unit(x), layout) for x in (q, k, v)] + [bhtf(lr, layout)]
 
 
 def prefill(key, q, k, v, lr, tau, gamma, beta, state0, slots, theta, accum, pos, layout):

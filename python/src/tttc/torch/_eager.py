@@ -109,11 +109,12 @@ class _Entry:
 
     def backward(self, q, k, v, lr, tau, gamma, beta, ckpt, dout, dfinal):
         deterministic = torch.are_deterministic_algorithms_enabled()
-        key = (dout.stride(), dfinal.stride(), deterministic)
+        key = (dout.stride(), None if dfinal is None else dfinal.stride(), deterministic)
         plan = self.backward_plans.get(key)
         if plan is None:
             plan = self.impl.backward_plan(self.key, q, k, v, lr, tau, gamma, beta, ckpt, dout,
-                                           dfinal, self.layout, self.shared, deterministic)
+                                           dfinal, self.layout, self.shared, deterministic,
+                                           one_buffer=True)
             if len(self.backward_plans) < 64:
                 self.backward_plans[key] = plan
         return plan.run(q, k, v, lr, tau, gamma, beta, ckpt, dout, dfinal)
@@ -136,13 +137,13 @@ class _TTTFunction(torch.autograd.Function):
     def backward(ctx, dout, _dckpt, dfinal=None):
         q, k, v, lr, tau, gamma, beta, ckpt = ctx.saved_tensors
         e = ctx.entry
-        # The registered op's autograd materialises the gradients of unused outputs as zeros.
+        # An unused output's gradient is zero: dout materialised (the kernels need it), dfinal
+        # passed as absent (the kernels read it as zero; no fill to launch).
         if dout is None:
             dout = torch.zeros(e.out_shape, dtype=e.out_dtype, device=q.device)
-        if dfinal is None:
-            dfinal = torch.zeros(e.final_shape, dtype=ckpt.dtype, device=q.device)
         args = (q, k, v, lr, tau, gamma, beta, ckpt, dout, dfinal)
-        if _C.is_grad_enabled() or type(dout) not in _PLAIN or type(dfinal) not in _PLAIN:
+        if (_C.is_grad_enabled() or type(dout) not in _PLAIN
+                or (dfinal is not None and type(dfinal) not in _PLAIN)):
             grads = _ops.ttt_backward(e.key, *args, e.layout, e.shared)  # create_graph
         else:
             grads = e.backward(*args)
