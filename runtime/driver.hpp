@@ -34,6 +34,7 @@ struct Api {
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                            \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                            \
   X(cuMemsetD32Async, "cuMemsetD32Async")                       \
+  X(cuMemGetAddressRange, "cuMemGetAddressRange_v2")            \
   X(cuMemsetD8, "cuMemsetD8_v2")                                \
   X(cuMemGetInfo, "cuMemGetInfo_v2")                            \
   X(cuStreamSynchronize, "cuStreamSynchronize")                 \

@@ -40,20 +40,24 @@ LoadedFunction load(const CompiledKernel& ck) {
   return f;
 }
 
-// Sets the f32 tensors to zero with one memset per run of adjacent ones (a caller that places
-// them side by side, as the Python op does, pays for one launch instead of four).
+// Sets the f32 tensors to zero with one memset per run of adjacent ones in one allocation (a
+// caller that places them side by side, as the Python op does, pays for one launch instead of
+// four; a memset must not cross from one allocation into the next, even where they touch).
 void zero_floats(std::vector<const TensorRef*> tensors, CUstream stream) {
   std::sort(tensors.begin(), tensors.end(),
             [](const TensorRef* a, const TensorRef* b) { return std::less<>{}(a->data, b->data); });
   const driver::Api& api = driver::api();
   for (size_t i = 0; i < tensors.size();) {
-    char* begin = static_cast<char*>(tensors[i]->data);
-    char* end = begin + tensors[i]->numel() * 4;
-    for (++i; i < tensors.size() && static_cast<char*>(tensors[i]->data) == end; ++i)
+    const auto begin = reinterpret_cast<CUdeviceptr>(tensors[i]->data);
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    driver::check(api.cuMemGetAddressRange(&base, &size, begin), "cuMemGetAddressRange");
+    CUdeviceptr end = begin + tensors[i]->numel() * 4;
+    for (++i; i < tensors.size() && reinterpret_cast<CUdeviceptr>(tensors[i]->data) == end &&
+              end + tensors[i]->numel() * 4 <= base + size;
+         ++i)
       end += tensors[i]->numel() * 4;
-    driver::check(
-        api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(begin), 0, (end - begin) / 4, stream),
-        "cuMemsetD32Async");
+    driver::check(api.cuMemsetD32Async(begin, 0, (end - begin) / 4, stream), "cuMemsetD32Async");
   }
 }
 
