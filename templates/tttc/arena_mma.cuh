@@ -218,15 +218,17 @@ __device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int idx = (row0 + 2 * i + h) * N + col0 + 2 * t * BN;
-        float v[2 * BN], d[2 * BN];
-        if (D) arena_mma::load_vec<2 * BN>(D + idx, d);
+        float v[2 * BN];
 #pragma unroll
         for (int c = 0; c < 2; ++c)
 #pragma unroll
-          for (int j = 0; j < BN; ++j) {
-            const float r = alpha * acc[i][j][2 * h + c];
-            v[c * BN + j] = D ? fmaf(beta, d[c * BN + j], r) : r;
-          }
+          for (int j = 0; j < BN; ++j) v[c * BN + j] = alpha * acc[i][j][2 * h + c];
+        if (D) {  // the addend on its own path: a vector loaded on one branch only spills
+          float d[2 * BN];
+          arena_mma::load_vec<2 * BN>(D + idx, d);
+#pragma unroll
+          for (int e = 0; e < 2 * BN; ++e) v[e] = fmaf(beta, d[e], v[e]);
+        }
         arena_mma::store_vec<2 * BN>(C + idx, v);
       }
   }

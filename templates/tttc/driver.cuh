@@ -12,6 +12,24 @@
 
 namespace tttc {
 
+// Keeps the step context in local memory and makes the generated step read each field where it
+// is used. A step makes 50-300 __noinline__ calls (matmuls, reductions, I/O) and ptxas lets a
+// caller keep only the registers its callees leave unused, which the large matmul blocks nearly
+// exhaust; context fields, arena addresses (A + offset, computed once and kept) and the driver's
+// loop state held in registers across those calls were spilled (MLP backwards, 128 registers).
+// Loads of the context after a call are single L1 hits, as the spill reloads were.
+__device__ __forceinline__ void context_in_memory(const void* c) {
+  asm volatile("" : : "l"(c) : "memory");
+}
+
+// The CTA's index, read again where it is used: values derived from blockIdx.x at the start
+// would otherwise stay live (spilled) across every step until the kernel's epilogue.
+__device__ __forceinline__ int cta_index() {
+  int i;
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(i));
+  return i;
+}
+
 template <class Cfg, class Step>
 __device__ void forward_kernel(const ForwardParams& p) {
   using T = typename Cfg::Elem;
@@ -35,9 +53,10 @@ __device__ void forward_kernel(const ForwardParams& p) {
   for (int m = 0; m < steps; ++m) {
     if (m % G == 0) copy_floats(p.checkpoints + (1LL * bh * checkpoints + m / G) * S, state, S);
     bind_forward_step(c, p, b, h, m, K);
+    context_in_memory(&c);
     Step::forward(c);
   }
-  if (Cfg::kStateShared) copy_floats(p.state_final + bh * S, state, S);
+  if (Cfg::kStateShared) copy_floats(p.state_final + cta_index() * S, state, S);
 }
 
 template <class Cfg, class Step>
@@ -47,56 +66,74 @@ __device__ void backward_kernel(const BackwardParams& p) {
   constexpr long long S = Cfg::kS;
   extern __shared__ float4 shared_raw[];
   float* smem = reinterpret_cast<float*>(shared_raw);
-  const int bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
-  float* ws = p.workspace + bh * Cfg::kWorkspaceFloats;
-  float* group_states = ws + Cfg::kWsGroupStates;  // state at the start of each step of a group
-  float* dstate_a = ws + Cfg::kWsDstateA;
-  float* dstate_b = ws + Cfg::kWsDstateB;
+  // This CTA's (b, h) and workspace are derived again wherever they are used (see cta_index).
+  const auto workspace = [&] { return p.workspace + cta_index() * Cfg::kWorkspaceFloats; };
+  const auto dstate_buffer = [&](bool second) {  // dLoss/dstate after and before a step
+    return workspace() + (second ? Cfg::kWsDstateB : Cfg::kWsDstateA);
+  };
 
   StepContext<T> c{};
-  c.arena = Cfg::kArenaShared ? smem + Cfg::kSmemArena : ws + Cfg::kWsArena;
-  c.arena_shared = smem + Cfg::kSmemArena;  // a global arena's on-chip part, if any
-  bind_head<T, F>(c, p, h);
-  c.acc_tau = ws + Cfg::kWsAccTau;
-  c.acc_gamma = ws + Cfg::kWsAccGamma;
-  c.acc_beta = ws + Cfg::kWsAccBeta;
-  zero_floats(c.acc_tau, K + 2 * F);  // the three accumulators are contiguous
-  if (p.dstate_final)
-    copy_floats(dstate_a, p.dstate_final + bh * S, S);
-  else
-    zero_floats(dstate_a, S);
+  {
+    const int bh = cta_index(), h = bh % p.H;
+    float* ws = workspace();
+    c.arena = Cfg::kArenaShared ? smem + Cfg::kSmemArena : ws + Cfg::kWsArena;
+    c.arena_shared = smem + Cfg::kSmemArena;  // a global arena's on-chip part, if any
+    bind_head<T, F>(c, p, h);
+    c.acc_tau = ws + Cfg::kWsAccTau;
+    c.acc_gamma = ws + Cfg::kWsAccGamma;
+    c.acc_beta = ws + Cfg::kWsAccBeta;
+    zero_floats(c.acc_tau, K + 2 * F);  // the three accumulators are contiguous
+    if (p.dstate_final)
+      copy_floats(dstate_buffer(false), p.dstate_final + bh * S, S);
+    else
+      zero_floats(dstate_buffer(false), S);
+  }
 
-  auto bind_step = [&](int m) { bind_backward_step(c, p, b, h, m, K); };
-
-  const int steps = num_steps(p.T, K), groups = (steps + G - 1) / G;
-  for (int g = groups - 1; g >= 0; --g) {
-    const int first = g * G, last = min(first + G, steps) - 1;
-    copy_floats(group_states, p.checkpoints + (1LL * bh * groups + g) * S, S);
+  // The walk's bounds stay in memory like the context (see context_in_memory).
+  struct {
+    int steps, groups;
+  } walk{num_steps(p.T, K), (num_steps(p.T, K) + G - 1) / G};
+  for (int g = walk.groups - 1; g >= 0; --g) {
+    const int first = g * G;
+    const auto last = [&] { return min(first + G, walk.steps) - 1; };  // read where needed
+    // the states at the start of the group's steps
+    const auto group_state = [&](int m) {
+      return workspace() + Cfg::kWsGroupStates + (m - first) * S;
+    };
+    copy_floats(group_state(first), p.checkpoints + (1LL * cta_index() * walk.groups + g) * S, S);
+    const auto bind_step = [&](int m) {
+      const int bh = cta_index();
+      bind_backward_step(c, p, bh / p.H, bh % p.H, m, K);
+      c.state_in = group_state(m);
+    };
     if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
-      for (int m = first; m < last; ++m) {  // rematerialise the states inside the group
+      for (int m = first; m < last(); ++m) {  // rematerialise the states inside the group
         bind_step(m);
-        c.state_in = group_states + (m - first) * S;
-        c.state_out = group_states + (m - first + 1) * S;
+        c.state_out = group_state(m + 1);
+        context_in_memory(&c);
+        context_in_memory(&walk);
         Step::advance(c);
       }
     }
-    for (int m = last; m >= first; --m) {
+    for (int m = last(); m >= first; --m) {
+      // Step m reads the gradient the later steps left and writes its own into the other
+      // buffer: the two alternate, so the parity of the steps already done picks them.
+      const bool odd = (walk.steps - 1 - m) % 2;
       bind_step(m);
-      c.state_in = group_states + (m - first) * S;
-      c.dstate_next = dstate_a;
-      c.dstate_prev = dstate_b;
+      c.dstate_next = dstate_buffer(odd);
+      c.dstate_prev = dstate_buffer(!odd);
+      context_in_memory(&c);
+      context_in_memory(&walk);
       Step::backward(c);
-      float* t = dstate_a;
-      dstate_a = dstate_b;
-      dstate_b = t;
     }
   }
-  // dstate_a now holds dLoss/dtheta_0 for this (b, h).
+  // dLoss/dtheta_0 for this (b, h), in the buffer the last step wrote.
+  const int bh = cta_index(), b = bh / p.H, h = bh % p.H;
   float* d0 = p.dstate0 + b * p.dstate0_stride_b + h * S;
   if (p.dstate0_stride_b == 0)
-    atomic_add_floats(d0, dstate_a, S);
+    atomic_add_floats(d0, dstate_buffer(walk.steps % 2), S);
   else
-    copy_floats(d0, dstate_a, S);
+    copy_floats(d0, dstate_buffer(walk.steps % 2), S);
   atomic_add_floats(p.dtau, c.acc_tau, K);
   atomic_add_floats(p.dgamma + h * F, c.acc_gamma, F);
   atomic_add_floats(p.dbeta + h * F, c.acc_beta, F);
