@@ -288,13 +288,15 @@ long long round16(long long n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
 
-Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) {
+Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
+                   const Options& options) {
   if (kind == KernelKind::decode) return generate_decode(spec);
   if (lowering_of(schedule, kind == KernelKind::backward) == "tile")
     return generate_tile(spec, schedule, kind);
   Generated g{.kind = kind,
               .kernel_name = fmt::format("tttc_{}", to_string(kind)),
-              .threads = schedule.threads};
+              .threads = schedule.threads,
+              .context_in_memory = options.context_in_memory};
   const long long S = spec.state_floats(), K = spec.mini_batch, F = spec.head_dim;
   std::vector<std::pair<std::string, StepPlan>> steps;
   if (kind == KernelKind::forward) {
@@ -349,8 +351,9 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind) 
   src += fmt::format("  static constexpr int kK = {}, kF = {}, kGroup = {};\n", K, F,
                      spec.checkpoint_group);
   src += fmt::format("  static constexpr long long kS = {};\n", S);
-  src += fmt::format("  static constexpr bool kArenaShared = {}, kStateShared = {};\n",
-                     arena_shared, state_shared);
+  src += fmt::format(
+      "  static constexpr bool kArenaShared = {}, kStateShared = {}, kContextInMemory = {};\n",
+      arena_shared, state_shared, options.context_in_memory);
   for (const auto& [name, value] : c)
     src += fmt::format("  static constexpr long long {} = {};\n", name, value);
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",

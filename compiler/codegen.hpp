@@ -14,6 +14,13 @@ namespace ttt::codegen {
 enum class KernelKind { forward, backward, decode };
 const char* to_string(KernelKind k);
 
+// Choices made after a first compile, not by the schedule. context_in_memory (arena lowering):
+// the step context lives in local memory, re-read where used, instead of in registers across the
+// step's calls (templates/tttc/driver.cuh); runtime/jit.cpp compiles it when the default spills.
+struct Options {
+  bool context_in_memory = false;
+};
+
 struct Generated {
   KernelKind kind;
   std::string kernel_name;  // extern "C" entry point
@@ -24,11 +31,13 @@ struct Generated {
   int threads = 0;                 // CTA size
   int heads_per_cta = 1;           // (b, h) pairs one CTA computes: the grid is ceil(B*H / this)
   int ctas_per_head = 1;  // CTAs sharing one (b, h) (decode's clusters): the grid is B*H*this
+  bool context_in_memory = false;  // Options::context_in_memory, as generated
 };
 
 // Dispatches on the kind and the kernel's lowering (lowering_of): decode (decode_codegen.cpp, no
 // schedule), else "tile" (tile_codegen.cpp) or "arena" (codegen.cpp).
-Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind);
+Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
+                   const Options& options = {});
 // The token-by-token decode kernel of docs/decode.md (templates/tttc/decode.cuh). Causal specs
 // only: throws std::invalid_argument for a non-causal one.
 Generated generate_decode(const Spec& spec);

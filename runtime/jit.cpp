@@ -42,8 +42,9 @@ Target target_for(const std::string& arch, int ordinal) {
 
 namespace {
 
-CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
-  CompiledKernel ck{.generated = codegen::generate(b.spec, b.schedule, kind)};
+CompiledKernel compile_generated(const Build& b, codegen::KernelKind kind,
+                                 const codegen::Options& options) {
+  CompiledKernel ck{.generated = codegen::generate(b.spec, b.schedule, kind, options)};
   const std::string& arch = b.target.arch;
   const backend::Backend& compiler = backend::backend_for(arch);
   cache::KeyInputs inputs{.canonical_spec = canonical_json(b.spec),
@@ -82,6 +83,19 @@ CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
   ck.registers = meta.value("registers", -1);
   ck.spill_bytes = meta.value("spills", -1);
   return ck;
+}
+
+// An arena kernel whose step context spills from registers is compiled again with the context in
+// local memory (codegen::Options); the one with fewer spill bytes runs. Both are cached under their
+// own source, so a warm cache answers both lookups.
+CompiledKernel compile_pass(const Build& b, codegen::KernelKind kind) {
+  CompiledKernel ck = compile_generated(b, kind, {});
+  if (kind == codegen::KernelKind::decode ||
+      lowering_of(b.schedule, kind == codegen::KernelKind::backward) != "arena" ||
+      ck.spill_bytes <= 0)
+    return ck;
+  CompiledKernel in_memory = compile_generated(b, kind, {.context_in_memory = true});
+  return in_memory.spill_bytes >= 0 && in_memory.spill_bytes < ck.spill_bytes ? in_memory : ck;
 }
 
 }  // namespace

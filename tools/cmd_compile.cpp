@@ -74,6 +74,7 @@ void add_compile(CLI::App& app) {
                               {"registers", ck.registers},
                               {"shared_bytes", ck.generated.shared_bytes},
                               {"spill_bytes", ck.spill_bytes},
+                              {"context_in_memory", ck.generated.context_in_memory},
                               {"binary_kind", ck.binary_kind},
                               {"schedule", schedule_to_json(b.schedule)},
                               {"schedule_source", b.schedule_source},

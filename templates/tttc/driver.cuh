@@ -12,14 +12,18 @@
 
 namespace tttc {
 
-// Keeps the step context in local memory and makes the generated step read each field where it
-// is used. A step makes 50-300 __noinline__ calls (matmuls, reductions, I/O) and ptxas lets a
-// caller keep only the registers its callees leave unused, which the large matmul blocks nearly
-// exhaust; context fields, arena addresses (A + offset, computed once and kept) and the driver's
-// loop state held in registers across those calls were spilled (MLP backwards, 128 registers).
-// Loads of the context after a call are single L1 hits, as the spill reloads were.
+// With Cfg::kContextInMemory, keeps the step context in local memory and makes the generated step
+// read each field where it is used. A step makes 50-300 __noinline__ calls (matmuls, reductions,
+// I/O) and ptxas lets a caller keep only the registers its callees leave unused, which the large
+// matmul blocks nearly exhaust; context fields, arena addresses (A + offset, computed once and
+// kept) and the driver's loop state held in registers across those calls are then spilled (MLP
+// backwards, 128 registers). Loads of the context after a call are single L1 hits, as the spill
+// reloads were. Where nothing spills, registers are faster (mlp2 forward: 12.8 ms in memory,
+// 11.1 in registers, on an H200), so the runtime compiles this variant only when the default one
+// spills (runtime/jit.cpp).
+template <class Cfg>
 __device__ __forceinline__ void context_in_memory(const void* c) {
-  asm volatile("" : : "l"(c) : "memory");
+  if constexpr (Cfg::kContextInMemory) asm volatile("" : : "l"(c) : "memory");
 }
 
 // The CTA's index, read again where it is used: values derived from blockIdx.x at the start
@@ -53,7 +57,7 @@ __device__ void forward_kernel(const ForwardParams& p) {
   for (int m = 0; m < steps; ++m) {
     if (m % G == 0) copy_floats(p.checkpoints + (1LL * bh * checkpoints + m / G) * S, state, S);
     bind_forward_step(c, p, b, h, m, K);
-    context_in_memory(&c);
+    context_in_memory<Cfg>(&c);
     Step::forward(c);
   }
   if (Cfg::kStateShared) copy_floats(p.state_final + cta_index() * S, state, S);
@@ -110,8 +114,8 @@ __device__ void backward_kernel(const BackwardParams& p) {
       for (int m = first; m < last(); ++m) {  // rematerialise the states inside the group
         bind_step(m);
         c.state_out = group_state(m + 1);
-        context_in_memory(&c);
-        context_in_memory(&walk);
+        context_in_memory<Cfg>(&c);
+        context_in_memory<Cfg>(&walk);
         Step::advance(c);
       }
     }
@@ -122,8 +126,8 @@ __device__ void backward_kernel(const BackwardParams& p) {
       bind_step(m);
       c.dstate_next = dstate_buffer(odd);
       c.dstate_prev = dstate_buffer(!odd);
-      context_in_memory(&c);
-      context_in_memory(&walk);
+      context_in_memory<Cfg>(&c);
+      context_in_memory<Cfg>(&walk);
       Step::backward(c);
     }
   }

@@ -9,7 +9,7 @@ struct Cfg {
   using Elem = tttc::bf16_t;
   static constexpr int kK = 16, kF = 64, kGroup = 1;
   static constexpr long long kS = 33088;
-  static constexpr bool kArenaShared = true, kStateShared = true;
+  static constexpr bool kArenaShared = true, kStateShared = true, kContextInMemory = false;
   static constexpr long long kSmemArena = 0;
   static constexpr long long kSmemState = 23600;
   static constexpr long long kWorkspaceFloats = 0;

@@ -9,7 +9,7 @@ struct Cfg {
   using Elem = tttc::bf16_t;
   static constexpr int kK = 64, kF = 64, kGroup = 16;
   static constexpr long long kS = 33088;
-  static constexpr bool kArenaShared = false, kStateShared = false;
+  static constexpr bool kArenaShared = false, kStateShared = false, kContextInMemory = false;
   static constexpr long long kSmemArena = 0;
   static constexpr long long kSmemState = 25344;
   static constexpr long long kWorkspaceFloats = 94288;
