@@ -51,13 +51,6 @@ __device__ __forceinline__ void copy16_async(float* smem, const float* gmem) {
                : "l"(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
 }
-__device__ __forceinline__ void copy_async_commit() {
-  asm volatile("cp.async.commit_group;" ::: "memory");
-}
-// Waits for this thread's copies but those of its newest committed group.
-__device__ __forceinline__ void copy_async_wait_but_newest() {
-  asm volatile("cp.async.wait_group 1;" ::: "memory");
-}
 __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_all;" ::: "memory");
 }
@@ -565,22 +558,17 @@ __device__ void decode_kernel(const DecodeParams& p) {
     pos = 0;
     theta_changed = true;
   } else {
-    if constexpr (Cfg::kStage) {  // the CTA's slices of theta and A: every copy in flight at once,
-      // theta's first: the first token's inner forward and backward need only theta, so they
-      // run while A's copies land.
-      for (int which = 0; which < 2; ++which) {
-        for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
-          float* const dst = (which == 0 ? w.theta : w.A) + lo;
-          const float* const src = which == 0 ? theta : A;
-          for (int i = tid; i < rows * cols / 4; i += NT)
-            copy16_async(dst + 4 * i, src + so + 1LL * (4 * i / cols) * ld + 4 * i % cols);
-        });
-        copy_async_commit();
-      }
+    if constexpr (Cfg::kStage) {  // the CTA's slices of theta and A: every copy in flight at once
+      for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
+        for (int i = tid; i < rows * cols / 4; i += NT) {
+          const long long gi = so + 1LL * (4 * i / cols) * ld + 4 * i % cols;
+          copy16_async(w.theta + lo + 4 * i, theta + gi);
+          copy16_async(w.A + lo + 4 * i, A + gi);
+        }
+      });
     }
     pos = p.pos[head];
-    // (theta's copies are waited for after the first token's inputs are loaded, A's before the
-    // first update)
+    // (the copies are waited for after the first token's inputs are loaded: both in flight)
   }
   const float* gamma = p.gamma + h * F;
   const float* beta = p.beta + h * F;
@@ -598,8 +586,8 @@ __device__ void decode_kernel(const DecodeParams& p) {
     w.tau = p.tau[pos];
     w.commit = pos == Cfg::kK - 1;
     theta_changed = theta_changed || w.commit;
-    if (Cfg::kStage && t == 0) copy_async_wait_but_newest();
-    __syncthreads();  // the inputs, theta's slice (or `init`'s writes) are in place
+    if (Cfg::kStage && t == 0) copy_async_wait();
+    __syncthreads();  // the inputs, the slices (or `init`'s writes) are in place
 
     inner_forward<Cfg, 1>(w);
     // 2a. The loss gradient at z_L (one warp of every CTA), then back through the layers.
@@ -608,10 +596,6 @@ __device__ void decode_kernel(const DecodeParams& p) {
                               gamma, beta);
     __syncthreads();
     inner_backward<Cfg, L - 1>(w);
-    if (Cfg::kStage && t == 0) {  // A's slice
-      copy_async_wait();
-      __syncthreads();
-    }
     update_and_query<Cfg, 1>(w);
     // 4. out = q + LN(zbar_L) (rank 0); advance the position.
     if (rank == 0 && tid < 32)

@@ -11,9 +11,9 @@
 #include <barrier>
 #include <cmath>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #define __device__
@@ -93,31 +93,13 @@ inline void cluster_sync() { host_cluster->bar.arrive_and_wait(); }
 inline const float* map_rank(const float* p, int rank) {
   return host_cluster->smem[rank].get() + (p - host_smem);
 }
-// Asynchronous copies land only when waited for, group by group as on the GPU, so that a read
-// of a slice before its wait sees stale shared memory and fails the comparison.
-struct HostCopies {
-  std::vector<std::pair<float*, const float*>> open;
-  std::deque<std::vector<std::pair<float*, const float*>>> committed;
-  static void land(const std::vector<std::pair<float*, const float*>>& group) {
-    for (auto [dst, src] : group) std::memcpy(dst, src, 16);
-  }
-};
-inline thread_local HostCopies host_copies;
+// Asynchronous copies land only when waited for, as they may on the GPU, so that a read of a
+// slice before the wait sees stale shared memory and fails the comparison.
+inline thread_local std::vector<std::pair<float*, const float*>> host_pending_copies;
 inline void copy16_async(float* smem, const float* gmem) {
-  host_copies.open.emplace_back(smem, gmem);
-}
-inline void copy_async_commit() {
-  host_copies.committed.push_back(std::move(host_copies.open));
-  host_copies.open.clear();
-}
-inline void copy_async_wait_but_newest() {
-  while (host_copies.committed.size() > 1) {
-    HostCopies::land(host_copies.committed.front());
-    host_copies.committed.pop_front();
-  }
+  host_pending_copies.emplace_back(smem, gmem);
 }
 inline void copy_async_wait() {
-  copy_async_commit();
-  for (const auto& group : host_copies.committed) HostCopies::land(group);
-  host_copies.committed.clear();
+  for (auto [dst, src] : host_pending_copies) std::memcpy(dst, src, 16);
+  host_pending_copies.clear();
 }
