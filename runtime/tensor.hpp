@@ -31,8 +31,8 @@ struct StateTensor {
 std::vector<StateTensor> state_layout(const Spec& spec);
 
 // q, k, v, out: [B, H, T, f] in the spec's dtype with any strides whose feature stride is 1
-// (so [B, T, H, f] storage is passed as strides, without a copy). lr: f32 [B, H, T] with unit
-// stride in T. tau: f32 [K]. gamma, beta: f32 [H, f] contiguous. state0: f32 packed state
+// (so [B, T, H, f] storage is passed as strides, without a copy). lr: f32 [B, H, T] with any
+// non-negative strides (a [B, T, H] tensor's view, or a broadcast). tau: f32 [K]. gamma, beta: f32 [H, f] contiguous. state0: f32 packed state
 // [H, S] (shared over the batch) or [B, H, S] (one per batch row). state_final: f32 [B, H, S].
 // checkpoints: f32 [B, H, C, S], C = MemoryPlan::checkpoints.
 struct ForwardArgs {
@@ -43,9 +43,11 @@ struct ForwardArgs {
 };
 
 // Inputs as in the forward plus the checkpoints it wrote; dout like out; dstate_final optional
-// (data == nullptr: zero) f32 [B, H, S]. Outputs: dq, dk, dv like q; dlr f32 [B, H, T]
-// contiguous; dtau f32 [K]; dgamma, dbeta f32 [H, f]; dstate0 shaped like state0 (summed over
-// the batch when shared).
+// (data == nullptr: zero) f32 [B, H, S]. Outputs: dq, dk, dv like q; dlr f32 [B, H, T] with any
+// strides that give each element its own address; dtau f32 [K]; dgamma, dbeta f32 [H, f];
+// dstate0 shaped like state0 (summed over the batch when shared). The runtime zeroes dtau,
+// dgamma, dbeta (and a shared dstate0) before the kernel adds into them, with one memset for
+// tensors that lie side by side in one allocation.
 struct BackwardArgs {
   TensorRef q, k, v, lr, tau, gamma, beta, checkpoints, dout, dstate_final;
   TensorRef dq, dk, dv, dlr, dtau, dgamma, dbeta, dstate0;

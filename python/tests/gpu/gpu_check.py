@@ -530,7 +530,8 @@ def check_timing(quick):
             "t0=time.perf_counter();tt.ttt(s,q,q,q,lr,tau,g,b,st);torch.cuda.synchronize();"
             "print(time.perf_counter()-t0)") % str(EXAMPLES / "mlp2.json")
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, TTT_CACHE_DIR=cache)
+        # TTTC_CACHE_DIR wins over its old alias TTT_CACHE_DIR (set by gpu-python.sh): set it.
+        env = dict(os.environ, TTTC_CACHE_DIR=cache)
         first = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                       text=True, check=True).stdout.split()[-1]) for _ in range(2)]
     latency = {"first_call_s_cold_cache": first[0], "first_call_s_warm_cache": first[1]}
