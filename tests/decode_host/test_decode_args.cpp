@@ -177,24 +177,19 @@ TEST(TokenScalarArgs, LrAndDlrTakeAnyStridesButDlrMustNotOverlap) {
   EXPECT_EQ(k.dlr_stride_t, H);
   a.lr.strides = {0, 0, 1};  // one lr row broadcast over batch and heads: fine for an input
   EXPECT_NO_THROW(args::check_backward(s, a, C));
+  auto expect_backward_error = [&](const std::string& phrase) {
+    try {
+      args::check_backward(s, a, C);
+      ADD_FAILURE() << "expected an error mentioning " << phrase;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    }
+  };
   a.dlr.strides = {0, 0, 1};  // but not for an output
-  try {
-    args::check_backward(s, a, C);
-    ADD_FAILURE() << "expected an error";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("argument 'dlr': strides [0, 0, 1] make elements overlap"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_backward_error("argument 'dlr': strides [0, 0, 1] make elements overlap");
   a.dlr.strides = {T * H, T, 1};
   a.lr.strides = {T * H, T, -1};
-  try {
-    args::check_backward(s, a, C);
-    ADD_FAILURE() << "expected an error";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("argument 'lr': negative strides"), std::string::npos)
-        << e.what();
-  }
+  expect_backward_error("argument 'lr': negative strides");
 }
 
 }  // namespace
