@@ -113,7 +113,7 @@ void add_compile(CLI::App& app) {
 void add_emit(CLI::App& app) {
   struct Options {
     std::string spec, arch, schedule, pass = "forward";
-    bool json = false, ptx = false;
+    bool json = false, ptx = false, context_in_memory = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -126,6 +126,10 @@ void add_emit(CLI::App& app) {
   cmd->add_flag("--json", o->json,
                 "print one JSON object: spec, name, kernel, arch, kernel_name, shared_bytes, "
                 "workspace_floats, schedule and source");
+  cmd->add_flag("--context-in-memory", o->context_in_memory,
+                "arena lowering: the variant with the step context in local memory, which the "
+                "runtime builds when the default one spills registers (`tttc compile --json` "
+                "reports which one runs as context_in_memory)");
   cmd->add_flag("--ptx", o->ptx,
                 "compile the source with NVRTC for the arch's virtual target (sm_90a -> "
                 "compute_90a) and print the PTX instead (with --json: a 'ptx' field as well)");
@@ -136,7 +140,8 @@ void add_emit(CLI::App& app) {
     const auto kind = o->pass == "forward"    ? codegen::KernelKind::forward
                       : o->pass == "backward" ? codegen::KernelKind::backward
                                               : codegen::KernelKind::decode;
-    const codegen::Generated g = codegen::generate(c.spec, s, kind);
+    const codegen::Generated g =
+        codegen::generate(c.spec, s, kind, {.context_in_memory = o->context_in_memory});
     const std::string ptx =
         o->ptx ? nvrtc::compile_ptx(g.source, g.kernel_name, c.arch).binary : std::string();
     if (!o->json) {
