@@ -18,11 +18,19 @@ struct DecodeShape {
   int split = 1;       // CTAs per (row, head): a thread-block cluster when > 1 (sm_90 only)
   bool stage = false;  // each CTA copies its slice of theta and A into shared memory
   long long smem_floats = 0;
+  // Launch bounds' minimum of CTAs per SM (a register cap): staged, as many as shared memory
+  // allows, so that registers never hold the count below it; unstaged, 512 threads per SM (caps
+  // registers at 128 per thread: without an explicit minimum, ptxas capped these kernels at 64
+  // registers and spilled).
+  int min_blocks = 0;
 };
 
 // A CTA's staged slices plus its vectors must fit this: 48 KB lets 4-5 CTAs share an SM, so
 // that one CTA's loads overlap another's cluster barriers and arithmetic.
 constexpr long long kStageBudgetBytes = 48 * 1024;
+// Shared memory per SM (sm_90; sm_80) and what the hardware reserves per CTA.
+constexpr long long kSm90SharedBytes = 228 * 1024, kSm80SharedBytes = 164 * 1024;
+constexpr long long kReservedSharedBytes = 1024;
 // Clusters of up to 8 CTAs are portable on sm_90.
 constexpr int kMaxSplit = 8;
 
@@ -39,24 +47,29 @@ long long slice_floats(const Spec& spec, int split) { return spec.state_floats()
 // The smallest split (at most max_split) whose slices fit the staging budget: few CTAs per head
 // keep the cluster reductions few; staging makes every state byte move once per step. When no
 // split fits, the widest split without staging (theta re-read from global memory / L2).
-DecodeShape pick_shape(const Spec& spec, int threads, int max_split) {
+// `sm_shared_bytes`: the shared memory of one SM on the build's architecture.
+DecodeShape pick_shape(const Spec& spec, int threads, int max_split, long long sm_shared_bytes) {
   const long long vec = vector_floats(spec, threads);
+  const auto staged = [&](int split, long long floats) {
+    const long long fit = sm_shared_bytes / (4 * floats + kReservedSharedBytes);
+    return DecodeShape{split, true, floats, static_cast<int>(std::clamp(fit, 1LL, 8LL))};
+  };
   int widest_split = 1;
   for (int c = 1; c <= max_split; c *= 2) {
     // every width splits into multiples of 4 floats (16-byte slices)
     if (spec.head_dim % (4 * c) != 0 || spec.hidden_dim() % (4 * c) != 0) break;
     widest_split = c;
     const long long floats = vec + 2 * slice_floats(spec, c);
-    if (4 * floats <= kStageBudgetBytes) return {c, true, floats};
+    if (4 * floats <= kStageBudgetBytes) return staged(c, floats);
   }
-  return {widest_split, false, vec};
+  return {widest_split, false, vec, 512 / threads};
 }
 
 // sm_90 (clusters) and older builds of one stub: the same CTA size and grid, so the runtime's
 // launch does not depend on the architecture.
 struct DecodePlan {
   DecodeShape sm90, sm80;
-  int threads = 128, ctas_per_head = 1, min_blocks = 4;
+  int threads = 128, ctas_per_head = 1;
 };
 
 DecodePlan plan_decode(const Spec& spec) {
@@ -64,17 +77,13 @@ DecodePlan plan_decode(const Spec& spec) {
   // A staged CTA works from shared memory: 128 threads suffice, and more CTAs per SM give more
   // loads in flight. Unstaged, a step is matrix-vector work over global memory: 128 threads keep
   // a small head's columns (f <= 64) split few ways; wider models get 256.
-  plan.sm90 = pick_shape(spec, 128, kMaxSplit);
+  plan.sm90 = pick_shape(spec, 128, kMaxSplit, kSm90SharedBytes);
   if (!plan.sm90.stage) {
     plan.threads = spec.hidden_dim() <= 64 ? 128 : 256;
-    plan.sm90 = pick_shape(spec, plan.threads, kMaxSplit);
+    plan.sm90 = pick_shape(spec, plan.threads, kMaxSplit, kSm90SharedBytes);
   }
-  plan.sm80 = pick_shape(spec, plan.threads, 1);
+  plan.sm80 = pick_shape(spec, plan.threads, 1, kSm80SharedBytes);
   plan.ctas_per_head = plan.sm90.split;
-  // Registers: staged, as many CTAs as shared memory allows (at most 5 of 48 KB on an SM);
-  // unstaged, at least 512 threads resident per SM (caps registers at 128 per thread: without an
-  // explicit minimum, ptxas capped these kernels at 64 registers and spilled).
-  plan.min_blocks = plan.sm90.stage ? 5 : 512 / plan.threads;
   return plan;
 }
 
@@ -100,13 +109,13 @@ Generated generate_decode(const Spec& spec) {
   src += fmt::format("  static constexpr float kEps = {};\n", float_literal(spec.ln_eps));
   src += fmt::format("  static constexpr long long kS = {}, kSmemFloats = {};\n",
                      spec.state_floats(), g.shared_bytes / 4);
-  auto shape = [](const DecodeShape& s) {
+  auto shape = [&](const DecodeShape& s) {
     return fmt::format(
-        "  static constexpr int kSplit = {};\n  static constexpr bool kStage = {};\n", s.split,
-        s.stage ? "true" : "false");
+        "  static constexpr int kSplit = {}, kMinBlocks = {};\n"
+        "  static constexpr bool kStage = {};\n",
+        s.split, s.min_blocks, s.stage);
   };
-  const bool same = plan.sm90.split == plan.sm80.split && plan.sm90.stage == plan.sm80.stage;
-  if (same) {
+  if (shape(plan.sm90) == shape(plan.sm80)) {
     src += shape(plan.sm90);
   } else {  // clusters need sm_90
     src +=
@@ -123,9 +132,9 @@ Generated generate_decode(const Spec& spec) {
     cluster = " TTTC_DECODE_CLUSTER\n";
   }
   src += fmt::format(
-      "extern \"C\" __global__ void __launch_bounds__({}, {}){}{}(const tttc::DecodeParams p) "
-      "{{\n  tttc::decode_kernel<Cfg>(p);\n}}\n",
-      plan.threads, plan.min_blocks, cluster, g.kernel_name);
+      "extern \"C\" __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks){}{}("
+      "const tttc::DecodeParams p) {{\n  tttc::decode_kernel<Cfg>(p);\n}}\n",
+      cluster, g.kernel_name);
   g.source = std::move(src);
   return g;
 }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -21,6 +23,9 @@ struct LoadedFunction {
   CUfunction function = nullptr;
   long long shared_bytes = 0;
   int threads = 0, heads_per_cta = 1, ctas_per_head = 1;
+  // The decode kernel: (row, head) items that run at once (0: one CTA group per item). Its
+  // launches size the grid to this and each group takes items in turn (templates/tttc/decode.cuh).
+  long long resident_items = 0;
 };
 
 // Called with the device's context current.
@@ -38,6 +43,34 @@ LoadedFunction load(const CompiledKernel& ck) {
                                        static_cast<int>(f.shared_bytes)),
                 "cuFuncSetAttribute(max dynamic shared memory)");
   return f;
+}
+
+// How many (row, head) items of the decode kernel `f` the device holds at once: whole clusters
+// where the build splits a head over a cluster (sm_90), else resident CTAs.
+long long resident_items(const LoadedFunction& f, const driver::Device& device) {
+  const driver::Api& api = driver::api();
+  int n = 0;
+  const int compute_capability = std::stoi(device.arch.substr(3));  // "sm_90a" -> 90
+  if (f.ctas_per_head > 1 && compute_capability >= 90) {  // the build's clusters (decode.cuh)
+    CUlaunchConfig config{};
+    config.gridDimX = static_cast<unsigned>(f.ctas_per_head);
+    config.gridDimY = config.gridDimZ = 1;
+    config.blockDimX = static_cast<unsigned>(f.threads);
+    config.blockDimY = config.blockDimZ = 1;
+    config.sharedMemBytes = static_cast<unsigned>(f.shared_bytes);
+    driver::check(api.cuOccupancyMaxActiveClusters(&n, f.function, &config),
+                  "cuOccupancyMaxActiveClusters(decode)");
+  } else {
+    driver::check(
+        api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f.function, f.threads, f.shared_bytes),
+        "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode)");
+    n *= device.sm_count;
+  }
+  if (n <= 0)
+    throw std::runtime_error(fmt::format(
+        "decode kernel: no CTA of {} threads with {} bytes of shared memory fits on {} ({})",
+        f.threads, f.shared_bytes, device.name, device.arch));
+  return n;
 }
 
 // Sets the f32 tensors to zero with one memset per run of adjacent ones in one allocation (a
@@ -67,7 +100,10 @@ class LoadedKernel final : public Kernel {
     driver::ContextScope scope(device_);
     if (build_.forward) forward_ = load(*build_.forward);
     if (build_.backward) backward_ = load(*build_.backward);
-    if (build_.decode) decode_ = load(*build_.decode);
+    if (build_.decode) {
+      decode_ = load(*build_.decode);
+      decode_.resident_items = resident_items(decode_, device_);
+    }
   }
   ~LoadedKernel() override {
     if (!driver::status().available) return;
@@ -241,8 +277,9 @@ class LoadedKernel final : public Kernel {
     void* kernel_args[] = {params};
     // The decode kernel's clusters are compiled in (__cluster_dims__): a plain launch of a grid
     // that is a multiple of the cluster size.
-    const long long ctas =
-        (1LL * p.B * p.H * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta;
+    long long items = 1LL * p.B * p.H;
+    if (f.resident_items > 0) items = std::min(items, f.resident_items);
+    const long long ctas = (items * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta;
     driver::check(
         api.cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
                            static_cast<unsigned>(f.threads), 1, 1,

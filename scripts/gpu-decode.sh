@@ -2,8 +2,10 @@
 # Runs the decode validation and benchmark of issue 12 on a GPU machine (docs/decode.md):
 #  1. test_gpu_decode: prefill + decode against the forward on the whole sequence (linear,
 #     mlp2..4; f32/f16/bf16; rows at mixed positions in permuted slots), CUDA-graph replay of 1000
-#     steps bit for bit, argument checks;
-#  2. compute-sanitizer memcheck and racecheck on one decode case (TTTC_DECODE_SANITIZE=1);
+#     steps bit for bit, a batch larger than the GPU holds at once equal to one row per launch
+#     bit for bit, argument checks;
+#  2. compute-sanitizer memcheck, racecheck and synccheck on one decode case and a batch larger than the GPU
+#     holds at once (TTTC_DECODE_SANITIZE=1);
 #  3. the benchmark: the 125M (H = 12) and 1.3B (H = 32) shapes, f = 64, K = 16, linear and mlp2,
 #     bf16: decode step (CUDA-graph replay) at batch 1, 32 and 256 with tokens/s and the state
 #     bandwidth against a measured copy, and prefill at B = 32, T = 512; a Markdown table.
@@ -29,9 +31,9 @@ for step in $steps; do
       [ $rc = 0 ] || status=1
       echo "test_gpu_decode: exit $rc ($(grep -E '^\[  (PASSED|FAILED|SKIPPED)' "$out/gpu-decode.log" | tr '\n' ' '))" ;;
     sanitize)
-      for tool in memcheck racecheck; do
+      for tool in memcheck racecheck synccheck; do
         TTTC_DECODE_SANITIZE=1 timeout 1800 compute-sanitizer --tool $tool --error-exitcode 9 \
-          "$bin/test_gpu_decode" --gtest_filter='Models/GpuDecode.*' >"$out/sanitize-$tool-decode.log" 2>&1
+          "$bin/test_gpu_decode" --gtest_filter='Models/GpuDecode*' >"$out/sanitize-$tool-decode.log" 2>&1
         rc=$?
         [ $rc = 0 ] || status=1
         echo "$tool decode (mlp2 bf16): exit $rc $(grep -E 'ERROR SUMMARY|PASSED|FAILED' "$out/sanitize-$tool-decode.log" | tr '\n' ' ')"

@@ -18,7 +18,8 @@
 // widths, activation and element type through the generated `Cfg`: kF, kK, kDepth, kHidden,
 // kThreads, kAct, kEps, kS (state floats), kSplit (CTAs per head that work), kCtasPerHead (CTAs
 // per head in the grid, >= kSplit: the extra ones exit at once; the sm_80 build of a kernel
-// split on sm_90), kStage and kSmemFloats (dynamic shared memory, checked below).
+// split on sm_90), kStage, kMinBlocks (the launch bounds' CTAs per SM) and kSmemFloats (dynamic
+// shared memory, checked below).
 #pragma once
 
 #include "tttc/numeric.cuh"
@@ -43,13 +44,14 @@ __device__ __forceinline__ const float* map_rank(const float* p, int rank) {
   asm volatile("mapa.u64 %0, %1, %2;" : "=l"(r) : "l"(p), "r"(rank));
   return reinterpret_cast<const float*>(r);
 }
-// 16 bytes global -> shared without staging in registers (all of a CTA's copies in flight).
-__device__ __forceinline__ void copy16_async(float* smem, const float* gmem) {
+// 16 bytes global -> shared at smem[offset] without staging in registers (all of a CTA's copies
+// in flight). The shared-window address of `smem` is not volatile asm, so that the copies of one
+// piece share one conversion and differ by immediate offsets.
+__device__ __forceinline__ void copy16_async(const float* smem, int offset, const float* gmem) {
   unsigned s;
-  asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }"
-               : "=r"(s)
-               : "l"(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(s) : "l"(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s + 4 * offset), "l"(gmem)
+               : "memory");
 }
 __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_all;" ::: "memory");
@@ -117,8 +119,22 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// How a column-parallel pass spreads over NT threads: one float4 of columns (a column group) per
+// thread, and when there are fewer column groups than threads the rows split R ways. If the
+// column groups tile a warp (CG a power of two <= 32) the row groups of one warp are summed with
+// shuffles first, so only one partial per warp and column meets in shared memory.
+template <int NT, int NW>
+struct Columns {
+  static constexpr int CG = NW / 4;
+  static constexpr bool kWide = CG >= NT;  // a thread per column group, all rows, no partials
+  static constexpr int R = kWide ? 1 : NT / CG;
+  static constexpr bool kShuffle = !kWide && 32 % CG == 0;
+  static constexpr int P = kWide ? 1 : kShuffle ? NT / 32 : R;  // partials per column
+  static_assert(kWide || P * NW <= 4 * NT, "decode: partial sums exceed the reduction scratch");
+};
+
 // One layer's share of the CTA, column-parallel over the outputs n (coalesced float4 reads of
-// the row-major W, row stride LDW, 4 columns per thread): over ML rows and the NW columns
+// the row-major W, row stride LDW; see Columns), over ML rows and the NW columns
 // [ncol0, ncol0 + NW) (a row-split layer: its M / C rows, all N columns; a column-split layer:
 // all M rows, its N / C columns; kSplit = 1: all of W):
 //   y[n] = sum_m xin[m] E[m, n] + e_b[n],  ya[n] = act(y[n]) (each written when non-null), with
@@ -126,39 +142,63 @@ __device__ __forceinline__ float warp_sum(float v) {
 //   E = W - tau (AW + lr xk^T G), e_b = b - tau (Ab + lr G)  (kUpdate true), where the new A is
 //   written back, or at the mini-batch's end (commit) E is written to W and A is zeroed.
 // W, AW: the CTA's part (xin, xk: offset to its rows); bias, Ab: its entries [n0, n0 + N / C);
-// y, ya, G are indexed by the global column n. Threads split the rows R ways when there are
-// fewer column groups than threads; partial sums meet in `red` (4 NT floats) in a fixed order.
+// y, ya, G are indexed by the global column n. Partial sums meet in `red` (4 NT floats) and are
+// added in a fixed order; then one thread per column adds the bias and applies the activation.
 // kReduce (a row-split layer): each CTA's partial sum (plus its bias entries) goes to `part`,
 // and after a cluster barrier every CTA adds the C partials in rank order: the same y in every
 // CTA, and no sum depends on timing (CUDA-graph replays equal eager launches bit for bit).
 // Otherwise y, ya get the CTA's columns. W, AW: 16-byte aligned (the runtime checks the pool;
 // every offset in the packed state and in the slice is a multiple of 4 floats).
-template <int NT, int C, int ML, int NW, int LDW, int N, int Act, bool kUpdate, bool kReduce>
+template <int NT, int C, int ML, int NW, int LDW, int N, int Act, bool kUpdate, bool kReduce,
+          bool kSmem>
 __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin, float* W,
                                            float* bias, float* AW, float* Ab, const float* xk,
                                            const float* G, float lr, float tau, bool commit,
                                            float* red, float* part, int ncol0, int n0) {
   static_assert(N % 4 == 0 && (N / C) % 4 == 0, "decode: widths are multiples of 4 kSplit");
   static_assert(NW % 4 == 0 && LDW % 4 == 0, "decode: float4 columns");
-  constexpr int CG = NW / 4;  // column groups
-  constexpr int R = CG >= NT ? 1 : NT / CG;
-  constexpr int kStep = CG >= NT ? NT : CG;
+  using Cols = Columns<NT, NW>;
+  constexpr int CG = Cols::CG, R = Cols::R;
   const int tid = threadIdx.x;
-  const int r = CG >= NT ? 0 : tid / CG;
   float4* const W4 = reinterpret_cast<float4*>(W);
   float4* const A4 = reinterpret_cast<float4*>(AW);
-  float4* const red4 = reinterpret_cast<float4*>(red);
-  for (int c0 = 0; c0 < CG; c0 += kStep) {
-    const int c = c0 + (CG >= NT ? tid : tid % CG);
-    const bool active = c < CG && r < R;
+  // Column n (local to the pass) with its rows' sum z: the bias (updated when it is the CTA's
+  // entry), then out to `part` or to y and ya.
+  const auto finish = [&](int n, float z) {
+    const int ng = ncol0 + n;
+    if (ng >= n0 && ng < n0 + N / C) {
+      const int nl = ng - n0;
+      float bb = bias[nl];
+      if (kUpdate) {
+        const float a = fmaf(lr, G[ng], Ab[nl]);
+        bb = fmaf(-tau, a, bb);
+        if (commit) {
+          bias[nl] = bb;
+          Ab[nl] = 0.f;
+        } else {
+          Ab[nl] = a;
+        }
+      }
+      z += bb;
+    }
+    if constexpr (kReduce) {
+      part[ng] = z;
+    } else {
+      if (y) y[ng] = z;
+      if (ya) ya[ng] = activation<Act, 0>(z);
+    }
+  };
+  for (int c0 = 0; c0 < CG; c0 += Cols::kWide ? NT : CG) {  // one round unless kWide
+    const int c = Cols::kWide ? c0 + tid : tid % CG;
+    const int r = Cols::kWide ? 0 : tid / CG;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (active) {
+    if (c < CG && r < R) {
       float4 lg = make_float4(0.f, 0.f, 0.f, 0.f);
       if (kUpdate) {
         const float* g = G + ncol0 + 4 * c;
         lg = make_float4(lr * g[0], lr * g[1], lr * g[2], lr * g[3]);
       }
-#pragma unroll 2
+#pragma unroll 4
       for (int m = r; m < ML; m += R) {
         const int i = m * (LDW / 4) + c;
         float4 w = W4[i];
@@ -181,66 +221,42 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
         acc.z = fmaf(xm, w.z, acc.z), acc.w = fmaf(xm, w.w, acc.w);
       }
     }
-    if constexpr (R > 1) {
-      if (active) red4[r * CG + (c - c0)] = acc;
-      __syncthreads();
-      if (tid < CG) {
-        acc = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int j = 0; j < R; ++j) {
-          const float4 p = red4[j * CG + tid];
-          acc.x += p.x, acc.y += p.y, acc.z += p.z, acc.w += p.w;
-        }
+    if constexpr (Cols::kWide) {
+      if (c < CG) {
+        finish(4 * c, acc.x), finish(4 * c + 1, acc.y);
+        finish(4 * c + 2, acc.z), finish(4 * c + 3, acc.w);
       }
-    }
-    if (c < CG && r == 0) {
-      const int n4 = ncol0 + 4 * c;
-      const bool own = n4 >= n0 && n4 < n0 + N / C;  // the 4 columns share an owner
-      const float sum[4] = {acc.x, acc.y, acc.z, acc.w};
+    } else {
+      if constexpr (Cols::kShuffle) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int n = n4 + e;
-        float z = sum[e];
-        if (own) {
-          const int nl = n - n0;
-          float bb = bias[nl];
-          if (kUpdate) {
-            const float a = fmaf(lr, G[n], Ab[nl]);
-            bb = fmaf(-tau, a, bb);
-            if (commit) {
-              bias[nl] = bb;
-              Ab[nl] = 0.f;
-            } else {
-              Ab[nl] = a;
-            }
-          }
-          z += bb;
-        }
-        if constexpr (kReduce) {
-          part[n] = z;
-        } else {
-          if (y) y[n] = z;
-          if (ya) ya[n] = activation<Act, 0>(z);
+        for (int o = CG; o < 32; o *= 2) {
+          acc.x += __shfl_xor_sync(0xffffffffu, acc.x, o);
+          acc.y += __shfl_xor_sync(0xffffffffu, acc.y, o);
+          acc.z += __shfl_xor_sync(0xffffffffu, acc.z, o);
+          acc.w += __shfl_xor_sync(0xffffffffu, acc.w, o);
         }
       }
+      const int pidx = Cols::kShuffle ? tid / 32 : r;
+      if (Cols::kShuffle ? tid % 32 < CG : r < R)
+        reinterpret_cast<float4*>(red)[pidx * CG + c] = acc;
+      __syncthreads();
+      for (int n = tid; n < NW; n += NT) {
+        float z = red[n];
+#pragma unroll(kSmem ? Cols::P : 1)
+        for (int j = 1; j < Cols::P; ++j) z += red[j * NW + n];
+        finish(n, z);
+      }
     }
-    if constexpr (R > 1) __syncthreads();  // `red` is reused by the next column block
   }
   if constexpr (kReduce) {
-    // Every CTA's partial is in its `part`: add the C partials' float4s in rank order.
+    // Every CTA's partial is in its `part`: add the C partials in rank order, a column a thread.
     cluster_sync();
-    for (int c = tid; c < N / 4; c += NT) {
-      float4 s = reinterpret_cast<const float4*>(map_rank(part, 0))[c];
+    for (int n = tid; n < N; n += NT) {
+      float z = map_rank(part, 0)[n];
 #pragma unroll
-      for (int j = 1; j < C; ++j) {
-        const float4 v = reinterpret_cast<const float4*>(map_rank(part, j))[c];
-        s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
-      }
-      const float z[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        if (y) y[4 * c + e] = z[e];
-        if (ya) ya[4 * c + e] = activation<Act, 0>(z[e]);
-      }
+      for (int j = 1; j < C; ++j) z += map_rank(part, j)[n];
+      if (y) y[n] = z;
+      if (ya) ya[n] = activation<Act, 0>(z);
     }
   }
   __syncthreads();
@@ -263,34 +279,70 @@ __device__ __forceinline__ void cluster_gather(float* G, int rank) {
   }
 }
 
-// The layers' backward, row-parallel (one warp per row m, lanes across n, coalesced):
+__host__ __device__ constexpr int pow2_floor(int x) { return x >= 2 ? 2 * pow2_floor(x / 2) : 1; }
+
+// Dot products of the rows of W (ML rows of NC floats, row stride LDW) with g, for the layers'
+// backward: TPR lanes of one warp per row, each taking every TPR-th float4 of the row (rotated by
+// the row, so that the two rows of an 8-lane shared-memory phase hit different banks), summed
+// with shuffles; fn(m, sum) runs on the row's first lane. Every lane takes part in every round.
+// kSmem (W in shared memory): a lane's loads all in flight at once; from global memory one at a
+// time (the wide unstaged kernels have no registers to spare at 2 CTAs of 256 threads per SM).
+template <int NT, int ML, int NC, int LDW, bool kSmem, class Fn>
+__device__ __forceinline__ void row_dots(const float* W, const float* g, Fn&& fn) {
+  static_assert(NC % 4 == 0 && LDW % 4 == 0, "decode: float4 rows");
+  constexpr int NC4 = NC / 4;
+  // As many lanes per row as fill the CTA in one round, at least 4 (rotation keeps the rows of
+  // a phase on different banks) and enough that a lane holds at most 4 float4s in flight (more
+  // spill the wide unstaged kernels), at most a warp.
+  constexpr int kFit = NT / ML > 4 ? NT / ML : 4;
+  constexpr int kWant = kFit > NC4 / 4 ? kFit : NC4 / 4;
+  constexpr int kLanes = kWant < 32 ? kWant : 32;
+  constexpr int TPR = pow2_floor(NC4 < kLanes ? NC4 : kLanes);
+  constexpr int I = (NC4 + TPR - 1) / TPR;  // float4s per lane
+  constexpr bool kRotate = NC4 % TPR == 0;
+  constexpr int kRows = NT / TPR;  // rows per round
+  const float4* const W4 = reinterpret_cast<const float4*>(W);
+  const float4* const g4 = reinterpret_cast<const float4*>(g);
+  const int s = threadIdx.x % TPR;
+  for (int m0 = 0; m0 < ML; m0 += kRows) {
+    const int m = m0 + threadIdx.x / TPR;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (m < ML) {
+      const int rot = kRotate ? m % I : 0;
+#pragma unroll(kSmem ? I : 1)
+      for (int i = 0; i < I; ++i) {
+        const int ir = kRotate ? (i + rot < I ? i + rot : i + rot - I) : i;
+        const int j = s + TPR * ir;
+        if (kRotate || j < NC4) {
+          const float4 w = W4[m * (LDW / 4) + j], v = g4[j];
+          acc.x = fmaf(w.x, v.x, acc.x), acc.y = fmaf(w.y, v.y, acc.y);
+          acc.z = fmaf(w.z, v.z, acc.z), acc.w = fmaf(w.w, v.w, acc.w);
+        }
+      }
+    }
+    float sum = (acc.x + acc.y) + (acc.z + acc.w);
+#pragma unroll
+    for (int o = 1; o < TPR; o *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (s == 0 && m < ML) fn(m, sum);
+  }
+}
+
+// The backward through a row-split layer (all N columns of the CTA's ML rows):
 //   Gp[m] = act'(z[m]) * sum_n W[m, n] g[n].
-template <int NT, int M, int N, int Act>
+template <int NT, int M, int N, int Act, bool kSmem>
 __device__ __forceinline__ void backward_rows(float* Gp, const float* z, const float* W,
                                               const float* g) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int m = warp; m < M; m += NT / 32) {
-    float s = 0.f;
-    for (int n = lane; n < N; n += 32) s = fmaf(W[1LL * m * N + n], g[n], s);
-    s = warp_sum(s);
-    if (lane == 0) Gp[m] = s * activation<Act, 1>(z[m]);
-  }
+  row_dots<NT, M, N, N, kSmem>(W, g, [&](int m, float s) { Gp[m] = s * activation<Act, 1>(z[m]); });
   __syncthreads();
 }
 
 // The backward through a column-split layer (the CTA holds W[:, n0 : n0 + NC], row stride
 // LDW, and G_{l+1}'s entries g = G + n0): partial sums over its columns for every row m, summed
 // over the cluster in rank order: Gp[m] = act'(z[m]) * sum_n W[m, n] g[n], all M rows.
-template <int NT, int C, int M, int NC, int LDW, int Act>
+template <int NT, int C, int M, int NC, int LDW, int Act, bool kSmem>
 __device__ __forceinline__ void backward_cols(float* Gp, const float* z, const float* W,
                                               const float* g, float* part) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int m = warp; m < M; m += NT / 32) {
-    float s = 0.f;
-    for (int n = lane; n < NC; n += 32) s = fmaf(W[m * LDW + n], g[n], s);
-    s = warp_sum(s);
-    if (lane == 0) part[m] = s;
-  }
+  row_dots<NT, M, NC, LDW, kSmem>(W, g, [&](int m, float s) { part[m] = s; });
   cluster_sync();
   for (int m = threadIdx.x; m < M; m += NT) {
     float s = map_rank(part, 0)[m];
@@ -422,16 +474,94 @@ struct Geo {
   }
 };
 
-// Calls f(state offset, state row stride, slice offset, rows, columns) for the CTA's pieces of
-// layers l..L: its part of W_l and its entries of b_l (columns: multiples of 4 floats, at
-// multiples of 4). In the slice a piece is dense (row stride = columns).
-template <class Cfg, int l, class Fn>
-__device__ __forceinline__ void for_each_piece(int rank, Fn&& f) {
+// A piece of the CTA's slice: ROWS x COLS floats, row stride LD in the packed state, dense (row
+// stride COLS) in the slice; COLS a multiple of 4 floats, at a multiple of 4.
+template <int ROWS, int COLS, int LD>
+struct Piece {
+  static constexpr int kRows = ROWS, kCols = COLS, kLd = LD;
+};
+
+// Calls act.template piece<Piece<...>>(state offset, slice offset) for the CTA's pieces of
+// layers l..L: its part of W_l and its entries of b_l. (An action type with a member template,
+// not a generic lambda: NVRTC compiles generic lambdas as host functions.)
+template <class Cfg, int l, class Action>
+__device__ __forceinline__ void for_each_piece(int rank, Action& act) {
   using G = Geo<Cfg, l>;
-  f(G::w_state(rank), G::N, slice_offset<Cfg>(l), G::ML, G::NW);
-  f(G::b_state(rank), 0, slice_offset<Cfg>(l) + G::M * G::N / G::C, 1, G::N / G::C);
-  if constexpr (l < Cfg::kDepth) for_each_piece<Cfg, l + 1>(rank, f);
+  act.template piece<Piece<G::ML, G::NW, G::N>>(G::w_state(rank), slice_offset<Cfg>(l));
+  act.template piece<Piece<1, G::N / G::C, 0>>(G::b_state(rank),
+                                               slice_offset<Cfg>(l) + G::M * G::N / G::C);
+  if constexpr (l < Cfg::kDepth) for_each_piece<Cfg, l + 1>(rank, act);
 }
+
+// This thread's float4s of piece P: fn(offset in the slice, offset in the state) for each. Where
+// the piece's rows tile 4 NT floats, both are a per-thread base plus compile-time steps (the
+// copies and write-backs then cost an instruction or two each, not an index computation).
+template <int NT, class P, class Fn>
+__device__ __forceinline__ void piece_float4s(Fn&& fn) {
+  constexpr int kCols = P::kCols, N4 = P::kRows * kCols / 4;
+  const int t = threadIdx.x;
+  if constexpr ((4 * NT) % kCols == 0) {
+    constexpr int kRowStep = 4 * NT / kCols;
+    const int slice0 = 4 * t, state0 = (4 * t / kCols) * P::kLd + 4 * t % kCols;
+#pragma unroll
+    for (int k = 0; k < (N4 + NT - 1) / NT; ++k)
+      if (N4 % NT == 0 || t + k * NT < N4) fn(slice0 + 4 * k * NT, state0 + k * kRowStep * P::kLd);
+  } else {
+    for (int i = t; i < N4; i += NT) fn(4 * i, (4 * i / kCols) * P::kLd + 4 * i % kCols);
+  }
+}
+
+// The CTA's slices of the head's theta and A (in the pool) into `stage` (theta's slice, then
+// A's), as 16-byte asynchronous copies all in flight at once.
+template <class Cfg>
+struct StageIn {
+  const float *stage, *theta, *A;
+  template <class P>
+  __device__ __forceinline__ void piece(long long so, int lo) {
+    const float* const sA = stage + Smem<Cfg>::kSlice;
+    const float* const th = theta + so;
+    const float* const a = A + so;
+    piece_float4s<Cfg::kThreads, P>([&](int slice, int state) {
+      copy16_async(stage, lo + slice, th + state);
+      copy16_async(sA, lo + slice, a + state);
+    });
+  }
+};
+
+// Back from the staged slices to the pool: A always, theta when it changed.
+template <class Cfg>
+struct WriteBack {
+  const float *sT, *sA;
+  float *theta, *A;
+  bool theta_changed;
+  template <class P>
+  __device__ __forceinline__ void piece(long long so, int lo) {
+    float* const th = theta + so;
+    float* const a = A + so;
+    piece_float4s<Cfg::kThreads, P>([&](int slice, int state) {
+      *reinterpret_cast<float4*>(a + state) = *reinterpret_cast<const float4*>(sA + lo + slice);
+      if (theta_changed)
+        *reinterpret_cast<float4*>(th + state) = *reinterpret_cast<const float4*>(sT + lo + slice);
+    });
+  }
+};
+
+// Prefill's tail: a fresh start from `src` (the forward's state at a mini-batch boundary, any
+// float view: plain loads, no alignment assumed), A = 0, into the slices (kStage) or the pool.
+template <class Cfg>
+struct StartFrom {
+  const float* src;
+  float *theta, *A;
+  template <class P>
+  __device__ __forceinline__ void piece(long long so, int lo) {
+    for (int i = threadIdx.x; i < P::kRows * P::kCols; i += Cfg::kThreads) {
+      const long long gi = so + 1LL * (i / P::kCols) * P::kLd + i % P::kCols;
+      const long long ti = Cfg::kStage ? lo + i : gi;
+      theta[ti] = src[gi];
+      A[ti] = 0.f;
+    }
+  }
+};
 
 // 1. The inner model on k at theta, layers l..L: z_l and x_l = act(z_l) (a row-split layer's in
 // full in every CTA, a column-split layer's the CTA's columns; the last layer's z in full).
@@ -439,11 +569,12 @@ template <class Cfg, int l>
 __device__ __forceinline__ void inner_forward(Work& w) {
   using G = Geo<Cfg, l>;
   constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
-  layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, false, G::kReduce>(
-      w.sz + x_offset<Cfg>(l) - F, l < L ? w.sx + x_offset<Cfg>(l) : nullptr,
-      w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.theta + G::w_at(w.rank),
-      w.theta + G::b_at(w.rank), nullptr, nullptr, nullptr, nullptr, 0.f, 0.f, false, w.red,
-      G::kReduce ? w.next_part() : nullptr, G::col0(w.rank), w.rank * (G::N / C));
+  layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, false, G::kReduce,
+             Cfg::kStage>(w.sz + x_offset<Cfg>(l) - F, l < L ? w.sx + x_offset<Cfg>(l) : nullptr,
+                          w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.theta + G::w_at(w.rank),
+                          w.theta + G::b_at(w.rank), nullptr, nullptr, nullptr, nullptr, 0.f, 0.f,
+                          false, w.red, G::kReduce ? w.next_part() : nullptr, G::col0(w.rank),
+                          w.rank * (G::N / C));
   if constexpr (G::kCol && l == L)
     cluster_gather<Cfg::kThreads, C, G::N>(w.sz + x_offset<Cfg>(l) - F, w.rank);
   if constexpr (l < L) inner_forward<Cfg, l + 1>(w);
@@ -457,11 +588,11 @@ __device__ __forceinline__ void inner_backward(Work& w) {
     using G = Geo<Cfg, l + 1>;
     constexpr int F = Cfg::kF, C = Cfg::kSplit;
     if constexpr (G::kCol) {
-      backward_cols<Cfg::kThreads, C, G::M, G::N / C, G::LDW, Cfg::kAct>(
+      backward_cols<Cfg::kThreads, C, G::M, G::N / C, G::LDW, Cfg::kAct, Cfg::kStage>(
           w.sg + x_offset<Cfg>(l) - F, w.sz + x_offset<Cfg>(l) - F, w.theta + G::w_at(w.rank),
           w.sg + x_offset<Cfg>(l + 1) - F + G::col0(w.rank), w.next_part());
     } else {
-      backward_rows<Cfg::kThreads, G::ML, G::N, Cfg::kAct>(
+      backward_rows<Cfg::kThreads, G::ML, G::N, Cfg::kAct, Cfg::kStage>(
           w.sg + x_offset<Cfg>(l) - F + G::row0(w.rank),
           w.sz + x_offset<Cfg>(l) - F + G::row0(w.rank), w.theta + G::w_at(w.rank),
           w.sg + x_offset<Cfg>(l + 1) - F);
@@ -476,7 +607,8 @@ template <class Cfg, int l>
 __device__ __forceinline__ void update_and_query(Work& w) {
   using G = Geo<Cfg, l>;
   constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
-  layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, true, G::kReduce>(
+  layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, true, G::kReduce,
+             Cfg::kStage>(
       l == L ? w.bar(l) : nullptr, l < L ? w.bar(l) : nullptr,
       (l == 1 ? w.sq : w.bar(l - 1)) + G::row0(w.rank), w.theta + G::w_at(w.rank),
       w.theta + G::b_at(w.rank), w.A + G::w_at(w.rank), w.A + G::b_at(w.rank),
@@ -486,33 +618,20 @@ __device__ __forceinline__ void update_and_query(Work& w) {
   if constexpr (l < L) update_and_query<Cfg, l + 1>(w);
 }
 
-}  // namespace decode
-
+// One (row, head) of a launch, `bh` = b H + h: its tokens, from its slices staged in shared
+// memory (kStage) or in the pool. The whole cluster runs the same items in the same order.
 template <class Cfg>
-__device__ void decode_kernel(const DecodeParams& p) {
-  using namespace decode;
+__device__ __forceinline__ void decode_item(const DecodeParams& p, Work& w, int bh, float* stage) {
   using T = typename Cfg::Elem;
   using Sm = Smem<Cfg>;
-  constexpr int F = Cfg::kF, L = Cfg::kDepth, NT = Cfg::kThreads, C = Cfg::kSplit;
+  constexpr int F = Cfg::kF, L = Cfg::kDepth, NT = Cfg::kThreads;
   constexpr long long S = Cfg::kS;
-  static_assert(weight_offset<Cfg>(L + 1) == S, "decode: packed state size mismatch");
-  static_assert(Cfg::kCtasPerHead >= C, "decode: fewer CTAs per head than the split");
-  static_assert(F % (4 * C) == 0 && Cfg::kHidden % (4 * C) == 0,
-                "decode: every width splits into multiples of 4 floats");
-#ifdef TTTC_DECODE_HOST
-  float* sm = host_shared_base();
-#else
-  extern __shared__ float4 shared_raw[];
-  float* sm = reinterpret_cast<float*>(shared_raw);
-#endif
-  const int bh = blockIdx.x / Cfg::kCtasPerHead, rank = blockIdx.x % Cfg::kCtasPerHead;
-  if (rank >= C) return;  // this build splits a head fewer ways than the grid (sm_80)
-  const int b = bh / p.H, h = bh % p.H, tid = threadIdx.x;
+  const int b = bh / p.H, h = bh % p.H, tid = threadIdx.x, rank = w.rank;
   const int slot = p.slots[b];
   T* const out0 = static_cast<T*>(p.out.ptr) + b * p.out.stride_b + h * p.out.stride_h;
 
-  // A bad slot index: leave the pool alone, say so. The whole cluster returns here (one slot),
-  // before any cluster barrier.
+  // A bad slot index: leave the pool alone, say so. The whole cluster skips the item (one slot)
+  // without a cluster barrier.
   if (slot < 0 || slot >= p.num_slots) {
     if (rank == 0)
       for (int i = tid; i < p.T * F; i += NT)
@@ -522,51 +641,28 @@ __device__ void decode_kernel(const DecodeParams& p) {
   const long long head = 1LL * slot * p.H + h;
   float* const theta = p.theta + head * S;
   float* const A = p.accum + head * S;
-  Work w;  // NVRTC compiles C++17: no designated initializers
-  w.sx = sm + Sm::kX;
-  w.sz = sm + Sm::kZ;
-  w.sg = sm + Sm::kG;
-  w.sq = sm + Sm::kQ;
-  w.red = sm + Sm::kRed;
-  w.bar0 = sm + Sm::kBar0;
-  w.bar1 = sm + Sm::kBar1;
-  w.part0 = sm + Sm::kPart0;
-  w.part1 = sm + Sm::kPart1;
-  w.rank = rank;
-  w.exchanges = 0;
   if constexpr (Cfg::kStage) {
-    w.theta = sm + Sm::kStage;
-    w.A = sm + Sm::kStage + Sm::kSlice;
+    w.theta = stage;
+    w.A = stage + Sm::kSlice;
   } else {
     w.theta = theta;
     w.A = A;
   }
-  float* const sv = sm + Sm::kV;
+  float* const sv = w.sq + F;
   bool theta_changed = false;  // kStage: write the theta slice back at the end
   int pos;
   if (p.init) {  // prefill's tail: start from the forward's state at a mini-batch boundary
-    // (`init` may be any float view: plain loads, no alignment assumed)
-    const float* src = p.init + b * p.init_stride_b + 1LL * h * S;
-    for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
-      for (int i = tid; i < rows * cols; i += NT) {
-        const long long gi = so + 1LL * (i / cols) * ld + i % cols;
-        const long long ti = Cfg::kStage ? lo + i : gi;
-        w.theta[ti] = src[gi];
-        w.A[ti] = 0.f;
-      }
-    });
+    StartFrom<Cfg> start{p.init + b * p.init_stride_b + 1LL * h * S, w.theta, w.A};
+    for_each_piece<Cfg, 1>(rank, start);
     pos = 0;
     theta_changed = true;
   } else {
-    if constexpr (Cfg::kStage) {  // the CTA's slices of theta and A: every copy in flight at once
-      for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
-        for (int i = tid; i < rows * cols / 4; i += NT) {
-          const long long gi = so + 1LL * (4 * i / cols) * ld + 4 * i % cols;
-          copy16_async(w.theta + lo + 4 * i, theta + gi);
-          copy16_async(w.A + lo + 4 * i, A + gi);
-        }
-      });
+    if constexpr (Cfg::kStage) {
+      StageIn<Cfg> in{stage, theta, A};
+      for_each_piece<Cfg, 1>(rank, in);
     }
+    // Every CTA reads the position before the token's first cluster barrier; rank 0 writes it
+    // after the last one (a launch of no tokens writes back the value it read).
     pos = p.pos[head];
     // (the copies are waited for after the first token's inputs are loaded: both in flight)
   }
@@ -605,22 +701,55 @@ __device__ void decode_kernel(const DecodeParams& p) {
   }
   if constexpr (Cfg::kStage) {  // write the slices back: A always, theta when it changed
     // (T = 0: no token waited for the copies, nor synchronised `init`'s writes)
-    copy_async_wait();
+    if (p.T == 0) copy_async_wait();
     __syncthreads();
-    for_each_piece<Cfg, 1>(rank, [&](long long so, int ld, int lo, int rows, int cols) {
-      const float4* const sA4 = reinterpret_cast<const float4*>(w.A + lo);
-      const float4* const sT4 = reinterpret_cast<const float4*>(w.theta + lo);
-      for (int i = tid; i < rows * cols / 4; i += NT) {
-        const long long gi = so + 1LL * (4 * i / cols) * ld + 4 * i % cols;
-        *reinterpret_cast<float4*>(A + gi) = sA4[i];
-        if (theta_changed) *reinterpret_cast<float4*>(theta + gi) = sT4[i];
-      }
-    });
+    WriteBack<Cfg> back{w.theta, w.A, theta, A, theta_changed};
+    for_each_piece<Cfg, 1>(rank, back);
   }
-  // No CTA leaves while another may read its exchange buffers; and every CTA has read the
-  // position before rank 0 writes it.
-  if constexpr (C > 1) cluster_sync();
   if (rank == 0 && tid == 0) p.pos[head] = pos;
+}
+
+}  // namespace decode
+
+// A launch runs `units` = gridDim.x / kCtasPerHead (row, head) items at a time (the runtime
+// sizes the grid to what the GPU holds at once, so no cluster waits for a free slot); unit u
+// takes items u, u + units, ... in turn.
+template <class Cfg>
+__device__ void decode_kernel(const DecodeParams& p) {
+  using namespace decode;
+  using Sm = Smem<Cfg>;
+  constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
+  static_assert(weight_offset<Cfg>(L + 1) == Cfg::kS, "decode: packed state size mismatch");
+  static_assert(Cfg::kCtasPerHead >= C, "decode: fewer CTAs per head than the split");
+  static_assert(F % (4 * C) == 0 && Cfg::kHidden % (4 * C) == 0,
+                "decode: every width splits into multiples of 4 floats");
+#ifdef TTTC_DECODE_HOST
+  float* sm = host_shared_base();
+#else
+  extern __shared__ float4 shared_raw[];
+  float* sm = reinterpret_cast<float*>(shared_raw);
+#endif
+  const int units = gridDim.x / Cfg::kCtasPerHead, unit = blockIdx.x / Cfg::kCtasPerHead;
+  const int rank = blockIdx.x % Cfg::kCtasPerHead;
+  if (rank >= C) return;  // this build splits a head fewer ways than the grid (sm_80)
+  Work w;                 // NVRTC compiles C++17: no designated initializers
+  w.sx = sm + Sm::kX;
+  w.sz = sm + Sm::kZ;
+  w.sg = sm + Sm::kG;
+  w.sq = sm + Sm::kQ;
+  w.red = sm + Sm::kRed;
+  w.bar0 = sm + Sm::kBar0;
+  w.bar1 = sm + Sm::kBar1;
+  w.part0 = sm + Sm::kPart0;
+  w.part1 = sm + Sm::kPart1;
+  w.rank = rank;
+  w.exchanges = 0;
+  for (int bh = unit; bh < p.B * p.H; bh += units) {
+    decode_item<Cfg>(p, w, bh, sm + Sm::kStage);
+    __syncthreads();  // the item's slices are written back before the next item's copies land
+  }
+  // No CTA leaves while another may read its exchange buffers.
+  if constexpr (C > 1) cluster_sync();
 }
 
 }  // namespace tttc

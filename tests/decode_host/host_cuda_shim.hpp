@@ -31,7 +31,7 @@ inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z,
 struct HostDim3 {
   unsigned x = 0, y = 0, z = 0;
 };
-inline thread_local HostDim3 threadIdx, blockIdx;
+inline thread_local HostDim3 threadIdx, blockIdx, gridDim;
 
 // The synchronisation objects of the CTA that the calling thread belongs to.
 struct HostCta {
@@ -96,8 +96,8 @@ inline const float* map_rank(const float* p, int rank) {
 // Asynchronous copies land only when waited for, as they may on the GPU, so that a read of a
 // slice before the wait sees stale shared memory and fails the comparison.
 inline thread_local std::vector<std::pair<float*, const float*>> host_pending_copies;
-inline void copy16_async(float* smem, const float* gmem) {
-  host_pending_copies.emplace_back(smem, gmem);
+inline void copy16_async(const float* smem, int offset, const float* gmem) {
+  host_pending_copies.emplace_back(const_cast<float*>(smem) + offset, gmem);
 }
 inline void copy_async_wait() {
   for (auto [dst, src] : host_pending_copies) std::memcpy(dst, src, 16);

@@ -2,7 +2,9 @@
 // T1 single-token decode steps gives the forward's outputs and final state on all T0 + T1 tokens
 // (the f64 reference, at the forward's tolerances), for rows that sit at different positions in
 // permuted pool slots, for linear and mlp2..4 in f32/f16/bf16; a CUDA graph of one step replayed
-// 1000 times equals 1000 eager launches bit for bit; bad arguments are rejected with their name.
+// 1000 times equals 1000 eager launches bit for bit; a batch larger than the GPU holds at once
+// (CTA groups taking several rows in turn) equals one row per launch bit for bit; bad arguments
+// are rejected with their name.
 // Skips without a GPU. TTTC_DECODE_SANITIZE=1 runs one small case only (for compute-sanitizer).
 #include <gtest/gtest.h>
 
@@ -271,6 +273,75 @@ std::vector<DecodeCase> decode_cases() {
 INSTANTIATE_TEST_SUITE_P(Models, GpuDecode, ::testing::ValuesIn(decode_cases()),
                          [](const auto& info) { return case_name(info.param); });
 
+// Single-token decode steps of B rows over a live pool of N slots: theta from the reference's
+// state, small accumulators, mixed positions (so rows commit at different steps). Every Side has
+// its own pool and outputs, started equal, so two ways of launching the same steps compare.
+struct LiveSteps {
+  Spec spec;
+  int B, H, N;
+  std::vector<double> theta0, accum0;
+  std::vector<int> pos0;
+  DeviceBuffer q, k, v, lr, tau, gamma, beta, slots;
+
+  LiveSteps(const Spec& s, int rows, int heads, int pool_slots, const std::vector<int>& slot_of_row,
+            uint64_t seed)
+      : spec(s), B(rows), H(heads), N(pool_slots) {
+    driver::current_device();
+    const ref::Inputs in = ref::random_inputs(spec, B, H, 1, false, seed);
+    const std::vector<double> packed = check::pack_state(spec, in.W, in.b, H);
+    for (int n = 0; n < N; ++n) theta0.insert(theta0.end(), packed.begin(), packed.end());
+    for (size_t i = 0; i < theta0.size(); ++i) accum0.push_back(1e-3 * std::sin(0.37 * i));
+    for (int i = 0; i < N * H; ++i) pos0.push_back((5 * i) % spec.mini_batch);
+    q = DeviceBuffer::from_host(encode(in.q.data, spec.dtype));
+    k = DeviceBuffer::from_host(encode(in.k.data, spec.dtype));
+    v = DeviceBuffer::from_host(encode(in.v.data, spec.dtype));
+    lr = DeviceBuffer::from_host(encode(in.lr.data, DType::f32));
+    tau = DeviceBuffer::from_host(encode(in.tau.data, DType::f32));
+    gamma = DeviceBuffer::from_host(encode(in.gamma.data, DType::f32));
+    beta = DeviceBuffer::from_host(encode(in.beta.data, DType::f32));
+    slots = upload_raw(slot_of_row);
+  }
+  struct Side {
+    Pool pool;
+    DeviceBuffer out;
+  };
+  Side side() const {
+    Side s{Pool(spec, N, H),
+           DeviceBuffer(static_cast<size_t>(B) * H * spec.head_dim * dtype_bytes(spec.dtype))};
+    s.pool.theta.upload(encode(theta0, DType::f32));
+    s.pool.accum.upload(encode(accum0, DType::f32));
+    s.pool.pos.upload(std::string(reinterpret_cast<const char*>(pos0.data()), 4 * pos0.size()));
+    return s;
+  }
+  // One step of rows [b0, b0 + rows) of side `s`.
+  DecodeArgs args(Side& s, int b0, int rows) const {
+    const int f = spec.head_dim, eb = dtype_bytes(spec.dtype);
+    auto tok = [&](const DeviceBuffer& b) {
+      return TensorRef::contiguous(static_cast<char*>(b.data()) + int64_t{b0} * H * f * eb,
+                                   spec.dtype, {rows, H, 1, f});
+    };
+    return DecodeArgs{
+        .q = tok(q),
+        .k = tok(k),
+        .v = tok(v),
+        .lr = TensorRef::contiguous(static_cast<float*>(lr.data()) + b0 * H, DType::f32,
+                                    {rows, H, 1}),
+        .tau = TensorRef::contiguous(tau.data(), DType::f32, {spec.mini_batch}),
+        .gamma = TensorRef::contiguous(gamma.data(), DType::f32, {H, f}),
+        .beta = TensorRef::contiguous(beta.data(), DType::f32, {H, f}),
+        .slots = TensorRef::contiguous(static_cast<int*>(slots.data()) + b0, DType::i32, {rows}),
+        .pool = s.pool.refs,
+        .out = tok(s.out)};
+  }
+};
+
+void expect_same_bits(const LiveSteps::Side& a, const LiveSteps::Side& b) {
+  EXPECT_EQ(a.out.download(), b.out.download());
+  EXPECT_EQ(a.pool.theta.download(), b.pool.theta.download());
+  EXPECT_EQ(a.pool.accum.download(), b.pool.accum.download());
+  EXPECT_EQ(a.pool.pos.download(), b.pool.pos.download());
+}
+
 // One decode step captured in a CUDA graph and replayed 1000 times equals 1000 eager launches
 // bit for bit (outputs and pool), from the same starting pool, with rows at mixed positions.
 TEST(GpuDecodeGraph, ReplayEqualsEagerBitForBit) {
@@ -279,54 +350,12 @@ TEST(GpuDecodeGraph, ReplayEqualsEagerBitForBit) {
   const driver::Api& api = driver::api();
   const Spec spec = decode_spec(2, DType::bf16);
   auto kernel = jit::get_kernel({.spec = spec});
-  const int B = 4, H = 3, N = 6, f = spec.head_dim, steps = 1000;
-  driver::current_device();
-  ref::Inputs in = ref::random_inputs(spec, B, H, 1, false, 99);
-  // A live starting pool: theta from the reference's state, small accumulators, mixed positions.
-  std::vector<double> theta0, accum0;
-  const std::vector<double> packed = check::pack_state(spec, in.W, in.b, H);
-  for (int n = 0; n < N; ++n) theta0.insert(theta0.end(), packed.begin(), packed.end());
-  for (size_t i = 0; i < theta0.size(); ++i) accum0.push_back(1e-3 * std::sin(0.37 * i));
-  std::vector<int> pos0(N * H);
-  for (int i = 0; i < N * H; ++i) pos0[i] = (5 * i) % spec.mini_batch;
-  DeviceBuffer q = DeviceBuffer::from_host(encode(in.q.data, spec.dtype));
-  DeviceBuffer k = DeviceBuffer::from_host(encode(in.k.data, spec.dtype));
-  DeviceBuffer v = DeviceBuffer::from_host(encode(in.v.data, spec.dtype));
-  DeviceBuffer lr = DeviceBuffer::from_host(encode(in.lr.data, DType::f32));
-  DeviceBuffer tau = DeviceBuffer::from_host(encode(in.tau.data, DType::f32));
-  DeviceBuffer gamma = DeviceBuffer::from_host(encode(in.gamma.data, DType::f32));
-  DeviceBuffer beta = DeviceBuffer::from_host(encode(in.beta.data, DType::f32));
-  DeviceBuffer slots = upload_raw(std::vector<int>{4, 1, 5, 0});
-  struct Side {
-    Pool pool;
-    DeviceBuffer out;
-  };
-  auto make_side = [&] {
-    Side s{Pool(spec, N, H), DeviceBuffer(static_cast<size_t>(B) * H * f * 2)};
-    s.pool.theta.upload(encode(theta0, DType::f32));
-    s.pool.accum.upload(encode(accum0, DType::f32));
-    s.pool.pos.upload(std::string(reinterpret_cast<const char*>(pos0.data()), 4 * pos0.size()));
-    return s;
-  };
-  Side eager = make_side(), graph = make_side();
-  auto args = [&](Side& s) {
-    auto tok = [&](const DeviceBuffer& b) {
-      return TensorRef::contiguous(b.data(), spec.dtype, {B, H, 1, f});
-    };
-    return DecodeArgs{.q = tok(q),
-                      .k = tok(k),
-                      .v = tok(v),
-                      .lr = TensorRef::contiguous(lr.data(), DType::f32, {B, H, 1}),
-                      .tau = TensorRef::contiguous(tau.data(), DType::f32, {spec.mini_batch}),
-                      .gamma = TensorRef::contiguous(gamma.data(), DType::f32, {H, f}),
-                      .beta = TensorRef::contiguous(beta.data(), DType::f32, {H, f}),
-                      .slots = TensorRef::contiguous(slots.data(), DType::i32, {B}),
-                      .pool = s.pool.refs,
-                      .out = tok(s.out)};
-  };
+  const int B = 4, steps = 1000;
+  const LiveSteps live(spec, B, 3, 6, {4, 1, 5, 0}, 99);
+  LiveSteps::Side eager = live.side(), graph = live.side();
   CUstream stream = nullptr;
   driver::check(api.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
-  const DecodeArgs ea = args(eager), ga = args(graph);
+  const DecodeArgs ea = live.args(eager, 0, B), ga = live.args(graph, 0, B);
   for (int i = 0; i < steps; ++i) kernel->decode(ea, stream);
   CUgraph g = nullptr;
   CUgraphExec exec = nullptr;
@@ -339,15 +368,46 @@ TEST(GpuDecodeGraph, ReplayEqualsEagerBitForBit) {
   api.cuGraphExecDestroy(exec);
   api.cuGraphDestroy(g);
   api.cuStreamDestroy(stream);
-  EXPECT_EQ(eager.out.download(), graph.out.download());
-  EXPECT_EQ(eager.pool.theta.download(), graph.pool.theta.download());
-  EXPECT_EQ(eager.pool.accum.download(), graph.pool.accum.download());
-  EXPECT_EQ(eager.pool.pos.download(), graph.pool.pos.download());
+  expect_same_bits(eager, graph);
   // 1000 steps moved the state: theta differs from where it started, positions are live.
-  EXPECT_NE(eager.pool.theta.download(), encode(theta0, DType::f32));
+  EXPECT_NE(eager.pool.theta.download(), encode(live.theta0, DType::f32));
   const std::vector<double> outs = decode(eager.out.download(), spec.dtype);
   for (double x : outs) ASSERT_TRUE(std::isfinite(x));
 }
+
+// A batch of many more (row, head) items than the GPU holds at once runs each CTA group over
+// several items in turn (templates/tttc/decode.cuh); it must equal launching every row alone
+// (fewer items than the GPU holds: one item per group) bit for bit, including a row whose slot
+// is outside the pool (NaN outputs, no slot touched) amid the others.
+class GpuDecodeManyRows : public ::testing::TestWithParam<int> {};
+
+TEST_P(GpuDecodeManyRows, ManyRowsEqualOneRowPerLaunchBitForBit) {
+  REQUIRE_GPU();
+  const Spec spec = decode_spec(GetParam(), DType::bf16);
+  auto kernel = jit::get_kernel({.spec = spec});
+  // Under a sanitizer a smaller batch, still more items than an H200 holds at once for mlp2
+  // (about 50 clusters of 8 CTAs).
+  const bool sanitize = std::getenv("TTTC_DECODE_SANITIZE") != nullptr;
+  const int B = sanitize ? 8 : 96, H = 12, N = B + 3, steps = sanitize ? 2 : 3;
+  std::vector<int> slot_of_row(B);
+  for (int b = 0; b < B; ++b) slot_of_row[b] = (7 * b + 3) % N;  // a permutation (7, N coprime)
+  slot_of_row[B / 2] = -1;
+  const LiveSteps live(spec, B, H, N, slot_of_row, 7);
+  LiveSteps::Side batched = live.side(), alone = live.side();
+  for (int i = 0; i < steps; ++i) {
+    kernel->decode(live.args(batched, 0, B));
+    for (int b = 0; b < B; ++b) kernel->decode(live.args(alone, b, 1));
+  }
+  driver::check(driver::api().cuCtxSynchronize(), "decode");
+  expect_same_bits(batched, alone);
+  const std::vector<double> outs = decode(batched.out.download(), spec.dtype);
+  const int64_t row = int64_t{H} * spec.head_dim;
+  for (int64_t i = 0; i < std::ssize(outs); ++i)
+    ASSERT_EQ(std::isfinite(outs[i]), i / row != B / 2) << "output " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GpuDecodeManyRows, ::testing::Values(1, 2),
+                         [](const auto& info) { return info.param == 1 ? "linear" : "mlp2"; });
 
 TEST(GpuDecodeArguments, BadArgumentsAreRejectedBeforeLaunch) {
   REQUIRE_GPU();

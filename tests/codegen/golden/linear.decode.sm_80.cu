@@ -10,13 +10,18 @@ struct Cfg {
   static constexpr int kThreads = 128, kAct = 0 /* gelu_tanh */;
   static constexpr float kEps = 1e-06f;
   static constexpr long long kS = 4160, kSmemFloats = 9408;
-  static constexpr int kSplit = 1;
+#if __CUDA_ARCH__ >= 900
+  static constexpr int kSplit = 1, kMinBlocks = 6;
   static constexpr bool kStage = true;
+#else
+  static constexpr int kSplit = 1, kMinBlocks = 4;
+  static constexpr bool kStage = true;
+#endif
   static constexpr int kCtasPerHead = 1;
 };
 
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(128, 5) tttc_decode(const tttc::DecodeParams p) {
+extern "C" __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tttc_decode(const tttc::DecodeParams p) {
   tttc::decode_kernel<Cfg>(p);
 }

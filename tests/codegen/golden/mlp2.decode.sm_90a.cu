@@ -11,10 +11,10 @@ struct Cfg {
   static constexpr float kEps = 1e-06f;
   static constexpr long long kS = 33088, kSmemFloats = 10896;
 #if __CUDA_ARCH__ >= 900
-  static constexpr int kSplit = 8;
+  static constexpr int kSplit = 8, kMinBlocks = 5;
   static constexpr bool kStage = true;
 #else
-  static constexpr int kSplit = 1;
+  static constexpr int kSplit = 1, kMinBlocks = 4;
   static constexpr bool kStage = false;
 #endif
   static constexpr int kCtasPerHead = 8;
@@ -28,7 +28,7 @@ struct Cfg {
 #define TTTC_DECODE_CLUSTER
 #endif
 
-extern "C" __global__ void __launch_bounds__(128, 5) TTTC_DECODE_CLUSTER
+extern "C" __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) TTTC_DECODE_CLUSTER
 tttc_decode(const tttc::DecodeParams p) {
   tttc::decode_kernel<Cfg>(p);
 }
