@@ -12,50 +12,49 @@ namespace ttt::driver {
 
 // Every driver entry point tttc uses, resolved once.
 struct Api {
-#define TTTC_DRIVER_FUNCTIONS(X)                                                                \
-  X(cuInit, "cuInit")                                                                           \
-  X(cuDriverGetVersion, "cuDriverGetVersion")                                                   \
-  X(cuDeviceGetCount, "cuDeviceGetCount")                                                       \
-  X(cuDeviceGet, "cuDeviceGet")                                                                 \
-  X(cuDeviceGetName, "cuDeviceGetName")                                                         \
-  X(cuDeviceGetAttribute, "cuDeviceGetAttribute")                                               \
-  X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")                                       \
-  X(cuCtxSetCurrent, "cuCtxSetCurrent")                                                         \
-  X(cuCtxGetCurrent, "cuCtxGetCurrent")                                                         \
-  X(cuCtxSynchronize, "cuCtxSynchronize")                                                       \
-  X(cuModuleLoadData, "cuModuleLoadData")                                                       \
-  X(cuModuleUnload, "cuModuleUnload")                                                           \
-  X(cuModuleGetFunction, "cuModuleGetFunction")                                                 \
-  X(cuFuncSetAttribute, "cuFuncSetAttribute")                                                   \
-  X(cuFuncGetAttribute, "cuFuncGetAttribute")                                                   \
-  X(cuLaunchKernel, "cuLaunchKernel")                                                           \
-  X(cuOccupancyMaxActiveBlocksPerMultiprocessor, "cuOccupancyMaxActiveBlocksPerMultiprocessor") \
-  X(cuOccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters")                               \
-  X(cuMemAlloc, "cuMemAlloc_v2")                                                                \
-  X(cuMemFree, "cuMemFree_v2")                                                                  \
-  X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                                                            \
-  X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                                                            \
-  X(cuMemsetD32Async, "cuMemsetD32Async")                                                       \
-  X(cuMemGetAddressRange, "cuMemGetAddressRange_v2")                                            \
-  X(cuMemsetD8, "cuMemsetD8_v2")                                                                \
-  X(cuMemGetInfo, "cuMemGetInfo_v2")                                                            \
-  X(cuStreamSynchronize, "cuStreamSynchronize")                                                 \
-  X(cuStreamCreate, "cuStreamCreate")                                                           \
-  X(cuStreamDestroy, "cuStreamDestroy_v2")                                                      \
-  X(cuStreamBeginCapture, "cuStreamBeginCapture_v2")                                            \
-  X(cuStreamEndCapture, "cuStreamEndCapture")                                                   \
-  X(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags")                                 \
-  X(cuGraphLaunch, "cuGraphLaunch")                                                             \
-  X(cuGraphExecDestroy, "cuGraphExecDestroy")                                                   \
-  X(cuGraphDestroy, "cuGraphDestroy")                                                           \
-  X(cuMemcpyDtoD, "cuMemcpyDtoD_v2")                                                            \
-  X(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")                                                  \
-  X(cuEventCreate, "cuEventCreate")                                                             \
-  X(cuEventRecord, "cuEventRecord")                                                             \
-  X(cuEventSynchronize, "cuEventSynchronize")                                                   \
-  X(cuEventElapsedTime, "cuEventElapsedTime")                                                   \
-  X(cuEventDestroy, "cuEventDestroy_v2")                                                        \
-  X(cuGetErrorName, "cuGetErrorName")                                                           \
+#define TTTC_DRIVER_FUNCTIONS(X)                                  \
+  X(cuInit, "cuInit")                                             \
+  X(cuDriverGetVersion, "cuDriverGetVersion")                     \
+  X(cuDeviceGetCount, "cuDeviceGetCount")                         \
+  X(cuDeviceGet, "cuDeviceGet")                                   \
+  X(cuDeviceGetName, "cuDeviceGetName")                           \
+  X(cuDeviceGetAttribute, "cuDeviceGetAttribute")                 \
+  X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")         \
+  X(cuCtxSetCurrent, "cuCtxSetCurrent")                           \
+  X(cuCtxGetCurrent, "cuCtxGetCurrent")                           \
+  X(cuCtxSynchronize, "cuCtxSynchronize")                         \
+  X(cuModuleLoadData, "cuModuleLoadData")                         \
+  X(cuModuleUnload, "cuModuleUnload")                             \
+  X(cuModuleGetFunction, "cuModuleGetFunction")                   \
+  X(cuFuncSetAttribute, "cuFuncSetAttribute")                     \
+  X(cuFuncGetAttribute, "cuFuncGetAttribute")                     \
+  X(cuLaunchKernel, "cuLaunchKernel")                             \
+  X(cuOccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters") \
+  X(cuMemAlloc, "cuMemAlloc_v2")                                  \
+  X(cuMemFree, "cuMemFree_v2")                                    \
+  X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                              \
+  X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                              \
+  X(cuMemsetD32Async, "cuMemsetD32Async")                         \
+  X(cuMemGetAddressRange, "cuMemGetAddressRange_v2")              \
+  X(cuMemsetD8, "cuMemsetD8_v2")                                  \
+  X(cuMemGetInfo, "cuMemGetInfo_v2")                              \
+  X(cuStreamSynchronize, "cuStreamSynchronize")                   \
+  X(cuStreamCreate, "cuStreamCreate")                             \
+  X(cuStreamDestroy, "cuStreamDestroy_v2")                        \
+  X(cuStreamBeginCapture, "cuStreamBeginCapture_v2")              \
+  X(cuStreamEndCapture, "cuStreamEndCapture")                     \
+  X(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags")   \
+  X(cuGraphLaunch, "cuGraphLaunch")                               \
+  X(cuGraphExecDestroy, "cuGraphExecDestroy")                     \
+  X(cuGraphDestroy, "cuGraphDestroy")                             \
+  X(cuMemcpyDtoD, "cuMemcpyDtoD_v2")                              \
+  X(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")                    \
+  X(cuEventCreate, "cuEventCreate")                               \
+  X(cuEventRecord, "cuEventRecord")                               \
+  X(cuEventSynchronize, "cuEventSynchronize")                     \
+  X(cuEventElapsedTime, "cuEventElapsedTime")                     \
+  X(cuEventDestroy, "cuEventDestroy_v2")                          \
+  X(cuGetErrorName, "cuGetErrorName")                             \
   X(cuGetErrorString, "cuGetErrorString")
 #define TTTC_DECLARE(fn, symbol) decltype(&::fn) fn = nullptr;
   TTTC_DRIVER_FUNCTIONS(TTTC_DECLARE)

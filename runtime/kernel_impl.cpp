@@ -23,8 +23,9 @@ struct LoadedFunction {
   CUfunction function = nullptr;
   long long shared_bytes = 0;
   int threads = 0, heads_per_cta = 1, ctas_per_head = 1;
-  // The decode kernel: (row, head) items that run at once (0: one CTA group per item). Its
-  // launches size the grid to this and each group takes items in turn (templates/tttc/decode.cuh).
+  // The decode kernel's cluster builds: (row, head) items that run at once (0: one CTA group per
+  // item). Its launches size the grid to this and each group takes items in turn
+  // (templates/tttc/decode.cuh).
   long long resident_items = 0;
 };
 
@@ -45,32 +46,28 @@ LoadedFunction load(const CompiledKernel& ck) {
   return f;
 }
 
-// How many (row, head) items of the decode kernel `f` the device holds at once: whole clusters
-// where the build splits a head over a cluster (sm_90), else resident CTAs.
+// How many (row, head) items of a cluster build of the decode kernel `f` the device holds at
+// once (whole clusters), or 0 for one CTA group per item. Measured on an H200 (docs/decode.md,
+// "Grid"): mlp2's clusters of 8 run 1.5-2 % faster as a resident grid taking items in turn;
+// linear's single CTAs 3-8 % faster one per item, where the hardware balances the last wave.
 long long resident_items(const LoadedFunction& f, const driver::Device& device) {
-  const driver::Api& api = driver::api();
-  int n = 0;
   const int compute_capability = std::stoi(device.arch.substr(3));  // "sm_90a" -> 90
-  if (f.ctas_per_head > 1 && compute_capability >= 90) {  // the build's clusters (decode.cuh)
-    CUlaunchConfig config{};
-    config.gridDimX = static_cast<unsigned>(f.ctas_per_head);
-    config.gridDimY = config.gridDimZ = 1;
-    config.blockDimX = static_cast<unsigned>(f.threads);
-    config.blockDimY = config.blockDimZ = 1;
-    config.sharedMemBytes = static_cast<unsigned>(f.shared_bytes);
-    driver::check(api.cuOccupancyMaxActiveClusters(&n, f.function, &config),
-                  "cuOccupancyMaxActiveClusters(decode)");
-  } else {
-    driver::check(
-        api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f.function, f.threads, f.shared_bytes),
-        "cuOccupancyMaxActiveBlocksPerMultiprocessor(decode)");
-    n *= device.sm_count;
-  }
-  if (n <= 0)
+  if (f.ctas_per_head <= 1 || compute_capability < 90) return 0;    // no clusters (decode.cuh)
+  CUlaunchConfig config{};
+  config.gridDimX = static_cast<unsigned>(f.ctas_per_head);
+  config.gridDimY = config.gridDimZ = 1;
+  config.blockDimX = static_cast<unsigned>(f.threads);
+  config.blockDimY = config.blockDimZ = 1;
+  config.sharedMemBytes = static_cast<unsigned>(f.shared_bytes);
+  int clusters = 0;
+  driver::check(driver::api().cuOccupancyMaxActiveClusters(&clusters, f.function, &config),
+                "cuOccupancyMaxActiveClusters(decode)");
+  if (clusters <= 0)
     throw std::runtime_error(fmt::format(
-        "decode kernel: no CTA of {} threads with {} bytes of shared memory fits on {} ({})",
-        f.threads, f.shared_bytes, device.name, device.arch));
-  return n;
+        "decode kernel: no cluster of {} CTAs of {} threads with {} bytes of shared memory fits "
+        "on {} ({})",
+        f.ctas_per_head, f.threads, f.shared_bytes, device.name, device.arch));
+  return clusters;
 }
 
 // Sets the f32 tensors to zero with one memset per run of adjacent ones in one allocation (a

@@ -375,10 +375,10 @@ TEST(GpuDecodeGraph, ReplayEqualsEagerBitForBit) {
   for (double x : outs) ASSERT_TRUE(std::isfinite(x));
 }
 
-// A batch of many more (row, head) items than the GPU holds at once runs each CTA group over
-// several items in turn (templates/tttc/decode.cuh); it must equal launching every row alone
-// (fewer items than the GPU holds: one item per group) bit for bit, including a row whose slot
-// is outside the pool (NaN outputs, no slot touched) amid the others.
+// A batch of many more (row, head) items than the GPU holds at once (mlp2: each cluster takes
+// several items in turn, templates/tttc/decode.cuh; linear: one CTA per item, in waves) must
+// equal launching every row alone bit for bit, including a row whose slot is outside the pool
+// (NaN outputs, no slot touched) amid the others.
 class GpuDecodeManyRows : public ::testing::TestWithParam<int> {};
 
 TEST_P(GpuDecodeManyRows, ManyRowsEqualOneRowPerLaunchBitForBit) {
