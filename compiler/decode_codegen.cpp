@@ -25,7 +25,7 @@ struct DecodeShape {
   int min_blocks = 0;
 };
 
-// A CTA's staged slices plus its vectors must fit this: 48 KB lets 4-5 CTAs share an SM, so
+// A CTA's staged slices plus its vectors must fit this: 48 KB lets 4-6 CTAs share an SM, so
 // that one CTA's loads overlap another's cluster barriers and arithmetic.
 constexpr long long kStageBudgetBytes = 48 * 1024;
 // Shared memory per SM (sm_90; sm_80) and what the hardware reserves per CTA.
@@ -34,13 +34,29 @@ constexpr long long kReservedSharedBytes = 1024;
 // Clusters of up to 8 CTAs are portable on sm_90.
 constexpr int kMaxSplit = 8;
 
-// Mirrors decode::Smem in the template (which static_asserts that this is enough): the x, z and
-// G stacks, q, v, two query-path buffers, two cluster-exchange buffers, the reduction scratch (a
-// float4 per thread), and with staging the CTA's slices of theta and A.
-long long vector_floats(const Spec& spec, int threads) {
-  const long long F = spec.head_dim, Hd = spec.hidden_dim(), L = std::ssize(spec.widths()) - 1;
-  const long long stack = F + (L - 1) * Hd, widest = std::max(F, Hd);
-  return 3 * stack + 2 * F + 4 * widest + 4LL * threads;
+// Mirrors decode::Smem in the template (which static_asserts that this is enough) for a head
+// split over `split` CTAs: the x, z and G stacks (staged, a column-split layer below the last
+// keeps only the CTA's columns), q, v, two query-path buffers, two cluster-exchange buffers (a
+// row-split layer's output, or the rows of the backward through a column-split layer above the
+// first) and the column passes' reduction scratch.
+long long vector_floats(const Spec& spec, int threads, int split, bool staged) {
+  const auto w = spec.widths();  // d_0 .. d_L
+  const int L = static_cast<int>(std::ssize(w)) - 1;
+  const auto column_split = [&](int l) { return split > 1 && l % 2 == 1; };
+  const auto kept = [&](int l) -> long long {
+    return staged && l >= 1 && l < L && column_split(l) ? w[l] / split : w[l];
+  };
+  long long stack = 0, query = 0, exchange = 0, reduction = 0;
+  for (int l = 0; l < L; ++l) stack += kept(l);
+  for (int l = 1; l <= L; ++l) {
+    query = std::max(query, kept(l));
+    if (split > 1)
+      exchange = std::max<long long>(exchange, column_split(l) ? (l > 1 ? w[l - 1] : 0) : w[l]);
+    const long long nw = column_split(l) ? w[l] / split : w[l], groups = nw / 4;
+    if (groups < threads)
+      reduction = std::max(reduction, (32 % groups == 0 ? threads / 32 : threads / groups) * nw);
+  }
+  return 3 * stack + 2LL * w[0] + 2 * query + 2 * exchange + reduction;
 }
 long long slice_floats(const Spec& spec, int split) { return spec.state_floats() / split; }
 
@@ -49,7 +65,6 @@ long long slice_floats(const Spec& spec, int split) { return spec.state_floats()
 // split fits, the widest split without staging (theta re-read from global memory / L2).
 // `sm_shared_bytes`: the shared memory of one SM on the build's architecture.
 DecodeShape pick_shape(const Spec& spec, int threads, int max_split, long long sm_shared_bytes) {
-  const long long vec = vector_floats(spec, threads);
   const auto staged = [&](int split, long long floats) {
     const long long fit = sm_shared_bytes / (4 * floats + kReservedSharedBytes);
     return DecodeShape{split, true, floats, static_cast<int>(std::clamp(fit, 1LL, 8LL))};
@@ -59,10 +74,10 @@ DecodeShape pick_shape(const Spec& spec, int threads, int max_split, long long s
     // every width splits into multiples of 4 floats (16-byte slices)
     if (spec.head_dim % (4 * c) != 0 || spec.hidden_dim() % (4 * c) != 0) break;
     widest_split = c;
-    const long long floats = vec + 2 * slice_floats(spec, c);
+    const long long floats = vector_floats(spec, threads, c, true) + 2 * slice_floats(spec, c);
     if (4 * floats <= kStageBudgetBytes) return staged(c, floats);
   }
-  return {widest_split, false, vec, 512 / threads};
+  return {widest_split, false, vector_floats(spec, threads, widest_split, false), 512 / threads};
 }
 
 // sm_90 (clusters) and older builds of one stub: the same CTA size and grid, so the runtime's

@@ -70,17 +70,67 @@ __host__ __device__ constexpr long long weight_offset(int l) {
   for (int j = 1; j < l; ++j) o += 1LL * width<Cfg>(j - 1) * width<Cfg>(j) + width<Cfg>(j);
   return o;
 }
+// Whether layer l (1..L) is split by columns over the kSplit CTAs of a head (see Geo).
+template <class Cfg>
+__host__ __device__ constexpr bool column_split(int l) {
+  return Cfg::kSplit > 1 && l % 2 == 1;
+}
+// Whether layer l keeps only the CTA's own entries of its vectors (x_l, z_l, G_l, the query
+// path's): a column-split layer below the last, when staged (shared memory then decides how
+// many CTAs share an SM; unstaged kernels are held back by registers, which the shifted bases
+// cost some of). Its vectors are addressed through a base shifted back by the CTA's first
+// column (vec), so that code indexes by the global column.
+template <class Cfg>
+__host__ __device__ constexpr bool local_vectors(int l) {
+  return Cfg::kStage && l >= 1 && l < Cfg::kDepth && column_split<Cfg>(l);
+}
+template <class Cfg>
+__host__ __device__ constexpr int kept_width(int l) {
+  return local_vectors<Cfg>(l) ? width<Cfg>(l) / Cfg::kSplit : width<Cfg>(l);
+}
 // Stacked per-layer vectors: x_0..x_{L-1} at x_offset(l); z_l and G_l (l = 1..L) at
 // x_offset(l) - f in their own stacks (the two stacks have the same total size).
 template <class Cfg>
 __host__ __device__ constexpr int x_offset(int l) {
   int o = 0;
-  for (int j = 0; j < l; ++j) o += width<Cfg>(j);
+  for (int j = 0; j < l; ++j) o += kept_width<Cfg>(j);
   return o;
 }
+// The query path's buffers hold any layer's kept entries.
 template <class Cfg>
-__host__ __device__ constexpr int max_width() {
-  return Cfg::kF > Cfg::kHidden ? Cfg::kF : Cfg::kHidden;
+__host__ __device__ constexpr int query_width() {
+  int w = 0;
+  for (int l = 1; l <= Cfg::kDepth; ++l) w = kept_width<Cfg>(l) > w ? kept_width<Cfg>(l) : w;
+  return w;
+}
+// A cluster exchange buffer holds a row-split layer's whole output (the all-reduce of its
+// partial sums) or the rows of the backward through a column-split layer above the first.
+template <class Cfg>
+__host__ __device__ constexpr int exchange_width() {
+  int w = 0;
+  for (int l = 1; l <= Cfg::kDepth; ++l) {
+    const int need = Cfg::kSplit == 1       ? 0
+                     : column_split<Cfg>(l) ? (l > 1 ? width<Cfg>(l - 1) : 0)
+                                            : width<Cfg>(l);
+    w = need > w ? need : w;
+  }
+  return w;
+}
+// Partial sums a column-parallel pass over NW columns leaves in the reduction scratch (see
+// Columns: one per warp and column when the column groups tile a warp, else one per row group;
+// none when every thread has a column group of its own).
+__host__ __device__ constexpr int partial_floats(int NT, int NW) {
+  return NW / 4 >= NT ? 0 : (32 % (NW / 4) == 0 ? NT / 32 : NT / (NW / 4)) * NW;
+}
+template <class Cfg>
+__host__ __device__ constexpr int reduction_floats() {
+  int w = 0;
+  for (int l = 1; l <= Cfg::kDepth; ++l) {
+    const int nw = column_split<Cfg>(l) ? width<Cfg>(l) / Cfg::kSplit : width<Cfg>(l);
+    const int need = partial_floats(Cfg::kThreads, nw);
+    w = need > w ? need : w;
+  }
+  return w;
 }
 
 // The CTA's slice of the packed state (see the top), as staged in shared memory: layer l's part
@@ -95,8 +145,9 @@ __host__ __device__ constexpr int slice_offset(int l) {
 }
 
 // Shared memory: x, z, G stacks, q, v, two query-path buffers, two cluster-exchange buffers
-// (partial sums that the other CTAs of the cluster read), the reduction scratch (a float4 per
-// thread), then (kStage) the CTA's slices of theta and A. Every part is a multiple of 4 floats,
+// (partial sums that the other CTAs of the cluster read), the reduction scratch, then (kStage)
+// the CTA's slices of theta and A; each sized to what its users need (so that 6 CTAs of mlp2's
+// decode fit an SM). Every part is a multiple of 4 floats,
 // so the slices are 16-byte aligned; the layout is the same in every CTA (the cluster reads a
 // buffer at the same offset in another CTA).
 template <class Cfg>
@@ -104,10 +155,11 @@ struct Smem {
   static constexpr int kStack = x_offset<Cfg>(Cfg::kDepth);
   static constexpr int kSlice = slice_offset<Cfg>(Cfg::kDepth + 1);
   static constexpr int kX = 0, kZ = kStack, kG = 2 * kStack, kQ = 3 * kStack, kV = kQ + Cfg::kF;
-  static constexpr int kBar0 = kV + Cfg::kF, kBar1 = kBar0 + max_width<Cfg>();
-  static constexpr int kPart0 = kBar1 + max_width<Cfg>(), kPart1 = kPart0 + max_width<Cfg>();
-  static constexpr int kRed = kPart1 + max_width<Cfg>();
-  static constexpr int kStage = kRed + 4 * Cfg::kThreads;
+  static constexpr int kBar0 = kV + Cfg::kF, kBar1 = kBar0 + query_width<Cfg>();
+  static constexpr int kPart0 = kBar1 + query_width<Cfg>();
+  static constexpr int kPart1 = kPart0 + exchange_width<Cfg>();
+  static constexpr int kRed = kPart1 + exchange_width<Cfg>();
+  static constexpr int kStage = kRed + reduction_floats<Cfg>();
   static constexpr int kFloats = kStage + (Cfg::kStage ? 2 * kSlice : 0);
   static_assert(kFloats <= Cfg::kSmemFloats, "codegen's decode shared-memory size is too small");
   static_assert(kRed % 4 == 0 && kStage % 4 == 0, "float4 scratch and slices");
@@ -130,7 +182,7 @@ struct Columns {
   static constexpr int R = kWide ? 1 : NT / CG;
   static constexpr bool kShuffle = !kWide && 32 % CG == 0;
   static constexpr int P = kWide ? 1 : kShuffle ? NT / 32 : R;  // partials per column
-  static_assert(kWide || P * NW <= 4 * NT, "decode: partial sums exceed the reduction scratch");
+  static_assert(kWide || P * NW == partial_floats(NT, NW), "decode: reduction scratch size");
 };
 
 // One layer's share of the CTA, column-parallel over the outputs n (coalesced float4 reads of
@@ -198,7 +250,7 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
         const float* g = G + ncol0 + 4 * c;
         lg = make_float4(lr * g[0], lr * g[1], lr * g[2], lr * g[3]);
       }
-#pragma unroll 4
+#pragma unroll(kSmem ? 2 : 4)
       for (int m = r; m < ML; m += R) {
         const int i = m * (LDW / 4) + c;
         float4 w = W4[i];
@@ -242,7 +294,7 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
       __syncthreads();
       for (int n = tid; n < NW; n += NT) {
         float z = red[n];
-#pragma unroll(kSmem ? Cols::P : 1)
+#pragma unroll 1
         for (int j = 1; j < Cols::P; ++j) z += red[j * NW + n];
         finish(n, z);
       }
@@ -474,6 +526,26 @@ struct Geo {
   }
 };
 
+// Layer l's vector at `at` in its stack (or buffer), as the code indexes it: by the global
+// column, through a base shifted back by the CTA's first column where the layer keeps only its
+// own entries (kept_width; shift() is 0 elsewhere). Staged kernels subtract the shift for every
+// layer and unstaged ones never: at ptxas's register cap (80 for staged mlp2, 128 for the wide
+// unstaged kernels) each other way of writing the same addresses spilled 8-40 bytes.
+template <class Cfg, int l>
+__device__ __forceinline__ int shift(int rank) {
+  if constexpr (local_vectors<Cfg>(l))
+    return Geo<Cfg, l>::col0(rank);
+  else
+    return 0;
+}
+template <class Cfg, int l, class T>
+__device__ __forceinline__ T* vec(T* at, int shift) {
+  if constexpr (Cfg::kStage)
+    return at - shift;
+  else
+    return at;
+}
+
 // A piece of the CTA's slice: ROWS x COLS floats, row stride LD in the packed state, dense (row
 // stride COLS) in the slice; COLS a multiple of 4 floats, at a multiple of 4.
 template <int ROWS, int COLS, int LD>
@@ -569,11 +641,14 @@ template <class Cfg, int l>
 __device__ __forceinline__ void inner_forward(Work& w) {
   using G = Geo<Cfg, l>;
   constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
+  const int here = shift<Cfg, l>(w.rank), below = shift<Cfg, l - 1>(w.rank);
   layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, false, G::kReduce,
-             Cfg::kStage>(w.sz + x_offset<Cfg>(l) - F, l < L ? w.sx + x_offset<Cfg>(l) : nullptr,
-                          w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.theta + G::w_at(w.rank),
-                          w.theta + G::b_at(w.rank), nullptr, nullptr, nullptr, nullptr, 0.f, 0.f,
-                          false, w.red, G::kReduce ? w.next_part() : nullptr, G::col0(w.rank),
+             Cfg::kStage>(vec<Cfg, l>(w.sz + x_offset<Cfg>(l) - F, here),
+                          l < L ? vec<Cfg, l>(w.sx + x_offset<Cfg>(l), here) : nullptr,
+                          vec<Cfg, l - 1>(w.sx + x_offset<Cfg>(l - 1), below) + G::row0(w.rank),
+                          w.theta + G::w_at(w.rank), w.theta + G::b_at(w.rank), nullptr, nullptr,
+                          nullptr, nullptr, 0.f, 0.f, false, w.red,
+                          G::kReduce ? w.next_part() : nullptr, G::col0(w.rank),
                           w.rank * (G::N / C));
   if constexpr (G::kCol && l == L)
     cluster_gather<Cfg::kThreads, C, G::N>(w.sz + x_offset<Cfg>(l) - F, w.rank);
@@ -587,15 +662,17 @@ __device__ __forceinline__ void inner_backward(Work& w) {
   if constexpr (l >= 1) {
     using G = Geo<Cfg, l + 1>;
     constexpr int F = Cfg::kF, C = Cfg::kSplit;
+    const int here = shift<Cfg, l>(w.rank), above = shift<Cfg, l + 1>(w.rank);
     if constexpr (G::kCol) {
       backward_cols<Cfg::kThreads, C, G::M, G::N / C, G::LDW, Cfg::kAct, Cfg::kStage>(
-          w.sg + x_offset<Cfg>(l) - F, w.sz + x_offset<Cfg>(l) - F, w.theta + G::w_at(w.rank),
-          w.sg + x_offset<Cfg>(l + 1) - F + G::col0(w.rank), w.next_part());
+          vec<Cfg, l>(w.sg + x_offset<Cfg>(l) - F, here),
+          vec<Cfg, l>(w.sz + x_offset<Cfg>(l) - F, here), w.theta + G::w_at(w.rank),
+          vec<Cfg, l + 1>(w.sg + x_offset<Cfg>(l + 1) - F, above) + G::col0(w.rank), w.next_part());
     } else {
       backward_rows<Cfg::kThreads, G::ML, G::N, Cfg::kAct, Cfg::kStage>(
-          w.sg + x_offset<Cfg>(l) - F + G::row0(w.rank),
-          w.sz + x_offset<Cfg>(l) - F + G::row0(w.rank), w.theta + G::w_at(w.rank),
-          w.sg + x_offset<Cfg>(l + 1) - F);
+          vec<Cfg, l>(w.sg + x_offset<Cfg>(l) - F, here) + G::row0(w.rank),
+          vec<Cfg, l>(w.sz + x_offset<Cfg>(l) - F, here) + G::row0(w.rank),
+          w.theta + G::w_at(w.rank), vec<Cfg, l + 1>(w.sg + x_offset<Cfg>(l + 1) - F, above));
     }
     inner_backward<Cfg, l - 1>(w);
   }
@@ -607,13 +684,15 @@ template <class Cfg, int l>
 __device__ __forceinline__ void update_and_query(Work& w) {
   using G = Geo<Cfg, l>;
   constexpr int F = Cfg::kF, L = Cfg::kDepth, C = Cfg::kSplit;
+  const int here = shift<Cfg, l>(w.rank), below = shift<Cfg, l - 1>(w.rank);
   layer_pass<Cfg::kThreads, C, G::ML, G::NW, G::LDW, G::N, Cfg::kAct, true, G::kReduce,
              Cfg::kStage>(
-      l == L ? w.bar(l) : nullptr, l < L ? w.bar(l) : nullptr,
-      (l == 1 ? w.sq : w.bar(l - 1)) + G::row0(w.rank), w.theta + G::w_at(w.rank),
-      w.theta + G::b_at(w.rank), w.A + G::w_at(w.rank), w.A + G::b_at(w.rank),
-      w.sx + x_offset<Cfg>(l - 1) + G::row0(w.rank), w.sg + x_offset<Cfg>(l) - F, w.lr, w.tau,
-      w.commit, w.red, G::kReduce ? w.next_part() : nullptr, G::col0(w.rank), w.rank * (G::N / C));
+      l == L ? w.bar(l) : nullptr, l < L ? vec<Cfg, l>(w.bar(l), here) : nullptr,
+      (l == 1 ? w.sq : vec<Cfg, l - 1>(w.bar(l - 1), below)) + G::row0(w.rank),
+      w.theta + G::w_at(w.rank), w.theta + G::b_at(w.rank), w.A + G::w_at(w.rank),
+      w.A + G::b_at(w.rank), vec<Cfg, l - 1>(w.sx + x_offset<Cfg>(l - 1), below) + G::row0(w.rank),
+      vec<Cfg, l>(w.sg + x_offset<Cfg>(l) - F, here), w.lr, w.tau, w.commit, w.red,
+      G::kReduce ? w.next_part() : nullptr, G::col0(w.rank), w.rank * (G::N / C));
   if constexpr (G::kCol && l == L) cluster_gather<Cfg::kThreads, C, G::N>(w.bar(l), w.rank);
   if constexpr (l < L) update_and_query<Cfg, l + 1>(w);
 }

@@ -178,39 +178,39 @@ Spec spec_of(int depth, int f, int expansion, int K) {
 
 // Constants as codegen writes them (run_case checks that it does): the sm_90 build's shape,
 // and for split kernels also the sm_80 build's (one CTA per head works, the others exit).
-using LinearCfg = HostCfg<32, 4, 1, 32, 128, 2912, 1056, 1, true, 1>;
+using LinearCfg = HostCfg<32, 4, 1, 32, 128, 2464, 1056, 1, true, 1>;
 TEST(DecodeHost, LinearStagedSplitColumns) { run_case<LinearCfg>(spec_of(1, 32, 4, 4)); }
 TEST(DecodeHost, LinearF128Cluster4Staged) {  // one column-split layer: gathers, no reductions
-  run_case<HostCfg<128, 4, 1, 128, 128, 9920, 16512, 4, true, 4>>(spec_of(1, 128, 4, 4));
+  run_case<HostCfg<128, 4, 1, 128, 128, 9280, 16512, 4, true, 4>>(spec_of(1, 128, 4, 4));
 }
 TEST(DecodeHost, LinearF128Sm80Build) {
-  run_case<HostCfg<128, 4, 1, 128, 128, 9920, 16512, 1, false, 4>>(spec_of(1, 128, 4, 4));
+  run_case<HostCfg<128, 4, 1, 128, 128, 9280, 16512, 1, false, 4>>(spec_of(1, 128, 4, 4));
 }
 TEST(DecodeHost, Mlp2Expansion2Staged) {
-  run_case<HostCfg<32, 4, 2, 64, 128, 9504, 4192, 1, true, 1>>(spec_of(2, 32, 2, 4));
+  run_case<HostCfg<32, 4, 2, 64, 128, 9120, 4192, 1, true, 1>>(spec_of(2, 32, 2, 4));
 }
 TEST(DecodeHost, Mlp2F64Cluster8Staged) {  // the shape of the 125M/1.3B mlp2 heads
-  run_case<HostCfg<64, 4, 2, 256, 128, 10896, 33088, 8, true, 8>>(spec_of(2, 64, 4, 4));
+  run_case<HostCfg<64, 4, 2, 256, 128, 9200, 33088, 8, true, 8>>(spec_of(2, 64, 4, 4));
 }
 TEST(DecodeHost, Mlp2F64Sm80Build) {
-  run_case<HostCfg<64, 4, 2, 256, 128, 10896, 33088, 1, false, 8>>(spec_of(2, 64, 4, 4));
+  run_case<HostCfg<64, 4, 2, 256, 128, 9200, 33088, 1, false, 8>>(spec_of(2, 64, 4, 4));
 }
 TEST(DecodeHost, Mlp3NarrowHeadCluster2Staged) {
-  run_case<HostCfg<16, 4, 3, 64, 128, 7520, 6288, 2, true, 2>>(spec_of(3, 16, 4, 4));
+  run_case<HostCfg<16, 4, 3, 64, 128, 7168, 6288, 2, true, 2>>(spec_of(3, 16, 4, 4));
 }
 TEST(DecodeHost, Mlp3NarrowHeadSm80Build) {
-  run_case<HostCfg<16, 4, 3, 64, 128, 7520, 6288, 1, false, 2>>(spec_of(3, 16, 4, 4));
+  run_case<HostCfg<16, 4, 3, 64, 128, 7168, 6288, 1, false, 2>>(spec_of(3, 16, 4, 4));
 }
 TEST(DecodeHost, Mlp4NarrowHeadCluster2Staged) {
-  run_case<HostCfg<16, 4, 4, 64, 128, 11872, 10448, 2, true, 2>>(spec_of(4, 16, 4, 4));
+  run_case<HostCfg<16, 4, 4, 64, 128, 11424, 10448, 2, true, 2>>(spec_of(4, 16, 4, 4));
 }
 // hidden 384 > 256 threads (column blocks); f = 48; too big to stage: a cluster of 4 over
 // global memory.
 TEST(DecodeHost, Mlp2ColumnBlocksCluster4Unstaged) {
-  run_case<HostCfg<48, 4, 2, 384, 256, 3952, 37296, 4, false, 4>>(spec_of(2, 48, 8, 4));
+  run_case<HostCfg<48, 4, 2, 384, 256, 3264, 37296, 4, false, 4>>(spec_of(2, 48, 8, 4));
 }
 TEST(DecodeHost, Mlp2ColumnBlocksSm80Build) {
-  run_case<HostCfg<48, 4, 2, 384, 256, 3952, 37296, 1, false, 4>>(spec_of(2, 48, 8, 4));
+  run_case<HostCfg<48, 4, 2, 384, 256, 3264, 37296, 1, false, 4>>(spec_of(2, 48, 8, 4));
 }
 
 // A slot outside the pool: the row's outputs are NaN and no slot is touched (checked on the

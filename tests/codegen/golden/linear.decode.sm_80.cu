@@ -9,7 +9,7 @@ struct Cfg {
   static constexpr int kF = 64, kK = 16, kDepth = 1, kHidden = 64;
   static constexpr int kThreads = 128, kAct = 0 /* gelu_tanh */;
   static constexpr float kEps = 1e-06f;
-  static constexpr long long kS = 4160, kSmemFloats = 9408;
+  static constexpr long long kS = 4160, kSmemFloats = 9024;
 #if __CUDA_ARCH__ >= 900
   static constexpr int kSplit = 1, kMinBlocks = 6;
   static constexpr bool kStage = true;

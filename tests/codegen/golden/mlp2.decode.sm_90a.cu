@@ -9,9 +9,9 @@ struct Cfg {
   static constexpr int kF = 64, kK = 16, kDepth = 2, kHidden = 256;
   static constexpr int kThreads = 128, kAct = 0 /* gelu_tanh */;
   static constexpr float kEps = 1e-06f;
-  static constexpr long long kS = 33088, kSmemFloats = 10896;
+  static constexpr long long kS = 33088, kSmemFloats = 9200;
 #if __CUDA_ARCH__ >= 900
-  static constexpr int kSplit = 8, kMinBlocks = 5;
+  static constexpr int kSplit = 8, kMinBlocks = 6;
   static constexpr bool kStage = true;
 #else
   static constexpr int kSplit = 1, kMinBlocks = 4;
