@@ -112,13 +112,16 @@ class TileStepWriter {
         section = op.section;
         out_ += fmt::format("    // {}\n", section);
       }
+      if (const int by = L_.ops[i].fused_into; by >= 0) {
+        out_ += fmt::format("    // %{} is computed by %{}\n", i, by);
+        emit_stored_output(op.out);
+        continue;
+      }
       emit_token_reads(op);
       emit_op(op);
       emit_stored_output(op.out);
     }
     emit_state_results();
-    // The next step's first reduction may take the slot of this step's last one.
-    if (L_.ends_with_sync) out_ += "    team.sync();\n";
     return out_ + "  }\n";
   }
 
@@ -359,6 +362,12 @@ class TileStepWriter {
         emit_matmul(op);
         return;
       case ir::OpKind::elementwise: {
+        if (L_.ops[id].rsqrt) {
+          line(fmt::format("{} tl::ew<tl::kRsqrt, kAct>({}, {});", declare(id), var(id),
+                           var(p_.ops[op.args[0]].args[0])),
+               id);
+          return;
+        }
         const std::string b = op.args.size() > 1 ? ", " + arg(op, 1) : "";
         line(fmt::format("{} tl::ew<tl::{}, kAct>({}, {}{}, {}, {});", declare(id), ew_name(op.ew),
                          var(id), arg(op, 0), b, float_literal(op.s), float_literal(op.c)),
@@ -369,8 +378,21 @@ class TileStepWriter {
       case ir::OpKind::col_sum:
       case ir::OpKind::transpose: {
         const char* fn = reduction_name(op.kind);
+        const tile::OpPlan& plan = L_.ops[id];
+        if (plan.second_moment >= 0) {
+          line(fmt::format("{} {} tl::row_mean_m2<{}>({}, {}, {}, team, {});", declare(id),
+                           declare(plan.second_moment), warps(), var(id),
+                           var(plan.second_moment), arg(op, 0), slot(id)),
+               id);
+          return;
+        }
         std::string text = fmt::format("{} tl::{}({}, {});", declare(id), fn, var(id), arg(op, 0));
-        if (L_.ops[id].reduce == tile::TeamReduce::rows)
+        if (plan.deferred_to >= 0)
+          text += fmt::format(" /* total with %{} */", plan.deferred_to);
+        else if (plan.completes >= 0)
+          text += fmt::format(" tl::team_sum<{}>({}, {}, team, {});", warps(), var(plan.completes),
+                              var(id), slot(id));
+        else if (plan.reduce == tile::TeamReduce::rows)
           text += fmt::format(" tl::team_sum<{}>({}, team, {});", warps(), var(id), slot(id));
         line(text, id);
         return;

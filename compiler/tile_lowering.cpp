@@ -356,6 +356,80 @@ class Distributor {
   std::vector<std::string>& problems_;
 };
 
+// Fewer barriers and shorter chains, without changing what is computed:
+//  - 1 / sqrt(x) where the sqrt has no other use: one rsqrt;
+//  - LayerNorm's statistics, sum(X) then sum((X - sum(X) / C)^2) over split columns: one
+//    exchange of each warp's slice sum and squares about its slice mean (tile::row_mean_m2);
+//  - a row sum over split columns whose total is first needed after the next such sum: both
+//    totals through one barrier (sum g and sum g * xhat in LayerNorm's backward).
+void fuse_step(LoweredStep& L, const std::vector<std::vector<int>>& uses) {
+  const ir::Program& p = L.plan.program;
+  const int n = static_cast<int>(p.ops.size());
+  auto live_uses = [&](int v) {
+    std::vector<int> u;
+    for (int i : uses[v])
+      if (L.plan.live[i]) u.push_back(i);
+    return u;
+  };
+  auto is_ew = [&](int v, ir::Ew e) {
+    return p.ops[v].kind == ir::OpKind::elementwise && p.ops[v].ew == e;
+  };
+  auto is_output = [&](int v) {
+    for (const auto& [role, id] : p.outputs)
+      if (id == v) return true;
+    return false;
+  };
+  auto team_row_sum = [&](int v) {
+    return L.plan.live[v] && p.ops[v].kind == ir::OpKind::row_sum &&
+           L.ops[v].reduce == TeamReduce::rows;
+  };
+  for (int i = 0; i < n; ++i) {
+    if (!L.plan.live[i]) continue;
+    const ir::Op& op = p.ops[i];
+    if (is_ew(i, ir::Ew::recip) && is_ew(op.args[0], ir::Ew::sqrt) &&
+        live_uses(op.args[0]).size() == 1 && !is_output(op.args[0]) &&
+        p.ops[p.ops[op.args[0]].args[0]].kind != ir::OpKind::input) {
+      L.ops[i].rsqrt = true;
+      L.ops[op.args[0]].fused_into = i;
+    }
+    // i = sum(S), S = D * D, D = X - M, M = R1 / C, R1 = sum(X).
+    if (!team_row_sum(i) || L.place[i].form != Form::per_row) continue;
+    const int squares = op.args[0];
+    if (!is_ew(squares, ir::Ew::mul) || p.ops[squares].args[0] != p.ops[squares].args[1] ||
+        live_uses(squares).size() != 1 || is_output(squares))
+      continue;
+    const int centred = p.ops[squares].args[0];
+    if (!is_ew(centred, ir::Ew::sub)) continue;
+    const int x = p.ops[centred].args[0], mean = p.ops[centred].args[1];
+    if (!is_ew(mean, ir::Ew::affine) || p.ops[mean].c != 0.0 ||
+        std::abs(p.ops[mean].s * p.values[x].cols - 1.0) > 1e-12)
+      continue;
+    const int first = p.ops[mean].args[0];
+    if (!team_row_sum(first) || p.ops[first].args[0] != x || L.ops[first].second_moment >= 0 ||
+        L.place[first].form != Form::per_row || L.place[x].form != Form::matrix)
+      continue;
+    L.ops[first].second_moment = i;
+    L.ops[i].fused_into = first;
+    L.ops[squares].fused_into = first;
+  }
+  auto pairable = [&](int v) {
+    const OpPlan& o = L.ops[v];
+    return team_row_sum(v) && o.fused_into < 0 && o.second_moment < 0 && o.deferred_to < 0 &&
+           o.completes < 0 && !is_output(v);
+  };
+  for (int i = 0; i < n; ++i) {
+    if (!pairable(i)) continue;
+    int first_use = n;
+    for (int u : live_uses(i)) first_use = std::min(first_use, u);
+    for (int j = i + 1; j < first_use; ++j)
+      if (pairable(j)) {
+        L.ops[i].deferred_to = j;
+        L.ops[j].completes = i;
+        break;
+      }
+  }
+}
+
 LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
                   int register_budget, std::vector<std::string>& problems) {
   LoweredStep L{.plan = plan::plan_step(spec, kind), .warps = layout.warps};
@@ -539,21 +613,29 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
   }
   L.smem_end = layout.persistent_floats + arena.high_water();
 
+  fuse_step(L, uses);
+
   // Team scratch: products meet in slots P0/P1, row sums in R0/R1 (scratch_slot 0..3). A
   // reduction never takes the slot of the reduction just before it: the barrier of reduction r
-  // proves every warp done reading the slots of reductions before r - 1. Every step's first
-  // reduction takes P0 or R0, so a step ending on one of those ends with a barrier.
+  // proves every warp done reading the slots of reductions before r - 1. A step may start on
+  // the slot the previous one ended on: the driver's stage barrier at the start of every step
+  // (tile_driver.cuh, Staging::wait) proves every warp done with the previous step.
   std::vector<int> reducing;
   for (int i = 0; i < n; ++i)
-    if (L.plan.live[i] && L.ops[i].reduce != TeamReduce::none) reducing.push_back(i);
+    if (L.plan.live[i] && L.ops[i].reduce != TeamReduce::none && L.ops[i].deferred_to < 0 &&
+        L.ops[i].fused_into < 0)
+      reducing.push_back(i);
   int previous = -1;
+  auto row_region = [&](int i) {
+    return 1LL * warps * (L.place[i].form == Form::scalar ? 16 : pad16(L.place[i].rows));
+  };
   for (int i : reducing) {
     OpPlan& o = L.ops[i];
-    const ValuePlace& pl = L.place[i];
     if (o.reduce == TeamReduce::rows) {
       o.scratch_slot = previous == 2 ? 3 : 2;
-      L.row_slot_floats = std::max<long long>(
-          L.row_slot_floats, 1LL * warps * (pl.form == Form::scalar ? 16 : pad16(pl.rows)));
+      const int other = o.completes >= 0 ? o.completes : o.second_moment;
+      L.row_slot_floats = std::max(L.row_slot_floats,
+                                   row_region(i) + (other >= 0 ? row_region(other) : 0));
     } else {
       o.scratch_slot = previous == 0 ? 1 : 0;
       L.product_slot_floats = std::max(L.product_slot_floats,
@@ -561,7 +643,6 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
     }
     previous = o.scratch_slot;
   }
-  L.ends_with_sync = previous == 0 || previous == 2;
   return L;
 }
 

@@ -42,6 +42,13 @@ struct OpPlan {
   int scratch_slot = -1;          // which of the team's scratch slots: 0, 1 products; 2, 3 rows
   std::vector<bool> token_slice;  // per argument: read the token's column-slice variant
   int partial_rows = 0, partial_cols = 0;  // product_*: the per-warp partial product's shape
+  // Row sums share barriers (fuse_step): a sum whose total is first needed after a later sum
+  // waits for it (deferred_to: the later op, which exchanges both; completes: the earlier op);
+  // LayerNorm's mean and variance take one exchange at the first sum (second_moment: the op of
+  // the sum of squares, whose value it also yields).
+  int deferred_to = -1, completes = -1, second_moment = -1;
+  int fused_into = -1;  // computed by that op instead (a sum of squares, its squares; a sqrt)
+  bool rsqrt = false;   // a reciprocal of a square root that computes both (fused_into)
 };
 
 // Floats one lane holds for a value of this shape in registers (shapes padded to 16).
@@ -84,7 +91,6 @@ struct LoweredStep {
   std::vector<bool> token_full, token_slice;  // per token input: which variants are loaded
   long long smem_end = 0;  // floats of warp shared memory the step uses (members included)
   long long product_slot_floats = 0, row_slot_floats = 0;  // the largest needs of each kind
-  bool ends_with_sync = false;   // the last reduction's slot is one a step may start with
   int peak_register_floats = 0;  // estimated, per lane
   long long mma_per_warp = 0;    // m16n8k16 products one warp issues in the step
 };

@@ -105,7 +105,26 @@ struct GlobalRow {
 // ---------------------------------------------------------------------------------------------
 // Elementwise: one loop over the output's blocks; operands broadcast by ignoring an index.
 
-enum EwOp { kAdd, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kCopy };
+enum EwOp { kAdd, kSub, kMul, kAct, kActD1, kActD2, kSqrt, kRecip, kAffine, kTril, kCopy, kRsqrt };
+
+// MUFU approximations (relative error about 2^-23, far inside every gate): the IEEE-rounded
+// sqrtf and 1/x branch to a slow path, which splits the straight-line step into basic blocks
+// that ptxas cannot schedule across. kRsqrt is 1/sqrt(x) fused by the lowering.
+__device__ __forceinline__ float sqrt_approx(float x) {
+  float r;
+  asm("sqrt.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float rcp_approx(float x) {
+  float r;
+  asm("rcp.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float rsqrt_approx(float x) {
+  float r;
+  asm("rsqrt.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
 
 template <int Op, int Act>
 __device__ __forceinline__ float apply(float a, float b, float s, float c, int row, int col) {
@@ -115,8 +134,9 @@ __device__ __forceinline__ float apply(float a, float b, float s, float c, int r
   if constexpr (Op == kAct) return activation<Act, 0>(a);
   if constexpr (Op == kActD1) return activation<Act, 1>(a);
   if constexpr (Op == kActD2) return activation<Act, 2>(a);
-  if constexpr (Op == kSqrt) return sqrtf(a);
-  if constexpr (Op == kRecip) return 1.f / a;
+  if constexpr (Op == kSqrt) return sqrt_approx(a);
+  if constexpr (Op == kRecip) return rcp_approx(a);
+  if constexpr (Op == kRsqrt) return rsqrt_approx(a);
   if constexpr (Op == kAffine) return s * a + c;
   if constexpr (Op == kTril) return row >= col ? a : 0.f;
   if constexpr (Op == kCopy) return a;
@@ -307,6 +327,94 @@ __device__ __forceinline__ Parts<P> operand_block(const StagedTokens<bf16_t, R, 
   }
 }
 
+// Operand X with its block indices shifted (the n-th block column or row of a matmul's B).
+template <class X>
+struct BlockShift {
+  const X& x;
+  int di, dj;
+};
+template <int P, bool Transpose, class X>
+__device__ __forceinline__ Parts<P> operand_block(const BlockShift<X>& s, int bi, int bj,
+                                                  float sign) {
+  return operand_block<P, Transpose>(s.x, bi + s.di, bj + s.dj, sign);
+}
+// Block row n of B (Rows) or block column n (else), as a view whose blocks start at 0.
+template <bool Rows, class X>
+__device__ __forceinline__ BlockShift<X> block_line(const X& x, int n) {
+  return {x, Rows ? n : 0, Rows ? 0 : n};
+}
+template <bool Rows, class T, int R, int C, int Stride>
+__device__ __forceinline__ StagedTokens<T, R, C, Stride> block_line(
+    const StagedTokens<T, R, C, Stride>& x, int n) {
+  return {x.base + (Rows ? 8 * n * Stride : 8 * n)};
+}
+
+// Blocks (i, k), i < NI, k < NK, of a matmul operand: out[i][k] = operand_block<P, Transpose>
+// of the source block (k, i) if Swap, else (i, k).
+template <int P, bool Transpose, bool Swap, int NI, int NK, class X>
+__device__ __forceinline__ void operand_blocks(Parts<P> (&out)[NI][NK], const X& x, float sign) {
+#pragma unroll
+  for (int i = 0; i < NI; ++i)
+#pragma unroll
+    for (int k = 0; k < NK; ++k)
+      out[i][k] = operand_block<P, Transpose>(x, Swap ? k : i, Swap ? i : k, sign);
+}
+// Staged bf16 tokens: four blocks per ldmatrix.x4 (two per .x2), lanes 8j..8j+7 addressing the
+// rows of group block j, in the order the MMA wants its registers: an A fragment's 2 x 2 blocks
+// (i, k), (i + 1, k), (i, k + 1), (i + 1, k + 1), or consecutive k for B (NI = 1). A block's
+// offset is linear in (i, k), so a lane's address is its block's offset within the group plus a
+// compile-time offset per group.
+template <int P, bool Transpose, bool Swap, int NI, int NK, int R, int C, int Stride>
+__device__ __forceinline__ void operand_blocks(Parts<P> (&out)[NI][NK],
+                                               const StagedTokens<bf16_t, R, C, Stride>& x,
+                                               float sign) {
+  constexpr bool kSquare = NI % 2 == 0 && NK % 2 == 0, kLine = NI == 1 && NK % 2 == 0;
+  if constexpr (P != 1 || !(kSquare || kLine)) {
+    operand_blocks<P, Transpose, Swap, NI, NK, StagedTokens<bf16_t, R, C, Stride>>(out, x, sign);
+  } else {
+    constexpr int kGroup = kSquare || NK % 4 == 0 ? 4 : 2;
+    constexpr int kRowStep = 8 * Stride, kColStep = 8;  // elements between blocks
+    constexpr int kStepI = Swap ? kColStep : kRowStep, kStepK = Swap ? kRowStep : kColStep;
+    // Group block j sits at (di, dk) from the group's first block.
+    const int j = (lane_id() >> 3) % kGroup;
+    const int di = kSquare ? (j & 1) : 0, dk = kSquare ? (j >> 1) : j;
+    const unsigned lane_base = static_cast<unsigned>(__cvta_generic_to_shared(
+        x.base + (threadIdx.x & 7) * Stride + di * kStepI + dk * kStepK));
+    constexpr int kGroupsK = kSquare ? NK / 2 : NK / kGroup;
+#pragma unroll
+    for (int g = 0; g < NI * NK / kGroup; ++g) {
+      const int i0 = kSquare ? 2 * (g / kGroupsK) : 0;
+      const int k0 = kSquare ? 2 * (g % kGroupsK) : kGroup * g;
+      const unsigned at = lane_base + 2u * (i0 * kStepI + k0 * kStepK);
+      unsigned r[4];
+      if constexpr (kGroup == 4) {
+        if constexpr (Transpose)
+          asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                       : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                       : "r"(at));
+        else
+          asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                       : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                       : "r"(at));
+      } else {
+        if constexpr (Transpose)
+          asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                       : "=r"(r[0]), "=r"(r[1])
+                       : "r"(at));
+        else
+          asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"
+                       : "=r"(r[0]), "=r"(r[1])
+                       : "r"(at));
+      }
+#pragma unroll
+      for (int b = 0; b < kGroup; ++b) {
+        const int i = i0 + (kSquare ? (b & 1) : 0), k = k0 + (kSquare ? (b >> 1) : b);
+        out[i][k].v[0] = sign < 0.f ? r[b] ^ 0x80008000u : r[b];
+      }
+    }
+  }
+}
+
 // An operand split into bf16 parts ahead of time, for a value that feeds several matmuls the
 // same way (codegen emits split_operand at the first use): blocks of the original matrix,
 // transposed if Transpose, as operand_block would make them.
@@ -334,6 +442,14 @@ __device__ __forceinline__ Parts<P> operand_block(const SplitOperand<P, Transpos
 #pragma unroll
     for (int i = 0; i < P; ++i) p.v[i] ^= 0x80008000u;
   return p;
+}
+
+// Part pairs (i, j) with i + j < max(PA, PB): the MMAs one 16 x 8 x 16 product takes.
+__host__ __device__ constexpr int part_products(int pa, int pb) {
+  int n = 0;
+  for (int i = 0; i < pa; ++i)
+    for (int j = 0; j < pb; ++j) n += i + j < (pa > pb ? pa : pb) ? 1 : 0;
+  return n;
 }
 
 __device__ __forceinline__ void mma_bf16(float (&acc)[4], unsigned a0, unsigned a1, unsigned a2,
@@ -426,32 +542,39 @@ __device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, fl
                                             const D& d, float beta) {
   constexpr int MB = pad16(M) / 8, NB = pad16(N) / 8, KB = pad16(Kd) / 8;
   constexpr bool kHasD = D::kRows != 0;
+  constexpr int kMaxParts = PA > PB ? PA : PB;
+  constexpr int kChains = KB / 2 * part_products(PA, PB) >= 4 ? 2 : 1;
   // A's parts for every block of op(A): block (i, k) of A^T is the transpose of block (k, i).
   Parts<PA> ap[MB][KB];
-#pragma unroll
-  for (int i = 0; i < MB; ++i)
-#pragma unroll
-    for (int k = 0; k < KB; ++k) ap[i][k] = operand_block<PA, TA>(a, TA ? k : i, TA ? i : k, alpha);
+  operand_blocks<PA, TA, TA>(ap, a, alpha);
 #pragma unroll
   for (int n = 0; n < NB; ++n) {
     // The B operand wants blocks of op(B)^T: B itself when TB, else B's blocks transposed.
-    Parts<PB> bp[KB];
-#pragma unroll
-    for (int k = 0; k < KB; ++k) bp[k] = operand_block<PB, !TB>(b, TB ? n : k, TB ? k : n, 1.f);
+    Parts<PB> bn[1][KB];
+    operand_blocks<PB, !TB, !TB>(bn, block_line<TB>(b, n), 1.f);
+    const Parts<PB>(&bp)[KB] = bn[0];
 #pragma unroll
     for (int mi = 0; mi < MB / 2; ++mi) {
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      // A long chain of dependent MMAs into one accumulator waits out each one's latency: with
+      // 4 or more, two accumulators take turns and are added at the end.
+      float acc[kChains][4] = {};
+      int turn = 0;
 #pragma unroll
       for (int ki = 0; ki < KB / 2; ++ki)
 #pragma unroll
         for (int i = 0; i < PA; ++i)
 #pragma unroll
           for (int j = 0; j < PB; ++j)
-            if (i + j < (PA > PB ? PA : PB))
-              mma_bf16(acc, ap[2 * mi][2 * ki].v[i], ap[2 * mi + 1][2 * ki].v[i],
+            if (i + j < kMaxParts) {
+              mma_bf16(acc[turn % kChains], ap[2 * mi][2 * ki].v[i], ap[2 * mi + 1][2 * ki].v[i],
                        ap[2 * mi][2 * ki + 1].v[i], ap[2 * mi + 1][2 * ki + 1].v[i],
                        bp[2 * ki].v[j], bp[2 * ki + 1].v[j]);
-      store_product<kHasD>(out, d, beta, 2 * mi, n, acc);
+              ++turn;
+            }
+      if constexpr (kChains > 1)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[0][e] += acc[1][e];
+      store_product<kHasD>(out, d, beta, 2 * mi, n, acc[0]);
     }
   }
 }
@@ -644,35 +767,107 @@ struct Team {
   }
 };
 
-// [R, 1] partial row sums of every warp -> their total, in every warp.
+// Row sums over split columns: each warp posts its partial sums to a region of the slot (one
+// float per row and warp; a Scalar takes 16 per warp), one barrier, then every warp adds them
+// up. Several independent sums (sum g and sum g * xhat in LayerNorm's backward) share one
+// barrier: team_sum(a, b, t, slot) posts both and waits once.
 template <int NW, int R>
-__device__ __forceinline__ void team_sum(PerRow<R>& v, const Team& t, int slot) {
-  constexpr int kRows = pad16(R);
-  float* base = t.scratch + slot;
+__device__ __forceinline__ constexpr int region_floats(const PerRow<R>&) {
+  return NW * pad16(R);
+}
+template <int NW>
+__device__ __forceinline__ constexpr int region_floats(const Scalar&) {
+  return NW * 16;
+}
+template <int R>
+__device__ __forceinline__ void post_partial(const PerRow<R>& v, const Team& t, float* base) {
   if (lane_col() == 0)
 #pragma unroll
-    for (int bi = 0; bi < PerRow<R>::kBR; ++bi)
-      base[t.rank * kRows + 8 * bi + lane_row()] = v.r[bi];
-  t.sync();
+    for (int bi = 0; bi < PerRow<R>::kBR; ++bi) base[t.rank * pad16(R) + 8 * bi + lane_row()] = v.r[bi];
+}
+__device__ __forceinline__ void post_partial(const Scalar& v, const Team& t, float* base) {
+  if (lane_id() == 0) base[16 * t.rank] = v.s;
+}
+template <int NW, int R>
+__device__ __forceinline__ void collect_partials(PerRow<R>& v, const float* base) {
 #pragma unroll
   for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
     float s = 0.f;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) s += base[w * kRows + 8 * bi + lane_row()];
+    for (int w = 0; w < NW; ++w) s += base[w * pad16(R) + 8 * bi + lane_row()];
     v.r[bi] = s;
   }
 }
-
-// A partial sum over split columns of a [1, C] row -> the total, in every warp.
 template <int NW>
-__device__ __forceinline__ void team_sum(Scalar& v, const Team& t, int slot) {
-  float* base = t.scratch + slot;
-  if (lane_id() == 0) base[16 * t.rank] = v.s;
-  t.sync();
+__device__ __forceinline__ void collect_partials(Scalar& v, const float* base) {
   float s = 0.f;
 #pragma unroll
   for (int w = 0; w < NW; ++w) s += base[16 * w];
   v.s = s;
+}
+
+// [R, 1] partial row sums (or a [1, 1] partial) of every warp -> their total, in every warp.
+template <int NW, class V>
+__device__ __forceinline__ void team_sum(V& v, const Team& t, int slot) {
+  post_partial(v, t, t.scratch + slot);
+  t.sync();
+  collect_partials<NW>(v, t.scratch + slot);
+}
+// Two independent partial sums -> their totals, through one barrier.
+template <int NW, class V1, class V2>
+__device__ __forceinline__ void team_sum(V1& a, V2& b, const Team& t, int slot) {
+  float* second = t.scratch + slot + region_floats<NW>(a);
+  post_partial(a, t, t.scratch + slot);
+  post_partial(b, t, second);
+  t.sync();
+  collect_partials<NW>(a, t.scratch + slot);
+  collect_partials<NW>(b, second);
+}
+
+// LayerNorm's statistics through one barrier: sum = the row sums of X, m2 = the row sums of
+// (X - sum / C)^2 over all C = NW * X::kCols columns. Each warp posts its slice's sum and its
+// squares about its own slice mean; the slices combine exactly as in Chan et al.'s pairwise
+// variance: m2 = sum_w (m2_w + Cw (mean_w - mean)^2). As stable as the two-pass form it replaces
+// (which needed a barrier for the mean before the squares).
+template <int NW, int R, class X>
+__device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const X& x,
+                                            const Team& t, int slot) {
+  constexpr int kCw = X::kCols;
+  static_assert(kCw % 16 == 0, "split columns come in slices of 16");
+  row_sum(sum, x);
+  PerRow<R> local;
+#pragma unroll
+  for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
+    const float mean = sum.r[bi] * (1.f / kCw);
+    float q = 0.f;
+#pragma unroll
+    for (int bj = 0; bj < X::kBC; ++bj) {
+      const float2 v = x.get(bi, bj);
+      const float a = v.x - mean, b = v.y - mean;
+      q += a * a + b * b;
+    }
+    local.r[bi] = quad_sum(q);
+  }
+  float* sums = t.scratch + slot;
+  float* squares = sums + region_floats<NW>(sum);
+  post_partial(sum, t, sums);
+  post_partial(local, t, squares);
+  t.sync();
+#pragma unroll
+  for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
+    float part[NW], total = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) total += part[w] = sums[w * pad16(R) + 8 * bi + lane_row()];
+    const float mean = total * (1.f / (NW * kCw));
+    float q = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {
+      const float d = part[w] * (1.f / kCw) - mean;
+      q += squares[w * pad16(R) + 8 * bi + lane_row()] + kCw * d * d;
+    }
+    sum.r[bi] = total;
+    m2.r[bi] = q;
+  }
 }
 
 // Every warp's partial [R, C] product -> the total, in every warp (a replicated result).

@@ -132,7 +132,8 @@ struct Staging {
       copy_word_async(this->lr(buf) + i, lr + (i < valid ? i : 0) * p.lr_stride_t, i < valid);
     asm volatile("cp.async.commit_group;" ::: "memory");
   }
-  // Step m's stage, complete and visible to the whole team.
+  // Step m's stage, complete and visible to the whole team; the barrier also proves every warp
+  // done with step m - 1 (its stage and its reductions' scratch slots, tile_lowering.cpp).
   __device__ __forceinline__ void wait(const tile::Team& team) const {
     asm volatile("cp.async.wait_group 0;" ::: "memory");
     team.sync();
