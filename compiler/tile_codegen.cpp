@@ -105,7 +105,7 @@ class TileStepWriter {
     out_ += "    (void)smem;\n    (void)team;\n";
     count_shared_operands();
     std::string section;
-    for (size_t i = 0; i < p_.ops.size(); ++i) {
+    for (const int i : L_.order) {
       if (!L_.plan.live[i]) continue;
       const ir::Op& op = p_.ops[i];
       if (op.section != section) {
@@ -381,18 +381,20 @@ class TileStepWriter {
         const tile::OpPlan& plan = L_.ops[id];
         if (plan.second_moment >= 0) {
           line(fmt::format("{} {} tl::row_mean_m2<{}>({}, {}, {}, team, {});", declare(id),
-                           declare(plan.second_moment), warps(), var(id),
-                           var(plan.second_moment), arg(op, 0), slot(id)),
+                           declare(plan.second_moment), warps(), var(id), var(plan.second_moment),
+                           arg(op, 0), slot(id)),
                id);
           return;
         }
         std::string text = fmt::format("{} tl::{}({}, {});", declare(id), fn, var(id), arg(op, 0));
         if (plan.deferred_to >= 0)
           text += fmt::format(" /* total with %{} */", plan.deferred_to);
-        else if (plan.completes >= 0)
-          text += fmt::format(" tl::team_sum<{}>({}, {}, team, {});", warps(), var(plan.completes),
-                              var(id), slot(id));
-        else if (plan.reduce == tile::TeamReduce::rows)
+        else if (!plan.completes.empty()) {
+          std::string values;
+          for (int other : plan.completes) values += var(other) + ", ";
+          text += fmt::format(" tl::team_sums<{}>(team, {}, {}{});", warps(), slot(id), values,
+                              var(id));
+        } else if (plan.reduce == tile::TeamReduce::rows)
           text += fmt::format(" tl::team_sum<{}>({}, team, {});", warps(), var(id), slot(id));
         line(text, id);
         return;

@@ -412,21 +412,72 @@ void fuse_step(LoweredStep& L, const std::vector<std::vector<int>>& uses) {
     L.ops[i].fused_into = first;
     L.ops[squares].fused_into = first;
   }
+  // Grouping: a sum's total is needed at its first "hard" use; small vector ops on it (scaling a
+  // per-row sum, a transpose, a column sum of it) are moved to just after the group's exchange.
   auto pairable = [&](int v) {
     const OpPlan& o = L.ops[v];
     return team_row_sum(v) && o.fused_into < 0 && o.second_moment < 0 && o.deferred_to < 0 &&
-           o.completes < 0 && !is_output(v);
+           o.completes.empty();
   };
+  auto movable = [&](int v) {
+    const ir::Op& op = p.ops[v];
+    if (!L.plan.live[v] || L.place[v].form == Form::matrix || L.place[v].home != Home::reg ||
+        L.ops[v].reduce != TeamReduce::none || L.ops[v].fused_into >= 0 || L.ops[v].rsqrt ||
+        op.kind == ir::OpKind::input || op.kind == ir::OpKind::matmul)
+      return false;
+    for (int a : op.args)
+      if (L.place[a].home != Home::reg) return false;
+    return true;
+  };
+  // The ops that follow sum v through movable ops only, and the first op that needs them.
+  auto followers = [&](int v, std::vector<int>& moved) {
+    std::set<int> group = {v};
+    int hard = n;
+    for (int i = v + 1; i < n; ++i) {
+      if (!L.plan.live[i]) continue;
+      bool uses_group = false;
+      for (int a : p.ops[i].args) uses_group |= group.count(a) > 0;
+      if (!uses_group) continue;
+      if (movable(i) && i < hard) {
+        group.insert(i);
+        moved.push_back(i);
+      } else {
+        hard = std::min(hard, i);
+      }
+    }
+    return hard;
+  };
+  std::vector<std::vector<int>> after(n);  // ops moved to just after op i
+  std::vector<bool> moved_away(n, false);
   for (int i = 0; i < n; ++i) {
     if (!pairable(i)) continue;
-    int first_use = n;
-    for (int u : live_uses(i)) first_use = std::min(first_use, u);
-    for (int j = i + 1; j < first_use; ++j)
+    std::vector<int> members = {i}, moved;
+    int limit = followers(i, moved);
+    for (int j = i + 1; j < limit && members.size() < 3; ++j)
       if (pairable(j)) {
-        L.ops[i].deferred_to = j;
-        L.ops[j].completes = i;
-        break;
+        std::vector<int> moved_j;
+        const int hard_j = followers(j, moved_j);
+        members.push_back(j);
+        limit = std::min(limit, hard_j);
+        moved.insert(moved.end(), moved_j.begin(), moved_j.end());
       }
+    if (members.size() < 2) continue;
+    const int last = members.back();
+    for (size_t k = 0; k + 1 < members.size(); ++k) {
+      L.ops[members[k]].deferred_to = last;
+      L.ops[last].completes.push_back(members[k]);
+    }
+    std::sort(moved.begin(), moved.end());
+    for (int m : moved)
+      if (m < last && !moved_away[m]) {
+        moved_away[m] = true;
+        after[last].push_back(m);
+      }
+  }
+  L.order.clear();
+  for (int i = 0; i < n; ++i) {
+    if (!moved_away[i]) L.order.push_back(i);
+    for (int m : after[i]) L.order.push_back(m);
   }
 }
 
@@ -633,9 +684,9 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
     OpPlan& o = L.ops[i];
     if (o.reduce == TeamReduce::rows) {
       o.scratch_slot = previous == 2 ? 3 : 2;
-      const int other = o.completes >= 0 ? o.completes : o.second_moment;
-      L.row_slot_floats = std::max(L.row_slot_floats,
-                                   row_region(i) + (other >= 0 ? row_region(other) : 0));
+      long long floats = row_region(i) + (o.second_moment >= 0 ? row_region(o.second_moment) : 0);
+      for (int other : o.completes) floats += row_region(other);
+      L.row_slot_floats = std::max(L.row_slot_floats, floats);
     } else {
       o.scratch_slot = previous == 0 ? 1 : 0;
       L.product_slot_floats = std::max(L.product_slot_floats,

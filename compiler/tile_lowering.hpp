@@ -42,11 +42,12 @@ struct OpPlan {
   int scratch_slot = -1;          // which of the team's scratch slots: 0, 1 products; 2, 3 rows
   std::vector<bool> token_slice;  // per argument: read the token's column-slice variant
   int partial_rows = 0, partial_cols = 0;  // product_*: the per-warp partial product's shape
-  // Row sums share barriers (fuse_step): a sum whose total is first needed after a later sum
-  // waits for it (deferred_to: the later op, which exchanges both; completes: the earlier op);
-  // LayerNorm's mean and variance take one exchange at the first sum (second_moment: the op of
-  // the sum of squares, whose value it also yields).
-  int deferred_to = -1, completes = -1, second_moment = -1;
+  // Row sums share barriers (fuse_step): up to three independent sums exchange together at the
+  // last of them (deferred_to: that op; completes: the earlier ones, in order); LayerNorm's
+  // mean and variance take one exchange at the first sum (second_moment: the op of the sum of
+  // squares, whose value it also yields).
+  int deferred_to = -1, second_moment = -1;
+  std::vector<int> completes;
   int fused_into = -1;  // computed by that op instead (a sum of squares, its squares; a sqrt)
   bool rsqrt = false;   // a reciprocal of a square root that computes both (fused_into)
 };
@@ -87,12 +88,13 @@ struct LoweredStep {
   int warps = 1;
   std::vector<ValuePlace> place;  // per value (dead values keep the default)
   std::vector<OpPlan> ops;        // per op
+  std::vector<int> order;         // the ops in emission order (IR order, but for fuse_step's moves)
   std::vector<int> parts;         // per value: bf16 parts as a matmul operand (0 = tf32)
   std::vector<bool> token_full, token_slice;  // per token input: which variants are loaded
   long long smem_end = 0;  // floats of warp shared memory the step uses (members included)
   long long product_slot_floats = 0, row_slot_floats = 0;  // the largest needs of each kind
-  int peak_register_floats = 0;  // estimated, per lane
-  long long mma_per_warp = 0;    // m16n8k16 products one warp issues in the step
+  int peak_register_floats = 0;                            // estimated, per lane
+  long long mma_per_warp = 0;  // m16n8k16 products one warp issues in the step
 };
 
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,

@@ -327,28 +327,6 @@ __device__ __forceinline__ Parts<P> operand_block(const StagedTokens<bf16_t, R, 
   }
 }
 
-// Operand X with its block indices shifted (the n-th block column or row of a matmul's B).
-template <class X>
-struct BlockShift {
-  const X& x;
-  int di, dj;
-};
-template <int P, bool Transpose, class X>
-__device__ __forceinline__ Parts<P> operand_block(const BlockShift<X>& s, int bi, int bj,
-                                                  float sign) {
-  return operand_block<P, Transpose>(s.x, bi + s.di, bj + s.dj, sign);
-}
-// Block row n of B (Rows) or block column n (else), as a view whose blocks start at 0.
-template <bool Rows, class X>
-__device__ __forceinline__ BlockShift<X> block_line(const X& x, int n) {
-  return {x, Rows ? n : 0, Rows ? 0 : n};
-}
-template <bool Rows, class T, int R, int C, int Stride>
-__device__ __forceinline__ StagedTokens<T, R, C, Stride> block_line(
-    const StagedTokens<T, R, C, Stride>& x, int n) {
-  return {x.base + (Rows ? 8 * n * Stride : 8 * n)};
-}
-
 // Blocks (i, k), i < NI, k < NK, of a matmul operand: out[i][k] = operand_block<P, Transpose>
 // of the source block (k, i) if Swap, else (i, k).
 template <int P, bool Transpose, bool Swap, int NI, int NK, class X>
@@ -359,35 +337,28 @@ __device__ __forceinline__ void operand_blocks(Parts<P> (&out)[NI][NK], const X&
     for (int k = 0; k < NK; ++k)
       out[i][k] = operand_block<P, Transpose>(x, Swap ? k : i, Swap ? i : k, sign);
 }
-// Staged bf16 tokens: four blocks per ldmatrix.x4 (two per .x2), lanes 8j..8j+7 addressing the
-// rows of group block j, in the order the MMA wants its registers: an A fragment's 2 x 2 blocks
-// (i, k), (i + 1, k), (i, k + 1), (i + 1, k + 1), or consecutive k for B (NI = 1). A block's
-// offset is linear in (i, k), so a lane's address is its block's offset within the group plus a
-// compile-time offset per group.
+// Staged bf16 tokens as A: four blocks per ldmatrix.x4, lanes 8j..8j+7 addressing the rows of
+// block j of an A fragment's 2 x 2 blocks (i, k), (i + 1, k), (i, k + 1), (i + 1, k + 1), so the
+// registers come out in the order the MMA takes them. A block's offset is linear in (i, k): a
+// lane's address is its block's offset within the group plus a compile-time offset per group.
 template <int P, bool Transpose, bool Swap, int NI, int NK, int R, int C, int Stride>
 __device__ __forceinline__ void operand_blocks(Parts<P> (&out)[NI][NK],
                                                const StagedTokens<bf16_t, R, C, Stride>& x,
                                                float sign) {
-  constexpr bool kSquare = NI % 2 == 0 && NK % 2 == 0, kLine = NI == 1 && NK % 2 == 0;
-  if constexpr (P != 1 || !(kSquare || kLine)) {
+  if constexpr (P != 1 || NI % 2 != 0 || NK % 2 != 0) {
     operand_blocks<P, Transpose, Swap, NI, NK, StagedTokens<bf16_t, R, C, Stride>>(out, x, sign);
   } else {
-    constexpr int kGroup = kSquare || NK % 4 == 0 ? 4 : 2;
     constexpr int kRowStep = 8 * Stride, kColStep = 8;  // elements between blocks
     constexpr int kStepI = Swap ? kColStep : kRowStep, kStepK = Swap ? kRowStep : kColStep;
-    // Group block j sits at (di, dk) from the group's first block.
-    const int j = (lane_id() >> 3) % kGroup;
-    const int di = kSquare ? (j & 1) : 0, dk = kSquare ? (j >> 1) : j;
+    const int j = lane_id() >> 3;
     const unsigned lane_base = static_cast<unsigned>(__cvta_generic_to_shared(
-        x.base + (threadIdx.x & 7) * Stride + di * kStepI + dk * kStepK));
-    constexpr int kGroupsK = kSquare ? NK / 2 : NK / kGroup;
+        x.base + (threadIdx.x & 7) * Stride + (j & 1) * kStepI + (j >> 1) * kStepK));
 #pragma unroll
-    for (int g = 0; g < NI * NK / kGroup; ++g) {
-      const int i0 = kSquare ? 2 * (g / kGroupsK) : 0;
-      const int k0 = kSquare ? 2 * (g % kGroupsK) : kGroup * g;
-      const unsigned at = lane_base + 2u * (i0 * kStepI + k0 * kStepK);
-      unsigned r[4];
-      if constexpr (kGroup == 4) {
+    for (int i = 0; i < NI; i += 2)
+#pragma unroll
+      for (int k = 0; k < NK; k += 2) {
+        const unsigned at = lane_base + 2u * (i * kStepI + k * kStepK);
+        unsigned r[4];
         if constexpr (Transpose)
           asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -396,22 +367,10 @@ __device__ __forceinline__ void operand_blocks(Parts<P> (&out)[NI][NK],
           asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                        : "r"(at));
-      } else {
-        if constexpr (Transpose)
-          asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                       : "=r"(r[0]), "=r"(r[1])
-                       : "r"(at));
-        else
-          asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"
-                       : "=r"(r[0]), "=r"(r[1])
-                       : "r"(at));
-      }
 #pragma unroll
-      for (int b = 0; b < kGroup; ++b) {
-        const int i = i0 + (kSquare ? (b & 1) : 0), k = k0 + (kSquare ? (b >> 1) : b);
-        out[i][k].v[0] = sign < 0.f ? r[b] ^ 0x80008000u : r[b];
+        for (int b = 0; b < 4; ++b)
+          out[i + (b & 1)][k + (b >> 1)].v[0] = sign < 0.f ? r[b] ^ 0x80008000u : r[b];
       }
-    }
   }
 }
 
@@ -543,20 +502,21 @@ __device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, fl
   constexpr int MB = pad16(M) / 8, NB = pad16(N) / 8, KB = pad16(Kd) / 8;
   constexpr bool kHasD = D::kRows != 0;
   constexpr int kMaxParts = PA > PB ? PA : PB;
-  constexpr int kChains = KB / 2 * part_products(PA, PB) >= 4 ? 2 : 1;
+  // A long chain of dependent MMAs into one accumulator waits out each one's latency: with 4 or
+  // more and fewer than 4 independent accumulators, two accumulators per output take turns.
+  constexpr int kChains = KB / 2 * part_products(PA, PB) >= 4 && NB * MB / 2 < 4 ? 2 : 1;
   // A's parts for every block of op(A): block (i, k) of A^T is the transpose of block (k, i).
   Parts<PA> ap[MB][KB];
   operand_blocks<PA, TA, TA>(ap, a, alpha);
 #pragma unroll
   for (int n = 0; n < NB; ++n) {
     // The B operand wants blocks of op(B)^T: B itself when TB, else B's blocks transposed.
-    Parts<PB> bn[1][KB];
-    operand_blocks<PB, !TB, !TB>(bn, block_line<TB>(b, n), 1.f);
-    const Parts<PB>(&bp)[KB] = bn[0];
+    // (B stays one ldmatrix per block: grouping its loads measured slower in the backward.)
+    Parts<PB> bp[KB];
+#pragma unroll
+    for (int k = 0; k < KB; ++k) bp[k] = operand_block<PB, !TB>(b, TB ? n : k, TB ? k : n, 1.f);
 #pragma unroll
     for (int mi = 0; mi < MB / 2; ++mi) {
-      // A long chain of dependent MMAs into one accumulator waits out each one's latency: with
-      // 4 or more, two accumulators take turns and are added at the end.
       float acc[kChains][4] = {};
       int turn = 0;
 #pragma unroll
@@ -770,7 +730,7 @@ struct Team {
 // Row sums over split columns: each warp posts its partial sums to a region of the slot (one
 // float per row and warp; a Scalar takes 16 per warp), one barrier, then every warp adds them
 // up. Several independent sums (sum g and sum g * xhat in LayerNorm's backward) share one
-// barrier: team_sum(a, b, t, slot) posts both and waits once.
+// barrier: team_sums(t, slot, a, b, ...) posts them all and waits once.
 template <int NW, int R>
 __device__ __forceinline__ constexpr int region_floats(const PerRow<R>&) {
   return NW * pad16(R);
@@ -783,7 +743,8 @@ template <int R>
 __device__ __forceinline__ void post_partial(const PerRow<R>& v, const Team& t, float* base) {
   if (lane_col() == 0)
 #pragma unroll
-    for (int bi = 0; bi < PerRow<R>::kBR; ++bi) base[t.rank * pad16(R) + 8 * bi + lane_row()] = v.r[bi];
+    for (int bi = 0; bi < PerRow<R>::kBR; ++bi)
+      base[t.rank * pad16(R) + 8 * bi + lane_row()] = v.r[bi];
 }
 __device__ __forceinline__ void post_partial(const Scalar& v, const Team& t, float* base) {
   if (lane_id() == 0) base[16 * t.rank] = v.s;
@@ -813,15 +774,27 @@ __device__ __forceinline__ void team_sum(V& v, const Team& t, int slot) {
   t.sync();
   collect_partials<NW>(v, t.scratch + slot);
 }
-// Two independent partial sums -> their totals, through one barrier.
-template <int NW, class V1, class V2>
-__device__ __forceinline__ void team_sum(V1& a, V2& b, const Team& t, int slot) {
-  float* second = t.scratch + slot + region_floats<NW>(a);
-  post_partial(a, t, t.scratch + slot);
-  post_partial(b, t, second);
+// Several independent partial sums -> their totals, through one barrier.
+template <int NW>
+__device__ __forceinline__ void post_partials(const Team&, float*) {}
+template <int NW, class V, class... Rest>
+__device__ __forceinline__ void post_partials(const Team& t, float* base, const V& v,
+                                              const Rest&... rest) {
+  post_partial(v, t, base);
+  post_partials<NW>(t, base + region_floats<NW>(v), rest...);
+}
+template <int NW>
+__device__ __forceinline__ void collect_all(const float*) {}
+template <int NW, class V, class... Rest>
+__device__ __forceinline__ void collect_all(const float* base, V& v, Rest&... rest) {
+  collect_partials<NW>(v, base);
+  collect_all<NW>(base + region_floats<NW>(v), rest...);
+}
+template <int NW, class... V>
+__device__ __forceinline__ void team_sums(const Team& t, int slot, V&... v) {
+  post_partials<NW>(t, t.scratch + slot, v...);
   t.sync();
-  collect_partials<NW>(a, t.scratch + slot);
-  collect_partials<NW>(b, second);
+  collect_all<NW>(t.scratch + slot, v...);
 }
 
 // LayerNorm's statistics through one barrier: sum = the row sums of X, m2 = the row sums of

@@ -3,6 +3,7 @@
 // sweep checks the numbers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "compiler/codegen.hpp"
@@ -55,37 +56,70 @@ TEST(TileLowering, FeatureColumnsSplitOverTheTeamAndTokenMatricesAreReplicated) 
   EXPECT_LE(L.peak_register_floats, 224);
 }
 
+struct Exchanges {
+  int exchanges = 0, moments = 0, groups = 0, rsqrts = 0;
+};
+// Counts the team exchanges of a lowered step, and checks that no deferred sum is read before
+// the exchange that completes it (in emission order).
+Exchanges exchanges_of(const tile::LoweredStep& L) {
+  Exchanges e;
+  std::vector<int> position(L.ops.size(), -1);
+  for (size_t k = 0; k < L.order.size(); ++k) position[L.order[k]] = static_cast<int>(k);
+  for (size_t i = 0; i < L.ops.size(); ++i) {
+    const tile::OpPlan& o = L.ops[i];
+    if (!L.plan.live[i]) continue;
+    e.exchanges += o.reduce != tile::TeamReduce::none && o.deferred_to < 0 && o.fused_into < 0;
+    e.moments += o.second_moment >= 0;
+    e.groups += !o.completes.empty();
+    e.rsqrts += o.rsqrt;
+    if (o.deferred_to < 0) continue;
+    const auto& completes = L.ops[o.deferred_to].completes;
+    EXPECT_NE(std::find(completes.begin(), completes.end(), static_cast<int>(i)), completes.end());
+    for (size_t u = 0; u < L.ops.size(); ++u)
+      for (int a : L.plan.program.ops[u].args)
+        if (a == static_cast<int>(i) && L.plan.live[u])
+          EXPECT_GT(position[u], position[o.deferred_to])
+              << "%" << u << " reads %" << i << " before its total exists";
+  }
+  return e;
+}
+
 // The six row sums of the forward take three barriers: each LayerNorm's mean and variance one
 // (row_mean_m2), and the two independent sums of the inner gradient one; 1 / sqrt is one rsqrt.
 TEST(TileLowering, RowSumsShareBarriersAndRsqrtIsFused) {
   const Spec s = linear(64, 16);
   const tile::LoweredStep L =
       tile::lower_step(s, plan::StepKind::forward, tile::team_layout(s, 4, false), 224);
-  int exchanges = 0, moments = 0, pairs = 0, rsqrts = 0;
-  for (size_t i = 0; i < L.ops.size(); ++i) {
-    const tile::OpPlan& o = L.ops[i];
-    if (!L.plan.live[i]) continue;
-    exchanges += o.reduce != tile::TeamReduce::none && o.deferred_to < 0 && o.fused_into < 0;
-    moments += o.second_moment >= 0;
-    pairs += o.completes >= 0;
-    rsqrts += o.rsqrt;
-    if (o.deferred_to >= 0) {
-      EXPECT_EQ(L.ops[o.deferred_to].completes, static_cast<int>(i));
-      for (size_t u = i + 1; u <= static_cast<size_t>(o.deferred_to); ++u)
-        for (int a : L.plan.program.ops[u].args)
-          EXPECT_NE(a, static_cast<int>(i)) << "%" << i << " is used before its total exists";
-    }
-  }
-  EXPECT_EQ(exchanges, 3);
-  EXPECT_EQ(moments, 2);
-  EXPECT_EQ(pairs, 1);
-  EXPECT_EQ(rsqrts, 2);
+  const Exchanges e = exchanges_of(L);
+  EXPECT_EQ(e.exchanges, 3);
+  EXPECT_EQ(e.moments, 2);
+  EXPECT_EQ(e.groups, 1);
+  EXPECT_EQ(e.rsqrts, 2);
   const Schedule sched = default_schedule(s, Target::for_arch("sm_90a"));
   const std::string src = codegen::generate(s, sched, codegen::KernelKind::forward).source;
   EXPECT_NE(src.find("tl::row_mean_m2<4>("), std::string::npos);
-  EXPECT_TRUE(std::regex_search(src, std::regex(R"(tl::team_sum<4>\(v\d+, v\d+, team, )")));
+  EXPECT_TRUE(std::regex_search(src, std::regex(R"(tl::team_sums<4>\(team, \d+, v\d+, v\d+\);)")));
   EXPECT_NE(src.find("tl::kRsqrt"), std::string::npos);
   EXPECT_EQ(src.find("tl::kSqrt"), std::string::npos);
+}
+
+// The backward's 17 team reductions take 12 exchanges: three sums of LayerNorm's backward
+// share one, scalings of a sum move after its exchange.
+TEST(TileLowering, BackwardSumsAreGroupedAndTheirUsesMoveAfterTheExchange) {
+  const Spec s = linear(64, 16);
+  const tile::LoweredStep L =
+      tile::lower_step(s, plan::StepKind::backward, tile::team_layout(s, 4, true), 224);
+  const Exchanges e = exchanges_of(L);
+  EXPECT_EQ(e.exchanges, 12);
+  EXPECT_EQ(e.moments, 2);
+  EXPECT_EQ(e.groups, 3);
+  std::vector<bool> seen(L.ops.size(), false);
+  for (int i : L.order) {
+    for (int a : L.plan.program.ops[i].args)
+      EXPECT_TRUE(seen[a] || !L.plan.live[a])
+          << "%" << i << " is emitted before its operand %" << a;
+    seen[i] = true;
+  }
 }
 
 TEST(TileLowering, BackwardProductsOverSplitColumnsAreReducedAndSlotsAlternate) {
@@ -153,7 +187,7 @@ TEST(TileCodegen, TheStubDeclaresWarpTilesAndTheLaunchShapeFollowsTheTeams) {
   EXPECT_EQ(f.threads, 2 * 32 * sched.team_warps);
   EXPECT_EQ(f.heads_per_cta, 2);
   EXPECT_NE(f.source.find("#include \"tttc/tile_driver.cuh\""), std::string::npos);
-  EXPECT_NE(f.source.find("tl::team_sum<4>"), std::string::npos);
+  EXPECT_NE(f.source.find("tl::team_sums<4>"), std::string::npos);
   EXPECT_NE(f.source.find("tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride>"),
             std::string::npos);                                    // a warp's slice of a token tile
   EXPECT_EQ(f.source.find("tttc/driver.cuh"), std::string::npos);  // not the arena's driver

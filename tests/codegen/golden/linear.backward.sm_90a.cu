@@ -10,7 +10,7 @@ namespace tl = tttc::tile;
 struct Cfg {
   using Elem = tttc::bf16_t;
   static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4;
-  static constexpr long long kS = 4160, kTeamSmemFloats = 26272, kScratchFloats = 9344, kWarpSmemFloats = 3072;
+  static constexpr long long kS = 4160, kTeamSmemFloats = 26528, kScratchFloats = 9600, kWarpSmemFloats = 3072;
   static constexpr int kStageTensors = 4, kStageRowStride = 72, kStageTensorBytes = 2304, kStageBytes = 9280;
   static constexpr long long kWorkspaceFloats = 0;
 };
@@ -85,11 +85,11 @@ struct Step {
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_0{c.tv + 16 * team.rank};  // V (this warp's columns)
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_1{c.tk + 16 * team.rank};  // K (this warp's columns)
     tl::Tile<16, 16> v12; tl::ew<tl::kSub, kAct>(v12, t12_0, t12_1, 1.0f, 0.0f);  // %12 [16x64]
-    tl::PerRow<16> v13; tl::row_sum(v13, v11); tl::team_sum<4>(v13, team, 9216);  // %13 [16x1]
+    tl::PerRow<16> v13; tl::PerRow<16> v17; tl::row_mean_m2<4>(v13, v17, v11, team, 9216);  // %13 [16x1]
     tl::PerRow<16> v14; tl::ew<tl::kAffine, kAct>(v14, v13, 0.015625f, 0.0f);  // %14 [16x1]
     tl::SmemTile<16, 16> v15{smem + 0}; tl::ew<tl::kSub, kAct>(v15, v11, v14, 1.0f, 0.0f);  // %15 [16x64]
-    tl::Tile<16, 16> v16; tl::ew<tl::kMul, kAct>(v16, v15, v15, 1.0f, 0.0f);  // %16 [16x64]
-    tl::PerRow<16> v17; tl::row_sum(v17, v16); tl::team_sum<4>(v17, team, 9280);  // %17 [16x1]
+    // %16 is computed by %13
+    // %17 is computed by %13
     tl::PerRow<16> v18; tl::ew<tl::kAffine, kAct>(v18, v17, 0.015625f, 0.0f);  // %18 [16x1]
     tl::PerRow<16> v19; tl::ew<tl::kAffine, kAct>(v19, v18, 1.0f, 1e-06f);  // %19 [16x1]
     tl::PerRow<16> v20; tl::ew<tl::kSqrt, kAct>(v20, v19, 1.0f, 0.0f);  // %20 [16x1]
@@ -99,9 +99,9 @@ struct Step {
     tl::Tile<16, 16> v24; tl::ew<tl::kAdd, kAct>(v24, v23, v7, 1.0f, 0.0f);  // %24 [16x64]
     tl::SmemTile<16, 16> v25{smem + 768}; tl::ew<tl::kSub, kAct>(v25, v24, v12, 1.0f, 0.0f);  // %25 [16x64]
     tl::SmemTile<16, 16> v26{smem + 1152}; tl::ew<tl::kMul, kAct>(v26, v6, v25, 1.0f, 0.0f);  // %26 [16x64]
-    tl::PerRow<16> v27; tl::row_sum(v27, v26); tl::team_sum<4>(v27, team, 9216);  // %27 [16x1]
+    tl::PerRow<16> v27; tl::row_sum(v27, v26); /* total with %29 */  // %27 [16x1]
     tl::Tile<16, 16> v28; tl::ew<tl::kMul, kAct>(v28, v26, v22, 1.0f, 0.0f);  // %28 [16x64]
-    tl::PerRow<16> v29; tl::row_sum(v29, v28); tl::team_sum<4>(v29, team, 9280);  // %29 [16x1]
+    tl::PerRow<16> v29; tl::row_sum(v29, v28); tl::team_sums<4>(team, 9408, v27, v29);  // %29 [16x1]
     tl::Tile<16, 16> v30; tl::ew<tl::kMul, kAct>(v30, v22, v29, 1.0f, 0.0f);  // %30 [16x64]
     tl::Tile<16, 16> v31; tl::ew<tl::kAffine, kAct>(v31, v26, 64.0f, 0.0f);  // %31 [16x64]
     tl::Tile<16, 16> v32; tl::ew<tl::kSub, kAct>(v32, v31, v27, 1.0f, 0.0f);  // %32 [16x64]
@@ -120,11 +120,11 @@ struct Step {
     tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
     tl::Tile<16, 16> v42; tl::ew<tl::kAdd, kAct>(v42, v41, v9, 1.0f, 0.0f);  // %42 [16x64]
     tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40, v35, -1.0f, v42, 1.0f);  // %43 [16x64]
-    tl::PerRow<16> v44; tl::row_sum(v44, v43); tl::team_sum<4>(v44, team, 9216);  // %44 [16x1]
+    tl::PerRow<16> v44; tl::PerRow<16> v48; tl::row_mean_m2<4>(v44, v48, v43, team, 9216);  // %44 [16x1]
     tl::PerRow<16> v45; tl::ew<tl::kAffine, kAct>(v45, v44, 0.015625f, 0.0f);  // %45 [16x1]
     tl::Tile<16, 16> v46; tl::ew<tl::kSub, kAct>(v46, v43, v45, 1.0f, 0.0f);  // %46 [16x64]
-    tl::Tile<16, 16> v47; tl::ew<tl::kMul, kAct>(v47, v46, v46, 1.0f, 0.0f);  // %47 [16x64]
-    tl::PerRow<16> v48; tl::row_sum(v48, v47); tl::team_sum<4>(v48, team, 9280);  // %48 [16x1]
+    // %47 is computed by %44
+    // %48 is computed by %44
     tl::PerRow<16> v49; tl::ew<tl::kAffine, kAct>(v49, v48, 0.015625f, 0.0f);  // %49 [16x1]
     tl::PerRow<16> v50; tl::ew<tl::kAffine, kAct>(v50, v49, 1.0f, 1e-06f);  // %50 [16x1]
     tl::PerRow<16> v51; tl::ew<tl::kSqrt, kAct>(v51, v50, 1.0f, 0.0f);  // %51 [16x1]
@@ -144,12 +144,7 @@ struct Step {
     tl::Tile<16, 16> v69; tl::matmul<1, 2, false, false, 16, 16, 64>(v69, t69_0, v64, -1.0f, v67, 1.0f);  // %69 [16x64]
     tl::Tile<16, 16> v70; tl::ew<tl::kMul, kAct>(v70, v69, v58, 1.0f, 0.0f);  // %70 [16x64]
     tl::Tile<16, 16> v71; tl::ew<tl::kMul, kAct>(v71, v69, v35, 1.0f, 0.0f);  // %71 [16x64]
-    tl::PerRow<16> v72; tl::row_sum(v72, v71); tl::team_sum<4>(v72, team, 9216);  // %72 [16x1]
-    tl::PerRow<16> v73; tl::ew<tl::kMul, kAct>(v73, v72, v5, 1.0f, 0.0f);  // %73 [16x1]
-    tl::PerRow<16> v74; tl::ew<tl::kMul, kAct>(v74, v72, v57, 1.0f, 0.0f);  // %74 [16x1]
-    tl::Scalar v75; tl::col_sum(v75, v74);  // %75 dtau_last [1x1]
-    tl::add_at_row(acc.tau, v75, c.valid - 1);
-    tl::PerCol<16> v76; tl::transpose(v76, v73);  // %76 [1x16]
+    tl::PerRow<16> v72; tl::row_sum(v72, v71); /* total with %83 */  // %72 [16x1]
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t77_0{c.tdo + 16 * team.rank};  // dO (this warp's columns)
     tl::PerCol<16> v77; tl::col_sum(v77, t77_0);  // %77 [1x64]
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t78_0{c.tdo + 16 * team.rank};  // dO (this warp's columns)
@@ -159,7 +154,12 @@ struct Step {
     tl::PerCol<16> v80; tl::col_sum(v80, v79);  // %80 [1x64]
     tl::Tile<16, 16> v81; tl::ew<tl::kMul, kAct>(v81, v78, v52, 1.0f, 0.0f);  // %81 [16x64]
     tl::Tile<16, 16> v82; tl::ew<tl::kMul, kAct>(v82, v78, v46, 1.0f, 0.0f);  // %82 [16x64]
-    tl::PerRow<16> v83; tl::row_sum(v83, v82); tl::team_sum<4>(v83, team, 9280);  // %83 [16x1]
+    tl::PerRow<16> v83; tl::row_sum(v83, v82); tl::team_sums<4>(team, 9216, v72, v83);  // %83 [16x1]
+    tl::PerRow<16> v73; tl::ew<tl::kMul, kAct>(v73, v72, v5, 1.0f, 0.0f);  // %73 [16x1]
+    tl::PerRow<16> v74; tl::ew<tl::kMul, kAct>(v74, v72, v57, 1.0f, 0.0f);  // %74 [16x1]
+    tl::Scalar v75; tl::col_sum(v75, v74);  // %75 dtau_last [1x1]
+    tl::add_at_row(acc.tau, v75, c.valid - 1);
+    tl::PerCol<16> v76; tl::transpose(v76, v73);  // %76 [1x16]
     tl::PerRow<16> v84; tl::ew<tl::kMul, kAct>(v84, v52, v52, 1.0f, 0.0f);  // %84 [16x1]
     tl::PerRow<16> v85; tl::ew<tl::kAffine, kAct>(v85, v84, -1.0f, 0.0f);  // %85 [16x1]
     tl::PerRow<16> v86; tl::ew<tl::kMul, kAct>(v86, v83, v85, 1.0f, 0.0f);  // %86 [16x1]
@@ -173,7 +173,7 @@ struct Step {
     tl::Tile<16, 16> v94; tl::ew<tl::kMul, kAct>(v94, v91, v46, 1.0f, 0.0f);  // %94 [16x64]
     tl::Tile<16, 16> v95; tl::ew<tl::kAdd, kAct>(v95, v93, v94, 1.0f, 0.0f);  // %95 [16x64]
     tl::Tile<16, 16> v96; tl::ew<tl::kAffine, kAct>(v96, v95, -1.0f, 0.0f);  // %96 [16x64]
-    tl::PerRow<16> v97; tl::row_sum(v97, v96); tl::team_sum<4>(v97, team, 9216);  // %97 [16x1]
+    tl::PerRow<16> v97; tl::row_sum(v97, v96); tl::team_sum<4>(v97, team, 9408);  // %97 [16x1]
     tl::PerRow<16> v98; tl::ew<tl::kAffine, kAct>(v98, v97, 0.015625f, 0.0f);  // %98 [16x1]
     tl::Tile<16, 16> v99; tl::ew<tl::kAdd, kAct>(v99, v95, v98, 1.0f, 0.0f);  // %99 [16x64]
     const auto v99_a = tl::split_operand<2, false>(v99);  // 2 matmuls
@@ -205,15 +205,15 @@ struct Step {
     if (team.rank == 0) tl::store_row(c.dlr, v116, c.valid, c.sdlr);
     tl::Tile<16, 16> v117; tl::ew<tl::kMul, kAct>(v117, v101, v34, 1.0f, 0.0f);  // %117 [16x64]
     tl::Tile<16, 16> v118; tl::ew<tl::kMul, kAct>(v118, v101, v33, 1.0f, 0.0f);  // %118 [16x64]
-    tl::PerRow<16> v119; tl::row_sum(v119, v118); tl::team_sum<4>(v119, team, 9216);  // %119 [16x1]
-    tl::PerRow<16> v120; tl::ew<tl::kAffine, kAct>(v120, v119, 0.015625f, 0.0f);  // %120 [16x1]
+    tl::PerRow<16> v119; tl::row_sum(v119, v118); /* total with %127 */  // %119 [16x1]
     tl::Tile<16, 16> v121; tl::ew<tl::kAffine, kAct>(v121, v117, -1.0f, 0.0f);  // %121 [16x64]
     tl::Tile<16, 16> v122; tl::ew<tl::kAffine, kAct>(v122, v117, -1.0f, 0.0f);  // %122 [16x64]
-    tl::PerRow<16> v123; tl::row_sum(v123, v122); tl::team_sum<4>(v123, team, 9280);  // %123 [16x1]
+    tl::PerRow<16> v123; tl::row_sum(v123, v122); /* total with %127 */  // %123 [16x1]
     tl::Tile<16, 16> v124; tl::ew<tl::kAffine, kAct>(v124, v117, 64.0f, 0.0f);  // %124 [16x64]
     tl::Tile<16, 16> v125; tl::ew<tl::kMul, kAct>(v125, v121, v29, 1.0f, 0.0f);  // %125 [16x64]
     tl::Tile<16, 16> v126; tl::ew<tl::kMul, kAct>(v126, v121, v22, 1.0f, 0.0f);  // %126 [16x64]
-    tl::PerRow<16> v127; tl::row_sum(v127, v126); tl::team_sum<4>(v127, team, 9216);  // %127 [16x1]
+    tl::PerRow<16> v127; tl::row_sum(v127, v126); tl::team_sums<4>(team, 9216, v119, v123, v127);  // %127 [16x1]
+    tl::PerRow<16> v120; tl::ew<tl::kAffine, kAct>(v120, v119, 0.015625f, 0.0f);  // %120 [16x1]
     tl::Tile<16, 16> v128; tl::ew<tl::kCopy, kAct>(v128, v127, 1.0f, 0.0f);  // %128 [16x64]
     tl::Tile<16, 16> v129; tl::ew<tl::kMul, kAct>(v129, v128, v22, 1.0f, 0.0f);  // %129 [16x64]
     tl::Tile<16, 16> v130; tl::ew<tl::kAdd, kAct>(v130, v124, v129, 1.0f, 0.0f);  // %130 [16x64]
@@ -237,7 +237,7 @@ struct Step {
     tl::ew<tl::kAdd, 0>(acc.gamma, acc.gamma, v145);
     tl::Tile<16, 16> v146; tl::ew<tl::kMul, kAct>(v146, v142, v21, 1.0f, 0.0f);  // %146 [16x64]
     tl::Tile<16, 16> v147; tl::ew<tl::kMul, kAct>(v147, v142, v15, 1.0f, 0.0f);  // %147 [16x64]
-    tl::PerRow<16> v148; tl::row_sum(v148, v147); tl::team_sum<4>(v148, team, 9280);  // %148 [16x1]
+    tl::PerRow<16> v148; tl::row_sum(v148, v147); tl::team_sum<4>(v148, team, 9408);  // %148 [16x1]
     tl::PerRow<16> v149; tl::ew<tl::kAdd, kAct>(v149, v120, v148, 1.0f, 0.0f);  // %149 [16x1]
     tl::PerRow<16> v150; tl::ew<tl::kMul, kAct>(v150, v21, v21, 1.0f, 0.0f);  // %150 [16x1]
     tl::PerRow<16> v151; tl::ew<tl::kAffine, kAct>(v151, v150, -1.0f, 0.0f);  // %151 [16x1]
@@ -265,7 +265,6 @@ struct Step {
     tl::Tile<64, 16> v171; tl::matmul<1, 2, true, false, 64, 16, 16>(v171, t171_0, v165, 1.0f, v105, 1.0f);  // %171 dW1 [64x64]
     tl::assign(ds.W1, v171);
     tl::assign(ds.b1, v169);
-    team.sync();
   }
 };
 

@@ -10,7 +10,7 @@ namespace tl = tttc::tile;
 struct Cfg {
   using Elem = tttc::bf16_t;
   static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4;
-  static constexpr long long kS = 4160, kTeamSmemFloats = 3616, kScratchFloats = 128, kWarpSmemFloats = 0;
+  static constexpr long long kS = 4160, kTeamSmemFloats = 3744, kScratchFloats = 256, kWarpSmemFloats = 0;
   static constexpr int kStageTensors = 3, kStageRowStride = 72, kStageTensorBytes = 2304, kStageBytes = 6976;
 };
 constexpr int kAct = 0 /* gelu_tanh */;
@@ -56,23 +56,23 @@ struct Step {
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_0{c.tv + 16 * team.rank};  // V (this warp's columns)
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_1{c.tk + 16 * team.rank};  // K (this warp's columns)
     tl::Tile<16, 16> v12; tl::ew<tl::kSub, kAct>(v12, t12_0, t12_1, 1.0f, 0.0f);  // %12 [16x64]
-    tl::PerRow<16> v13; tl::row_sum(v13, v11); tl::team_sum<4>(v13, team, 0);  // %13 [16x1]
+    tl::PerRow<16> v13; tl::PerRow<16> v17; tl::row_mean_m2<4>(v13, v17, v11, team, 0);  // %13 [16x1]
     tl::PerRow<16> v14; tl::ew<tl::kAffine, kAct>(v14, v13, 0.015625f, 0.0f);  // %14 [16x1]
     tl::Tile<16, 16> v15; tl::ew<tl::kSub, kAct>(v15, v11, v14, 1.0f, 0.0f);  // %15 [16x64]
-    tl::Tile<16, 16> v16; tl::ew<tl::kMul, kAct>(v16, v15, v15, 1.0f, 0.0f);  // %16 [16x64]
-    tl::PerRow<16> v17; tl::row_sum(v17, v16); tl::team_sum<4>(v17, team, 64);  // %17 [16x1]
+    // %16 is computed by %13
+    // %17 is computed by %13
     tl::PerRow<16> v18; tl::ew<tl::kAffine, kAct>(v18, v17, 0.015625f, 0.0f);  // %18 [16x1]
     tl::PerRow<16> v19; tl::ew<tl::kAffine, kAct>(v19, v18, 1.0f, 1e-06f);  // %19 [16x1]
-    tl::PerRow<16> v20; tl::ew<tl::kSqrt, kAct>(v20, v19, 1.0f, 0.0f);  // %20 [16x1]
-    tl::PerRow<16> v21; tl::ew<tl::kRecip, kAct>(v21, v20, 1.0f, 0.0f);  // %21 [16x1]
+    // %20 is computed by %21
+    tl::PerRow<16> v21; tl::ew<tl::kRsqrt, kAct>(v21, v19);  // %21 [16x1]
     tl::Tile<16, 16> v22; tl::ew<tl::kMul, kAct>(v22, v15, v21, 1.0f, 0.0f);  // %22 [16x64]
     tl::Tile<16, 16> v23; tl::ew<tl::kMul, kAct>(v23, v22, v6, 1.0f, 0.0f);  // %23 [16x64]
     tl::Tile<16, 16> v24; tl::ew<tl::kAdd, kAct>(v24, v23, v7, 1.0f, 0.0f);  // %24 [16x64]
     tl::Tile<16, 16> v25; tl::ew<tl::kSub, kAct>(v25, v24, v12, 1.0f, 0.0f);  // %25 [16x64]
     tl::Tile<16, 16> v26; tl::ew<tl::kMul, kAct>(v26, v6, v25, 1.0f, 0.0f);  // %26 [16x64]
-    tl::PerRow<16> v27; tl::row_sum(v27, v26); tl::team_sum<4>(v27, team, 0);  // %27 [16x1]
+    tl::PerRow<16> v27; tl::row_sum(v27, v26); /* total with %29 */  // %27 [16x1]
     tl::Tile<16, 16> v28; tl::ew<tl::kMul, kAct>(v28, v26, v22, 1.0f, 0.0f);  // %28 [16x64]
-    tl::PerRow<16> v29; tl::row_sum(v29, v28); tl::team_sum<4>(v29, team, 64);  // %29 [16x1]
+    tl::PerRow<16> v29; tl::row_sum(v29, v28); tl::team_sums<4>(team, 128, v27, v29);  // %29 [16x1]
     tl::Tile<16, 16> v30; tl::ew<tl::kMul, kAct>(v30, v22, v29, 1.0f, 0.0f);  // %30 [16x64]
     tl::Tile<16, 16> v31; tl::ew<tl::kAffine, kAct>(v31, v26, 64.0f, 0.0f);  // %31 [16x64]
     tl::Tile<16, 16> v32; tl::ew<tl::kSub, kAct>(v32, v31, v27, 1.0f, 0.0f);  // %32 [16x64]
@@ -91,15 +91,15 @@ struct Step {
     tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
     tl::Tile<16, 16> v42; tl::ew<tl::kAdd, kAct>(v42, v41, v9, 1.0f, 0.0f);  // %42 [16x64]
     tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40, v35, -1.0f, v42, 1.0f);  // %43 [16x64]
-    tl::PerRow<16> v44; tl::row_sum(v44, v43); tl::team_sum<4>(v44, team, 0);  // %44 [16x1]
+    tl::PerRow<16> v44; tl::PerRow<16> v48; tl::row_mean_m2<4>(v44, v48, v43, team, 0);  // %44 [16x1]
     tl::PerRow<16> v45; tl::ew<tl::kAffine, kAct>(v45, v44, 0.015625f, 0.0f);  // %45 [16x1]
     tl::Tile<16, 16> v46; tl::ew<tl::kSub, kAct>(v46, v43, v45, 1.0f, 0.0f);  // %46 [16x64]
-    tl::Tile<16, 16> v47; tl::ew<tl::kMul, kAct>(v47, v46, v46, 1.0f, 0.0f);  // %47 [16x64]
-    tl::PerRow<16> v48; tl::row_sum(v48, v47); tl::team_sum<4>(v48, team, 64);  // %48 [16x1]
+    // %47 is computed by %44
+    // %48 is computed by %44
     tl::PerRow<16> v49; tl::ew<tl::kAffine, kAct>(v49, v48, 0.015625f, 0.0f);  // %49 [16x1]
     tl::PerRow<16> v50; tl::ew<tl::kAffine, kAct>(v50, v49, 1.0f, 1e-06f);  // %50 [16x1]
-    tl::PerRow<16> v51; tl::ew<tl::kSqrt, kAct>(v51, v50, 1.0f, 0.0f);  // %51 [16x1]
-    tl::PerRow<16> v52; tl::ew<tl::kRecip, kAct>(v52, v51, 1.0f, 0.0f);  // %52 [16x1]
+    // %51 is computed by %52
+    tl::PerRow<16> v52; tl::ew<tl::kRsqrt, kAct>(v52, v50);  // %52 [16x1]
     tl::Tile<16, 16> v53; tl::ew<tl::kMul, kAct>(v53, v46, v52, 1.0f, 0.0f);  // %53 [16x64]
     tl::Tile<16, 16> v54; tl::ew<tl::kMul, kAct>(v54, v53, v6, 1.0f, 0.0f);  // %54 [16x64]
     tl::Tile<16, 16> v55; tl::ew<tl::kAdd, kAct>(v55, v54, v7, 1.0f, 0.0f);  // %55 [16x64]
