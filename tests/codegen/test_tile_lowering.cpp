@@ -76,10 +76,11 @@ Exchanges exchanges_of(const tile::LoweredStep& L) {
     const auto& completes = L.ops[o.deferred_to].completes;
     EXPECT_NE(std::find(completes.begin(), completes.end(), static_cast<int>(i)), completes.end());
     for (size_t u = 0; u < L.ops.size(); ++u)
-      for (int a : L.plan.program.ops[u].args)
-        if (a == static_cast<int>(i) && L.plan.live[u])
-          EXPECT_GT(position[u], position[o.deferred_to])
-              << "%" << u << " reads %" << i << " before its total exists";
+      for (int a : L.plan.program.ops[u].args) {
+        if (a != static_cast<int>(i) || !L.plan.live[u]) continue;
+        EXPECT_GT(position[u], position[o.deferred_to])
+            << "%" << u << " reads %" << i << " before its total exists";
+      }
   }
   return e;
 }
@@ -115,9 +116,10 @@ TEST(TileLowering, BackwardSumsAreGroupedAndTheirUsesMoveAfterTheExchange) {
   EXPECT_EQ(e.groups, 3);
   std::vector<bool> seen(L.ops.size(), false);
   for (int i : L.order) {
-    for (int a : L.plan.program.ops[i].args)
+    for (int a : L.plan.program.ops[i].args) {
       EXPECT_TRUE(seen[a] || !L.plan.live[a])
           << "%" << i << " is emitted before its operand %" << a;
+    }
     seen[i] = true;
   }
 }
