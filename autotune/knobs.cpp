@@ -69,6 +69,11 @@ const std::vector<Knob>& knobs() {
        [](const Spec&, const Target&, const Schedule&) {
          return ints({160, 224, 255});
        }},
+      // The query outputs in a kernel of their own (few heads; needs every state checkpointed).
+      {"query_split", "tile", Scope::forward,
+       [](const Spec& spec, const Target&, const Schedule&) {
+         return spec.checkpoint_group == 1 ? Values{false, true} : Values{false};
+       }},
       // Arena lowering (codegen.cpp).
       {"threads", "arena", Scope::both,
        [](const Spec&, const Target&, const Schedule&) {

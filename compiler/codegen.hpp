@@ -32,6 +32,11 @@ struct Generated {
   int heads_per_cta = 1;           // (b, h) pairs one CTA computes: the grid is ceil(B*H / this)
   int ctas_per_head = 1;  // CTAs sharing one (b, h) (decode's clusters): the grid is B*H*this
   bool context_in_memory = false;  // Options::context_in_memory, as generated
+  // A forward with Schedule::query_split: the kernel above runs the state recurrence, this second
+  // entry point of the same module the query outputs, one team per run of query_items
+  // consecutive (b, h, mini-batch) items: its grid is ceil(B*H*steps / query_items / heads_per_cta).
+  std::string query_kernel_name;
+  int query_items = 0;
 };
 
 // Dispatches on the kind and the kernel's lowering (lowering_of): decode (decode_codegen.cpp, no

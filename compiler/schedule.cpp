@@ -68,7 +68,8 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"backward_blocks_per_sm", s.backward_blocks_per_sm},
           {"forward_matmul", s.forward_matmul},
           {"backward_matmul", s.backward_matmul},
-          {"cluster", s.cluster}};
+          {"cluster", s.cluster},
+          {"query_split", s.query_split}};
 }
 
 Schedule schedule_from_json(const nlohmann::json& j) {
@@ -93,6 +94,8 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     s.forward_matmul = j.at("forward_matmul").get<std::string>();
     s.backward_matmul = j.at("backward_matmul").get<std::string>();
     s.cluster = j.at("cluster").get<int>();
+    // Absent in schedules written before the query split existed: one forward kernel.
+    s.query_split = j.value("query_split", false);
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("schedule: ") + e.what());
@@ -108,8 +111,9 @@ std::string describe_lowerings(const Spec& spec, const Schedule& s) {
     if (!text.empty()) text += ", ";
     text += backward ? "backward " : "forward ";
     if (lowering_of(s, backward) == "tile")
-      text +=
-          fmt::format("tile ({} warps per team, {} teams per CTA)", s.team_warps, s.teams_per_cta);
+      text += fmt::format("tile ({} warps per team, {} teams per CTA{})", s.team_warps,
+                          s.teams_per_cta,
+                          !backward && s.query_split ? ", query split" : "");
     else
       text += fmt::format("arena ({} threads, {} CTAs per SM, {})", s.threads,
                           backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm,
@@ -300,6 +304,15 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (s.cluster != 1)
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
+  if (s.query_split) {
+    if (!spec.build_forward || s.lowering != "tile")
+      reasons.push_back("query_split = true needs the forward kernel on lowering = 'tile'");
+    if (spec.checkpoint_group != 1)
+      reasons.push_back(fmt::format(
+          "query_split = true needs checkpoint_group 1 (the spec has {}): the query kernel reads "
+          "every mini-batch's state from the checkpoints",
+          spec.checkpoint_group));
+  }
   if (!reasons.empty()) return reasons;
   if (const KernelSet tile = kernels_on(spec, s, "tile"); tile.any())
     for (auto& r : validate_tile(spec, s, t, tile)) reasons.push_back(std::move(r));
@@ -308,7 +321,21 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   return reasons;
 }
 
-Schedule default_schedule(const Spec& spec, const Target& t) {
+static Schedule shape_free_schedule(const Spec& spec, const Target& t);
+
+Schedule default_schedule(const Spec& spec, const Target& t, long long launch_heads) {
+  Schedule s = shape_free_schedule(spec, t);
+  // Few heads leave most SMs idle while each runs its chain of steps: with at most half of the
+  // SMs busy, the query outputs move off that chain. H200, forward at B1 T8192 (results.md,
+  // session 18): the split is 1.5x faster at 4 heads, 1.05x at 66, 0.93x at 96.
+  if (s.lowering == "tile" && spec.build_forward && spec.checkpoint_group == 1 &&
+      launch_heads > 0 && t.sm_count > 0 && launch_heads * 2 <= t.sm_count)
+    s.query_split = true;
+  return s;
+}
+
+// The heuristic's choices that do not depend on the launch size.
+static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
   Schedule s = default_arena_schedule(spec, t);
   // The tile lowering for each kernel it can compile whose team fits an SM's shared memory (its
   // products follow the spec's precision, tile_lowering.cpp): both kernels where both fit, else

@@ -44,6 +44,11 @@ struct Schedule {
   std::string forward_matmul = "simt_f32";
   std::string backward_matmul = "simt_f32";
   int cluster = 1;  // SMs per (batch, head); > 1 would split the state over a cluster (future)
+  // Tile forward only, for few heads: the forward runs as two kernels, the state recurrence
+  // alone (one team per (b, h), a shorter chain) writing every mini-batch's state to the
+  // checkpoints, then the query outputs of all (b, h, mini-batch) in parallel from those states.
+  // Needs checkpoint_group 1 (docs/tile-lowering.md, "Query split").
+  bool query_split = false;
 };
 
 // What a target GPU offers; for ahead-of-time builds, the arch's documented limits.
@@ -52,6 +57,7 @@ struct Target {
   int max_shared_bytes = 227 * 1024;  // per CTA, opt-in
   int shared_bytes_per_sm = 228 * 1024;
   int max_threads = 1024;
+  int sm_count = 0;  // the GPU's SMs; 0 when unknown (ahead-of-time builds)
   static Target for_arch(const std::string& arch);  // throws std::invalid_argument if unknown
 };
 
@@ -75,7 +81,9 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
 long long forward_shared_bytes(const Spec& spec, const Schedule& s);
 long long backward_shared_bytes(const Spec& spec, const Schedule& s);
 // The default schedule: the arena and state on chip when they fit, else in global memory.
-Schedule default_schedule(const Spec& spec, const Target& t);
+// launch_heads: B*H of the launches it will serve (0: unknown), for choices that depend on the
+// launch size (query_split where the heads leave most SMs idle).
+Schedule default_schedule(const Spec& spec, const Target& t, long long launch_heads = 0);
 // The heuristic's arena-lowering schedule (what default_schedule returns when the tile lowering
 // cannot take the spec); the tuner starts its arena candidates from it.
 Schedule default_arena_schedule(const Spec& spec, const Target& t);

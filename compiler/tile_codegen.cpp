@@ -414,6 +414,10 @@ class TileStepWriter {
 
 }  // namespace
 
+// (b, h, mini-batch) items one team of a query kernel takes in turn: the next item's tokens are
+// staged while the current one computes.
+constexpr int kQueryItemsPerTeam = 4;
+
 Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind) {
   Generated g{.kind = kind, .kernel_name = fmt::format("tttc_{}", to_string(kind))};
   const bool backward = kind == KernelKind::backward;
@@ -421,6 +425,8 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   const tile::TeamLayout layout = tile::team_layout(spec, warps, backward);
   std::vector<std::pair<std::string, tile::LoweredStep>> steps;
   std::vector<StepKind> kinds;
+  const bool query_split = !backward && schedule.query_split;
+  if (query_split) kinds.push_back(StepKind::advance);  // the recurrence kernel's step
   if (!backward) kinds.push_back(StepKind::forward);
   if (backward && spec.checkpoint_group > 1) kinds.push_back(StepKind::advance);
   if (backward) kinds.push_back(StepKind::backward);
@@ -460,6 +466,8 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       stage.tensors, stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
   if (backward)
     src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
+  if (query_split)
+    src += fmt::format("  static constexpr int kQueryItems = {};\n", kQueryItemsPerTeam);
   src += "};\n";
   src += fmt::format("constexpr int kAct = {};\n\n", activation_constant(spec.activation));
   src += state_struct(spec, "TeamState", layout, layout.state_offset, false);
@@ -472,10 +480,21 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
     src += TileStepWriter(spec, step, product_slot, row_slot).write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = backward ? "BackwardParams" : "ForwardParams";
-  src += fmt::format(
-      "extern \"C\" __global__ void __launch_bounds__({}) {}(const tttc::{} p) {{\n"
-      "  tttc::tile_{}_kernel<Cfg, Step>(p);\n}}\n",
-      g.threads, g.kernel_name, params, to_string(kind));
+  auto entry = [&](const std::string& name, const std::string& driver) {
+    src += fmt::format(
+        "extern \"C\" __global__ void __launch_bounds__({}) {}(const tttc::{} p) {{\n"
+        "  tttc::tile_{}_kernel<Cfg, Step>(p);\n}}\n",
+        g.threads, name, params, driver);
+  };
+  if (query_split) {
+    g.query_kernel_name = g.kernel_name + "_query";
+    g.query_items = kQueryItemsPerTeam;
+    entry(g.kernel_name, "recurrence");
+    src += "\n";
+    entry(g.query_kernel_name, "query");
+  } else {
+    entry(g.kernel_name, to_string(kind));
+  }
   g.source = std::move(src);
   return g;
 }

@@ -37,6 +37,7 @@ Target target_for(const std::string& arch, int ordinal) {
     t.arch = device.arch;  // a GPU newer than the table: NVRTC emits PTX for it
   }
   t.max_shared_bytes = device.max_shared_optin;
+  t.sm_count = device.sm_count;
   return t;
 }
 
@@ -111,7 +112,8 @@ Build build(const KernelConfig& config) {
   } else {
     const autotune::Choice tuned =
         tuned_schedule_or_tune(b.spec, b.target, config.device, config.launch_heads);
-    b.schedule = tuned.schedule ? *tuned.schedule : default_schedule(b.spec, b.target);
+    b.schedule = tuned.schedule ? *tuned.schedule
+                                : default_schedule(b.spec, b.target, config.launch_heads);
     b.schedule_source = tuned.schedule ? "tuned" : "heuristic";
     b.schedule_why = tuned.why;
   }

@@ -46,6 +46,21 @@ LoadedFunction load(const CompiledKernel& ck) {
   return f;
 }
 
+// The query kernel of a query-split forward (codegen::Generated::query_kernel_name): a second
+// entry point of the forward's module, which stays owned by the forward's LoadedFunction.
+LoadedFunction load_query(const LoadedFunction& forward, const CompiledKernel& ck) {
+  const driver::Api& api = driver::api();
+  LoadedFunction f = forward;
+  f.module = nullptr;
+  driver::check(
+      api.cuModuleGetFunction(&f.function, forward.module, ck.generated.query_kernel_name.c_str()),
+      "cuModuleGetFunction(query)");
+  driver::check(api.cuFuncSetAttribute(f.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                       static_cast<int>(f.shared_bytes)),
+                "cuFuncSetAttribute(max dynamic shared memory, query)");
+  return f;
+}
+
 // How many (row, head) items of a cluster build of the decode kernel `f` the device holds at
 // once (whole clusters), or 0 for one CTA group per item. Measured on an H200 (docs/decode.md,
 // "Grid"): mlp2's clusters of 8 run 1.5-2 % faster as a resident grid taking items in turn;
@@ -95,7 +110,11 @@ class LoadedKernel final : public Kernel {
  public:
   LoadedKernel(Build b, const driver::Device& device) : build_(std::move(b)), device_(device) {
     driver::ContextScope scope(device_);
-    if (build_.forward) forward_ = load(*build_.forward);
+    if (build_.forward) {
+      forward_ = load(*build_.forward);
+      if (!build_.forward->generated.query_kernel_name.empty())
+        forward_query_ = load_query(forward_, *build_.forward);
+    }
     if (build_.backward) backward_ = load(*build_.backward);
     if (build_.decode) {
       decode_ = load(*build_.decode);
@@ -137,6 +156,15 @@ class LoadedKernel final : public Kernel {
     params.workspace =
         workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, stream);
     launch(forward_, &params, p, stream);
+    if (forward_query_.function) {
+      // Every (b, h, mini-batch) item of the query outputs, a run of query_items per team.
+      const long long steps = (p.T + build_.spec.mini_batch - 1) / build_.spec.mini_batch;
+      const long long per_team = build_.forward->generated.query_items;
+      const long long teams = (1LL * p.B * p.H * steps + per_team - 1) / per_team;
+      launch_ctas(forward_query_, &params, (teams + forward_query_.heads_per_cta - 1) /
+                                               forward_query_.heads_per_cta,
+                  stream);
+    }
   }
 
   void backward(const BackwardArgs& a, StreamHandle handle) const override {
@@ -270,23 +298,28 @@ class LoadedKernel final : public Kernel {
 
   void launch(const LoadedFunction& f, void* params, const args::Problem& p,
               CUstream stream) const {
-    const driver::Api& api = driver::api();
-    void* kernel_args[] = {params};
     // The decode kernel's clusters are compiled in (__cluster_dims__): a plain launch of a grid
     // that is a multiple of the cluster size.
     long long items = 1LL * p.B * p.H;
     if (f.resident_items > 0) items = std::min(items, f.resident_items);
-    const long long ctas = (items * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta;
+    launch_ctas(f, params, (items * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta,
+                stream);
+  }
+  void launch_ctas(const LoadedFunction& f, void* params, long long ctas, CUstream stream) const {
+    if (ctas > 0x7fffffffLL)
+      throw std::invalid_argument(fmt::format("launch of {} CTAs: more than a grid holds", ctas));
+    void* kernel_args[] = {params};
     driver::check(
-        api.cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
-                           static_cast<unsigned>(f.threads), 1, 1,
-                           static_cast<unsigned>(f.shared_bytes), stream, kernel_args, nullptr),
+        driver::api().cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
+                                     static_cast<unsigned>(f.threads), 1, 1,
+                                     static_cast<unsigned>(f.shared_bytes), stream, kernel_args,
+                                     nullptr),
         "cuLaunchKernel");
   }
 
   Build build_;
   const driver::Device& device_;
-  LoadedFunction forward_, backward_, decode_;
+  LoadedFunction forward_, forward_query_, backward_, decode_;
   struct Buffer {
     CUdeviceptr ptr = 0;
     size_t bytes = 0;

@@ -34,17 +34,22 @@ struct TeamPlace {
   tile::Team team;
   char* stages;
   float* warp_smem;
-  __device__ __forceinline__ bool bind(int B, int H) {
+  // This warp's team in the grid (CTA-major) and its shared memory.
+  __device__ __forceinline__ long long place() {
     extern __shared__ float4 shared_raw[];
     const int warp = threadIdx.x >> 5, index = warp / Cfg::kWarps;
-    bh = blockIdx.x * Cfg::kTeams + index;
-    if (bh >= B * H) return false;  // the whole team leaves: no barrier waits for it
-    b = bh / H, h = bh % H;
     float* base = reinterpret_cast<float*>(shared_raw) + index * Cfg::kTeamSmemFloats;
     team = {warp % Cfg::kWarps, 1 + index, 32 * Cfg::kWarps, base};
     stages = reinterpret_cast<char*>(base + Cfg::kScratchFloats);
     warp_smem =
         base + Cfg::kScratchFloats + 2 * Cfg::kStageBytes / 4 + team.rank * Cfg::kWarpSmemFloats;
+    return 1LL * blockIdx.x * Cfg::kTeams + index;
+  }
+  __device__ __forceinline__ void head(int bh_, int H) { bh = bh_, b = bh / H, h = bh % H; }
+  __device__ __forceinline__ bool bind(int B, int H) {
+    const long long index = place();
+    if (index >= B * H) return false;  // the whole team leaves: no barrier waits for it
+    head(static_cast<int>(index), H);
     return true;
   }
 };
@@ -152,11 +157,15 @@ struct Staging {
   }
 };
 
-template <class Cfg, class Step>
+// The forward: each team walks its (b, h)'s mini-batches. With Recurrence (a query-split
+// forward, Schedule::query_split) the step is `advance` (the state update without the query
+// outputs) and every state is a checkpoint; tile_query_kernel then computes the outputs.
+template <class Cfg, class Step, bool Recurrence = false>
 __device__ void tile_forward_kernel(const ForwardParams& p) {
   using T = typename Cfg::Elem;
   constexpr int K = Cfg::kK, F = Cfg::kF, G = Cfg::kGroup;
   constexpr long long S = Cfg::kS;
+  static_assert(!Recurrence || G == 1, "a query split reads every state from the checkpoints");
   TeamPlace<Cfg> at;
   if (!at.bind(p.B, p.H)) return;
   const int bh = at.bh, b = at.b, h = at.h;
@@ -174,9 +183,57 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
     if (m % G == 0) st.store(p.checkpoints + (1LL * bh * checkpoints + m / G) * S);
     bind_forward_step(c, p, b, h, m, K);
     staging.bind(c, m & 1);
-    Step::forward(st, c, at.warp_smem, at.team);
+    if constexpr (Recurrence)
+      Step::advance(st, c, at.warp_smem, at.team);
+    else
+      Step::forward(st, c, at.warp_smem, at.team);
   }
   st.store(p.state_final + bh * S);
+}
+
+template <class Cfg, class Step>
+__device__ void tile_recurrence_kernel(const ForwardParams& p) {
+  tile_forward_kernel<Cfg, Step, true>(p);
+}
+
+// The query outputs of a query-split forward, after tile_recurrence_kernel: every (b, h,
+// mini-batch) item is independent given the state before it (checkpoint m), so the grid covers
+// all of them, a team taking Cfg::kQueryItems consecutive ones (staging the next item's tokens
+// while the current one computes). Each item runs the whole forward step from its checkpoint
+// and keeps only O: the same code, hence the same outputs, as the one-kernel forward.
+template <class Cfg, class Step>
+__device__ void tile_query_kernel(const ForwardParams& p) {
+  using T = typename Cfg::Elem;
+  constexpr int K = Cfg::kK, F = Cfg::kF, R = Cfg::kQueryItems;
+  constexpr long long S = Cfg::kS;
+  static_assert(Cfg::kGroup == 1, "a query split reads every state from the checkpoints");
+  TeamPlace<Cfg> at;
+  const long long first = at.place() * R;
+  const int steps = num_steps(p.T, K);
+  const long long items = 1LL * p.B * p.H * steps, last = min(first + R, items);
+  if (first >= items) return;  // the whole team leaves: no barrier waits for it
+  const Staging<Cfg> staging{at.stages};
+  typename Step::State st;
+  st.bind(at.warp_smem, at.team.rank);
+  StepContext<T> c{};
+  auto head_of = [&](long long item) { return static_cast<int>(item / steps); };
+  auto step_of = [&](long long item) { return static_cast<int>(item % steps); };
+  at.head(head_of(first), p.H);
+  staging.issue(p, at.b, at.h, step_of(first), 0, at.team, false);
+  for (long long item = first; item < last; ++item) {
+    const int n = static_cast<int>(item - first), m = step_of(item);
+    at.head(head_of(item), p.H);
+    staging.wait(at.team);  // also: every warp is done with the previous item's stage
+    if (item + 1 < last) {
+      const int next = head_of(item + 1);
+      staging.issue(p, next / p.H, next % p.H, step_of(item + 1), (n + 1) & 1, at.team, false);
+    }
+    st.load(p.checkpoints + (1LL * at.bh * steps + m) * S);
+    bind_head<T, F>(c, p, at.h);
+    bind_forward_step(c, p, at.b, at.h, m, K);
+    staging.bind(c, n & 1);
+    Step::forward(st, c, at.warp_smem, at.team);
+  }
 }
 
 // The backward kernel's order of mini-batches: groups from the last; inside a group, the states

@@ -177,6 +177,54 @@ TEST(Schedule, JsonRoundTripAndErrors) {
   j["forward_state"] = "registers";
   EXPECT_THROW(schedule_from_json(j), std::invalid_argument);
   EXPECT_THROW(Target::for_arch("sm_70"), std::invalid_argument);
+  // Schedules written before the query split: one forward kernel.
+  s.query_split = true;
+  EXPECT_TRUE(schedule_from_json(schedule_to_json(s)).query_split);
+  auto before = schedule_to_json(s);
+  before.erase("query_split");
+  EXPECT_FALSE(schedule_from_json(before).query_split);
+}
+
+// The query split: chosen by the heuristic only for launches that leave most SMs idle (and only
+// where it can run), checked by validate(), and generated as a second entry point.
+TEST(Schedule, QuerySplitForFewHeads) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 64;
+  Target t = Target::for_arch("sm_90a");
+  EXPECT_FALSE(default_schedule(s, t, 12).query_split);  // SM count unknown (ahead of time)
+  t.sm_count = 132;
+  EXPECT_TRUE(default_schedule(s, t, 12).query_split);    // W7: 12 heads on 132 SMs
+  EXPECT_TRUE(default_schedule(s, t, 66).query_split);    // half the SMs
+  EXPECT_FALSE(default_schedule(s, t, 67).query_split);
+  EXPECT_FALSE(default_schedule(s, t, 192).query_split);  // W1: 192 heads
+  EXPECT_FALSE(default_schedule(s, t, 0).query_split);    // launch size unknown
+  Schedule split = default_schedule(s, t, 12);
+  EXPECT_TRUE(validate(s, split, t).empty());
+  const codegen::Generated g = codegen::generate(s, split, codegen::KernelKind::forward);
+  EXPECT_EQ(g.query_kernel_name, "tttc_forward_query");
+  EXPECT_GT(g.query_items, 0);
+  EXPECT_NE(g.source.find("tile_recurrence_kernel<Cfg, Step>"), std::string::npos);
+  EXPECT_NE(g.source.find("extern \"C\" __global__ void __launch_bounds__(128) tttc_forward_query"),
+            std::string::npos);
+  EXPECT_NE(g.source.find("void advance("), std::string::npos);
+  EXPECT_TRUE(codegen::generate(s, default_schedule(s, t), codegen::KernelKind::forward)
+                  .query_kernel_name.empty());
+
+  Spec grouped = s;
+  grouped.checkpoint_group = 4;
+  EXPECT_FALSE(default_schedule(grouped, t, 12).query_split);
+  EXPECT_TRUE(mentions(validate(grouped, split, t), "query_split = true needs checkpoint_group 1"));
+  Spec mlp = s;
+  mlp.model = InnerModel::mlp;
+  mlp.depth = 2;
+  const Schedule arena = default_schedule(mlp, t, 12);
+  EXPECT_EQ(arena.lowering, "arena");
+  EXPECT_FALSE(arena.query_split);
+  Schedule forced = arena;
+  forced.query_split = true;
+  EXPECT_TRUE(mentions(validate(mlp, forced, t), "needs the forward kernel on lowering = 'tile'"));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // test_gpu_kernels.cpp: forward and backward kernels against the CPU reference on the GPU, across
-// the sweep in gpu_sweep.hpp, plus checkpoint-group invariance and argument checks at launch.
+// the sweep in gpu_sweep.hpp (and its linear cases with the query-split forward), plus
+// checkpoint-group invariance and argument checks at launch.
 // Skips (does not fail) where no GPU is present. TTTC_GPU_REPORT=path writes a Markdown table of
 // every case (errors, times) for docs/.
 #include <gtest/gtest.h>
@@ -153,6 +154,64 @@ TEST(GpuCheckpoint, GradientsAgreeAcrossGroupSizes) {
                                      << to_string(model) << " g=" << g << " vs g=1, " << t.name;
         }
     }
+}
+
+// The query-split forward (Schedule::query_split: a recurrence kernel, then the query outputs of
+// every (b, h, mini-batch) in parallel from the checkpoints) on every linear case of the sweep
+// whose forward is on the tile lowering, with checkpoint group 1 (the split needs it); the
+// backward then runs from the checkpoints the recurrence kernel wrote. T = 37 mini-batches and
+// a bit, so the query kernel has several CTAs and teams with a partial run.
+std::vector<SweepCase> query_split_cases() {
+  std::vector<SweepCase> cases;
+  for (SweepCase c : testing::gpu_sweep()) {
+    if (c.spec.model != InnerModel::linear) continue;
+    c.spec.checkpoint_group = 1;
+    c.spec.name = "qsplit";
+    if (default_schedule(c.spec, Target::for_arch("sm_90a")).lowering != "tile") continue;
+    c.T = 37 * c.spec.mini_batch + 3;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+class GpuQuerySplit : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(GpuQuerySplit, ForwardAndBackwardMatchReference) {
+  REQUIRE_GPU();
+  const SweepCase& c = GetParam();
+  Schedule s = default_schedule(c.spec, jit::target_for("", -1));
+  s.query_split = true;
+  auto kernel = jit::get_kernel({.spec = c.spec, .schedule = s});
+  ASSERT_FALSE(kernel->build_info().forward->generated.query_kernel_name.empty());
+  const check::Report r = check::run(c.spec,
+                                     {.B = 2,
+                                      .H = 3,
+                                      .T = c.T,
+                                      .per_batch_state = c.per_batch_state,
+                                      .tokens_bthf = c.tokens_bthf,
+                                      .seed = 2000 + static_cast<uint64_t>(c.T)},
+                                     *kernel);
+  for (const auto* pass : {&r.forward, &r.backward})
+    for (const auto& t : *pass)
+      EXPECT_TRUE(t.passed()) << t.name << ": rel error " << t.rel_error
+                              << (t.finite ? "" : " (non-finite values)") << " > " << t.tolerance;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, GpuQuerySplit, ::testing::ValuesIn(query_split_cases()),
+                         [](const auto& info) { return info.param.label(); });
+
+// The heuristic splits the query off where the launch leaves most SMs idle, and only there.
+TEST(GpuQuerySplitHeuristic, FewHeadsSplitManyHeadsDoNot) {
+  REQUIRE_GPU();
+  Spec spec = checkpoint_spec(true, InnerModel::linear, 1);
+  const Target t = jit::target_for("", -1);
+  ASSERT_GT(t.sm_count, 8);
+  EXPECT_TRUE(jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
+  EXPECT_FALSE(jit::get_kernel({.spec = spec, .launch_heads = 4LL * t.sm_count})
+                   ->build_info()
+                   .schedule.query_split);
+  spec.checkpoint_group = 2;  // the query kernel reads every state from the checkpoints
+  EXPECT_FALSE(jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
 }
 
 // ReLU on a shape where no pre-activation sits at a kink for this seed (see gpu_sweep.hpp).

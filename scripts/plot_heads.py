@@ -1,0 +1,40 @@
+"""Forward ms against heads, one kernel vs query split (scripts/plot-heads.sh)."""
+import statistics
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+data, out = sys.argv[1], sys.argv[2]
+fused, split = defaultdict(list), defaultdict(list)
+title = "forward time against heads"
+for line in open(data):
+    if line.startswith("#"):  # "# heads fused_ms split_ms (what was measured)"
+        if "(" in line:
+            title = "forward time against heads: " + line[line.index("(") + 1 : line.rindex(")")]
+        continue
+    parts = line.split()
+    if len(parts) < 3:
+        continue
+    heads = int(parts[0])
+    fused[heads].append(float(parts[1]))
+    split[heads].append(float(parts[2]))
+heads = sorted(fused)
+fig, ax = plt.subplots(figsize=(7, 4.2))
+ax.plot(heads, [statistics.median(fused[h]) for h in heads], "o-", label="one kernel")
+ax.plot(heads, [statistics.median(split[h]) for h in heads], "s-", label="query split")
+ax.set_xscale("log", base=2)
+ax.set_xticks(heads)
+ax.set_xticklabels([str(h) for h in heads])
+ax.set_xlabel("heads (B*H)")
+ax.set_ylabel("forward ms")
+ax.set_ylim(bottom=0)
+ax.set_title(title, fontsize=9)
+ax.grid(True, alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(out, dpi=120)
+print(f"wrote {out}")
