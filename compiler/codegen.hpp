@@ -34,7 +34,8 @@ struct Generated {
   bool context_in_memory = false;  // Options::context_in_memory, as generated
   // A forward with Schedule::query_split: the kernel above runs the state recurrence, this second
   // entry point of the same module the query outputs, one team per run of query_items
-  // consecutive (b, h, mini-batch) items: its grid is ceil(B*H*steps / query_items / heads_per_cta).
+  // consecutive (b, h, mini-batch) items: its grid is ceil(B*H*steps / query_items /
+  // heads_per_cta).
   std::string query_kernel_name;
   int query_items = 0;
 };

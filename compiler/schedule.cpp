@@ -112,8 +112,7 @@ std::string describe_lowerings(const Spec& spec, const Schedule& s) {
     text += backward ? "backward " : "forward ";
     if (lowering_of(s, backward) == "tile")
       text += fmt::format("tile ({} warps per team, {} teams per CTA{})", s.team_warps,
-                          s.teams_per_cta,
-                          !backward && s.query_split ? ", query split" : "");
+                          s.teams_per_cta, !backward && s.query_split ? ", query split" : "");
     else
       text += fmt::format("arena ({} threads, {} CTAs per SM, {})", s.threads,
                           backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm,

@@ -112,8 +112,8 @@ Build build(const KernelConfig& config) {
   } else {
     const autotune::Choice tuned =
         tuned_schedule_or_tune(b.spec, b.target, config.device, config.launch_heads);
-    b.schedule = tuned.schedule ? *tuned.schedule
-                                : default_schedule(b.spec, b.target, config.launch_heads);
+    b.schedule =
+        tuned.schedule ? *tuned.schedule : default_schedule(b.spec, b.target, config.launch_heads);
     b.schedule_source = tuned.schedule ? "tuned" : "heuristic";
     b.schedule_why = tuned.why;
   }

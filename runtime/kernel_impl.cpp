@@ -161,8 +161,8 @@ class LoadedKernel final : public Kernel {
       const long long steps = (p.T + build_.spec.mini_batch - 1) / build_.spec.mini_batch;
       const long long per_team = build_.forward->generated.query_items;
       const long long teams = (1LL * p.B * p.H * steps + per_team - 1) / per_team;
-      launch_ctas(forward_query_, &params, (teams + forward_query_.heads_per_cta - 1) /
-                                               forward_query_.heads_per_cta,
+      launch_ctas(forward_query_, &params,
+                  (teams + forward_query_.heads_per_cta - 1) / forward_query_.heads_per_cta,
                   stream);
     }
   }
@@ -309,12 +309,11 @@ class LoadedKernel final : public Kernel {
     if (ctas > 0x7fffffffLL)
       throw std::invalid_argument(fmt::format("launch of {} CTAs: more than a grid holds", ctas));
     void* kernel_args[] = {params};
-    driver::check(
-        driver::api().cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
-                                     static_cast<unsigned>(f.threads), 1, 1,
-                                     static_cast<unsigned>(f.shared_bytes), stream, kernel_args,
-                                     nullptr),
-        "cuLaunchKernel");
+    driver::check(driver::api().cuLaunchKernel(f.function, static_cast<unsigned>(ctas), 1, 1,
+                                               static_cast<unsigned>(f.threads), 1, 1,
+                                               static_cast<unsigned>(f.shared_bytes), stream,
+                                               kernel_args, nullptr),
+                  "cuLaunchKernel");
   }
 
   Build build_;

@@ -195,8 +195,8 @@ TEST(Schedule, QuerySplitForFewHeads) {
   Target t = Target::for_arch("sm_90a");
   EXPECT_FALSE(default_schedule(s, t, 12).query_split);  // SM count unknown (ahead of time)
   t.sm_count = 132;
-  EXPECT_TRUE(default_schedule(s, t, 12).query_split);    // W7: 12 heads on 132 SMs
-  EXPECT_TRUE(default_schedule(s, t, 66).query_split);    // half the SMs
+  EXPECT_TRUE(default_schedule(s, t, 12).query_split);  // W7: 12 heads on 132 SMs
+  EXPECT_TRUE(default_schedule(s, t, 66).query_split);  // half the SMs
   EXPECT_FALSE(default_schedule(s, t, 67).query_split);
   EXPECT_FALSE(default_schedule(s, t, 192).query_split);  // W1: 192 heads
   EXPECT_FALSE(default_schedule(s, t, 0).query_split);    // launch size unknown

@@ -206,12 +206,14 @@ TEST(GpuQuerySplitHeuristic, FewHeadsSplitManyHeadsDoNot) {
   Spec spec = checkpoint_spec(true, InnerModel::linear, 1);
   const Target t = jit::target_for("", -1);
   ASSERT_GT(t.sm_count, 8);
-  EXPECT_TRUE(jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
+  EXPECT_TRUE(
+      jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
   EXPECT_FALSE(jit::get_kernel({.spec = spec, .launch_heads = 4LL * t.sm_count})
                    ->build_info()
                    .schedule.query_split);
   spec.checkpoint_group = 2;  // the query kernel reads every state from the checkpoints
-  EXPECT_FALSE(jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
+  EXPECT_FALSE(
+      jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
 }
 
 // ReLU on a shape where no pre-activation sits at a kink for this seed (see gpu_sweep.hpp).
