@@ -85,16 +85,20 @@ Exchanges exchanges_of(const tile::LoweredStep& L) {
   return e;
 }
 
+// The causal linear f = 64, K = 16 step of `kind`, lowered for teams of 4 warps.
+tile::LoweredStep linear_step(plan::StepKind kind) {
+  const Spec s = linear(64, 16);
+  return tile::lower_step(s, kind, tile::team_layout(s, 4, kind == plan::StepKind::backward), 224);
+}
+
 // The six row sums of the forward take three barriers: each LayerNorm's mean and variance one
 // (row_mean_m2), and the two independent sums of the inner gradient one; 1 / sqrt is one rsqrt.
 TEST(TileLowering, RowSumsShareBarriersAndRsqrtIsFused) {
   const Spec s = linear(64, 16);
-  const tile::LoweredStep L =
-      tile::lower_step(s, plan::StepKind::forward, tile::team_layout(s, 4, false), 224);
-  const Exchanges e = exchanges_of(L);
+  const Exchanges e = exchanges_of(linear_step(plan::StepKind::forward));
   EXPECT_EQ(e.exchanges, 3);
-  EXPECT_EQ(e.moments, 2);
   EXPECT_EQ(e.groups, 1);
+  EXPECT_EQ(e.moments, 2);
   EXPECT_EQ(e.rsqrts, 2);
   const Schedule sched = default_schedule(s, Target::for_arch("sm_90a"));
   const std::string src = codegen::generate(s, sched, codegen::KernelKind::forward).source;
@@ -107,13 +111,11 @@ TEST(TileLowering, RowSumsShareBarriersAndRsqrtIsFused) {
 // The backward's 17 team reductions take 12 exchanges: three sums of LayerNorm's backward
 // share one, scalings of a sum move after its exchange.
 TEST(TileLowering, BackwardSumsAreGroupedAndTheirUsesMoveAfterTheExchange) {
-  const Spec s = linear(64, 16);
-  const tile::LoweredStep L =
-      tile::lower_step(s, plan::StepKind::backward, tile::team_layout(s, 4, true), 224);
+  const tile::LoweredStep L = linear_step(plan::StepKind::backward);
   const Exchanges e = exchanges_of(L);
   EXPECT_EQ(e.exchanges, 12);
-  EXPECT_EQ(e.moments, 2);
   EXPECT_EQ(e.groups, 3);
+  EXPECT_EQ(e.moments, 2);
   std::vector<bool> seen(L.ops.size(), false);
   for (int i : L.order) {
     for (int a : L.plan.program.ops[i].args) {
