@@ -27,7 +27,8 @@ struct tttc_spec {
   ttt::Spec spec;
   std::string info;
   std::mutex mutex;
-  std::map<int, std::shared_ptr<const ttt::jit::Kernel>> kernels;  // by device ordinal
+  // By (device ordinal, launch_heads).
+  std::map<std::pair<int, int64_t>, std::shared_ptr<const ttt::jit::Kernel>> kernels;
 };
 
 struct tttc_kernel {
@@ -316,12 +317,22 @@ int tttc_reference_backward(const tttc_spec* spec, int64_t B, int64_t H, int64_t
 }
 
 int tttc_kernel_get(tttc_spec* spec, int device, tttc_kernel** out) {
+  return tttc_kernel_get_for_launch(spec, device, 0, out);
+}
+
+int tttc_kernel_get_for_launch(tttc_spec* spec, int device, int64_t launch_heads,
+                               tttc_kernel** out) {
   return guarded([&] {
     require(spec, "spec");
     require(out, "out");
+    if (launch_heads < 0)
+      throw std::invalid_argument(
+          fmt::format("launch_heads = {}: must be 0 (unknown) or B*H", launch_heads));
     std::lock_guard lock(spec->mutex);
-    auto& kernel = spec->kernels[device];
-    if (!kernel) kernel = ttt::jit::get_kernel({.spec = spec->spec, .device = device});
+    auto& kernel = spec->kernels[{device, launch_heads}];
+    if (!kernel)
+      kernel = ttt::jit::get_kernel(
+          {.spec = spec->spec, .device = device, .launch_heads = launch_heads});
     // The runtime keeps every loaded kernel for the life of the process; so does this handle.
     static std::mutex handles_mutex;
     static std::map<const ttt::jit::Kernel*, std::unique_ptr<tttc_kernel>> handles;

@@ -118,6 +118,11 @@ int tttc_reference_backward(const tttc_spec* spec, int64_t B, int64_t H, int64_t
 /* GPU kernels: generated, compiled (or loaded from the kernel cache) and loaded on CUDA device
  * `device` once per (spec, device); later calls return the same handle. */
 int tttc_kernel_get(tttc_spec* spec, int device, tttc_kernel** out);
+/* The same for launches of B*H = launch_heads (0: unknown, as tttc_kernel_get): schedule
+ * choices that depend on the launch size (the query split for few heads) are made for it; one
+ * handle per (spec, device, launch_heads). */
+int tttc_kernel_get_for_launch(tttc_spec* spec, int device, int64_t launch_heads,
+                               tttc_kernel** out);
 int tttc_kernel_memory(const tttc_kernel* kernel, int64_t B, int64_t H, int64_t T,
                        tttc_memory_plan* out);
 /* Validate and enqueue on `stream` (a CUstream / cudaStream_t of the kernel's device; NULL = the

@@ -48,7 +48,7 @@ class FakeKernelLib:
     """Stands in for libtttc's kernel functions; forwards everything else to the real library."""
 
     def __init__(self, real):
-        self.real, self.kernels, self.calls = real, {}, []
+        self.real, self.kernels, self.calls, self.launch_heads = real, {}, [], []
         self.adjacent, self.dfinal_absent = [], []  # per backward call
 
     def __getattr__(self, name):
@@ -119,9 +119,10 @@ def fake(monkeypatch):
     monkeypatch.setattr(_lib, "_lib", fake)
     _cuda.clear_caches()
 
-    def kernel(self, device):
+    def kernel(self, device, launch_heads=0):
         handle = ctypes.c_void_p(id(self))
         fake.kernels[handle.value] = self
+        fake.launch_heads.append((self.checkpoint_group, launch_heads))
         return handle
 
     monkeypatch.setattr(Spec, "kernel", kernel)
@@ -195,6 +196,17 @@ def test_inference_uses_the_forward_only_variant(fake):
     torch.testing.assert_close(final_g, final_c)
     variant = spec_for_key(spec.key).inference_variant()
     assert variant.passes == ("forward",) and variant.checkpoint_group == 4096
+
+
+@pytest.mark.parametrize("group,grad,heads", [(1, True, 6), (1, False, 0), (2, True, 0)])
+def test_the_training_forward_asks_for_kernels_for_its_launch_size(fake, group, grad, heads):
+    """B*H reaches get_kernel (which may then split the query off, for few heads) only where
+    the forward saves every state: with a gradient and checkpoint group 1."""
+    spec = make_spec("mlp", dtype="f32", checkpoint_group=group)
+    q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, H=3, T=40, dtype=torch.float32)
+    _cuda.forward(spec.key, q, k, v, lr, tau, gamma, beta, tt.pack_state(spec, state), "bthf",
+                  grad)
+    assert fake.launch_heads[-1][1] == heads
 
 
 def test_deterministic_mode_without_warn_only_is_an_error(fake):

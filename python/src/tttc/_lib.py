@@ -79,6 +79,7 @@ def _declare(l: ctypes.CDLL) -> ctypes.CDLL:
     l.tttc_reference_forward.argtypes = [vp, i64, i64, i64, i32] + [vp] * 11
     l.tttc_reference_backward.argtypes = [vp, i64, i64, i64] + [vp] * 7 + [vp, i64, vp, vp, i32] + [vp] * 8
     l.tttc_kernel_get.argtypes = [vp, i32, ctypes.POINTER(vp)]
+    l.tttc_kernel_get_for_launch.argtypes = [vp, i32, i64, ctypes.POINTER(vp)]
     l.tttc_kernel_memory.argtypes = [vp, i64, i64, i64, ctypes.POINTER(MemoryPlan)]
     l.tttc_kernel_forward.argtypes = [vp, vp, vp, ctypes.c_uint64, vp]
     l.tttc_kernel_backward.argtypes = [vp, vp, vp, ctypes.c_uint64, vp]

@@ -98,15 +98,19 @@ class Spec:
         return [lead + t.shape for t in self.state_layout]
 
     # --- GPU kernels (libtttc keeps them for the life of the process) ----------------------
-    def kernel(self, device: int) -> ctypes.c_void_p:
-        k = self._kernels.get(device)
+    def kernel(self, device: int, launch_heads: int = 0) -> ctypes.c_void_p:
+        """The loaded kernels on `device`, for launches of B*H = launch_heads (0: unknown), which
+        decides the schedule's launch-size choices (the query split for few heads)."""
+        key = (device, launch_heads)
+        k = self._kernels.get(key)
         if k is None:
             with self._lock:
-                k = self._kernels.get(device)
+                k = self._kernels.get(key)
                 if k is None:
                     k = ctypes.c_void_p()
-                    _lib.check(_lib.lib().tttc_kernel_get(self._handle, device, ctypes.byref(k)))
-                    self._kernels[device] = k
+                    _lib.check(_lib.lib().tttc_kernel_get_for_launch(
+                        self._handle, device, launch_heads, ctypes.byref(k)))
+                    self._kernels[key] = k
         return k
 
     def inference_variant(self) -> "Spec":

@@ -193,8 +193,11 @@ class ForwardPlan:
         # Without a gradient, the forward-only variant saves one state per (b, h) instead of C.
         run_spec = spec if save_checkpoints else spec.inference_variant()
         self.device, self.index = q.device, q.device.index
-        self.kernel = run_spec.kernel(self.index)
         B, H, T, _ = _as_bhtf(q.shape, q.stride(), layout)[0]
+        # The launch size picks the query split for few heads (it needs every state saved, which
+        # only the training forward with checkpoint group 1 does).
+        heads = B * H if save_checkpoints and spec.checkpoint_group == 1 else 0
+        self.kernel = run_spec.kernel(self.index, heads)
         memory = _memory_plan(self.kernel, B, H, T)
         S = spec.state_floats
         self.layout, self.save, self.keep_final = layout, save_checkpoints, keep_final
