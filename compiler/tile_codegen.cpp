@@ -395,7 +395,7 @@ class TileStepWriter {
           text += fmt::format(" tl::team_sums<{}>(team, {}, {}{});", warps(), slot(id), values,
                               var(id));
         } else if (plan.reduce == tile::TeamReduce::rows)
-          text += fmt::format(" tl::team_sum<{}>({}, team, {});", warps(), var(id), slot(id));
+          text += fmt::format(" tl::team_sums<{}>(team, {}, {});", warps(), slot(id), var(id));
         line(text, id);
         return;
       }

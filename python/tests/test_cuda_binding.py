@@ -204,9 +204,14 @@ def test_the_training_forward_asks_for_kernels_for_its_launch_size(fake, group, 
     the forward saves every state: with a gradient and checkpoint group 1."""
     spec = make_spec("mlp", dtype="f32", checkpoint_group=group)
     q, k, v, lr, tau, gamma, beta, state = make_inputs(spec, H=3, T=40, dtype=torch.float32)
-    _cuda.forward(spec.key, q, k, v, lr, tau, gamma, beta, tt.pack_state(spec, state), "bthf",
-                  grad)
+    packed = tt.pack_state(spec, state)
+    out, final, ckpt = _cuda.forward(spec.key, q, k, v, lr, tau, gamma, beta, packed, "bthf",
+                                      grad)
     assert fake.launch_heads[-1][1] == heads
+    if grad:  # the backward asks for the same kernels as its forward
+        _cuda.backward(spec.key, q, k, v, lr, tau, gamma, beta, ckpt, torch.randn_like(out),
+                       None, "bthf", True)
+        assert fake.launch_heads[-1] == fake.launch_heads[-2]
 
 
 def test_deterministic_mode_without_warn_only_is_an_error(fake):

@@ -767,14 +767,8 @@ __device__ __forceinline__ void collect_partials(Scalar& v, const float* base) {
   v.s = s;
 }
 
-// [R, 1] partial row sums (or a [1, 1] partial) of every warp -> their total, in every warp.
-template <int NW, class V>
-__device__ __forceinline__ void team_sum(V& v, const Team& t, int slot) {
-  post_partial(v, t, t.scratch + slot);
-  t.sync();
-  collect_partials<NW>(v, t.scratch + slot);
-}
-// Several independent partial sums -> their totals, through one barrier.
+// [R, 1] partial row sums (or [1, 1] partials) of every warp -> their totals, in every warp:
+// one value, or several independent ones through one barrier.
 template <int NW>
 __device__ __forceinline__ void post_partials(const Team&, float*) {}
 template <int NW, class V, class... Rest>

@@ -173,7 +173,7 @@ struct Step {
     tl::Tile<16, 16> v94; tl::ew<tl::kMul, kAct>(v94, v91, v46, 1.0f, 0.0f);  // %94 [16x64]
     tl::Tile<16, 16> v95; tl::ew<tl::kAdd, kAct>(v95, v93, v94, 1.0f, 0.0f);  // %95 [16x64]
     tl::Tile<16, 16> v96; tl::ew<tl::kAffine, kAct>(v96, v95, -1.0f, 0.0f);  // %96 [16x64]
-    tl::PerRow<16> v97; tl::row_sum(v97, v96); tl::team_sum<4>(v97, team, 9408);  // %97 [16x1]
+    tl::PerRow<16> v97; tl::row_sum(v97, v96); tl::team_sums<4>(team, 9408, v97);  // %97 [16x1]
     tl::PerRow<16> v98; tl::ew<tl::kAffine, kAct>(v98, v97, 0.015625f, 0.0f);  // %98 [16x1]
     tl::Tile<16, 16> v99; tl::ew<tl::kAdd, kAct>(v99, v95, v98, 1.0f, 0.0f);  // %99 [16x64]
     const auto v99_a = tl::split_operand<2, false>(v99);  // 2 matmuls
@@ -237,7 +237,7 @@ struct Step {
     tl::ew<tl::kAdd, 0>(acc.gamma, acc.gamma, v145);
     tl::Tile<16, 16> v146; tl::ew<tl::kMul, kAct>(v146, v142, v21, 1.0f, 0.0f);  // %146 [16x64]
     tl::Tile<16, 16> v147; tl::ew<tl::kMul, kAct>(v147, v142, v15, 1.0f, 0.0f);  // %147 [16x64]
-    tl::PerRow<16> v148; tl::row_sum(v148, v147); tl::team_sum<4>(v148, team, 9408);  // %148 [16x1]
+    tl::PerRow<16> v148; tl::row_sum(v148, v147); tl::team_sums<4>(team, 9408, v148);  // %148 [16x1]
     tl::PerRow<16> v149; tl::ew<tl::kAdd, kAct>(v149, v120, v148, 1.0f, 0.0f);  // %149 [16x1]
     tl::PerRow<16> v150; tl::ew<tl::kMul, kAct>(v150, v21, v21, 1.0f, 0.0f);  // %150 [16x1]
     tl::PerRow<16> v151; tl::ew<tl::kAffine, kAct>(v151, v150, -1.0f, 0.0f);  // %151 [16x1]
@@ -252,7 +252,7 @@ struct Step {
     tl::Tile<16, 16> v160; tl::ew<tl::kMul, kAct>(v160, v157, v15, 1.0f, 0.0f);  // %160 [16x64]
     tl::Tile<16, 16> v161; tl::ew<tl::kAdd, kAct>(v161, v159, v160, 1.0f, 0.0f);  // %161 [16x64]
     tl::Tile<16, 16> v162; tl::ew<tl::kAffine, kAct>(v162, v161, -1.0f, 0.0f);  // %162 [16x64]
-    tl::PerRow<16> v163; tl::row_sum(v163, v162); tl::team_sum<4>(v163, team, 9216);  // %163 [16x1]
+    tl::PerRow<16> v163; tl::row_sum(v163, v162); tl::team_sums<4>(team, 9216, v163);  // %163 [16x1]
     tl::PerRow<16> v164; tl::ew<tl::kAffine, kAct>(v164, v163, 0.015625f, 0.0f);  // %164 [16x1]
     tl::Tile<16, 16> v165; tl::ew<tl::kAdd, kAct>(v165, v161, v164, 1.0f, 0.0f);  // %165 [16x64]
     tl::Tile<16, 16> v166; tl::ew<tl::kAffine, kAct>(v166, v138, -1.0f, 0.0f);  // %166 [16x64]

@@ -182,6 +182,13 @@ def _prepare(copies, layout, tensors):
     return [x if how is None else x.contiguous() for x, how in zip(tensors, copies)]
 
 
+def _training_kernel(spec, index, B, H):
+    """The kernels of a training step (forward with checkpoints, and its backward): one handle
+    for both, asked for with the launch size, which picks the query split for few heads (it
+    needs every state saved: checkpoint group 1)."""
+    return spec.kernel(index, B * H if spec.checkpoint_group == 1 else 0)
+
+
 class ForwardPlan:
     """tttc_kernel_forward for one signature. run() returns (out, state_final, checkpoints);
     state_final is None unless keep_final, checkpoints None unless save_checkpoints (both then
@@ -194,10 +201,8 @@ class ForwardPlan:
         run_spec = spec if save_checkpoints else spec.inference_variant()
         self.device, self.index = q.device, q.device.index
         B, H, T, _ = _as_bhtf(q.shape, q.stride(), layout)[0]
-        # The launch size picks the query split for few heads (it needs every state saved, which
-        # only the training forward with checkpoint group 1 does).
-        heads = B * H if save_checkpoints and spec.checkpoint_group == 1 else 0
-        self.kernel = run_spec.kernel(self.index, heads)
+        self.kernel = _training_kernel(spec, self.index, B, H) if save_checkpoints \
+            else run_spec.kernel(self.index)
         memory = _memory_plan(self.kernel, B, H, T)
         S = spec.state_floats
         self.layout, self.save, self.keep_final = layout, save_checkpoints, keep_final
@@ -253,8 +258,8 @@ class BackwardPlan:
                                "without a gradient being needed); run it with autograd enabled")
         spec = spec_for_key(key)
         self.device, self.index = q.device, q.device.index
-        self.kernel = spec.kernel(self.index)
         B, H, T, f = _as_bhtf(q.shape, q.stride(), layout)[0]
+        self.kernel = _training_kernel(spec, self.index, B, H)
         memory = _memory_plan(self.kernel, B, H, T)
         S = spec.state_floats
         self.layout, self.deterministic = layout, deterministic
