@@ -168,7 +168,8 @@ Program append_adjoint(const Program& forward) {
   for (const auto& [role, id] : forward.outputs) seeds.emplace_back(role, id);
   for (const auto& [role, id] : seeds) ad.adj(id) = ad.input(adjoint(role), id);
 
-  for (size_t i = forward_ops; i-- > 0;) ad.differentiate(p.ops[i]);
+  // A copy of each op: differentiating appends to p.ops, which may move its elements.
+  for (size_t i = forward_ops; i-- > 0;) ad.differentiate(Op(p.ops[i]));
 
   // Every forward input gets an adjoint output (zero when nothing depends on it).
   p.outputs.clear();
