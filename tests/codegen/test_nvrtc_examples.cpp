@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "compiler/codegen.hpp"
 #include "compiler/nvrtc_backend.hpp"
@@ -22,6 +23,35 @@ std::vector<std::string> examples() {
 
 class NvrtcExamples : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
+// Spill bytes (stores + loads, ptxas) the kernels the runtime would run may have, per example
+// kernel: none, but for the tile lowering's linear backward, which ptxas fits in 255 registers
+// only with a small spill (docs/results.md, session 19). A ratchet: a change that makes any of
+// them spill more fails here.
+int allowed_spill_bytes(const std::string& example, const std::string& arch,
+                        codegen::KernelKind kind) {
+  static const std::map<std::string, int> backward_sm90a = {
+      {"linear", 152}, {"lm-125m-linear", 152}, {"linear-f32-d32", 56}};
+  static const std::map<std::string, int> backward_sm80 = {
+      {"linear", 152}, {"lm-125m-linear", 152}, {"linear-f32-d32", 188}};
+  if (kind != codegen::KernelKind::backward) return 0;
+  const auto& table = arch == "sm_80" ? backward_sm80 : backward_sm90a;
+  const auto it = table.find(example);
+  return it == table.end() ? 0 : it->second;
+}
+
+// The kernel the runtime runs (runtime/jit.cpp, compile_pass): an arena kernel that spills is
+// compiled again with its step context in local memory, and the one with fewer spills runs.
+nvrtc::CompileResult compile_as_the_runtime(const Spec& spec, const Schedule& sched,
+                                            codegen::KernelKind kind, const std::string& arch) {
+  const codegen::Generated g = codegen::generate(spec, sched, kind);
+  nvrtc::CompileResult r = nvrtc::compile(g.source, g.kernel_name, arch);
+  if (r.spill_bytes <= 0 || lowering_of(sched, kind == codegen::KernelKind::backward) != "arena")
+    return r;
+  const codegen::Generated m = codegen::generate(spec, sched, kind, {.context_in_memory = true});
+  nvrtc::CompileResult in_memory = nvrtc::compile(m.source, m.kernel_name, arch);
+  return in_memory.spill_bytes >= 0 && in_memory.spill_bytes < r.spill_bytes ? in_memory : r;
+}
+
 TEST_P(NvrtcExamples, ForwardAndBackwardCompile) {
   const auto& [example, arch] = GetParam();
   Spec spec = load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + example + ".json");
@@ -29,12 +59,14 @@ TEST_P(NvrtcExamples, ForwardAndBackwardCompile) {
   const Schedule sched = default_schedule(spec, target);
   // Every pass the forward supports gets a backward compile, even when the example omits it.
   for (auto kind : {codegen::KernelKind::forward, codegen::KernelKind::backward}) {
-    const codegen::Generated g = codegen::generate(spec, sched, kind);
-    const nvrtc::CompileResult r = nvrtc::compile(g.source, g.kernel_name, arch);
+    const nvrtc::CompileResult r = compile_as_the_runtime(spec, sched, kind, arch);
     EXPECT_EQ(r.binary_kind, "cubin");
     EXPECT_GT(r.binary.size(), 1000u);
     EXPECT_GT(r.registers, 0) << r.log;
     EXPECT_GE(r.spill_bytes, 0) << r.log;
+    EXPECT_LE(r.spill_bytes, allowed_spill_bytes(example, arch, kind))
+        << example << " " << arch
+        << (kind == codegen::KernelKind::backward ? " backward" : " forward") << ": " << r.log;
     EXPECT_GT(r.compile_ms, 0);
   }
 }
