@@ -51,6 +51,7 @@ if ! "$py" -c "import torch" 2>/dev/null; then
   mapfile -t torch_requirements < <("$py" -c "
 from importlib.metadata import requires
 print('\\n'.join(r for r in requires('torch') or [] if not r.startswith('triton')))")
+  echo "torch's requirements but triton (pip may report triton as missing: left out on purpose)"
   if [ ${#torch_requirements[@]} -gt 0 ]; then "$py" -m pip install -q "${torch_requirements[@]}"; fi
 fi
 "$py" -m pip install -q pytest numpy
