@@ -4,24 +4,53 @@
 // inner gradient G depends on the state, keys, values, gamma and beta) come out of the rules.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "compiler/ir.hpp"
 
 namespace ttt::ir {
 namespace {
 
+// What makes two ops compute the same value: kind, operands (in a canonical order where the op
+// commutes), every attribute, and the output shape.
+using OpKey =
+    std::tuple<OpKind, std::vector<int>, bool, bool, double, double, Ew, double, double, int, int>;
+OpKey key_of(const Op& op, int rows, int cols) {
+  std::vector<int> args = op.args;
+  const bool commutes =
+      op.kind == OpKind::elementwise && (op.ew == Ew::add || op.ew == Ew::mul) && args.size() == 2;
+  if (commutes) std::sort(args.begin(), args.end());
+  return {op.kind, args, op.trans_a, op.trans_b, op.alpha, op.beta, op.ew, op.s, op.c, rows, cols};
+}
+
 class Adjoint {
  public:
-  explicit Adjoint(Program& p) : p_(p), adj_(p.values.size(), -1) {}
+  // The forward's ops seed the table of known values: the rules re-derive some of them (the
+  // derivative of sqrt needs 1/sqrt(a), which LayerNorm's forward already computed).
+  explicit Adjoint(Program& p) : p_(p), adj_(p.values.size(), -1) {
+    for (const Op& op : p_.ops)
+      if (op.kind != OpKind::input) known_.emplace(key_of(op, rows(op.out), cols(op.out)), op.out);
+  }
 
-  int emit(Op op, int rows, int cols, const std::string& name = "") {
+  // Appends `op`, or returns the value an identical earlier op computes (common subexpressions:
+  // the rules often ask for the same product or scaling twice, and every duplicate left in the
+  // step is work on the kernel's dependency chain). `fresh` forces a new value.
+  int emit(Op op, int rows, int cols, const std::string& name = "", bool fresh = false) {
+    const bool reusable = op.kind != OpKind::input && !fresh;
+    if (reusable) {
+      const auto it = known_.find(key_of(op, rows, cols));
+      if (it != known_.end()) return it->second;
+    }
     op.out = static_cast<int>(p_.values.size());
     op.section = "backward";
     p_.values.push_back({name, rows, cols});
     p_.ops.push_back(op);
     adj_.push_back(-1);
+    if (reusable) known_.emplace(key_of(op, rows, cols), op.out);
     return op.out;
   }
   int input(const std::string& name, int like) {
@@ -154,6 +183,7 @@ class Adjoint {
  private:
   Program& p_;
   std::vector<int> adj_;
+  std::map<OpKey, int> known_;
 };
 
 }  // namespace
@@ -178,11 +208,13 @@ Program append_adjoint(const Program& forward) {
     const Op& op = p.ops[i];
     if (op.kind != OpKind::input) continue;
     int d = ad.adj(op.out);
-    if (d < 0) d = ad.emit({.kind = OpKind::fill, .c = 0.0}, ad.rows(op.out), ad.cols(op.out));
+    if (d < 0)
+      d = ad.emit({.kind = OpKind::fill, .c = 0.0}, ad.rows(op.out), ad.cols(op.out), "",
+                  /*fresh=*/true);
     // Outputs are written to their own buffers: never let one alias a seed or another output.
     if (p.ops[d].kind == OpKind::input || claimed.count(d))
       d = ad.emit({.kind = OpKind::elementwise, .args = {d}, .ew = Ew::broadcast}, ad.rows(d),
-                  ad.cols(d));
+                  ad.cols(d), "", /*fresh=*/true);
     claimed.insert(d);
     const std::string role = adjoint(p.values[op.out].name);
     p.values[d].name = role;

@@ -1,8 +1,12 @@
 // test_ir.cpp: the step IR's structure for each inner model and form, the adjoint's outputs, and
 // the planner's arena (values alive together never overlap; the in-place state update is legal).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "compiler/ir.hpp"
 #include "compiler/plan.hpp"
@@ -65,6 +69,34 @@ TEST(Ir, AdjointHasAGradientForEveryInput) {
                            "db1", "dW2", "db2"})
     EXPECT_NO_THROW(p.output_id(name)) << name;
   EXPECT_THROW(p.output_id("O"), std::logic_error);
+}
+
+// The adjoint reuses values instead of recomputing them: no two non-input ops of the backward
+// program (forward ops included) compute the same thing from the same operands, except the
+// copies that give each output its own buffer. LayerNorm's 1/sqrt(var + eps) is an example:
+// the derivative of sqrt asks for it again.
+TEST(Ir, AdjointHasNoCommonSubexpressions) {
+  for (int depth : {1, 2})
+    for (bool causal : {true, false}) {
+      const ir::Program p = ir::append_adjoint(ir::build_step(make(depth, causal)));
+      std::set<int> outputs;
+      for (const auto& [role, id] : p.outputs) outputs.insert(id);
+      std::map<std::string, int> seen;
+      for (const ir::Op& op : p.ops) {
+        if (op.kind == ir::OpKind::input || outputs.count(op.out)) continue;
+        std::vector<int> args = op.args;
+        if (op.kind == ir::OpKind::elementwise && (op.ew == ir::Ew::add || op.ew == ir::Ew::mul))
+          std::sort(args.begin(), args.end());
+        std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {}x{}", static_cast<int>(op.kind),
+                                      fmt::join(args, ","), op.trans_a, op.trans_b, op.alpha,
+                                      op.beta, static_cast<int>(op.ew), op.s, op.c,
+                                      p.values[op.out].rows, p.values[op.out].cols);
+        const auto [it, fresh] = seen.emplace(key, op.out);
+        EXPECT_TRUE(fresh) << "depth " << depth << ": %" << op.out << " recomputes %" << it->second;
+      }
+      // Still a gradient for every input.
+      for (const char* name : {"dQ", "dK", "dV", "dW1", "db1"}) EXPECT_NO_THROW(p.output_id(name));
+    }
 }
 
 // Values whose lifetimes overlap must not share arena memory.

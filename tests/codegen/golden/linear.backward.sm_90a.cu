@@ -65,7 +65,7 @@ struct Step {
   using DState = TeamDState;
   using Accum = tttc::Accum<16, 16>;
   static __device__ __forceinline__ void backward(State& st, DState& ds, Accum& acc, const tttc::StepContext<Cfg::Elem>& c, float* smem, const tl::Team& team) {
-    // registers (estimated peak): 221 floats per lane
+    // registers (estimated peak): 219 floats per lane
     (void)smem;
     (void)team;
     // inputs
@@ -92,8 +92,8 @@ struct Step {
     // %17 is computed by %13
     tl::PerRow<16> v18; tl::ew<tl::kAffine, kAct>(v18, v17, 0.015625f, 0.0f);  // %18 [16x1]
     tl::PerRow<16> v19; tl::ew<tl::kAffine, kAct>(v19, v18, 1.0f, 1e-06f);  // %19 [16x1]
-    tl::PerRow<16> v20; tl::ew<tl::kSqrt, kAct>(v20, v19, 1.0f, 0.0f);  // %20 [16x1]
-    tl::PerRow<16> v21; tl::ew<tl::kRecip, kAct>(v21, v20, 1.0f, 0.0f);  // %21 [16x1]
+    // %20 is computed by %21
+    tl::PerRow<16> v21; tl::ew<tl::kRsqrt, kAct>(v21, v19);  // %21 [16x1]
     tl::SmemTile<16, 16> v22{smem + 384}; tl::ew<tl::kMul, kAct>(v22, v15, v21, 1.0f, 0.0f);  // %22 [16x64]
     tl::Tile<16, 16> v23; tl::ew<tl::kMul, kAct>(v23, v22, v6, 1.0f, 0.0f);  // %23 [16x64]
     tl::Tile<16, 16> v24; tl::ew<tl::kAdd, kAct>(v24, v23, v7, 1.0f, 0.0f);  // %24 [16x64]
@@ -127,8 +127,8 @@ struct Step {
     // %48 is computed by %44
     tl::PerRow<16> v49; tl::ew<tl::kAffine, kAct>(v49, v48, 0.015625f, 0.0f);  // %49 [16x1]
     tl::PerRow<16> v50; tl::ew<tl::kAffine, kAct>(v50, v49, 1.0f, 1e-06f);  // %50 [16x1]
-    tl::PerRow<16> v51; tl::ew<tl::kSqrt, kAct>(v51, v50, 1.0f, 0.0f);  // %51 [16x1]
-    tl::PerRow<16> v52; tl::ew<tl::kRecip, kAct>(v52, v51, 1.0f, 0.0f);  // %52 [16x1]
+    // %51 is computed by %52
+    tl::PerRow<16> v52; tl::ew<tl::kRsqrt, kAct>(v52, v50);  // %52 [16x1]
     tl::Tile<16, 16> v53; tl::ew<tl::kMul, kAct>(v53, v46, v52, 1.0f, 0.0f);  // %53 [16x64]
     // state update (last row's eta)
     tl::PerRow<16> v57; tl::transpose(v57, v3);  // %57 [16x1]
@@ -163,108 +163,103 @@ struct Step {
     tl::PerRow<16> v84; tl::ew<tl::kMul, kAct>(v84, v52, v52, 1.0f, 0.0f);  // %84 [16x1]
     tl::PerRow<16> v85; tl::ew<tl::kAffine, kAct>(v85, v84, -1.0f, 0.0f);  // %85 [16x1]
     tl::PerRow<16> v86; tl::ew<tl::kMul, kAct>(v86, v83, v85, 1.0f, 0.0f);  // %86 [16x1]
-    tl::PerRow<16> v87; tl::ew<tl::kRecip, kAct>(v87, v51, 1.0f, 0.0f);  // %87 [16x1]
-    tl::PerRow<16> v88; tl::ew<tl::kAffine, kAct>(v88, v87, 0.5f, 0.0f);  // %88 [16x1]
-    tl::PerRow<16> v89; tl::ew<tl::kMul, kAct>(v89, v86, v88, 1.0f, 0.0f);  // %89 [16x1]
-    tl::PerRow<16> v90; tl::ew<tl::kAffine, kAct>(v90, v89, 0.015625f, 0.0f);  // %90 [16x1]
-    tl::Tile<16, 16> v91; tl::ew<tl::kCopy, kAct>(v91, v90, 1.0f, 0.0f);  // %91 [16x64]
-    tl::Tile<16, 16> v92; tl::ew<tl::kMul, kAct>(v92, v91, v46, 1.0f, 0.0f);  // %92 [16x64]
-    tl::Tile<16, 16> v93; tl::ew<tl::kAdd, kAct>(v93, v81, v92, 1.0f, 0.0f);  // %93 [16x64]
-    tl::Tile<16, 16> v94; tl::ew<tl::kMul, kAct>(v94, v91, v46, 1.0f, 0.0f);  // %94 [16x64]
-    tl::Tile<16, 16> v95; tl::ew<tl::kAdd, kAct>(v95, v93, v94, 1.0f, 0.0f);  // %95 [16x64]
-    tl::Tile<16, 16> v96; tl::ew<tl::kAffine, kAct>(v96, v95, -1.0f, 0.0f);  // %96 [16x64]
-    tl::PerRow<16> v97; tl::row_sum(v97, v96); tl::team_sums<4>(team, 9408, v97);  // %97 [16x1]
-    tl::PerRow<16> v98; tl::ew<tl::kAffine, kAct>(v98, v97, 0.015625f, 0.0f);  // %98 [16x1]
-    tl::Tile<16, 16> v99; tl::ew<tl::kAdd, kAct>(v99, v95, v98, 1.0f, 0.0f);  // %99 [16x64]
-    const auto v99_a = tl::split_operand<2, false>(v99);  // 2 matmuls
-    tl::Tile<16, 16> v100_p; tl::matmul<2, 2, false, true, 16, 16, 16>(v100_p, v99_a, v35, -1.0f, tl::NoAddend{}, 0.f); tl::team_sum<4>(v100_p, team, 0); tl::Tile<16, 16> v100; tl::assign(v100, v100_p);  // %100 [16x16]
-    const auto v99_bt = tl::split_operand<2, true>(v99);  // 2 matmuls
-    tl::Tile<16, 16> v101; tl::matmul<2, 2, true, false, 16, 16, 16>(v101, v40, v99_bt, -1.0f, v70, 1.0f);  // %101 [16x64]
-    tl::PerCol<16> v102; tl::col_sum(v102, v99);  // %102 [1x64]
-    tl::PerCol<16> v103; tl::ew<tl::kAdd, kAct>(v103, v65, v102, 1.0f, 0.0f);  // %103 [1x64]
-    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t104_2{c.tdo + 16 * team.rank};  // dO (this warp's columns)
+    tl::PerRow<16> v87; tl::ew<tl::kAffine, kAct>(v87, v52, 0.5f, 0.0f);  // %87 [16x1]
+    tl::PerRow<16> v88; tl::ew<tl::kMul, kAct>(v88, v86, v87, 1.0f, 0.0f);  // %88 [16x1]
+    tl::PerRow<16> v89; tl::ew<tl::kAffine, kAct>(v89, v88, 0.015625f, 0.0f);  // %89 [16x1]
+    tl::Tile<16, 16> v90; tl::ew<tl::kCopy, kAct>(v90, v89, 1.0f, 0.0f);  // %90 [16x64]
+    tl::Tile<16, 16> v91; tl::ew<tl::kMul, kAct>(v91, v90, v46, 1.0f, 0.0f);  // %91 [16x64]
+    tl::Tile<16, 16> v92; tl::ew<tl::kAdd, kAct>(v92, v81, v91, 1.0f, 0.0f);  // %92 [16x64]
+    tl::Tile<16, 16> v93; tl::ew<tl::kAdd, kAct>(v93, v92, v91, 1.0f, 0.0f);  // %93 [16x64]
+    tl::Tile<16, 16> v94; tl::ew<tl::kAffine, kAct>(v94, v93, -1.0f, 0.0f);  // %94 [16x64]
+    tl::PerRow<16> v95; tl::row_sum(v95, v94); tl::team_sums<4>(team, 9408, v95);  // %95 [16x1]
+    tl::PerRow<16> v96; tl::ew<tl::kAffine, kAct>(v96, v95, 0.015625f, 0.0f);  // %96 [16x1]
+    tl::Tile<16, 16> v97; tl::ew<tl::kAdd, kAct>(v97, v93, v96, 1.0f, 0.0f);  // %97 [16x64]
+    const auto v97_a = tl::split_operand<2, false>(v97);  // 2 matmuls
+    tl::Tile<16, 16> v98_p; tl::matmul<2, 2, false, true, 16, 16, 16>(v98_p, v97_a, v35, -1.0f, tl::NoAddend{}, 0.f); tl::team_sum<4>(v98_p, team, 0); tl::Tile<16, 16> v98; tl::assign(v98, v98_p);  // %98 [16x16]
+    const auto v97_bt = tl::split_operand<2, true>(v97);  // 2 matmuls
+    tl::Tile<16, 16> v99; tl::matmul<2, 2, true, false, 16, 16, 16>(v99, v40, v97_bt, -1.0f, v70, 1.0f);  // %99 [16x64]
+    tl::PerCol<16> v100; tl::col_sum(v100, v97);  // %100 [1x64]
+    tl::PerCol<16> v101; tl::ew<tl::kAdd, kAct>(v101, v65, v100, 1.0f, 0.0f);  // %101 [1x64]
+    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t102_2{c.tdo + 16 * team.rank};  // dO (this warp's columns)
     const auto v8_b = tl::split_operand<2, false>(v8);  // 2 matmuls
-    tl::Tile<16, 64> v104_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v104_p, v99_a, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v104; tl::team_sum_scatter<4>(v104, v104_p, team, 4608); tl::ew<tl::kAdd, 0>(v104, v104, t104_2);  // %104 [16x64]
-    const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t105_0{c.tq};  // Q
-    tl::SmemTile<64, 16> v105{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v105, t105_0, v99_bt, 1.0f, v64, 1.0f);  // %105 [64x64]
-    tl::Tile<16, 16> v106; tl::ew<tl::kMul, kAct>(v106, v100, v37, 1.0f, 0.0f);  // %106 [16x16]
-    tl::Tile<16, 16> v107; tl::ew<tl::kMul, kAct>(v107, v100, v38, 1.0f, 0.0f);  // %107 [16x16]
-    tl::Tile<16, 16> v108; tl::ew<tl::kAdd, kAct>(v108, v100, v107, 1.0f, 0.0f);  // %108 [16x16]
-    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t109_1{c.tk + 16 * team.rank};  // K (this warp's columns)
-    tl::Tile<16, 16> v109; tl::matmul<2, 1, false, false, 16, 16, 16>(v109, v106, t109_1, 1.0f, v104, 1.0f);  // %109 dQ [16x64]
-    tl::store_tokens(c.dq + 16 * team.rank, c.sdq, v109, c.valid);
-    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t110_1{c.tq + 16 * team.rank};  // Q (this warp's columns)
-    tl::Tile<16, 16> v110; tl::matmul<2, 1, true, false, 16, 16, 16>(v110, v106, t110_1, 1.0f, v68, 1.0f);  // %110 [16x64]
-    tl::Tile<16, 16> v111; tl::ew<tl::kTril, kAct>(v111, v108, 1.0f, 0.0f);  // %111 [16x16]
-    tl::Tile<16, 16> v112; tl::ew<tl::kMul, kAct>(v112, v111, v3, 1.0f, 0.0f);  // %112 [16x16]
-    tl::PerRow<16> v113; tl::row_sum(v113, v112);  // %113 dtau [16x1]
-    tl::ew<tl::kAdd, 0>(acc.tau, acc.tau, v113);
-    tl::Tile<16, 16> v114; tl::ew<tl::kMul, kAct>(v114, v111, v4, 1.0f, 0.0f);  // %114 [16x16]
-    tl::PerCol<16> v115; tl::col_sum(v115, v114);  // %115 [1x16]
-    tl::PerCol<16> v116; tl::ew<tl::kAdd, kAct>(v116, v76, v115, 1.0f, 0.0f);  // %116 dlr [1x16]
-    if (team.rank == 0) tl::store_row(c.dlr, v116, c.valid, c.sdlr);
-    tl::Tile<16, 16> v117; tl::ew<tl::kMul, kAct>(v117, v101, v34, 1.0f, 0.0f);  // %117 [16x64]
-    tl::Tile<16, 16> v118; tl::ew<tl::kMul, kAct>(v118, v101, v33, 1.0f, 0.0f);  // %118 [16x64]
-    tl::PerRow<16> v119; tl::row_sum(v119, v118); /* total with %127 */  // %119 [16x1]
-    tl::Tile<16, 16> v121; tl::ew<tl::kAffine, kAct>(v121, v117, -1.0f, 0.0f);  // %121 [16x64]
-    tl::Tile<16, 16> v122; tl::ew<tl::kAffine, kAct>(v122, v117, -1.0f, 0.0f);  // %122 [16x64]
-    tl::PerRow<16> v123; tl::row_sum(v123, v122); /* total with %127 */  // %123 [16x1]
-    tl::Tile<16, 16> v124; tl::ew<tl::kAffine, kAct>(v124, v117, 64.0f, 0.0f);  // %124 [16x64]
-    tl::Tile<16, 16> v125; tl::ew<tl::kMul, kAct>(v125, v121, v29, 1.0f, 0.0f);  // %125 [16x64]
-    tl::Tile<16, 16> v126; tl::ew<tl::kMul, kAct>(v126, v121, v22, 1.0f, 0.0f);  // %126 [16x64]
-    tl::PerRow<16> v127; tl::row_sum(v127, v126); tl::team_sums<4>(team, 9216, v119, v123, v127);  // %127 [16x1]
-    tl::PerRow<16> v120; tl::ew<tl::kAffine, kAct>(v120, v119, 0.015625f, 0.0f);  // %120 [16x1]
-    tl::Tile<16, 16> v128; tl::ew<tl::kCopy, kAct>(v128, v127, 1.0f, 0.0f);  // %128 [16x64]
-    tl::Tile<16, 16> v129; tl::ew<tl::kMul, kAct>(v129, v128, v22, 1.0f, 0.0f);  // %129 [16x64]
-    tl::Tile<16, 16> v130; tl::ew<tl::kAdd, kAct>(v130, v124, v129, 1.0f, 0.0f);  // %130 [16x64]
-    tl::Tile<16, 16> v131; tl::ew<tl::kMul, kAct>(v131, v128, v26, 1.0f, 0.0f);  // %131 [16x64]
-    tl::Tile<16, 16> v132; tl::ew<tl::kAdd, kAct>(v132, v125, v131, 1.0f, 0.0f);  // %132 [16x64]
-    tl::Tile<16, 16> v133; tl::ew<tl::kAdd, kAct>(v133, v130, v123, 1.0f, 0.0f);  // %133 [16x64]
-    tl::Tile<16, 16> v134; tl::ew<tl::kMul, kAct>(v134, v133, v25, 1.0f, 0.0f);  // %134 [16x64]
-    tl::PerCol<16> v135; tl::col_sum(v135, v134);  // %135 [1x64]
-    tl::PerCol<16> v136; tl::ew<tl::kAdd, kAct>(v136, v80, v135, 1.0f, 0.0f);  // %136 [1x64]
-    tl::Tile<16, 16> v137; tl::ew<tl::kMul, kAct>(v137, v133, v6, 1.0f, 0.0f);  // %137 [16x64]
-    tl::Tile<16, 16> v138; tl::ew<tl::kAffine, kAct>(v138, v137, -1.0f, 0.0f);  // %138 dV [16x64]
-    tl::store_tokens(c.dv + 16 * team.rank, c.sdv, v138, c.valid);
-    tl::PerCol<16> v139; tl::col_sum(v139, v137);  // %139 [1x64]
-    tl::PerCol<16> v140; tl::ew<tl::kAdd, kAct>(v140, v77, v139, 1.0f, 0.0f);  // %140 dbeta [1x64]
-    tl::ew<tl::kAdd, 0>(acc.beta, acc.beta, v140);
-    tl::Tile<16, 16> v141; tl::ew<tl::kMul, kAct>(v141, v137, v6, 1.0f, 0.0f);  // %141 [16x64]
-    tl::Tile<16, 16> v142; tl::ew<tl::kAdd, kAct>(v142, v132, v141, 1.0f, 0.0f);  // %142 [16x64]
-    tl::Tile<16, 16> v143; tl::ew<tl::kMul, kAct>(v143, v137, v22, 1.0f, 0.0f);  // %143 [16x64]
-    tl::PerCol<16> v144; tl::col_sum(v144, v143);  // %144 [1x64]
-    tl::PerCol<16> v145; tl::ew<tl::kAdd, kAct>(v145, v136, v144, 1.0f, 0.0f);  // %145 dgamma [1x64]
-    tl::ew<tl::kAdd, 0>(acc.gamma, acc.gamma, v145);
-    tl::Tile<16, 16> v146; tl::ew<tl::kMul, kAct>(v146, v142, v21, 1.0f, 0.0f);  // %146 [16x64]
-    tl::Tile<16, 16> v147; tl::ew<tl::kMul, kAct>(v147, v142, v15, 1.0f, 0.0f);  // %147 [16x64]
-    tl::PerRow<16> v148; tl::row_sum(v148, v147); tl::team_sums<4>(team, 9408, v148);  // %148 [16x1]
-    tl::PerRow<16> v149; tl::ew<tl::kAdd, kAct>(v149, v120, v148, 1.0f, 0.0f);  // %149 [16x1]
-    tl::PerRow<16> v150; tl::ew<tl::kMul, kAct>(v150, v21, v21, 1.0f, 0.0f);  // %150 [16x1]
-    tl::PerRow<16> v151; tl::ew<tl::kAffine, kAct>(v151, v150, -1.0f, 0.0f);  // %151 [16x1]
-    tl::PerRow<16> v152; tl::ew<tl::kMul, kAct>(v152, v149, v151, 1.0f, 0.0f);  // %152 [16x1]
-    tl::PerRow<16> v153; tl::ew<tl::kRecip, kAct>(v153, v20, 1.0f, 0.0f);  // %153 [16x1]
-    tl::PerRow<16> v154; tl::ew<tl::kAffine, kAct>(v154, v153, 0.5f, 0.0f);  // %154 [16x1]
-    tl::PerRow<16> v155; tl::ew<tl::kMul, kAct>(v155, v152, v154, 1.0f, 0.0f);  // %155 [16x1]
-    tl::PerRow<16> v156; tl::ew<tl::kAffine, kAct>(v156, v155, 0.015625f, 0.0f);  // %156 [16x1]
-    tl::Tile<16, 16> v157; tl::ew<tl::kCopy, kAct>(v157, v156, 1.0f, 0.0f);  // %157 [16x64]
-    tl::Tile<16, 16> v158; tl::ew<tl::kMul, kAct>(v158, v157, v15, 1.0f, 0.0f);  // %158 [16x64]
-    tl::Tile<16, 16> v159; tl::ew<tl::kAdd, kAct>(v159, v146, v158, 1.0f, 0.0f);  // %159 [16x64]
-    tl::Tile<16, 16> v160; tl::ew<tl::kMul, kAct>(v160, v157, v15, 1.0f, 0.0f);  // %160 [16x64]
-    tl::Tile<16, 16> v161; tl::ew<tl::kAdd, kAct>(v161, v159, v160, 1.0f, 0.0f);  // %161 [16x64]
-    tl::Tile<16, 16> v162; tl::ew<tl::kAffine, kAct>(v162, v161, -1.0f, 0.0f);  // %162 [16x64]
-    tl::PerRow<16> v163; tl::row_sum(v163, v162); tl::team_sums<4>(team, 9216, v163);  // %163 [16x1]
-    tl::PerRow<16> v164; tl::ew<tl::kAffine, kAct>(v164, v163, 0.015625f, 0.0f);  // %164 [16x1]
-    tl::Tile<16, 16> v165; tl::ew<tl::kAdd, kAct>(v165, v161, v164, 1.0f, 0.0f);  // %165 [16x64]
-    tl::Tile<16, 16> v166; tl::ew<tl::kAffine, kAct>(v166, v138, -1.0f, 0.0f);  // %166 [16x64]
-    tl::Tile<16, 16> v167; tl::ew<tl::kAdd, kAct>(v167, v110, v166, 1.0f, 0.0f);  // %167 [16x64]
-    tl::PerCol<16> v168; tl::col_sum(v168, v165);  // %168 [1x64]
-    tl::PerCol<16> v169; tl::ew<tl::kAdd, kAct>(v169, v103, v168, 1.0f, 0.0f);  // %169 db1 [1x64]
-    tl::Tile<16, 64> v170_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v170_p, v165, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v170; tl::team_sum_scatter<4>(v170, v170_p, team, 0); tl::ew<tl::kAdd, 0>(v170, v170, v167);  // %170 dK [16x64]
-    tl::store_tokens(c.dk + 16 * team.rank, c.sdk, v170, c.valid);
-    const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t171_0{c.tk};  // K
-    tl::Tile<64, 16> v171; tl::matmul<1, 2, true, false, 64, 16, 16>(v171, t171_0, v165, 1.0f, v105, 1.0f);  // %171 dW1 [64x64]
-    tl::assign(ds.W1, v171);
-    tl::assign(ds.b1, v169);
+    tl::Tile<16, 64> v102_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v102_p, v97_a, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v102; tl::team_sum_scatter<4>(v102, v102_p, team, 4608); tl::ew<tl::kAdd, 0>(v102, v102, t102_2);  // %102 [16x64]
+    const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t103_0{c.tq};  // Q
+    tl::SmemTile<64, 16> v103{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v103, t103_0, v97_bt, 1.0f, v64, 1.0f);  // %103 [64x64]
+    tl::Tile<16, 16> v104; tl::ew<tl::kMul, kAct>(v104, v98, v37, 1.0f, 0.0f);  // %104 [16x16]
+    tl::Tile<16, 16> v105; tl::ew<tl::kMul, kAct>(v105, v98, v38, 1.0f, 0.0f);  // %105 [16x16]
+    tl::Tile<16, 16> v106; tl::ew<tl::kAdd, kAct>(v106, v98, v105, 1.0f, 0.0f);  // %106 [16x16]
+    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t107_1{c.tk + 16 * team.rank};  // K (this warp's columns)
+    tl::Tile<16, 16> v107; tl::matmul<2, 1, false, false, 16, 16, 16>(v107, v104, t107_1, 1.0f, v102, 1.0f);  // %107 dQ [16x64]
+    tl::store_tokens(c.dq + 16 * team.rank, c.sdq, v107, c.valid);
+    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t108_1{c.tq + 16 * team.rank};  // Q (this warp's columns)
+    tl::Tile<16, 16> v108; tl::matmul<2, 1, true, false, 16, 16, 16>(v108, v104, t108_1, 1.0f, v68, 1.0f);  // %108 [16x64]
+    tl::Tile<16, 16> v109; tl::ew<tl::kTril, kAct>(v109, v106, 1.0f, 0.0f);  // %109 [16x16]
+    tl::Tile<16, 16> v110; tl::ew<tl::kMul, kAct>(v110, v109, v3, 1.0f, 0.0f);  // %110 [16x16]
+    tl::PerRow<16> v111; tl::row_sum(v111, v110);  // %111 dtau [16x1]
+    tl::ew<tl::kAdd, 0>(acc.tau, acc.tau, v111);
+    tl::Tile<16, 16> v112; tl::ew<tl::kMul, kAct>(v112, v109, v4, 1.0f, 0.0f);  // %112 [16x16]
+    tl::PerCol<16> v113; tl::col_sum(v113, v112);  // %113 [1x16]
+    tl::PerCol<16> v114; tl::ew<tl::kAdd, kAct>(v114, v76, v113, 1.0f, 0.0f);  // %114 dlr [1x16]
+    if (team.rank == 0) tl::store_row(c.dlr, v114, c.valid, c.sdlr);
+    tl::Tile<16, 16> v115; tl::ew<tl::kMul, kAct>(v115, v99, v34, 1.0f, 0.0f);  // %115 [16x64]
+    tl::Tile<16, 16> v116; tl::ew<tl::kMul, kAct>(v116, v99, v33, 1.0f, 0.0f);  // %116 [16x64]
+    tl::PerRow<16> v117; tl::row_sum(v117, v116); /* total with %124 */  // %117 [16x1]
+    tl::Tile<16, 16> v119; tl::ew<tl::kAffine, kAct>(v119, v115, -1.0f, 0.0f);  // %119 [16x64]
+    tl::PerRow<16> v120; tl::row_sum(v120, v119); /* total with %124 */  // %120 [16x1]
+    tl::Tile<16, 16> v121; tl::ew<tl::kAffine, kAct>(v121, v115, 64.0f, 0.0f);  // %121 [16x64]
+    tl::Tile<16, 16> v122; tl::ew<tl::kMul, kAct>(v122, v119, v29, 1.0f, 0.0f);  // %122 [16x64]
+    tl::Tile<16, 16> v123; tl::ew<tl::kMul, kAct>(v123, v119, v22, 1.0f, 0.0f);  // %123 [16x64]
+    tl::PerRow<16> v124; tl::row_sum(v124, v123); tl::team_sums<4>(team, 9216, v117, v120, v124);  // %124 [16x1]
+    tl::PerRow<16> v118; tl::ew<tl::kAffine, kAct>(v118, v117, 0.015625f, 0.0f);  // %118 [16x1]
+    tl::Tile<16, 16> v125; tl::ew<tl::kCopy, kAct>(v125, v124, 1.0f, 0.0f);  // %125 [16x64]
+    tl::Tile<16, 16> v126; tl::ew<tl::kMul, kAct>(v126, v125, v22, 1.0f, 0.0f);  // %126 [16x64]
+    tl::Tile<16, 16> v127; tl::ew<tl::kAdd, kAct>(v127, v121, v126, 1.0f, 0.0f);  // %127 [16x64]
+    tl::Tile<16, 16> v128; tl::ew<tl::kMul, kAct>(v128, v125, v26, 1.0f, 0.0f);  // %128 [16x64]
+    tl::Tile<16, 16> v129; tl::ew<tl::kAdd, kAct>(v129, v122, v128, 1.0f, 0.0f);  // %129 [16x64]
+    tl::Tile<16, 16> v130; tl::ew<tl::kAdd, kAct>(v130, v127, v120, 1.0f, 0.0f);  // %130 [16x64]
+    tl::Tile<16, 16> v131; tl::ew<tl::kMul, kAct>(v131, v130, v25, 1.0f, 0.0f);  // %131 [16x64]
+    tl::PerCol<16> v132; tl::col_sum(v132, v131);  // %132 [1x64]
+    tl::PerCol<16> v133; tl::ew<tl::kAdd, kAct>(v133, v80, v132, 1.0f, 0.0f);  // %133 [1x64]
+    tl::Tile<16, 16> v134; tl::ew<tl::kMul, kAct>(v134, v130, v6, 1.0f, 0.0f);  // %134 [16x64]
+    tl::Tile<16, 16> v135; tl::ew<tl::kAffine, kAct>(v135, v134, -1.0f, 0.0f);  // %135 dV [16x64]
+    tl::store_tokens(c.dv + 16 * team.rank, c.sdv, v135, c.valid);
+    tl::PerCol<16> v136; tl::col_sum(v136, v134);  // %136 [1x64]
+    tl::PerCol<16> v137; tl::ew<tl::kAdd, kAct>(v137, v77, v136, 1.0f, 0.0f);  // %137 dbeta [1x64]
+    tl::ew<tl::kAdd, 0>(acc.beta, acc.beta, v137);
+    tl::Tile<16, 16> v138; tl::ew<tl::kMul, kAct>(v138, v134, v6, 1.0f, 0.0f);  // %138 [16x64]
+    tl::Tile<16, 16> v139; tl::ew<tl::kAdd, kAct>(v139, v129, v138, 1.0f, 0.0f);  // %139 [16x64]
+    tl::Tile<16, 16> v140; tl::ew<tl::kMul, kAct>(v140, v134, v22, 1.0f, 0.0f);  // %140 [16x64]
+    tl::PerCol<16> v141; tl::col_sum(v141, v140);  // %141 [1x64]
+    tl::PerCol<16> v142; tl::ew<tl::kAdd, kAct>(v142, v133, v141, 1.0f, 0.0f);  // %142 dgamma [1x64]
+    tl::ew<tl::kAdd, 0>(acc.gamma, acc.gamma, v142);
+    tl::Tile<16, 16> v143; tl::ew<tl::kMul, kAct>(v143, v139, v21, 1.0f, 0.0f);  // %143 [16x64]
+    tl::Tile<16, 16> v144; tl::ew<tl::kMul, kAct>(v144, v139, v15, 1.0f, 0.0f);  // %144 [16x64]
+    tl::PerRow<16> v145; tl::row_sum(v145, v144); tl::team_sums<4>(team, 9408, v145);  // %145 [16x1]
+    tl::PerRow<16> v146; tl::ew<tl::kAdd, kAct>(v146, v118, v145, 1.0f, 0.0f);  // %146 [16x1]
+    tl::PerRow<16> v147; tl::ew<tl::kMul, kAct>(v147, v21, v21, 1.0f, 0.0f);  // %147 [16x1]
+    tl::PerRow<16> v148; tl::ew<tl::kAffine, kAct>(v148, v147, -1.0f, 0.0f);  // %148 [16x1]
+    tl::PerRow<16> v149; tl::ew<tl::kMul, kAct>(v149, v146, v148, 1.0f, 0.0f);  // %149 [16x1]
+    tl::PerRow<16> v150; tl::ew<tl::kAffine, kAct>(v150, v21, 0.5f, 0.0f);  // %150 [16x1]
+    tl::PerRow<16> v151; tl::ew<tl::kMul, kAct>(v151, v149, v150, 1.0f, 0.0f);  // %151 [16x1]
+    tl::PerRow<16> v152; tl::ew<tl::kAffine, kAct>(v152, v151, 0.015625f, 0.0f);  // %152 [16x1]
+    tl::Tile<16, 16> v153; tl::ew<tl::kCopy, kAct>(v153, v152, 1.0f, 0.0f);  // %153 [16x64]
+    tl::Tile<16, 16> v154; tl::ew<tl::kMul, kAct>(v154, v153, v15, 1.0f, 0.0f);  // %154 [16x64]
+    tl::Tile<16, 16> v155; tl::ew<tl::kAdd, kAct>(v155, v143, v154, 1.0f, 0.0f);  // %155 [16x64]
+    tl::Tile<16, 16> v156; tl::ew<tl::kAdd, kAct>(v156, v155, v154, 1.0f, 0.0f);  // %156 [16x64]
+    tl::Tile<16, 16> v157; tl::ew<tl::kAffine, kAct>(v157, v156, -1.0f, 0.0f);  // %157 [16x64]
+    tl::PerRow<16> v158; tl::row_sum(v158, v157); tl::team_sums<4>(team, 9216, v158);  // %158 [16x1]
+    tl::PerRow<16> v159; tl::ew<tl::kAffine, kAct>(v159, v158, 0.015625f, 0.0f);  // %159 [16x1]
+    tl::Tile<16, 16> v160; tl::ew<tl::kAdd, kAct>(v160, v156, v159, 1.0f, 0.0f);  // %160 [16x64]
+    tl::Tile<16, 16> v161; tl::ew<tl::kAffine, kAct>(v161, v135, -1.0f, 0.0f);  // %161 [16x64]
+    tl::Tile<16, 16> v162; tl::ew<tl::kAdd, kAct>(v162, v108, v161, 1.0f, 0.0f);  // %162 [16x64]
+    tl::PerCol<16> v163; tl::col_sum(v163, v160);  // %163 [1x64]
+    tl::PerCol<16> v164; tl::ew<tl::kAdd, kAct>(v164, v101, v163, 1.0f, 0.0f);  // %164 db1 [1x64]
+    tl::Tile<16, 64> v165_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v165_p, v160, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v165; tl::team_sum_scatter<4>(v165, v165_p, team, 0); tl::ew<tl::kAdd, 0>(v165, v165, v162);  // %165 dK [16x64]
+    tl::store_tokens(c.dk + 16 * team.rank, c.sdk, v165, c.valid);
+    const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t166_0{c.tk};  // K
+    tl::Tile<64, 16> v166; tl::matmul<1, 2, true, false, 64, 16, 16>(v166, t166_0, v160, 1.0f, v103, 1.0f);  // %166 dW1 [64x64]
+    tl::assign(ds.W1, v166);
+    tl::assign(ds.b1, v164);
   }
 };
 

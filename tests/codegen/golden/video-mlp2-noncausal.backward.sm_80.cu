@@ -157,14 +157,13 @@ struct Step {
       const float v23 = tttc::ew_apply<tttc::kAffine, kAct>((S + 8192)[i], 0.f, 0.015625f, 0.0f, i, j);  // %23
       const float v24 = tttc::ew_apply<tttc::kAffine, kAct>(v23, 0.f, 1.0f, 1e-06f, i, j);  // %24
       const float v25 = tttc::ew_apply<tttc::kSqrt, kAct>(v24, 0.f, 1.0f, 0.0f, i, j);  // %25
-      (S + 8256)[idx] = v25;
       const float v26 = tttc::ew_apply<tttc::kRecip, kAct>(v25, 0.f, 1.0f, 0.0f, i, j);  // %26
-      (S + 8320)[idx] = v26;
+      (S + 8256)[idx] = v26;
     }
     __syncthreads();
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v27 = tttc::ew_apply<tttc::kMul, kAct>((S + 12368)[idx], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %27
+      const float v27 = tttc::ew_apply<tttc::kMul, kAct>((S + 12368)[idx], (S + 8256)[i], 1.0f, 0.0f, i, j);  // %27
       (S + 16464)[idx] = v27;
       const float v28 = tttc::ew_apply<tttc::kMul, kAct>(v27, (c.gamma)[j], 1.0f, 0.0f, i, j);  // %28
       const float v29 = tttc::ew_apply<tttc::kAdd, kAct>(v28, (c.beta)[j], 1.0f, 0.0f, i, j);  // %29
@@ -176,69 +175,68 @@ struct Step {
     __syncthreads();
     tttc::row_sum(S + 8192, A + 61520, 64, 64);  // %32 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(S + 20560, 64, 64, A + 61520, 64, 64, S + 16464, 64, 64, 1.0f, 0.0f);  // %33 [64x64]
-    tttc::row_sum(S + 8384, S + 20560, 64, 64);  // %34 [64x1]
+    tttc::row_sum(S + 8320, S + 20560, 64, 64);  // %34 [64x1]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v35 = tttc::ew_apply<tttc::kMul, kAct>((S + 16464)[idx], (S + 8384)[i], 1.0f, 0.0f, i, j);  // %35
+      const float v35 = tttc::ew_apply<tttc::kMul, kAct>((S + 16464)[idx], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %35
       const float v36 = tttc::ew_apply<tttc::kAffine, kAct>((A + 61520)[idx], 0.f, 64.0f, 0.0f, i, j);  // %36
       const float v37 = tttc::ew_apply<tttc::kSub, kAct>(v36, (S + 8192)[i], 1.0f, 0.0f, i, j);  // %37
       const float v38 = tttc::ew_apply<tttc::kSub, kAct>(v37, v35, 1.0f, 0.0f, i, j);  // %38
       (S + 20560)[idx] = v38;
     }
     __syncthreads();
-    tttc::elementwise<tttc::kAffine, kAct>(S + 8192, 64, 1, S + 8320, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %39 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 8192, 64, 1, S + 8256, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %39 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 65616, 64, 64, S + 20560, 64, 64, S + 8192, 64, 1, 1.0f, 0.0f);  // %40 G2 [64x64]
     tttc::elementwise<tttc::kActD1, kAct>(A + 69712, 64, 256, A + 28752, 64, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %41 [64x256]
     tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 86096, A + 65616, c.state_in + 16640, 1.0f, nullptr, 0.0f);  // %42 [64x256]
     tttc::elementwise<tttc::kMul, kAct>(A + 102480, 64, 256, A + 86096, 64, 256, A + 69712, 64, 256, 1.0f, 0.0f);  // %43 G1 [64x256]
     // state update (last row's eta)
-    tttc::transpose(S + 8448, S + 12288, 1, 64);  // %44 [64x1]
-    tttc::elementwise<tttc::kMul, kAct>(S + 8512, 64, 1, S + 8448, 64, 1, S + 12352, 1, 1, 1.0f, 0.0f);  // %45 [64x1]
-    tttc::elementwise<tttc::kMul, kAct>(A + 118864, 64, 256, A + 102480, 64, 256, S + 8512, 64, 1, 1.0f, 0.0f);  // %46 [64x256]
+    tttc::transpose(S + 8384, S + 12288, 1, 64);  // %44 [64x1]
+    tttc::elementwise<tttc::kMul, kAct>(S + 8448, 64, 1, S + 8384, 64, 1, S + 12352, 1, 1, 1.0f, 0.0f);  // %45 [64x1]
+    tttc::elementwise<tttc::kMul, kAct>(A + 118864, 64, 256, A + 102480, 64, 256, S + 8448, 64, 1, 1.0f, 0.0f);  // %46 [64x256]
     tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 16, 128>(A + 135248, S + 4096, A + 118864, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
-    tttc::col_sum(S + 8576, A + 118864, 64, 256);  // %48 [1x256]
-    tttc::elementwise<tttc::kSub, kAct>(S + 8832, 1, 256, c.state_in + 16384, 1, 256, S + 8576, 1, 256, 1.0f, 0.0f);  // %49 b1' [1x256]
-    tttc::elementwise<tttc::kMul, kAct>(A + 151632, 64, 64, A + 65616, 64, 64, S + 8512, 64, 1, 1.0f, 0.0f);  // %50 [64x64]
+    tttc::col_sum(S + 8512, A + 118864, 64, 256);  // %48 [1x256]
+    tttc::elementwise<tttc::kSub, kAct>(S + 8768, 1, 256, c.state_in + 16384, 1, 256, S + 8512, 1, 256, 1.0f, 0.0f);  // %49 b1' [1x256]
+    tttc::elementwise<tttc::kMul, kAct>(A + 151632, 64, 64, A + 65616, 64, 64, S + 8448, 64, 1, 1.0f, 0.0f);  // %50 [64x64]
     tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 155728, A + 45136, A + 151632, -1.0f, c.state_in + 16640, 1.0f);  // %51 W2' [256x64]
-    tttc::col_sum(S + 8576, A + 151632, 64, 64);  // %52 [1x64]
-    tttc::elementwise<tttc::kSub, kAct>(S + 8640, 1, 64, c.state_in + 33024, 1, 64, S + 8576, 1, 64, 1.0f, 0.0f);  // %53 b2' [1x64]
+    tttc::col_sum(S + 8512, A + 151632, 64, 64);  // %52 [1x64]
+    tttc::elementwise<tttc::kSub, kAct>(S + 8576, 1, 64, c.state_in + 33024, 1, 64, S + 8512, 1, 64, 1.0f, 0.0f);  // %53 b2' [1x64]
     // query output (non-causal: updated state)
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 172112, S + 0, A + 135248, 1.0f, nullptr, 0.0f);  // %54 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
-      const float v55 = tttc::ew_apply<tttc::kAdd, kAct>((A + 172112)[idx], (S + 8832)[j], 1.0f, 0.0f, i, j);  // %55
+      const float v55 = tttc::ew_apply<tttc::kAdd, kAct>((A + 172112)[idx], (S + 8768)[j], 1.0f, 0.0f, i, j);  // %55
       (A + 188496)[idx] = v55;
       const float v56 = tttc::ew_apply<tttc::kAct, kAct>(v55, 0.f, 1.0f, 0.0f, i, j);  // %56
       (A + 204880)[idx] = v56;
     }
     __syncthreads();
     tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(A + 172112, A + 204880, A + 155728, 1.0f, nullptr, 0.0f);  // %57 [64x64]
-    tttc::elementwise<tttc::kAdd, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, S + 8640, 1, 64, 1.0f, 0.0f);  // %58 [64x64]
-    tttc::row_sum(S + 8576, A + 176208, 64, 64);  // %59 [64x1]
-    tttc::elementwise<tttc::kAffine, kAct>(S + 8640, 64, 1, S + 8576, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %60 [64x1]
+    tttc::elementwise<tttc::kAdd, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, S + 8576, 1, 64, 1.0f, 0.0f);  // %58 [64x64]
+    tttc::row_sum(S + 8512, A + 176208, 64, 64);  // %59 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 8576, 64, 1, S + 8512, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %60 [64x1]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v61 = tttc::ew_apply<tttc::kSub, kAct>((A + 176208)[idx], (S + 8640)[i], 1.0f, 0.0f, i, j);  // %61
+      const float v61 = tttc::ew_apply<tttc::kSub, kAct>((A + 176208)[idx], (S + 8576)[i], 1.0f, 0.0f, i, j);  // %61
       (A + 172112)[idx] = v61;
       const float v62 = tttc::ew_apply<tttc::kMul, kAct>(v61, v61, 1.0f, 0.0f, i, j);  // %62
       (A + 180304)[idx] = v62;
     }
     __syncthreads();
-    tttc::row_sum(S + 8576, A + 180304, 64, 64);  // %63 [64x1]
+    tttc::row_sum(S + 8512, A + 180304, 64, 64);  // %63 [64x1]
     for (int idx = threadIdx.x; idx < 64; idx += blockDim.x) {  // fused
       const int i = idx / 1, j = idx % 1;
-      const float v64 = tttc::ew_apply<tttc::kAffine, kAct>((S + 8576)[i], 0.f, 0.015625f, 0.0f, i, j);  // %64
+      const float v64 = tttc::ew_apply<tttc::kAffine, kAct>((S + 8512)[i], 0.f, 0.015625f, 0.0f, i, j);  // %64
       const float v65 = tttc::ew_apply<tttc::kAffine, kAct>(v64, 0.f, 1.0f, 1e-06f, i, j);  // %65
       const float v66 = tttc::ew_apply<tttc::kSqrt, kAct>(v65, 0.f, 1.0f, 0.0f, i, j);  // %66
-      (S + 8640)[idx] = v66;
       const float v67 = tttc::ew_apply<tttc::kRecip, kAct>(v66, 0.f, 1.0f, 0.0f, i, j);  // %67
-      (S + 8704)[idx] = v67;
+      (S + 8576)[idx] = v67;
     }
     __syncthreads();
-    tttc::elementwise<tttc::kMul, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, S + 8704, 64, 1, 1.0f, 0.0f);  // %68 [64x64]
+    tttc::elementwise<tttc::kMul, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, S + 8576, 64, 1, 1.0f, 0.0f);  // %68 [64x64]
     // backward
     tttc::load_tokens(A + 180304, 64, 64, c.dout, c.sdout, c.valid);  // %72 dO [64x64]
-    tttc::col_sum(S + 8576, A + 180304, 64, 64);  // %77 [1x64]
+    tttc::col_sum(S + 8512, A + 180304, 64, 64);  // %77 [1x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v78 = tttc::ew_apply<tttc::kMul, kAct>((A + 180304)[idx], (c.gamma)[j], 1.0f, 0.0f, i, j);  // %78
@@ -247,248 +245,236 @@ struct Step {
       (A + 221264)[idx] = v79;
     }
     __syncthreads();
-    tttc::col_sum(S + 8768, A + 221264, 64, 64);  // %80 [1x64]
+    tttc::col_sum(S + 8640, A + 221264, 64, 64);  // %80 [1x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v81 = tttc::ew_apply<tttc::kMul, kAct>((A + 184400)[idx], (S + 8704)[i], 1.0f, 0.0f, i, j);  // %81
+      const float v81 = tttc::ew_apply<tttc::kMul, kAct>((A + 184400)[idx], (S + 8576)[i], 1.0f, 0.0f, i, j);  // %81
       (A + 176208)[idx] = v81;
       const float v82 = tttc::ew_apply<tttc::kMul, kAct>((A + 184400)[idx], (A + 172112)[idx], 1.0f, 0.0f, i, j);  // %82
       (A + 221264)[idx] = v82;
     }
     __syncthreads();
-    tttc::row_sum(S + 8832, A + 221264, 64, 64);  // %83 [64x1]
+    tttc::row_sum(S + 8704, A + 221264, 64, 64);  // %83 [64x1]
     for (int idx = threadIdx.x; idx < 64; idx += blockDim.x) {  // fused
       const int i = idx / 1, j = idx % 1;
-      const float v84 = tttc::ew_apply<tttc::kMul, kAct>((S + 8704)[i], (S + 8704)[i], 1.0f, 0.0f, i, j);  // %84
+      const float v84 = tttc::ew_apply<tttc::kMul, kAct>((S + 8576)[i], (S + 8576)[i], 1.0f, 0.0f, i, j);  // %84
       const float v85 = tttc::ew_apply<tttc::kAffine, kAct>(v84, 0.f, -1.0f, 0.0f, i, j);  // %85
-      const float v86 = tttc::ew_apply<tttc::kMul, kAct>((S + 8832)[i], v85, 1.0f, 0.0f, i, j);  // %86
-      const float v87 = tttc::ew_apply<tttc::kRecip, kAct>((S + 8640)[i], 0.f, 1.0f, 0.0f, i, j);  // %87
-      const float v88 = tttc::ew_apply<tttc::kAffine, kAct>(v87, 0.f, 0.5f, 0.0f, i, j);  // %88
-      const float v89 = tttc::ew_apply<tttc::kMul, kAct>(v86, v88, 1.0f, 0.0f, i, j);  // %89
-      const float v90 = tttc::ew_apply<tttc::kAffine, kAct>(v89, 0.f, 0.015625f, 0.0f, i, j);  // %90
-      (S + 8896)[idx] = v90;
+      const float v86 = tttc::ew_apply<tttc::kMul, kAct>((S + 8704)[i], v85, 1.0f, 0.0f, i, j);  // %86
+      const float v87 = tttc::ew_apply<tttc::kAffine, kAct>((S + 8576)[i], 0.f, 0.5f, 0.0f, i, j);  // %87
+      const float v88 = tttc::ew_apply<tttc::kMul, kAct>(v86, v87, 1.0f, 0.0f, i, j);  // %88
+      const float v89 = tttc::ew_apply<tttc::kAffine, kAct>(v88, 0.f, 0.015625f, 0.0f, i, j);  // %89
+      (S + 8768)[idx] = v89;
     }
     __syncthreads();
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v91 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 8896)[i], 0.f, 1.0f, 0.0f, i, j);  // %91
-      const float v92 = tttc::ew_apply<tttc::kMul, kAct>(v91, (A + 172112)[idx], 1.0f, 0.0f, i, j);  // %92
-      const float v93 = tttc::ew_apply<tttc::kAdd, kAct>((A + 176208)[idx], v92, 1.0f, 0.0f, i, j);  // %93
-      const float v94 = tttc::ew_apply<tttc::kMul, kAct>(v91, (A + 172112)[idx], 1.0f, 0.0f, i, j);  // %94
-      const float v95 = tttc::ew_apply<tttc::kAdd, kAct>(v93, v94, 1.0f, 0.0f, i, j);  // %95
-      (A + 184400)[idx] = v95;
-      const float v96 = tttc::ew_apply<tttc::kAffine, kAct>(v95, 0.f, -1.0f, 0.0f, i, j);  // %96
-      (A + 221264)[idx] = v96;
+      const float v90 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 8768)[i], 0.f, 1.0f, 0.0f, i, j);  // %90
+      const float v91 = tttc::ew_apply<tttc::kMul, kAct>(v90, (A + 172112)[idx], 1.0f, 0.0f, i, j);  // %91
+      const float v92 = tttc::ew_apply<tttc::kAdd, kAct>((A + 176208)[idx], v91, 1.0f, 0.0f, i, j);  // %92
+      const float v93 = tttc::ew_apply<tttc::kAdd, kAct>(v92, v91, 1.0f, 0.0f, i, j);  // %93
+      (A + 184400)[idx] = v93;
+      const float v94 = tttc::ew_apply<tttc::kAffine, kAct>(v93, 0.f, -1.0f, 0.0f, i, j);  // %94
+      (A + 221264)[idx] = v94;
     }
     __syncthreads();
-    tttc::row_sum(S + 8640, A + 221264, 64, 64);  // %97 [64x1]
-    tttc::elementwise<tttc::kAffine, kAct>(S + 8704, 64, 1, S + 8640, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %98 [64x1]
-    tttc::elementwise<tttc::kAdd, kAct>(A + 172112, 64, 64, A + 184400, 64, 64, S + 8704, 64, 1, 1.0f, 0.0f);  // %99 [64x64]
-    tttc::col_sum(S + 8640, A + 172112, 64, 64);  // %100 [1x64]
-    tttc::elementwise<tttc::kAdd, kAct>(S + 8704, 1, 64, c.dstate_next + 33024, 1, 64, S + 8640, 1, 64, 1.0f, 0.0f);  // %101 [1x64]
-    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 221264, A + 172112, A + 155728, 1.0f, nullptr, 0.0f);  // %102 [64x256]
-    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 155728, A + 204880, A + 172112, 1.0f, c.dstate_next + 16640, 1.0f);  // %103 [256x64]
+    tttc::row_sum(S + 8576, A + 221264, 64, 64);  // %95 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 8704, 64, 1, S + 8576, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %96 [64x1]
+    tttc::elementwise<tttc::kAdd, kAct>(A + 172112, 64, 64, A + 184400, 64, 64, S + 8704, 64, 1, 1.0f, 0.0f);  // %97 [64x64]
+    tttc::col_sum(S + 8576, A + 172112, 64, 64);  // %98 [1x64]
+    tttc::elementwise<tttc::kAdd, kAct>(S + 8704, 1, 64, c.dstate_next + 33024, 1, 64, S + 8576, 1, 64, 1.0f, 0.0f);  // %99 [1x64]
+    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 221264, A + 172112, A + 155728, 1.0f, nullptr, 0.0f);  // %100 [64x256]
+    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 155728, A + 204880, A + 172112, 1.0f, c.dstate_next + 16640, 1.0f);  // %101 [256x64]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
-      const float v104 = tttc::ew_apply<tttc::kActD1, kAct>((A + 188496)[idx], 0.f, 1.0f, 0.0f, i, j);  // %104
-      const float v105 = tttc::ew_apply<tttc::kMul, kAct>((A + 221264)[idx], v104, 1.0f, 0.0f, i, j);  // %105
-      (A + 204880)[idx] = v105;
+      const float v102 = tttc::ew_apply<tttc::kActD1, kAct>((A + 188496)[idx], 0.f, 1.0f, 0.0f, i, j);  // %102
+      const float v103 = tttc::ew_apply<tttc::kMul, kAct>((A + 221264)[idx], v102, 1.0f, 0.0f, i, j);  // %103
+      (A + 204880)[idx] = v103;
     }
     __syncthreads();
-    tttc::col_sum(S + 8832, A + 204880, 64, 256);  // %106 [1x256]
-    tttc::elementwise<tttc::kAdd, kAct>(S + 9088, 1, 256, c.dstate_next + 16384, 1, 256, S + 8832, 1, 256, 1.0f, 0.0f);  // %107 [1x256]
-    tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(A + 172112, A + 204880, A + 135248, 1.0f, A + 180304, 1.0f);  // %108 dQ [64x64]
+    tttc::col_sum(S + 8768, A + 204880, 64, 256);  // %104 [1x256]
+    tttc::elementwise<tttc::kAdd, kAct>(S + 9024, 1, 256, c.dstate_next + 16384, 1, 256, S + 8768, 1, 256, 1.0f, 0.0f);  // %105 [1x256]
+    tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(A + 172112, A + 204880, A + 135248, 1.0f, A + 180304, 1.0f);  // %106 dQ [64x64]
     tttc::store_tokens(c.dq, A + 172112, 64, 64, c.sdq, c.valid);
-    tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 16, 128>(A + 135248, S + 0, A + 204880, 1.0f, c.dstate_next + 0, 1.0f);  // %109 [64x256]
-    tttc::elementwise<tttc::kAffine, kAct>(S + 0, 1, 64, S + 8704, 1, 64, nullptr, 1, 1, -1.0f, 0.0f);  // %110 [1x64]
-    tttc::elementwise<tttc::kBroadcast, kAct>(A + 172112, 64, 64, S + 0, 1, 64, nullptr, 1, 1, 1.0f, 0.0f);  // %111 [64x64]
-    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 176208, A + 151632, A + 155728, -1.0f, nullptr, 0.0f);  // %112 [64x256]
-    tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 45136, A + 155728, -1.0f, A + 172112, 1.0f);  // %113 [64x64]
+    tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 16, 128>(A + 135248, S + 0, A + 204880, 1.0f, c.dstate_next + 0, 1.0f);  // %107 [64x256]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 0, 1, 64, S + 8704, 1, 64, nullptr, 1, 1, -1.0f, 0.0f);  // %108 [1x64]
+    tttc::elementwise<tttc::kBroadcast, kAct>(A + 172112, 64, 64, S + 0, 1, 64, nullptr, 1, 1, 1.0f, 0.0f);  // %109 [64x64]
+    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 176208, A + 151632, A + 155728, -1.0f, nullptr, 0.0f);  // %110 [64x256]
+    tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 45136, A + 155728, -1.0f, A + 172112, 1.0f);  // %111 [64x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v114 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 8512)[i], 1.0f, 0.0f, i, j);  // %114
-      (A + 151632)[idx] = v114;
-      const float v115 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (A + 65616)[idx], 1.0f, 0.0f, i, j);  // %115
-      (A + 172112)[idx] = v115;
+      const float v112 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 8448)[i], 1.0f, 0.0f, i, j);  // %112
+      (A + 151632)[idx] = v112;
+      const float v113 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (A + 65616)[idx], 1.0f, 0.0f, i, j);  // %113
+      (A + 172112)[idx] = v113;
     }
     __syncthreads();
-    tttc::row_sum(S + 0, A + 172112, 64, 64);  // %116 [64x1]
-    tttc::elementwise<tttc::kAffine, kAct>(S + 64, 1, 256, S + 9088, 1, 256, nullptr, 1, 1, -1.0f, 0.0f);  // %117 [1x256]
-    tttc::elementwise<tttc::kBroadcast, kAct>(A + 192592, 64, 256, S + 64, 1, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %118 [64x256]
-    tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(A + 172112, A + 118864, A + 135248, -1.0f, nullptr, 0.0f);  // %119 [64x64]
-    tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 118864, S + 4096, A + 135248, -1.0f, A + 192592, 1.0f);  // %120 [64x256]
+    tttc::row_sum(S + 0, A + 172112, 64, 64);  // %114 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 64, 1, 256, S + 9024, 1, 256, nullptr, 1, 1, -1.0f, 0.0f);  // %115 [1x256]
+    tttc::elementwise<tttc::kBroadcast, kAct>(A + 192592, 64, 256, S + 64, 1, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %116 [64x256]
+    tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(A + 172112, A + 118864, A + 135248, -1.0f, nullptr, 0.0f);  // %117 [64x64]
+    tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 118864, S + 4096, A + 135248, -1.0f, A + 192592, 1.0f);  // %118 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
-      const float v121 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], (S + 8512)[i], 1.0f, 0.0f, i, j);  // %121
-      (A + 192592)[idx] = v121;
-      const float v122 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], (A + 102480)[idx], 1.0f, 0.0f, i, j);  // %122
-      (A + 208976)[idx] = v122;
+      const float v119 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], (S + 8448)[i], 1.0f, 0.0f, i, j);  // %119
+      (A + 192592)[idx] = v119;
+      const float v120 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], (A + 102480)[idx], 1.0f, 0.0f, i, j);  // %120
+      (A + 208976)[idx] = v120;
     }
     __syncthreads();
-    tttc::row_sum(S + 64, A + 208976, 64, 256);  // %123 [64x1]
+    tttc::row_sum(S + 64, A + 208976, 64, 256);  // %121 [64x1]
     for (int idx = threadIdx.x; idx < 64; idx += blockDim.x) {  // fused
       const int i = idx / 1, j = idx % 1;
-      const float v124 = tttc::ew_apply<tttc::kAdd, kAct>((S + 0)[i], (S + 64)[i], 1.0f, 0.0f, i, j);  // %124
-      const float v125 = tttc::ew_apply<tttc::kMul, kAct>(v124, (S + 12352)[0], 1.0f, 0.0f, i, j);  // %125
-      (S + 128)[idx] = v125;
-      const float v126 = tttc::ew_apply<tttc::kMul, kAct>(v124, (S + 8448)[i], 1.0f, 0.0f, i, j);  // %126
-      (S + 192)[idx] = v126;
+      const float v122 = tttc::ew_apply<tttc::kAdd, kAct>((S + 0)[i], (S + 64)[i], 1.0f, 0.0f, i, j);  // %122
+      const float v123 = tttc::ew_apply<tttc::kMul, kAct>(v122, (S + 12352)[0], 1.0f, 0.0f, i, j);  // %123
+      (S + 128)[idx] = v123;
+      const float v124 = tttc::ew_apply<tttc::kMul, kAct>(v122, (S + 8384)[i], 1.0f, 0.0f, i, j);  // %124
+      (S + 192)[idx] = v124;
     }
     __syncthreads();
-    tttc::col_sum(S + 0, S + 192, 64, 1);  // %127 dtau_last [1x1]
+    tttc::col_sum(S + 0, S + 192, 64, 1);  // %125 dtau_last [1x1]
     tttc::accumulate(c.acc_tau + c.valid - 1, S + 0, 1);
-    tttc::transpose(S + 0, S + 128, 64, 1);  // %128 dlr [1x64]
+    tttc::transpose(S + 0, S + 128, 64, 1);  // %126 dlr [1x64]
     tttc::store_vector(c.dlr, S + 0, 64, c.valid, c.sdlr);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
-      const float v129 = tttc::ew_apply<tttc::kMul, kAct>((A + 192592)[idx], (A + 69712)[idx], 1.0f, 0.0f, i, j);  // %129
-      (A + 102480)[idx] = v129;
-      const float v130 = tttc::ew_apply<tttc::kMul, kAct>((A + 192592)[idx], (A + 86096)[idx], 1.0f, 0.0f, i, j);  // %130
-      (A + 118864)[idx] = v130;
+      const float v127 = tttc::ew_apply<tttc::kMul, kAct>((A + 192592)[idx], (A + 69712)[idx], 1.0f, 0.0f, i, j);  // %127
+      (A + 102480)[idx] = v127;
+      const float v128 = tttc::ew_apply<tttc::kMul, kAct>((A + 192592)[idx], (A + 86096)[idx], 1.0f, 0.0f, i, j);  // %128
+      (A + 118864)[idx] = v128;
     }
     __syncthreads();
-    tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 102480, c.state_in + 16640, 1.0f, A + 151632, 1.0f);  // %131 [64x64]
-    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 69712, A + 102480, A + 65616, 1.0f, A + 155728, 1.0f);  // %132 [256x64]
+    tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 102480, c.state_in + 16640, 1.0f, A + 151632, 1.0f);  // %129 [64x64]
+    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 86096, A + 102480, A + 65616, 1.0f, A + 155728, 1.0f);  // %130 [256x64]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
-      const float v133 = tttc::ew_apply<tttc::kActD2, kAct>((A + 28752)[idx], 0.f, 1.0f, 0.0f, i, j);  // %133
-      const float v134 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], v133, 1.0f, 0.0f, i, j);  // %134
-      (A + 86096)[idx] = v134;
+      const float v131 = tttc::ew_apply<tttc::kActD2, kAct>((A + 28752)[idx], 0.f, 1.0f, 0.0f, i, j);  // %131
+      const float v132 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], v131, 1.0f, 0.0f, i, j);  // %132
+      (A + 102480)[idx] = v132;
     }
     __syncthreads();
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v135 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 8192)[i], 1.0f, 0.0f, i, j);  // %135
-      (A + 65616)[idx] = v135;
-      const float v136 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 20560)[idx], 1.0f, 0.0f, i, j);  // %136
-      (A + 102480)[idx] = v136;
+      const float v133 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 8192)[i], 1.0f, 0.0f, i, j);  // %133
+      (S + 28752)[idx] = v133;
+      const float v134 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 20560)[idx], 1.0f, 0.0f, i, j);  // %134
+      (S + 32848)[idx] = v134;
     }
     __syncthreads();
-    tttc::row_sum(S + 0, A + 102480, 64, 64);  // %137 [64x1]
-    tttc::elementwise<tttc::kAffine, kAct>(S + 64, 64, 1, S + 0, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %138 [64x1]
+    tttc::row_sum(S + 0, S + 32848, 64, 64);  // %135 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 64, 64, 1, S + 0, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %136 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 20560, 64, 64, S + 28752, 64, 64, nullptr, 1, 1, -1.0f, 0.0f);  // %137 [64x64]
+    tttc::row_sum(S + 0, S + 20560, 64, 64);  // %138 [64x1]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v139 = tttc::ew_apply<tttc::kAffine, kAct>((A + 65616)[idx], 0.f, -1.0f, 0.0f, i, j);  // %139
-      (S + 20560)[idx] = v139;
-      const float v140 = tttc::ew_apply<tttc::kAffine, kAct>((A + 65616)[idx], 0.f, -1.0f, 0.0f, i, j);  // %140
-      (A + 102480)[idx] = v140;
+      const float v139 = tttc::ew_apply<tttc::kAffine, kAct>((S + 28752)[idx], 0.f, 64.0f, 0.0f, i, j);  // %139
+      (S + 32848)[idx] = v139;
+      const float v140 = tttc::ew_apply<tttc::kMul, kAct>((S + 20560)[idx], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %140
+      (S + 36944)[idx] = v140;
+      const float v141 = tttc::ew_apply<tttc::kMul, kAct>((S + 20560)[idx], (S + 16464)[idx], 1.0f, 0.0f, i, j);  // %141
+      (A + 41040)[idx] = v141;
     }
     __syncthreads();
-    tttc::row_sum(S + 0, A + 102480, 64, 64);  // %141 [64x1]
+    tttc::row_sum(S + 128, A + 41040, 64, 64);  // %142 [64x1]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v142 = tttc::ew_apply<tttc::kAffine, kAct>((A + 65616)[idx], 0.f, 64.0f, 0.0f, i, j);  // %142
-      (A + 102480)[idx] = v142;
-      const float v143 = tttc::ew_apply<tttc::kMul, kAct>((S + 20560)[idx], (S + 8384)[i], 1.0f, 0.0f, i, j);  // %143
-      (A + 106576)[idx] = v143;
-      const float v144 = tttc::ew_apply<tttc::kMul, kAct>((S + 20560)[idx], (S + 16464)[idx], 1.0f, 0.0f, i, j);  // %144
-      (A + 110672)[idx] = v144;
+      const float v143 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 128)[i], 0.f, 1.0f, 0.0f, i, j);  // %143
+      const float v144 = tttc::ew_apply<tttc::kMul, kAct>(v143, (S + 16464)[idx], 1.0f, 0.0f, i, j);  // %144
+      const float v145 = tttc::ew_apply<tttc::kAdd, kAct>((S + 32848)[idx], v144, 1.0f, 0.0f, i, j);  // %145
+      const float v146 = tttc::ew_apply<tttc::kMul, kAct>(v143, (A + 61520)[idx], 1.0f, 0.0f, i, j);  // %146
+      const float v147 = tttc::ew_apply<tttc::kAdd, kAct>((S + 36944)[idx], v146, 1.0f, 0.0f, i, j);  // %147
+      (S + 20560)[idx] = v147;
+      const float v148 = tttc::ew_apply<tttc::kAdd, kAct>(v145, (S + 0)[i], 1.0f, 0.0f, i, j);  // %148
+      (S + 28752)[idx] = v148;
+      const float v149 = tttc::ew_apply<tttc::kMul, kAct>(v148, (S + 24656)[idx], 1.0f, 0.0f, i, j);  // %149
+      (A + 41040)[idx] = v149;
     }
     __syncthreads();
-    tttc::row_sum(S + 128, A + 110672, 64, 64);  // %145 [64x1]
+    tttc::col_sum(S + 0, A + 41040, 64, 64);  // %150 [1x64]
+    tttc::elementwise<tttc::kAdd, kAct>(S + 128, 1, 64, S + 8640, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %151 [1x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v146 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 128)[i], 0.f, 1.0f, 0.0f, i, j);  // %146
-      const float v147 = tttc::ew_apply<tttc::kMul, kAct>(v146, (S + 16464)[idx], 1.0f, 0.0f, i, j);  // %147
-      const float v148 = tttc::ew_apply<tttc::kAdd, kAct>((A + 102480)[idx], v147, 1.0f, 0.0f, i, j);  // %148
-      const float v149 = tttc::ew_apply<tttc::kMul, kAct>(v146, (A + 61520)[idx], 1.0f, 0.0f, i, j);  // %149
-      const float v150 = tttc::ew_apply<tttc::kAdd, kAct>((A + 106576)[idx], v149, 1.0f, 0.0f, i, j);  // %150
-      (S + 20560)[idx] = v150;
-      const float v151 = tttc::ew_apply<tttc::kAdd, kAct>(v148, (S + 0)[i], 1.0f, 0.0f, i, j);  // %151
-      (A + 65616)[idx] = v151;
-      const float v152 = tttc::ew_apply<tttc::kMul, kAct>(v151, (S + 24656)[idx], 1.0f, 0.0f, i, j);  // %152
-      (A + 110672)[idx] = v152;
+      const float v152 = tttc::ew_apply<tttc::kMul, kAct>((S + 28752)[idx], (c.gamma)[j], 1.0f, 0.0f, i, j);  // %152
+      (S + 24656)[idx] = v152;
+      const float v153 = tttc::ew_apply<tttc::kAffine, kAct>(v152, 0.f, -1.0f, 0.0f, i, j);  // %153 dV
+      (S + 32848)[idx] = v153;
     }
     __syncthreads();
-    tttc::col_sum(S + 0, A + 110672, 64, 64);  // %153 [1x64]
-    tttc::elementwise<tttc::kAdd, kAct>(S + 128, 1, 64, S + 8768, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %154 [1x64]
-    for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
-      const int i = idx / 64, j = idx % 64;
-      const float v155 = tttc::ew_apply<tttc::kMul, kAct>((A + 65616)[idx], (c.gamma)[j], 1.0f, 0.0f, i, j);  // %155
-      (S + 24656)[idx] = v155;
-      const float v156 = tttc::ew_apply<tttc::kAffine, kAct>(v155, 0.f, -1.0f, 0.0f, i, j);  // %156 dV
-      (A + 61520)[idx] = v156;
-    }
-    __syncthreads();
-    tttc::store_tokens(c.dv, A + 61520, 64, 64, c.sdv, c.valid);
-    tttc::col_sum(S + 0, S + 24656, 64, 64);  // %157 [1x64]
-    tttc::elementwise<tttc::kAdd, kAct>(S + 192, 1, 64, S + 8576, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %158 dbeta [1x64]
+    tttc::store_tokens(c.dv, S + 32848, 64, 64, c.sdv, c.valid);
+    tttc::col_sum(S + 0, S + 24656, 64, 64);  // %154 [1x64]
+    tttc::elementwise<tttc::kAdd, kAct>(S + 192, 1, 64, S + 8512, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %155 dbeta [1x64]
     tttc::accumulate(c.acc_beta, S + 192, 64);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v159 = tttc::ew_apply<tttc::kMul, kAct>((S + 24656)[idx], (c.gamma)[j], 1.0f, 0.0f, i, j);  // %159
-      const float v160 = tttc::ew_apply<tttc::kAdd, kAct>((S + 20560)[idx], v159, 1.0f, 0.0f, i, j);  // %160
-      (A + 65616)[idx] = v160;
-      const float v161 = tttc::ew_apply<tttc::kMul, kAct>((S + 24656)[idx], (S + 16464)[idx], 1.0f, 0.0f, i, j);  // %161
-      (A + 102480)[idx] = v161;
+      const float v156 = tttc::ew_apply<tttc::kMul, kAct>((S + 24656)[idx], (c.gamma)[j], 1.0f, 0.0f, i, j);  // %156
+      const float v157 = tttc::ew_apply<tttc::kAdd, kAct>((S + 20560)[idx], v156, 1.0f, 0.0f, i, j);  // %157
+      (S + 28752)[idx] = v157;
+      const float v158 = tttc::ew_apply<tttc::kMul, kAct>((S + 24656)[idx], (S + 16464)[idx], 1.0f, 0.0f, i, j);  // %158
+      (S + 36944)[idx] = v158;
     }
     __syncthreads();
-    tttc::col_sum(S + 0, A + 102480, 64, 64);  // %162 [1x64]
-    tttc::elementwise<tttc::kAdd, kAct>(S + 192, 1, 64, S + 128, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %163 dgamma [1x64]
+    tttc::col_sum(S + 0, S + 36944, 64, 64);  // %159 [1x64]
+    tttc::elementwise<tttc::kAdd, kAct>(S + 192, 1, 64, S + 128, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %160 dgamma [1x64]
     tttc::accumulate(c.acc_gamma, S + 192, 64);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v164 = tttc::ew_apply<tttc::kMul, kAct>((A + 65616)[idx], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %164
-      (S + 16464)[idx] = v164;
-      const float v165 = tttc::ew_apply<tttc::kMul, kAct>((A + 65616)[idx], (S + 12368)[idx], 1.0f, 0.0f, i, j);  // %165
-      (S + 20560)[idx] = v165;
+      const float v161 = tttc::ew_apply<tttc::kMul, kAct>((S + 28752)[idx], (S + 8256)[i], 1.0f, 0.0f, i, j);  // %161
+      (S + 16464)[idx] = v161;
+      const float v162 = tttc::ew_apply<tttc::kMul, kAct>((S + 28752)[idx], (S + 12368)[idx], 1.0f, 0.0f, i, j);  // %162
+      (S + 20560)[idx] = v162;
     }
     __syncthreads();
-    tttc::row_sum(S + 0, S + 20560, 64, 64);  // %166 [64x1]
+    tttc::row_sum(S + 0, S + 20560, 64, 64);  // %163 [64x1]
     for (int idx = threadIdx.x; idx < 64; idx += blockDim.x) {  // fused
       const int i = idx / 1, j = idx % 1;
-      const float v167 = tttc::ew_apply<tttc::kAdd, kAct>((S + 64)[i], (S + 0)[i], 1.0f, 0.0f, i, j);  // %167
-      const float v168 = tttc::ew_apply<tttc::kMul, kAct>((S + 8320)[i], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %168
-      const float v169 = tttc::ew_apply<tttc::kAffine, kAct>(v168, 0.f, -1.0f, 0.0f, i, j);  // %169
-      const float v170 = tttc::ew_apply<tttc::kMul, kAct>(v167, v169, 1.0f, 0.0f, i, j);  // %170
-      const float v171 = tttc::ew_apply<tttc::kRecip, kAct>((S + 8256)[i], 0.f, 1.0f, 0.0f, i, j);  // %171
-      const float v172 = tttc::ew_apply<tttc::kAffine, kAct>(v171, 0.f, 0.5f, 0.0f, i, j);  // %172
-      const float v173 = tttc::ew_apply<tttc::kMul, kAct>(v170, v172, 1.0f, 0.0f, i, j);  // %173
-      const float v174 = tttc::ew_apply<tttc::kAffine, kAct>(v173, 0.f, 0.015625f, 0.0f, i, j);  // %174
-      (S + 128)[idx] = v174;
+      const float v164 = tttc::ew_apply<tttc::kAdd, kAct>((S + 64)[i], (S + 0)[i], 1.0f, 0.0f, i, j);  // %164
+      const float v165 = tttc::ew_apply<tttc::kMul, kAct>((S + 8256)[i], (S + 8256)[i], 1.0f, 0.0f, i, j);  // %165
+      const float v166 = tttc::ew_apply<tttc::kAffine, kAct>(v165, 0.f, -1.0f, 0.0f, i, j);  // %166
+      const float v167 = tttc::ew_apply<tttc::kMul, kAct>(v164, v166, 1.0f, 0.0f, i, j);  // %167
+      const float v168 = tttc::ew_apply<tttc::kAffine, kAct>((S + 8256)[i], 0.f, 0.5f, 0.0f, i, j);  // %168
+      const float v169 = tttc::ew_apply<tttc::kMul, kAct>(v167, v168, 1.0f, 0.0f, i, j);  // %169
+      const float v170 = tttc::ew_apply<tttc::kAffine, kAct>(v169, 0.f, 0.015625f, 0.0f, i, j);  // %170
+      (S + 128)[idx] = v170;
     }
     __syncthreads();
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v175 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 128)[i], 0.f, 1.0f, 0.0f, i, j);  // %175
-      const float v176 = tttc::ew_apply<tttc::kMul, kAct>(v175, (S + 12368)[idx], 1.0f, 0.0f, i, j);  // %176
-      const float v177 = tttc::ew_apply<tttc::kAdd, kAct>((S + 16464)[idx], v176, 1.0f, 0.0f, i, j);  // %177
-      const float v178 = tttc::ew_apply<tttc::kMul, kAct>(v175, (S + 12368)[idx], 1.0f, 0.0f, i, j);  // %178
-      const float v179 = tttc::ew_apply<tttc::kAdd, kAct>(v177, v178, 1.0f, 0.0f, i, j);  // %179
-      (S + 20560)[idx] = v179;
-      const float v180 = tttc::ew_apply<tttc::kAffine, kAct>(v179, 0.f, -1.0f, 0.0f, i, j);  // %180
-      (S + 24656)[idx] = v180;
+      const float v171 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 128)[i], 0.f, 1.0f, 0.0f, i, j);  // %171
+      const float v172 = tttc::ew_apply<tttc::kMul, kAct>(v171, (S + 12368)[idx], 1.0f, 0.0f, i, j);  // %172
+      const float v173 = tttc::ew_apply<tttc::kAdd, kAct>((S + 16464)[idx], v172, 1.0f, 0.0f, i, j);  // %173
+      const float v174 = tttc::ew_apply<tttc::kAdd, kAct>(v173, v172, 1.0f, 0.0f, i, j);  // %174
+      (S + 20560)[idx] = v174;
+      const float v175 = tttc::ew_apply<tttc::kAffine, kAct>(v174, 0.f, -1.0f, 0.0f, i, j);  // %175
+      (S + 24656)[idx] = v175;
     }
     __syncthreads();
-    tttc::row_sum(S + 0, S + 24656, 64, 64);  // %181 [64x1]
-    tttc::elementwise<tttc::kAffine, kAct>(S + 64, 64, 1, S + 0, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %182 [64x1]
+    tttc::row_sum(S + 0, S + 24656, 64, 64);  // %176 [64x1]
+    tttc::elementwise<tttc::kAffine, kAct>(S + 64, 64, 1, S + 0, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %177 [64x1]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
-      const float v183 = tttc::ew_apply<tttc::kAdd, kAct>((S + 20560)[idx], (S + 64)[i], 1.0f, 0.0f, i, j);  // %183
-      (S + 9344)[idx] = v183;
-      const float v184 = tttc::ew_apply<tttc::kAffine, kAct>((A + 61520)[idx], 0.f, -1.0f, 0.0f, i, j);  // %184
-      const float v185 = tttc::ew_apply<tttc::kAdd, kAct>((A + 172112)[idx], v184, 1.0f, 0.0f, i, j);  // %185
-      (S + 13440)[idx] = v185;
+      const float v178 = tttc::ew_apply<tttc::kAdd, kAct>((S + 20560)[idx], (S + 64)[i], 1.0f, 0.0f, i, j);  // %178
+      (S + 9280)[idx] = v178;
+      const float v179 = tttc::ew_apply<tttc::kAffine, kAct>((S + 32848)[idx], 0.f, -1.0f, 0.0f, i, j);  // %179
+      const float v180 = tttc::ew_apply<tttc::kAdd, kAct>((A + 172112)[idx], v179, 1.0f, 0.0f, i, j);  // %180
+      (S + 13376)[idx] = v180;
     }
     __syncthreads();
-    tttc::col_sum(S + 0, S + 9344, 64, 64);  // %186 [1x64]
-    tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 33024, 1, 64, S + 8704, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %187 db2 [1x64]
-    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 102480, S + 9344, c.state_in + 16640, 1.0f, A + 176208, 1.0f);  // %188 [64x256]
-    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(c.dstate_prev + 16640, A + 45136, S + 9344, 1.0f, A + 69712, 1.0f);  // %189 dW2 [256x64]
+    tttc::col_sum(S + 0, S + 9280, 64, 64);  // %181 [1x64]
+    tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 33024, 1, 64, S + 8704, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %182 db2 [1x64]
+    tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(S + 17472, S + 9280, c.state_in + 16640, 1.0f, A + 176208, 1.0f);  // %183 [64x256]
+    tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(c.dstate_prev + 16640, A + 45136, S + 9280, 1.0f, A + 86096, 1.0f);  // %184 dW2 [256x64]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
-      const float v190 = tttc::ew_apply<tttc::kActD1, kAct>((A + 28752)[idx], 0.f, 1.0f, 0.0f, i, j);  // %190
-      const float v191 = tttc::ew_apply<tttc::kMul, kAct>((A + 102480)[idx], v190, 1.0f, 0.0f, i, j);  // %191
-      const float v192 = tttc::ew_apply<tttc::kAdd, kAct>((A + 86096)[idx], v191, 1.0f, 0.0f, i, j);  // %192
-      (A + 45136)[idx] = v192;
+      const float v185 = tttc::ew_apply<tttc::kMul, kAct>((S + 17472)[idx], (A + 69712)[idx], 1.0f, 0.0f, i, j);  // %185
+      const float v186 = tttc::ew_apply<tttc::kAdd, kAct>((A + 102480)[idx], v185, 1.0f, 0.0f, i, j);  // %186
+      (A + 33856)[idx] = v186;
     }
     __syncthreads();
-    tttc::col_sum(S + 0, A + 45136, 64, 256);  // %193 [1x256]
-    tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 16384, 1, 256, S + 9088, 1, 256, S + 0, 1, 256, 1.0f, 0.0f);  // %194 db1 [1x256]
-    tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 45136, c.state_in + 0, 1.0f, S + 13440, 1.0f);  // %195 dK [64x64]
+    tttc::col_sum(S + 0, A + 33856, 64, 256);  // %187 [1x256]
+    tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 16384, 1, 256, S + 9024, 1, 256, S + 0, 1, 256, 1.0f, 0.0f);  // %188 db1 [1x256]
+    tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 33856, c.state_in + 0, 1.0f, S + 13376, 1.0f);  // %189 dK [64x64]
     tttc::store_tokens(c.dk, S + 0, 64, 64, c.sdk, c.valid);
-    tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 16, 128>(c.dstate_prev + 0, S + 4096, A + 45136, 1.0f, A + 135248, 1.0f);  // %196 dW1 [64x256]
-    tttc::fill(S + 0, 64, 1, 0.0f);  // %197 dtau [64x1]
+    tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 16, 128>(c.dstate_prev + 0, S + 4096, A + 33856, 1.0f, A + 135248, 1.0f);  // %190 dW1 [64x256]
+    tttc::fill(S + 0, 64, 1, 0.0f);  // %191 dtau [64x1]
     tttc::accumulate(c.acc_tau, S + 0, 64);
   }
 };
