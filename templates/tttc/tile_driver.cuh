@@ -227,6 +227,7 @@ __device__ void tile_query_kernel(const ForwardParams& p) {
     if (item + 1 < last) {
       const int next = head_of(item + 1);
       staging.issue(p, next / p.H, next % p.H, step_of(item + 1), (n + 1) & 1, at.team, false);
+      tile::prefetch_l2(p.checkpoints + (1LL * next * steps + step_of(item + 1)) * S, S, at.team);
     }
     st.load(p.checkpoints + (1LL * at.bh * steps + m) * S);
     bind_head<T, F>(c, p, at.h);
@@ -286,7 +287,12 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
   for (int n = 0; v.valid(); ++n) {
     const Visit next = next_visit<G>(v, steps);
     staging.wait(at.team);
-    if (next.valid()) staging.issue(p, b, h, next.m, (n + 1) & 1, at.team, true);
+    if (next.valid()) {
+      staging.issue(p, b, h, next.m, (n + 1) & 1, at.team, true);
+      // The first step of a group reads its checkpoint: a load that nothing else hides.
+      if (next.m % G == 0)
+        tile::prefetch_l2(p.checkpoints + (1LL * bh * groups + next.m / G) * S, S, at.team);
+    }
     const int m = v.m, g = m / G, first = g * G, last = min(first + G, steps) - 1;
     const float* checkpoint = p.checkpoints + (1LL * bh * groups + g) * S;
     bind_backward_step(c, p, b, h, m, K);
