@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,13 @@ Program build_step(const Spec& spec);
 // Appends the reverse-mode adjoint of `forward` (built by build_step). New inputs: dO, dW_l',
 // db_l'. New outputs: dQ, dK, dV, dlr, dtau, dtau_last, dgamma, dbeta, dW_l, db_l.
 Program append_adjoint(const Program& forward);
+
+// The program with the inputs named in `zero` fixed at zero and the zeros propagated: an op
+// whose value is then zero (a product with a zero factor, a sum of zeros, act(0)) is dropped and
+// its readers simplified; outputs that become zero are a `fill 0`. With one of the adjoint's
+// seeds zeroed (dO, or every dW_l' and db_l') it is the adjoint of one path of the step alone
+// (ir_zero.cpp). Throws std::logic_error for a name that is not an input.
+Program with_zero_inputs(const Program& program, const std::set<std::string>& zero);
 
 // A readable description of the step for `tttc ir`: layers, shapes, then the op list.
 std::string describe(const Spec& spec, const Program& program);

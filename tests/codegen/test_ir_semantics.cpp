@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 
 #include "compiler/ir.hpp"
@@ -226,6 +227,46 @@ TEST_P(IrSemantics, ForwardAndAdjointEqualTheReferenceMiniBatch) {
   Mat dtau = v[program.output_id("dtau")];
   dtau.v[K - 1] += v[program.output_id("dtau_last")].v[0];
   EXPECT_LT(relative_error(dtau, tape.grad(chunk.tau)), kTol) << "dtau";
+}
+
+// The adjoint is linear in its seeds: the adjoint with the state seeds at zero (the query
+// outputs' path) plus the one with dO at zero (the state update's path) is the whole adjoint,
+// and each of the two is a smaller program.
+TEST_P(IrSemantics, TheAdjointsOfTheTwoPathsAddUpToTheWhole) {
+  const Case c = GetParam();
+  Spec spec;
+  spec.model = c.depth == 1 ? InnerModel::linear : InnerModel::mlp;
+  spec.depth = c.depth;
+  spec.causal = c.causal;
+  spec.activation = c.activation;
+  spec.head_dim = 8;
+  spec.expansion = 2;
+  spec.mini_batch = 5;
+  std::mt19937_64 rng(77 + c.depth);
+  const ir::Program whole = ir::append_adjoint(ir::build_step(spec));
+  std::map<std::string, Mat> inputs;
+  std::set<std::string> state_seeds;
+  for (const ir::Op& op : whole.ops) {
+    if (op.kind != ir::OpKind::input) continue;
+    const ir::Value& v = whole.values[op.out];
+    const bool positive = v.name == "lr" || v.name == "tau" || v.name == "tau_last";
+    inputs[v.name] = random_mat(rng, v.rows, v.cols, positive ? 0.1 : -1, 1);
+    if (v.name.size() > 2 && v.name[0] == 'd' && v.name.back() == '\'') state_seeds.insert(v.name);
+  }
+  ASSERT_FALSE(state_seeds.empty());
+  const ir::Program query_path = ir::with_zero_inputs(whole, state_seeds);
+  const ir::Program update_path = ir::with_zero_inputs(whole, {"dO"});
+  EXPECT_LT(query_path.ops.size(), whole.ops.size());
+  EXPECT_LT(update_path.ops.size(), whole.ops.size());
+  const std::vector<Mat> w = evaluate(whole, inputs), q = evaluate(query_path, inputs),
+                         u = evaluate(update_path, inputs);
+  for (const auto& [role, id] : whole.outputs) {
+    Mat sum = q[query_path.output_id(role)];
+    const Mat& other = u[update_path.output_id(role)];
+    for (size_t e = 0; e < sum.size(); ++e) sum.v[e] += other.v[e];
+    EXPECT_LT(relative_error(sum, w[id]), 1e-12) << role;
+  }
+  EXPECT_THROW(ir::with_zero_inputs(whole, {"no such input"}), std::logic_error);
 }
 
 INSTANTIATE_TEST_SUITE_P(
