@@ -1,4 +1,4 @@
-"""Forward ms against heads, one kernel vs query split (scripts/plot-heads.sh)."""
+"""A pass's ms against heads, one kernel vs a split (scripts/plot-heads.sh)."""
 import statistics
 import sys
 from collections import defaultdict
@@ -9,12 +9,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 data, out = sys.argv[1], sys.argv[2]
+which = sys.argv[3] if len(sys.argv) > 3 else "forward"
+split_label = sys.argv[4] if len(sys.argv) > 4 else "query split"
 fused, split = defaultdict(list), defaultdict(list)
-title = "forward time against heads"
+title = f"{which} time against heads"
 for line in open(data):
     if line.startswith("#"):  # "# heads fused_ms split_ms (what was measured)"
         if "(" in line:
-            title = "forward time against heads: " + line[line.index("(") + 1 : line.rindex(")")]
+            title = f"{which} time against heads: " + line[line.index("(") + 1 : line.rindex(")")]
         continue
     parts = line.split()
     if len(parts) < 3:
@@ -25,12 +27,12 @@ for line in open(data):
 heads = sorted(fused)
 fig, ax = plt.subplots(figsize=(7, 4.2))
 ax.plot(heads, [statistics.median(fused[h]) for h in heads], "o-", label="one kernel")
-ax.plot(heads, [statistics.median(split[h]) for h in heads], "s-", label="query split")
+ax.plot(heads, [statistics.median(split[h]) for h in heads], "s-", label=split_label)
 ax.set_xscale("log", base=2)
 ax.set_xticks(heads)
 ax.set_xticklabels([str(h) for h in heads])
 ax.set_xlabel("heads (B*H)")
-ax.set_ylabel("forward ms")
+ax.set_ylabel(f"{which} ms")
 ax.set_ylim(bottom=0)
 ax.set_title(title, fontsize=9)
 ax.grid(True, alpha=0.3)
