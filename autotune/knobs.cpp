@@ -74,6 +74,12 @@ const std::vector<Knob>& knobs() {
        [](const Spec& spec, const Target&, const Schedule&) {
          return spec.checkpoint_group == 1 ? Values{false, true} : Values{false};
        }},
+      // The output path's adjoint in a kernel of its own, in parallel over mini-batches (few
+      // heads; needs every state checkpointed).
+      {"backward_split", "tile", Scope::backward,
+       [](const Spec& spec, const Target&, const Schedule&) {
+         return spec.checkpoint_group == 1 ? Values{false, true} : Values{false};
+       }},
       // Arena lowering (codegen.cpp).
       {"threads", "arena", Scope::both,
        [](const Spec&, const Target&, const Schedule&) {

@@ -33,11 +33,16 @@ struct Generated {
   int ctas_per_head = 1;  // CTAs sharing one (b, h) (decode's clusters): the grid is B*H*this
   bool context_in_memory = false;  // Options::context_in_memory, as generated
   // A forward with Schedule::query_split: the kernel above runs the state recurrence, this second
-  // entry point of the same module the query outputs, one team per run of query_items
-  // consecutive (b, h, mini-batch) items: its grid is ceil(B*H*steps / query_items /
+  // entry point of the same module the query outputs, one team per run of items_per_team
+  // consecutive (b, h, mini-batch) items: its grid is ceil(B*H*steps / items_per_team /
   // heads_per_cta).
   std::string query_kernel_name;
-  int query_items = 0;
+  // A backward with Schedule::backward_split: this entry point runs first, over the (b, h,
+  // mini-batch) items like the query kernel, and writes item_workspace_floats per item to the
+  // workspace (after the per-(b, h) part); the kernel above then runs the update path's chain.
+  std::string output_kernel_name;
+  long long item_workspace_floats = 0;
+  int items_per_team = 0;  // of the query or output-path kernel
 };
 
 // Dispatches on the kind and the kernel's lowering (lowering_of): decode (decode_codegen.cpp, no

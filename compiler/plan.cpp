@@ -35,11 +35,28 @@ bool bound_outside_arena(const std::string& name, StepKind kind) {
 
 namespace {
 
-std::vector<std::string> wanted_outputs(const ir::Program& p, StepKind kind) {
+std::vector<std::string> wanted_outputs(const ir::Program& p, StepKind kind, AdjointPart part) {
   std::vector<std::string> names;
-  for (const auto& [role, id] : p.outputs)
-    if (kind != StepKind::advance || role != "O") names.push_back(role);
+  for (const auto& [role, id] : p.outputs) {
+    if (kind == StepKind::advance && role == "O") continue;
+    // Zero on this path: the other part of the split backward writes it.
+    if (part != AdjointPart::whole && p.ops[id].kind == ir::OpKind::fill && p.ops[id].c == 0.0)
+      continue;
+    names.push_back(role);
+  }
   return names;
+}
+
+// The seeds fixed at zero for one path of the adjoint.
+std::set<std::string> zero_seeds(const ir::Program& adjoint, AdjointPart part) {
+  std::set<std::string> zero;
+  for (const ir::Op& op : adjoint.ops) {
+    if (op.kind != ir::OpKind::input) continue;
+    const std::string& name = adjoint.values[op.out].name;
+    const bool state_seed = name.size() > 2 && name[0] == 'd' && name.back() == '\'';
+    if (part == AdjointPart::output_path ? state_seed : name == "dO") zero.insert(name);
+  }
+  return zero;
 }
 
 // Keeps the ops that some wanted output depends on.
@@ -74,12 +91,16 @@ std::vector<int> fuse_elementwise(const ir::Program& p, const std::vector<bool>&
 
 }  // namespace
 
-StepPlan plan_step(const Spec& spec, StepKind kind) {
-  StepPlan plan{.kind = kind};
+StepPlan plan_step(const Spec& spec, StepKind kind, AdjointPart part) {
+  if (kind != StepKind::backward && part != AdjointPart::whole)
+    throw std::logic_error("plan_step: only a backward step has adjoint parts");
+  StepPlan plan{.kind = kind, .part = part};
   ir::Program forward = ir::build_step(spec);
   plan.program = kind == StepKind::backward ? ir::append_adjoint(forward) : forward;
+  if (part != AdjointPart::whole)
+    plan.program = ir::with_zero_inputs(plan.program, zero_seeds(plan.program, part));
   const ir::Program& p = plan.program;
-  const std::vector<std::string> wanted = wanted_outputs(p, kind);
+  const std::vector<std::string> wanted = wanted_outputs(p, kind, part);
   plan.live = live_ops(p, wanted);
 
   const size_t n = p.ops.size();

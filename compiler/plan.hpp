@@ -33,6 +33,16 @@ enum class StepKind {
   backward,  // backward kernel: all adjoints
 };
 
+// Which part of the backward step's adjoint a kernel computes. The adjoint is linear in its seeds,
+// so the two paths add up to the whole (ir::with_zero_inputs; docs/tile-lowering.md, "Backward
+// split"): the output path depends only on the state before the step, the tokens and dO, and
+// runs in parallel over mini-batches; the update path carries the chain dW_{m+1} -> dW_m.
+enum class AdjointPart {
+  whole,
+  output_path,  // the seeds dW_l', db_l' at zero: the query outputs' share of every gradient
+  update_path,  // dO at zero: the state update's share
+};
+
 // Values bound to driver pointers instead of arena slots: the state, its adjoint, gamma, beta.
 bool bound_outside_arena(const std::string& value_name, StepKind kind);
 
@@ -42,8 +52,9 @@ constexpr long long kRegister = -2;      // lives only inside its fused group, i
 
 struct StepPlan {
   StepKind kind;
-  ir::Program program;     // forward or forward+adjoint, unpruned (ids stay stable)
-  std::vector<bool> live;  // per op: emitted or not
+  AdjointPart part = AdjointPart::whole;  // backward steps only
+  ir::Program program;                    // forward or forward+adjoint, unpruned (ids stay stable)
+  std::vector<bool> live;                 // per op: emitted or not
   // Consecutive elementwise ops of one output shape, each reading its group's earlier values only
   // at its own element, run as one fused pass: group[i] is the index of the group's first op.
   std::vector<int> group;
@@ -51,7 +62,9 @@ struct StepPlan {
   long long arena_floats = 0;
 };
 
-StepPlan plan_step(const Spec& spec, StepKind kind);
+// part: backward steps only. A part's outputs that are zero on its path are not computed (they
+// stay `fill 0` ops of the program, dead).
+StepPlan plan_step(const Spec& spec, StepKind kind, AdjointPart part = AdjointPart::whole);
 
 // What an arena-lowered kernel's steps need, known without generating code (the schedule's
 // checks and the tuner's pruning use it; codegen lays memory out from the same numbers): the

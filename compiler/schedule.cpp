@@ -69,7 +69,8 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"forward_matmul", s.forward_matmul},
           {"backward_matmul", s.backward_matmul},
           {"cluster", s.cluster},
-          {"query_split", s.query_split}};
+          {"query_split", s.query_split},
+          {"backward_split", s.backward_split}};
 }
 
 Schedule schedule_from_json(const nlohmann::json& j) {
@@ -96,6 +97,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     s.cluster = j.at("cluster").get<int>();
     // Absent in schedules written before the query split existed: one forward kernel.
     s.query_split = j.value("query_split", false);
+    s.backward_split = j.value("backward_split", false);
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("schedule: ") + e.what());
@@ -111,8 +113,11 @@ std::string describe_lowerings(const Spec& spec, const Schedule& s) {
     if (!text.empty()) text += ", ";
     text += backward ? "backward " : "forward ";
     if (lowering_of(s, backward) == "tile")
-      text += fmt::format("tile ({} warps per team, {} teams per CTA{})", s.team_warps,
-                          s.teams_per_cta, !backward && s.query_split ? ", query split" : "");
+      text +=
+          fmt::format("tile ({} warps per team, {} teams per CTA{})", s.team_warps, s.teams_per_cta,
+                      !backward && s.query_split     ? ", query split"
+                      : backward && s.backward_split ? ", backward split"
+                                                     : "");
     else
       text += fmt::format("arena ({} threads, {} CTAs per SM, {})", s.threads,
                           backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm,
@@ -158,9 +163,10 @@ static long long tile_shared_bytes(const Spec& spec, const Schedule& s, KernelSe
   long long floats = 0;
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
-      floats = std::max(
-          floats,
-          tile::team_footprint(spec, s.team_warps, backward, s.register_budget).team_floats());
+      floats =
+          std::max(floats, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
+                                                backward && s.backward_split)
+                               .team_floats());
   return 4 * floats * s.teams_per_cta;
 }
 
@@ -169,8 +175,9 @@ static long long tile_mma_per_warp(const Spec& spec, const Schedule& s, KernelSe
   long long mma = 0;
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
-      mma = std::max(
-          mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget).mma_per_warp);
+      mma = std::max(mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
+                                               backward && s.backward_split)
+                              .mma_per_warp);
   return mma;
 }
 
@@ -312,6 +319,15 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
           "every mini-batch's state from the checkpoints",
           spec.checkpoint_group));
   }
+  if (s.backward_split) {
+    if (!spec.build_backward || s.backward_lowering != "tile")
+      reasons.push_back("backward_split = true needs the backward kernel on lowering = 'tile'");
+    if (spec.checkpoint_group != 1)
+      reasons.push_back(fmt::format(
+          "backward_split = true needs checkpoint_group 1 (the spec has {}): the output path's "
+          "kernel reads every mini-batch's state from the checkpoints",
+          spec.checkpoint_group));
+  }
   if (!reasons.empty()) return reasons;
   if (const KernelSet tile = kernels_on(spec, s, "tile"); tile.any())
     for (auto& r : validate_tile(spec, s, t, tile)) reasons.push_back(std::move(r));
@@ -327,9 +343,32 @@ Schedule default_schedule(const Spec& spec, const Target& t, long long launch_he
   // Few heads leave most SMs idle while each runs its chain of steps: with at most half of the
   // SMs busy, the query outputs move off that chain. H200, forward at B1 T8192 (results.md,
   // session 18): the split is 1.5x faster at 4 heads, 1.05x at 66, 0.93x at 96.
-  if (s.lowering == "tile" && spec.build_forward && spec.checkpoint_group == 1 &&
-      launch_heads > 0 && t.sm_count > 0 && launch_heads * 2 <= t.sm_count)
+  const bool heads_known = launch_heads > 0 && t.sm_count > 0;
+  if (s.lowering == "tile" && spec.build_forward && spec.checkpoint_group == 1 && heads_known &&
+      launch_heads * 2 <= t.sm_count)
     s.query_split = true;
+  // The backward's output path leaves the chain where at most a third of the SMs would be busy.
+  // H200, backward at B1 T8192 (results.md, session 20): 1.22x faster at 4 heads, 1.08x at 32,
+  // 0.96x at 66, 0.75x at 132; W7 (12 heads, T32768) 1.21x.
+  // A backward kernel with checkpoint groups holds the advance step's code beside the
+  // backward's, and ptxas spills at 255 registers. Where every team has an SM of its own, fewer
+  // values in registers (more in shared memory) pays; where teams share SMs, the larger team
+  // memory costs occupancy. H200, lm-125m-linear (group 4), backward at 96 heads: 1.30 ms at 224
+  // floats, 1.16 at 160; at 192 heads 2.17 ms at 160 (results.md, session 20).
+  if (s.backward_lowering == "tile" && spec.build_backward && spec.checkpoint_group > 1 &&
+      heads_known && launch_heads <= t.sm_count) {
+    Schedule fewer = s;
+    fewer.register_budget = 160;
+    if (validate(spec, fewer, t).empty()) s = fewer;
+  }
+  // Its steps differ from the whole backward's and may need more shared memory (linear f = 96
+  // in bf16 precision does): only a split that fits.
+  if (s.backward_lowering == "tile" && spec.build_backward && spec.checkpoint_group == 1 &&
+      heads_known && launch_heads * 3 <= t.sm_count) {
+    Schedule split = s;
+    split.backward_split = true;
+    if (validate(spec, split, t).empty()) s = split;
+  }
   return s;
 }
 

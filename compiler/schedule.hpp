@@ -49,6 +49,12 @@ struct Schedule {
   // checkpoints, then the query outputs of all (b, h, mini-batch) in parallel from those states.
   // Needs checkpoint_group 1 (docs/tile-lowering.md, "Query split").
   bool query_split = false;
+  // Tile backward only, for few heads: the backward as two kernels, the adjoint through the query
+  // outputs of all (b, h, mini-batch) in parallel from the checkpoints (its share of dW_m and
+  // f32 partials of the token gradients, in the workspace), then the chain of the state update's
+  // adjoint alone, one team per (b, h), adding those shares. Needs checkpoint_group 1
+  // (docs/tile-lowering.md, "Backward split").
+  bool backward_split = false;
 };
 
 // What a target GPU offers; for ahead-of-time builds, the arch's documented limits.

@@ -46,7 +46,7 @@ std::string tile_type(Form form, Home home, int rows, int cols) {
 // [rank * C / W, (rank + 1) * C / W)).
 std::string state_struct(const Spec& spec, const std::string& name, const tile::TeamLayout& layout,
                          const std::map<std::string, long long>& smem_offsets, bool adjoint) {
-  std::string decl, bind, load, store, zero, atomic;
+  std::string decl, bind, load, store, zero, atomic, add;
   for (const auto& [member, rows, full_cols, offset, bias] : state_members(spec)) {
     const bool smem = smem_offsets.count(member) > 0;
     const int cols = full_cols / layout.warps;
@@ -64,6 +64,9 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
                     global, at, member);
     store += fmt::format("    {{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", global, at, member);
     zero += fmt::format("    tl::fill({}, 0.f);\n", member);
+    add += fmt::format(
+        "    {{ const {} g{{const_cast<float*>(src) + {}}}; tl::ew<tl::kAdd, 0>({}, {}, g); }}\n",
+        global, at, member, member);
     atomic +=
         bias ? fmt::format("    tl::atomic_add_row(dst + {}, {});\n", at, member)
              : fmt::format("    tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at, member);
@@ -79,20 +82,30 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
   if (adjoint)
     text += fmt::format(
         "  __device__ __forceinline__ void zero() {{\n{}  }}\n"
-        "  __device__ __forceinline__ void atomic_add_to(float* dst) const {{\n{}  }}\n",
-        zero, atomic);
+        "  __device__ __forceinline__ void atomic_add_to(float* dst) const {{\n{}  }}\n"
+        "  __device__ __forceinline__ void add(const float* src) {{\n{}  }}\n",
+        zero, atomic, add);
   return text + "};\n\n";
 }
+
+// A backward split's workspace per (b, h, mini-batch) item: the output path's share of the
+// adjoint state (one packed state), then f32 partials of the token gradients both paths produce
+// (rows padded to 16), which the update path's kernel adds before its one rounding.
+struct SplitItemLayout {
+  std::map<std::string, long long> partial_offset;  // "dK" -> floats from the item's start
+  long long item_floats = 0;
+};
 
 class TileStepWriter {
  public:
   TileStepWriter(const Spec& spec, const tile::LoweredStep& lowered, long long product_slot,
-                 long long row_slot)
+                 long long row_slot, const SplitItemLayout& split)
       : spec_(spec),
         L_(lowered),
         p_(lowered.plan.program),
         product_slot_(product_slot),
-        row_slot_(row_slot) {}
+        row_slot_(row_slot),
+        split_(split) {}
 
   std::string write(const std::string& function_name) {
     const bool backward = L_.plan.kind == StepKind::backward;
@@ -262,6 +275,19 @@ class TileStepWriter {
     }
   }
 
+  // A token gradient's f32 partial in the split backward's workspace item (c.partial): the output
+  // path's kernel stores it, the update path's adds it before rounding. This warp's slice.
+  std::string partial_view(int id) const {
+    const tile::ValuePlace& pl = place(id);
+    const long long offset = split_.partial_offset.at(value(id).name);
+    if (pl.form == Form::per_col)
+      return fmt::format("tl::GlobalRow<{}>{{c.partial + {}}}", tile::pad16(pl.cols), offset);
+    const int full = pl.split ? pl.cols * warps() : pl.cols;
+    return fmt::format("tl::GlobalTile<{}, {}, {}>{{c.partial + {}{}}}", tile::pad16(pl.rows),
+                       pl.cols, full, offset,
+                       pl.split ? fmt::format(" + {} * team.rank", pl.cols) : "");
+  }
+
   // Token outputs and accumulated gradients are written where they are computed: a warp writes
   // its column slice; replicated values are written by the team's first warp only.
   void emit_stored_output(int id) {
@@ -269,21 +295,38 @@ class TileStepWriter {
     bool is_output = false;
     for (const auto& [role, vid] : p_.outputs) is_output |= (vid == id && role == name);
     if (!is_output) return;
+    const std::string first_warp_only = place(id).split ? "" : "if (team.rank == 0) ";
+    // The value written: the value itself, or in the update path of a split backward its sum
+    // with the output path's partial, in a register copy (other ops may still read the value).
+    std::string stored = var(id), close;
+    if (split_.partial_offset.count(name)) {
+      if (L_.plan.part == plan::AdjointPart::output_path) {
+        out_ += fmt::format("    {{ auto g = {}; {}tl::assign(g, {}); }}  // {}'s partial\n",
+                            partial_view(id), first_warp_only, var(id), name);
+        return;
+      }
+      const tile::ValuePlace& pl = place(id);
+      stored = var(id) + "_total";
+      out_ +=
+          fmt::format("    {{ {} {}; tl::ew<tl::kAdd, 0>({}, {}, {});  // + the output path's {}\n",
+                      tile_type(pl.form, Home::reg, pl.rows, pl.cols), stored, stored, var(id),
+                      partial_view(id), name);
+      close = "    }\n";
+    }
     static const std::map<std::string, std::string> tokens = {{"O", "c.out, c.sout"},
                                                               {"dQ", "c.dq, c.sdq"},
                                                               {"dK", "c.dk, c.sdk"},
                                                               {"dV", "c.dv, c.sdv"}};
-    const std::string first_warp_only = place(id).split ? "" : "if (team.rank == 0) ";
     if (auto it = tokens.find(name); it != tokens.end()) {
       const auto comma = it->second.find(',');
       const std::string ptr = it->second.substr(0, comma), stride = it->second.substr(comma + 2);
       const std::string at =
           place(id).split ? fmt::format("{} + {} * team.rank", ptr, place(id).cols) : ptr;
-      out_ += fmt::format("    {}tl::store_tokens({}, {}, {}, c.valid);\n", first_warp_only, at,
-                          stride, var(id));
+      out_ += fmt::format("    {}tl::store_tokens({}, {}, {}, c.valid);\n{}", first_warp_only, at,
+                          stride, stored, close);
     } else if (name == "dlr") {
-      out_ += fmt::format("    {}tl::store_row(c.dlr, {}, c.valid, c.sdlr);\n", first_warp_only,
-                          var(id));
+      out_ += fmt::format("    {}tl::store_row(c.dlr, {}, c.valid, c.sdlr);\n{}", first_warp_only,
+                          stored, close);
     } else if (name == "dtau") {
       out_ += fmt::format("    tl::ew<tl::kAdd, 0>(acc.tau, acc.tau, {});\n", var(id));
     } else if (name == "dtau_last") {
@@ -298,6 +341,11 @@ class TileStepWriter {
   // the persistent members, unless it was computed in place.
   void emit_state_results() {
     const bool backward = L_.plan.kind == StepKind::backward;
+    auto has_input = [&](const std::string& name) {
+      for (const ir::Op& op : p_.ops)
+        if (op.kind == ir::OpKind::input && value(op.out).name == name) return true;
+      return false;
+    };
     for (const auto& [role, id] : p_.outputs) {
       if (!L_.plan.live[id]) continue;
       std::string member;
@@ -306,9 +354,11 @@ class TileStepWriter {
       else if (!backward && role.back() == '\'' && is_member_name(role.substr(0, role.size() - 1)))
         member = "st." + role.substr(0, role.size() - 1);
       if (member.empty()) continue;
-      const int source = backward ? p_.input_id(fmt::format("d{}'", role.substr(1)))
-                                  : p_.input_id(role.substr(0, role.size() - 1));
-      if (place(id).home == Home::smem && place(source).home == Home::smem &&
+      const std::string source_name =
+          backward ? fmt::format("d{}'", role.substr(1)) : role.substr(0, role.size() - 1);
+      // The output path has no dW' (a zero seed): nothing can have been computed in place.
+      const int source = has_input(source_name) ? p_.input_id(source_name) : -1;
+      if (source >= 0 && place(id).home == Home::smem && place(source).home == Home::smem &&
           place(id).offset == place(source).offset)
         out_ += fmt::format("    // {} computed in place ({})\n", member, var(id));
       else
@@ -409,10 +459,31 @@ class TileStepWriter {
   const tile::LoweredStep& L_;
   const ir::Program& p_;
   long long product_slot_, row_slot_;
+  const SplitItemLayout& split_;
   std::string out_;
 };
 
 }  // namespace
+
+SplitItemLayout split_item_layout(
+    const Spec& spec, const std::vector<std::pair<std::string, tile::LoweredStep>>& steps) {
+  auto produces = [&](const std::string& step, const std::string& role) {
+    for (const auto& [name, L] : steps)
+      if (name == step)
+        return L.plan.program.outputs.count(role) > 0 &&
+               L.plan.live[L.plan.program.output_id(role)];
+    return false;
+  };
+  SplitItemLayout layout{.item_floats = spec.state_floats()};
+  const long long rows = tile::pad16(spec.mini_batch);
+  for (const char* role : {"dQ", "dK", "dV", "dlr"})
+    if (produces("backward_output", role) && produces("backward_update", role)) {
+      layout.partial_offset[role] = layout.item_floats;
+      layout.item_floats += std::string(role) == "dlr" ? rows : rows * spec.head_dim;
+    }
+  layout.item_floats = (layout.item_floats + 15) / 16 * 16;
+  return layout;
+}
 
 // (b, h, mini-batch) items one team of a query kernel takes in turn: the next item's tokens are
 // staged while the current one computes.
@@ -424,22 +495,31 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   const int warps = schedule.team_warps;
   const tile::TeamLayout layout = tile::team_layout(spec, warps, backward);
   std::vector<std::pair<std::string, tile::LoweredStep>> steps;
-  std::vector<StepKind> kinds;
+  struct StepToWrite {
+    const char* name;
+    StepKind kind;
+    plan::AdjointPart part = plan::AdjointPart::whole;
+  };
+  std::vector<StepToWrite> to_write;
   const bool query_split = !backward && schedule.query_split;
-  if (query_split) kinds.push_back(StepKind::advance);  // the recurrence kernel's step
-  if (!backward) kinds.push_back(StepKind::forward);
-  if (backward && spec.checkpoint_group > 1) kinds.push_back(StepKind::advance);
-  if (backward) kinds.push_back(StepKind::backward);
+  const bool backward_split = backward && schedule.backward_split;
+  if (query_split) to_write.push_back({"advance", StepKind::advance});  // the recurrence's step
+  if (!backward) to_write.push_back({"forward", StepKind::forward});
+  if (backward && spec.checkpoint_group > 1) to_write.push_back({"advance", StepKind::advance});
+  if (backward && !backward_split) to_write.push_back({"backward", StepKind::backward});
+  if (backward_split) {
+    to_write.push_back({"backward_output", StepKind::backward, plan::AdjointPart::output_path});
+    to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_path});
+  }
   long long product_slot = 0, row_slot = 0, warp_floats = 0;
-  for (StepKind k : kinds) {
-    steps.emplace_back(k == StepKind::forward   ? "forward"
-                       : k == StepKind::advance ? "advance"
-                                                : "backward",
-                       tile::lower_step(spec, k, layout, schedule.register_budget));
+  for (const StepToWrite& w : to_write) {
+    steps.emplace_back(w.name,
+                       tile::lower_step(spec, w.kind, layout, schedule.register_budget, w.part));
     product_slot = std::max(product_slot, steps.back().second.product_slot_floats);
     row_slot = std::max(row_slot, steps.back().second.row_slot_floats);
     warp_floats = std::max(warp_floats, steps.back().second.smem_end);
   }
+  const SplitItemLayout split = backward_split ? split_item_layout(spec, steps) : SplitItemLayout{};
   const long long scratch = tile::scratch_floats(product_slot, row_slot);
   const tile::StageLayout stage = tile::stage_layout(spec, backward);
   warp_floats = (warp_floats + 15) / 16 * 16;
@@ -466,7 +546,9 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       stage.tensors, stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
   if (backward)
     src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
-  if (query_split)
+  if (backward_split)
+    src += fmt::format("  static constexpr long long kItemFloats = {};\n", split.item_floats);
+  if (query_split || backward_split)
     src += fmt::format("  static constexpr int kQueryItems = {};\n", kQueryItemsPerTeam);
   src += "};\n";
   src += fmt::format("constexpr int kAct = {};\n\n", activation_constant(spec.activation));
@@ -477,7 +559,7 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
     src += fmt::format("  using DState = TeamDState;\n  using Accum = tttc::Accum<{}, {}>;\n",
                        spec.mini_batch, spec.head_dim / warps);
   for (const auto& [name, step] : steps)
-    src += TileStepWriter(spec, step, product_slot, row_slot).write(name);
+    src += TileStepWriter(spec, step, product_slot, row_slot, split).write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = backward ? "BackwardParams" : "ForwardParams";
   auto entry = [&](const std::string& name, const std::string& driver) {
@@ -488,10 +570,17 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   };
   if (query_split) {
     g.query_kernel_name = g.kernel_name + "_query";
-    g.query_items = kQueryItemsPerTeam;
+    g.items_per_team = kQueryItemsPerTeam;
     entry(g.kernel_name, "recurrence");
     src += "\n";
     entry(g.query_kernel_name, "query");
+  } else if (backward_split) {
+    g.output_kernel_name = g.kernel_name + "_output";
+    g.items_per_team = kQueryItemsPerTeam;
+    g.item_workspace_floats = split.item_floats;
+    entry(g.output_kernel_name, "backward_output");
+    src += "\n";
+    entry(g.kernel_name, "backward_chain");
   } else {
     entry(g.kernel_name, to_string(kind));
   }

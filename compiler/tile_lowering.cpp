@@ -14,8 +14,6 @@
 namespace ttt::tile {
 namespace {
 
-int pad16(int n) { return (n + 15) / 16 * 16; }
-
 Form form_of(int rows, int cols) {
   if (rows == 1 && cols == 1) return Form::scalar;
   if (cols == 1) return Form::per_row;
@@ -482,8 +480,9 @@ void fuse_step(LoweredStep& L, const std::vector<std::vector<int>>& uses) {
 }
 
 LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
-                  int register_budget, std::vector<std::string>& problems) {
-  LoweredStep L{.plan = plan::plan_step(spec, kind), .warps = layout.warps};
+                  int register_budget, std::vector<std::string>& problems,
+                  plan::AdjointPart part = plan::AdjointPart::whole) {
+  LoweredStep L{.plan = plan::plan_step(spec, kind, part), .warps = layout.warps};
   const ir::Program& p = L.plan.program;
   const int n = static_cast<int>(p.ops.size());
   const int warps = layout.warps;
@@ -700,9 +699,9 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
 }  // namespace
 
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
-                       int register_budget) {
+                       int register_budget, plan::AdjointPart part) {
   std::vector<std::string> problems;
-  LoweredStep L = lower(spec, kind, layout, register_budget, problems);
+  LoweredStep L = lower(spec, kind, layout, register_budget, problems, part);
   if (!problems.empty())
     throw std::logic_error("tile lowering: " + problems.front() + " (see unsupported())");
   return L;
@@ -748,17 +747,23 @@ int default_team_warps(const Spec& spec, bool forward, bool backward) {
   return warps;
 }
 
-TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel,
-                             int register_budget) {
+TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
+                             bool backward_split) {
   TeamFootprint f{.warps = warps};
   const TeamLayout layout = team_layout(spec, warps, backward_kernel);
-  std::vector<plan::StepKind> kinds;
-  if (!backward_kernel) kinds.push_back(plan::StepKind::forward);
-  if (backward_kernel && spec.checkpoint_group > 1) kinds.push_back(plan::StepKind::advance);
-  if (backward_kernel) kinds.push_back(plan::StepKind::backward);
+  std::vector<std::pair<plan::StepKind, plan::AdjointPart>> steps;
+  using Part = plan::AdjointPart;
+  if (!backward_kernel) steps.emplace_back(plan::StepKind::forward, Part::whole);
+  if (backward_kernel && spec.checkpoint_group > 1)
+    steps.emplace_back(plan::StepKind::advance, Part::whole);
+  if (backward_kernel && !backward_split) steps.emplace_back(plan::StepKind::backward, Part::whole);
+  if (backward_kernel && backward_split) {
+    steps.emplace_back(plan::StepKind::backward, Part::output_path);
+    steps.emplace_back(plan::StepKind::backward, Part::update_path);
+  }
   long long product = 0, rows = 0;
-  for (plan::StepKind kind : kinds) {
-    const LoweredStep L = lower_step(spec, kind, layout, register_budget);
+  for (const auto& [kind, part] : steps) {
+    const LoweredStep L = lower_step(spec, kind, layout, register_budget, part);
     product = std::max(product, L.product_slot_floats);
     rows = std::max(rows, L.row_slot_floats);
     f.warp_floats = std::max(f.warp_floats, L.smem_end);

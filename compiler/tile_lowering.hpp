@@ -22,6 +22,9 @@
 
 namespace ttt::tile {
 
+// Tiles are made of 16 x 16 blocks (m16n8k16 products): sizes round up to them.
+constexpr int pad16(int n) { return (n + 15) / 16 * 16; }
+
 enum class Form { scalar, per_row, per_col, matrix };
 enum class Home { reg, smem };
 
@@ -98,7 +101,7 @@ struct LoweredStep {
 };
 
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
-                       int register_budget);
+                       int register_budget, plan::AdjointPart part = plan::AdjointPart::whole);
 
 // Why the tile lowering cannot compile the forward and/or backward kernel of `spec` with teams of
 // `warps` warps (empty when it can). Only kernels the spec builds are considered.
@@ -119,7 +122,9 @@ struct TeamFootprint {
   int peak_register_floats = 0;
   long long mma_per_warp = 0;  // the largest step's (a measure of code size and compile time)
 };
-TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel,
-                             int register_budget);
+// backward_split: the backward's steps are the two paths of Schedule::backward_split (each
+// kernel of the split needs at most the larger of them).
+TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
+                             bool backward_split = false);
 
 }  // namespace ttt::tile

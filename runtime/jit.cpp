@@ -141,7 +141,7 @@ Build build(const KernelConfig& config) {
 }
 
 MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_workspace_floats,
-                       long long backward_workspace_floats) {
+                       long long backward_workspace_floats, long long backward_item_floats) {
   MemoryPlan m;
   const long long steps = (T + spec.mini_batch - 1) / spec.mini_batch;
   m.checkpoints = static_cast<int>((steps + spec.checkpoint_group - 1) / spec.checkpoint_group);
@@ -149,7 +149,8 @@ MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_
   const size_t heads = static_cast<size_t>(B) * H;
   m.checkpoint_bytes = heads * m.checkpoints * m.state_bytes;
   m.forward_workspace_bytes = 4 * heads * forward_workspace_floats;
-  m.backward_workspace_bytes = 4 * heads * backward_workspace_floats;
+  m.backward_workspace_bytes =
+      4 * heads * (backward_workspace_floats + static_cast<size_t>(steps) * backward_item_floats);
   const size_t out_bytes = heads * T * spec.head_dim * dtype_bytes(spec.dtype);
   m.forward_total_bytes =
       out_bytes + heads * m.state_bytes + m.checkpoint_bytes + m.forward_workspace_bytes;
@@ -178,10 +179,12 @@ size_t decode_state_bytes(const Spec& spec, int slots, int H) {
 }
 
 MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T) {
+  const codegen::Generated backward =
+      codegen::generate(spec, schedule, codegen::KernelKind::backward);
   return memory_plan(
       spec, B, H, T,
       codegen::generate(spec, schedule, codegen::KernelKind::forward).workspace_floats,
-      codegen::generate(spec, schedule, codegen::KernelKind::backward).workspace_floats);
+      backward.workspace_floats, backward.item_workspace_floats);
 }
 
 std::shared_ptr<const Kernel> get_kernel(const KernelConfig& config) {

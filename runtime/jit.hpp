@@ -75,9 +75,10 @@ struct MemoryPlan {
   size_t prefill_workspace_bytes = 0;
 };
 MemoryPlan memory_plan(const Spec& spec, const Schedule& schedule, int B, int H, int T);
-// The same from the kernels' per-CTA workspace sizes (codegen::Generated::workspace_floats).
+// The same from the kernels' workspace sizes per (b, h) (codegen::Generated::workspace_floats)
+// and, for a split backward, per (b, h, mini-batch) (Generated::item_workspace_floats).
 MemoryPlan memory_plan(const Spec& spec, int B, int H, int T, long long forward_workspace_floats,
-                       long long backward_workspace_floats);
+                       long long backward_workspace_floats, long long backward_item_floats = 0);
 
 // Bytes of a decode state pool of `slots` slots (docs/decode.md): theta and accum f32
 // [slots, H, S] and pos i32 [slots, H].

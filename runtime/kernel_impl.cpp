@@ -46,18 +46,17 @@ LoadedFunction load(const CompiledKernel& ck) {
   return f;
 }
 
-// The query kernel of a query-split forward (codegen::Generated::query_kernel_name): a second
-// entry point of the forward's module, which stays owned by the forward's LoadedFunction.
-LoadedFunction load_query(const LoadedFunction& forward, const CompiledKernel& ck) {
+// A second entry point of a module (the query kernel of a query-split forward, the output-path
+// kernel of a split backward: codegen::Generated), which stays owned by `main`.
+LoadedFunction load_second_entry(const LoadedFunction& main, const std::string& name) {
   const driver::Api& api = driver::api();
-  LoadedFunction f = forward;
+  LoadedFunction f = main;
   f.module = nullptr;
-  driver::check(
-      api.cuModuleGetFunction(&f.function, forward.module, ck.generated.query_kernel_name.c_str()),
-      "cuModuleGetFunction(query)");
+  driver::check(api.cuModuleGetFunction(&f.function, main.module, name.c_str()),
+                ("cuModuleGetFunction(" + name + ")").c_str());
   driver::check(api.cuFuncSetAttribute(f.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                        static_cast<int>(f.shared_bytes)),
-                "cuFuncSetAttribute(max dynamic shared memory, query)");
+                ("cuFuncSetAttribute(max dynamic shared memory, " + name + ")").c_str());
   return f;
 }
 
@@ -112,10 +111,14 @@ class LoadedKernel final : public Kernel {
     driver::ContextScope scope(device_);
     if (build_.forward) {
       forward_ = load(*build_.forward);
-      if (!build_.forward->generated.query_kernel_name.empty())
-        forward_query_ = load_query(forward_, *build_.forward);
+      if (const std::string& name = build_.forward->generated.query_kernel_name; !name.empty())
+        forward_query_ = load_second_entry(forward_, name);
     }
-    if (build_.backward) backward_ = load(*build_.backward);
+    if (build_.backward) {
+      backward_ = load(*build_.backward);
+      if (const std::string& name = build_.backward->generated.output_kernel_name; !name.empty())
+        backward_output_ = load_second_entry(backward_, name);
+    }
     if (build_.decode) {
       decode_ = load(*build_.decode);
       decode_.resident_items = resident_items(decode_, device_);
@@ -141,7 +144,8 @@ class LoadedKernel final : public Kernel {
     // From the build's own layouts: no code generation on the launch path.
     return memory_plan(build_.spec, B, H, T,
                        build_.forward ? build_.forward->generated.workspace_floats : 0,
-                       build_.backward ? build_.backward->generated.workspace_floats : 0);
+                       build_.backward ? build_.backward->generated.workspace_floats : 0,
+                       build_.backward ? build_.backward->generated.item_workspace_floats : 0);
   }
 
   void forward(const ForwardArgs& a, StreamHandle handle) const override {
@@ -156,15 +160,7 @@ class LoadedKernel final : public Kernel {
     params.workspace =
         workspace(a.workspace, a.workspace_bytes, plan.forward_workspace_bytes, stream);
     launch(forward_, &params, p, stream);
-    if (forward_query_.function) {
-      // Every (b, h, mini-batch) item of the query outputs, a run of query_items per team.
-      const long long steps = (p.T + build_.spec.mini_batch - 1) / build_.spec.mini_batch;
-      const long long per_team = build_.forward->generated.query_items;
-      const long long teams = (1LL * p.B * p.H * steps + per_team - 1) / per_team;
-      launch_ctas(forward_query_, &params,
-                  (teams + forward_query_.heads_per_cta - 1) / forward_query_.heads_per_cta,
-                  stream);
-    }
+    if (forward_query_.function) launch_items(forward_query_, *build_.forward, &params, p, stream);
   }
 
   void backward(const BackwardArgs& a, StreamHandle handle) const override {
@@ -182,6 +178,9 @@ class LoadedKernel final : public Kernel {
     std::vector<const TensorRef*> zeroed = {&a.dtau, &a.dgamma, &a.dbeta};
     if (p.shared_state) zeroed.push_back(&a.dstate0);
     zero_floats(zeroed, stream);
+    // A split backward: the output path over every item first; the chain reads its results.
+    if (backward_output_.function)
+      launch_items(backward_output_, *build_.backward, &params, p, stream);
     launch(backward_, &params, p, stream);
   }
 
@@ -305,6 +304,14 @@ class LoadedKernel final : public Kernel {
     launch_ctas(f, params, (items * f.ctas_per_head + f.heads_per_cta - 1) / f.heads_per_cta,
                 stream);
   }
+  // A kernel over every (b, h, mini-batch) item, a run of items_per_team per team.
+  void launch_items(const LoadedFunction& f, const CompiledKernel& ck, void* params,
+                    const args::Problem& p, CUstream stream) const {
+    const long long steps = (p.T + build_.spec.mini_batch - 1) / build_.spec.mini_batch;
+    const long long per_team = ck.generated.items_per_team;
+    const long long teams = (1LL * p.B * p.H * steps + per_team - 1) / per_team;
+    launch_ctas(f, params, (teams + f.heads_per_cta - 1) / f.heads_per_cta, stream);
+  }
   void launch_ctas(const LoadedFunction& f, void* params, long long ctas, CUstream stream) const {
     if (ctas > 0x7fffffffLL)
       throw std::invalid_argument(fmt::format("launch of {} CTAs: more than a grid holds", ctas));
@@ -318,7 +325,7 @@ class LoadedKernel final : public Kernel {
 
   Build build_;
   const driver::Device& device_;
-  LoadedFunction forward_, forward_query_, backward_, decode_;
+  LoadedFunction forward_, forward_query_, backward_, backward_output_, decode_;
   struct Buffer {
     CUdeviceptr ptr = 0;
     size_t bytes = 0;

@@ -27,6 +27,7 @@ struct StepContext {
   float *acc_tau, *acc_gamma, *acc_beta;
   const T *tq, *tk, *tv, *tdo;  // the tile path's staged copies (shared memory) of the tokens
   int valid;                    // tokens present in this mini-batch (the last one may be short)
+  float* partial;  // a split backward's f32 token-gradient partials of this item (workspace)
 };
 
 // The per-head parameters every step reads, from either kernel's parameter struct.

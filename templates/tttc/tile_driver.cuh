@@ -196,45 +196,74 @@ __device__ void tile_recurrence_kernel(const ForwardParams& p) {
   tile_forward_kernel<Cfg, Step, true>(p);
 }
 
+// A team's run of Cfg::kQueryItems consecutive (b, h, mini-batch) items of a kernel over all of
+// them, (b, h)-major (the query kernel, a split backward's output-path kernel).
+struct ItemRun {
+  long long first, last;
+  int steps;
+  __device__ __forceinline__ bool empty() const { return first >= last; }
+  __device__ __forceinline__ int head_of(long long item) const {
+    return static_cast<int>(item / steps);
+  }
+  __device__ __forceinline__ int step_of(long long item) const {
+    return static_cast<int>(item % steps);
+  }
+};
+template <class Cfg, class Params>
+__device__ __forceinline__ ItemRun item_run(const Params& p, TeamPlace<Cfg>& at) {
+  const long long first = at.place() * Cfg::kQueryItems;
+  const int steps = num_steps(p.T, Cfg::kK);
+  const long long items = 1LL * p.B * p.H * steps;
+  return {first, min(first + Cfg::kQueryItems, items), steps};
+}
+
+// Walks a run: body(item, n, staging) with the item's tokens in stage n & 1 and every warp done
+// with the previous item. The next item's tokens are staged, and its checkpoint prefetched into
+// L2, while the current one computes.
+template <class Cfg, class Params, class Body>
+__device__ __forceinline__ void for_each_item(const Params& p, const TeamPlace<Cfg>& at,
+                                              const ItemRun& run, bool with_dout, Body&& body) {
+  const Staging<Cfg> staging{at.stages};
+  const int head = run.head_of(run.first);
+  staging.issue(p, head / p.H, head % p.H, run.step_of(run.first), 0, at.team, with_dout);
+  for (long long item = run.first; item < run.last; ++item) {
+    const int n = static_cast<int>(item - run.first);
+    staging.wait(at.team);  // also: every warp is done with the previous item's stage
+    if (item + 1 < run.last) {
+      const int next = run.head_of(item + 1), m = run.step_of(item + 1);
+      staging.issue(p, next / p.H, next % p.H, m, (n + 1) & 1, at.team, with_dout);
+      tile::prefetch_l2(p.checkpoints + (1LL * next * run.steps + m) * Cfg::kS, Cfg::kS, at.team);
+    }
+    body(item, n, staging);
+  }
+}
+
 // The query outputs of a query-split forward, after tile_recurrence_kernel: every (b, h,
 // mini-batch) item is independent given the state before it (checkpoint m), so the grid covers
-// all of them, a team taking Cfg::kQueryItems consecutive ones (staging the next item's tokens
-// while the current one computes). Each item runs the whole forward step from its checkpoint
-// and keeps only O: the same code, hence the same outputs, as the one-kernel forward.
+// all of them, a team taking a run of Cfg::kQueryItems (for_each_item). Each item runs the
+// whole forward step from its checkpoint and keeps only O: the same code, hence the same
+// outputs, as the one-kernel forward.
 template <class Cfg, class Step>
 __device__ void tile_query_kernel(const ForwardParams& p) {
   using T = typename Cfg::Elem;
-  constexpr int K = Cfg::kK, F = Cfg::kF, R = Cfg::kQueryItems;
+  constexpr int K = Cfg::kK, F = Cfg::kF;
   constexpr long long S = Cfg::kS;
   static_assert(Cfg::kGroup == 1, "a query split reads every state from the checkpoints");
   TeamPlace<Cfg> at;
-  const long long first = at.place() * R;
-  const int steps = num_steps(p.T, K);
-  const long long items = 1LL * p.B * p.H * steps, last = min(first + R, items);
-  if (first >= items) return;  // the whole team leaves: no barrier waits for it
-  const Staging<Cfg> staging{at.stages};
+  const ItemRun run = item_run<Cfg>(p, at);
+  if (run.empty()) return;  // the whole team leaves: no barrier waits for it
   typename Step::State st;
   st.bind(at.warp_smem, at.team.rank);
   StepContext<T> c{};
-  auto head_of = [&](long long item) { return static_cast<int>(item / steps); };
-  auto step_of = [&](long long item) { return static_cast<int>(item % steps); };
-  at.head(head_of(first), p.H);
-  staging.issue(p, at.b, at.h, step_of(first), 0, at.team, false);
-  for (long long item = first; item < last; ++item) {
-    const int n = static_cast<int>(item - first), m = step_of(item);
-    at.head(head_of(item), p.H);
-    staging.wait(at.team);  // also: every warp is done with the previous item's stage
-    if (item + 1 < last) {
-      const int next = head_of(item + 1);
-      staging.issue(p, next / p.H, next % p.H, step_of(item + 1), (n + 1) & 1, at.team, false);
-      tile::prefetch_l2(p.checkpoints + (1LL * next * steps + step_of(item + 1)) * S, S, at.team);
-    }
-    st.load(p.checkpoints + (1LL * at.bh * steps + m) * S);
+  for_each_item(p, at, run, false, [&](long long item, int n, const Staging<Cfg>& staging) {
+    const int m = run.step_of(item);
+    at.head(run.head_of(item), p.H);
+    st.load(p.checkpoints + (1LL * at.bh * run.steps + m) * S);
     bind_head<T, F>(c, p, at.h);
     bind_forward_step(c, p, at.b, at.h, m, K);
     staging.bind(c, n & 1);
     Step::forward(st, c, at.warp_smem, at.team);
-  }
+  });
 }
 
 // The backward kernel's order of mini-batches: groups from the last; inside a group, the states
@@ -257,7 +286,31 @@ __device__ __forceinline__ Visit next_visit(Visit v, int steps) {
   return g > 0 ? group_entry<G>(g - 1, steps) : Visit{};
 }
 
-template <class Cfg, class Step>
+// Adds a team's gradients of the parameters shared by every step (for head h) to the outputs,
+// atomically: other teams add theirs. tau's gradient is replicated over the team; gamma's and
+// beta's are split like features.
+template <class Cfg, class Accum>
+__device__ __forceinline__ void flush_accum(const BackwardParams& p, const Accum& acc, int h,
+                                            const tile::Team& team) {
+  constexpr int F = Cfg::kF, kSlice = F / Cfg::kWarps;
+  if (team.rank == 0) tile::atomic_add_column(p.dtau, acc.tau, Cfg::kK);
+  tile::atomic_add_row(p.dgamma + h * F + kSlice * team.rank, acc.gamma);
+  tile::atomic_add_row(p.dbeta + h * F + kSlice * team.rank, acc.beta);
+}
+
+// A split backward's workspace item of (b, h) = bh, mini-batch m (tile_backward_output_kernel):
+// the output path's share of dLoss/dtheta_m, then its token-gradient partials.
+template <class Cfg>
+__device__ __forceinline__ float* split_item(const BackwardParams& p, int bh, int steps, int m) {
+  static_assert(Cfg::kGroup == 1 && Cfg::kWorkspaceFloats == 0,
+                "a backward split reads every state from the checkpoints");
+  return p.workspace + (1LL * bh * steps + m) * Cfg::kItemFloats;
+}
+
+// Split = false: the whole backward, one team per (b, h). Split = true (Schedule::backward_split,
+// after tile_backward_output_kernel): the chain of the state update's adjoint alone; each step
+// adds the output path's share of dLoss/dtheta_m and token-gradient partials from the workspace.
+template <class Cfg, class Step, bool Split = false>
 __device__ void tile_backward_kernel(const BackwardParams& p) {
   using T = typename Cfg::Elem;
   constexpr int K = Cfg::kK, F = Cfg::kF, G = Cfg::kGroup;
@@ -292,6 +345,8 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
       // The first step of a group reads its checkpoint: a load that nothing else hides.
       if (next.m % G == 0)
         tile::prefetch_l2(p.checkpoints + (1LL * bh * groups + next.m / G) * S, S, at.team);
+      if constexpr (Split)
+        tile::prefetch_l2(split_item<Cfg>(p, bh, steps, next.m), Cfg::kItemFloats, at.team);
     }
     const int m = v.m, g = m / G, first = g * G, last = min(first + G, steps) - 1;
     const float* checkpoint = p.checkpoints + (1LL * bh * groups + g) * S;
@@ -311,7 +366,14 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
       // reloads only its own slice, which it alone wrote: no barrier is needed.
       if (G == 1 || m != last || last == first)
         st.load(m == first ? checkpoint : group_states + (m - first) * S);
-      Step::backward(st, ds, acc, c, at.warp_smem, at.team);
+      if constexpr (Split) {
+        float* item = split_item<Cfg>(p, bh, steps, m);
+        c.partial = item;
+        Step::backward_update(st, ds, acc, c, at.warp_smem, at.team);
+        ds.add(item);  // this warp's slice, as it loads its own: no barrier
+      } else {
+        Step::backward(st, ds, acc, c, at.warp_smem, at.team);
+      }
     }
     v = next;
   }
@@ -321,11 +383,54 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
     ds.atomic_add_to(d0);
   else
     ds.store(d0);
-  // tau's gradient is replicated over the team; gamma's and beta's are split like features.
-  if (at.team.rank == 0) tile::atomic_add_column(p.dtau, acc.tau, K);
-  constexpr int kSlice = F / Cfg::kWarps;
-  tile::atomic_add_row(p.dgamma + h * F + kSlice * at.team.rank, acc.gamma);
-  tile::atomic_add_row(p.dbeta + h * F + kSlice * at.team.rank, acc.beta);
+  flush_accum<Cfg>(p, acc, h, at.team);
+}
+
+template <class Cfg, class Step>
+__device__ void tile_backward_chain_kernel(const BackwardParams& p) {
+  tile_backward_kernel<Cfg, Step, true>(p);
+}
+
+// The output path of a split backward (Schedule::backward_split), before
+// tile_backward_chain_kernel: given the state before it (checkpoint m), a mini-batch's adjoint
+// through its query outputs needs only its tokens and dO, so the grid covers every (b, h,
+// mini-batch) item like tile_query_kernel. Each item writes its share of dLoss/dtheta_m and the
+// f32 partials of the token gradients the update path also has to its workspace item, and the
+// token gradients only this path has (dQ) to the outputs.
+template <class Cfg, class Step>
+__device__ void tile_backward_output_kernel(const BackwardParams& p) {
+  using T = typename Cfg::Elem;
+  constexpr int K = Cfg::kK, F = Cfg::kF;
+  constexpr long long S = Cfg::kS;
+  TeamPlace<Cfg> at;
+  const ItemRun run = item_run<Cfg>(p, at);
+  if (run.empty()) return;  // the whole team leaves: no barrier waits for it
+  typename Step::State st;
+  typename Step::DState ds;
+  st.bind(at.warp_smem, at.team.rank);
+  ds.bind(at.warp_smem, at.team.rank);
+  typename Step::Accum acc;
+  acc.zero();
+  StepContext<T> c{};
+  at.head(run.head_of(run.first), p.H);
+  for_each_item(p, at, run, true, [&](long long item, int n, const Staging<Cfg>& staging) {
+    const int m = run.step_of(item);
+    if (run.head_of(item) != at.bh) {  // the run crossed into the next head
+      flush_accum<Cfg>(p, acc, at.h, at.team);
+      acc.zero();
+      at.head(run.head_of(item), p.H);
+    }
+    st.load(p.checkpoints + (1LL * at.bh * run.steps + m) * S);
+    ds.zero();  // members the output path leaves at zero are stored as zeros
+    bind_head<T, F>(c, p, at.h);
+    bind_backward_step(c, p, at.b, at.h, m, K);
+    staging.bind(c, n & 1);
+    float* out = split_item<Cfg>(p, at.bh, run.steps, m);
+    c.partial = out;
+    Step::backward_output(st, ds, acc, c, at.warp_smem, at.team);
+    ds.store(out);
+  });
+  flush_accum<Cfg>(p, acc, at.h, at.team);
 }
 
 }  // namespace tttc

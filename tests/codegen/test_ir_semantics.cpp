@@ -130,8 +130,8 @@ struct Case {
 
 class IrSemantics : public ::testing::TestWithParam<Case> {};
 
-TEST_P(IrSemantics, ForwardAndAdjointEqualTheReferenceMiniBatch) {
-  const Case c = GetParam();
+// A small spec of the case's model (f = 8, K = 5: every shape distinct).
+Spec small_spec(const Case& c) {
   Spec spec;
   spec.model = c.depth == 1 ? InnerModel::linear : InnerModel::mlp;
   spec.depth = c.depth;
@@ -140,6 +140,12 @@ TEST_P(IrSemantics, ForwardAndAdjointEqualTheReferenceMiniBatch) {
   spec.head_dim = 8;
   spec.expansion = 2;
   spec.mini_batch = 5;
+  return spec;
+}
+
+TEST_P(IrSemantics, ForwardAndAdjointEqualTheReferenceMiniBatch) {
+  const Case c = GetParam();
+  const Spec spec = small_spec(c);
   const int K = spec.mini_batch, f = spec.head_dim;
   const std::vector<int> widths = spec.widths();
   std::mt19937_64 rng(1234 + 10 * c.depth + c.causal);
@@ -234,14 +240,7 @@ TEST_P(IrSemantics, ForwardAndAdjointEqualTheReferenceMiniBatch) {
 // and each of the two is a smaller program.
 TEST_P(IrSemantics, TheAdjointsOfTheTwoPathsAddUpToTheWhole) {
   const Case c = GetParam();
-  Spec spec;
-  spec.model = c.depth == 1 ? InnerModel::linear : InnerModel::mlp;
-  spec.depth = c.depth;
-  spec.causal = c.causal;
-  spec.activation = c.activation;
-  spec.head_dim = 8;
-  spec.expansion = 2;
-  spec.mini_batch = 5;
+  const Spec spec = small_spec(c);
   std::mt19937_64 rng(77 + c.depth);
   const ir::Program whole = ir::append_adjoint(ir::build_step(spec));
   std::map<std::string, Mat> inputs;

@@ -183,6 +183,12 @@ TEST(Schedule, JsonRoundTripAndErrors) {
   auto before = schedule_to_json(s);
   before.erase("query_split");
   EXPECT_FALSE(schedule_from_json(before).query_split);
+  // ... and before the backward split: one backward kernel.
+  s.backward_split = true;
+  EXPECT_TRUE(schedule_from_json(schedule_to_json(s)).backward_split);
+  before = schedule_to_json(s);
+  before.erase("backward_split");
+  EXPECT_FALSE(schedule_from_json(before).backward_split);
 }
 
 // The query split: chosen by the heuristic only for launches that leave most SMs idle (and only
@@ -204,7 +210,7 @@ TEST(Schedule, QuerySplitForFewHeads) {
   EXPECT_TRUE(validate(s, split, t).empty());
   const codegen::Generated g = codegen::generate(s, split, codegen::KernelKind::forward);
   EXPECT_EQ(g.query_kernel_name, "tttc_forward_query");
-  EXPECT_GT(g.query_items, 0);
+  EXPECT_GT(g.items_per_team, 0);
   EXPECT_NE(g.source.find("tile_recurrence_kernel<Cfg, Step>"), std::string::npos);
   EXPECT_NE(g.source.find("extern \"C\" __global__ void __launch_bounds__(128) tttc_forward_query"),
             std::string::npos);
@@ -225,6 +231,89 @@ TEST(Schedule, QuerySplitForFewHeads) {
   Schedule forced = arena;
   forced.query_split = true;
   EXPECT_TRUE(mentions(validate(mlp, forced, t), "needs the forward kernel on lowering = 'tile'"));
+}
+
+// The backward split: checked by validate() like the query split, and generated as the output
+// path's entry point before the chain's, each with its own step function; the token gradients
+// both paths produce pass through f32 partials (stored by one, added by the other).
+TEST(Schedule, BackwardSplitIsTwoEntryPointsWithTheirOwnSteps) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 64;
+  Target t = Target::for_arch("sm_90a");
+  EXPECT_FALSE(default_schedule(s, t, 12).backward_split);  // SM count unknown (ahead of time)
+  t.sm_count = 132;
+  EXPECT_TRUE(default_schedule(s, t, 12).backward_split);  // W7: 12 heads on 132 SMs
+  EXPECT_TRUE(default_schedule(s, t, 44).backward_split);  // a third of the SMs
+  EXPECT_FALSE(default_schedule(s, t, 45).backward_split);
+  EXPECT_FALSE(default_schedule(s, t, 192).backward_split);  // W2: 192 heads
+  EXPECT_FALSE(default_schedule(s, t, 0).backward_split);    // launch size unknown
+  Spec forward_only = s;
+  forward_only.build_backward = false;
+  EXPECT_FALSE(default_schedule(forward_only, t, 12).backward_split);
+  Schedule split = default_schedule(s, t);
+  split.backward_split = true;
+  EXPECT_TRUE(validate(s, split, t).empty());
+  const codegen::Generated g = codegen::generate(s, split, codegen::KernelKind::backward);
+  EXPECT_EQ(g.output_kernel_name, "tttc_backward_output");
+  EXPECT_GT(g.items_per_team, 0);
+  EXPECT_GT(g.item_workspace_floats, s.state_floats());
+  const auto at = [&](const std::string& text) { return g.source.find(text); };
+  EXPECT_NE(at("tile_backward_output_kernel<Cfg, Step>"), std::string::npos);
+  EXPECT_NE(at("tile_backward_chain_kernel<Cfg, Step>"), std::string::npos);
+  EXPECT_LT(at("void backward_output("), at("void backward_update("));
+  EXPECT_EQ(at("void backward("), std::string::npos);
+  EXPECT_NE(at("dK's partial"), std::string::npos);
+  EXPECT_NE(at("+ the output path's dK"), std::string::npos);
+  // dQ comes from the output path alone: written once, with no partial.
+  EXPECT_EQ(at("dQ's partial"), std::string::npos);
+  EXPECT_TRUE(codegen::generate(s, default_schedule(s, t), codegen::KernelKind::backward)
+                  .output_kernel_name.empty());
+
+  // A split that would not fit in shared memory is never chosen (f = 96 in bf16 precision).
+  Spec wide = s;
+  wide.head_dim = 96;
+  wide.dtype = DType::bf16;
+  wide.precision = Precision::bf16;
+  ASSERT_EQ(default_schedule(wide, t, 12).backward_lowering, "tile");
+  EXPECT_FALSE(default_schedule(wide, t, 12).backward_split);
+  Schedule wide_split = default_schedule(wide, t, 12);
+  wide_split.backward_split = true;
+  EXPECT_TRUE(mentions(validate(wide, wide_split, t), "bytes of shared memory"));
+
+  Spec grouped = s;
+  grouped.checkpoint_group = 4;
+  EXPECT_FALSE(default_schedule(grouped, t, 12).backward_split);
+  EXPECT_TRUE(
+      mentions(validate(grouped, split, t), "backward_split = true needs checkpoint_group 1"));
+  Spec mlp = s;
+  mlp.model = InnerModel::mlp;
+  mlp.depth = 2;
+  Schedule forced = default_schedule(mlp, t);
+  ASSERT_EQ(forced.backward_lowering, "arena");
+  forced.backward_split = true;
+  EXPECT_TRUE(mentions(validate(mlp, forced, t), "needs the backward kernel on lowering = 'tile'"));
+}
+
+// A tile backward with checkpoint groups (the advance step beside the backward step in one
+// kernel) keeps fewer values in registers where every team has an SM of its own: ptxas spilled at
+// the default budget. Where teams share SMs the default stays (team memory costs occupancy).
+TEST(Schedule, GroupedTileBackwardKeepsFewerValuesInRegistersWithAnSmPerTeam) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 64;
+  Target t = Target::for_arch("sm_90a");
+  t.sm_count = 132;
+  EXPECT_EQ(default_schedule(s, t, 96).register_budget, 224);  // no checkpoint groups
+  s.checkpoint_group = 4;
+  const Schedule grouped = default_schedule(s, t, 96);
+  EXPECT_EQ(grouped.backward_lowering, "tile");
+  EXPECT_EQ(grouped.register_budget, 160);
+  EXPECT_TRUE(validate(s, grouped, t).empty());
+  EXPECT_EQ(default_schedule(s, t, 192).register_budget, 224);  // teams share SMs
+  EXPECT_EQ(default_schedule(s, t, 0).register_budget, 224);    // launch size unknown
 }
 
 }  // namespace

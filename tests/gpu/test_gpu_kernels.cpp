@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "compiler/codegen.hpp"
 #include "gpu_sweep.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
@@ -174,6 +175,26 @@ std::vector<SweepCase> query_split_cases() {
   return cases;
 }
 
+// Runs a split case (B2 H3, the case's T and layouts) under `s` and expects every output and
+// gradient within the case's tolerances; `what` names the schedule in failures.
+void expect_split_case_passes(const SweepCase& c, const Schedule& s, uint64_t seed,
+                              const std::string& what) {
+  auto kernel = jit::get_kernel({.spec = c.spec, .schedule = s});
+  const check::Report r = check::run(c.spec,
+                                     {.B = 2,
+                                      .H = 3,
+                                      .T = c.T,
+                                      .per_batch_state = c.per_batch_state,
+                                      .tokens_bthf = c.tokens_bthf,
+                                      .seed = seed + static_cast<uint64_t>(c.T)},
+                                     *kernel);
+  ASSERT_FALSE(r.backward.empty());
+  for (const auto* pass : {&r.forward, &r.backward})
+    for (const auto& t : *pass)
+      EXPECT_TRUE(t.passed()) << what << ", " << t.name << ": rel error " << t.rel_error
+                              << (t.finite ? "" : " (non-finite values)") << " > " << t.tolerance;
+}
+
 class GpuQuerySplit : public ::testing::TestWithParam<SweepCase> {};
 
 TEST_P(GpuQuerySplit, ForwardAndBackwardMatchReference) {
@@ -181,26 +202,52 @@ TEST_P(GpuQuerySplit, ForwardAndBackwardMatchReference) {
   const SweepCase& c = GetParam();
   Schedule s = default_schedule(c.spec, jit::target_for("", -1));
   s.query_split = true;
-  auto kernel = jit::get_kernel({.spec = c.spec, .schedule = s});
-  ASSERT_FALSE(kernel->build_info().forward->generated.query_kernel_name.empty());
-  const check::Report r = check::run(c.spec,
-                                     {.B = 2,
-                                      .H = 3,
-                                      .T = c.T,
-                                      .per_batch_state = c.per_batch_state,
-                                      .tokens_bthf = c.tokens_bthf,
-                                      .seed = 2000 + static_cast<uint64_t>(c.T)},
-                                     *kernel);
-  for (const auto* pass : {&r.forward, &r.backward})
-    for (const auto& t : *pass)
-      EXPECT_TRUE(t.passed()) << t.name << ": rel error " << t.rel_error
-                              << (t.finite ? "" : " (non-finite values)") << " > " << t.tolerance;
+  ASSERT_FALSE(
+      codegen::generate(c.spec, s, codegen::KernelKind::forward).query_kernel_name.empty());
+  expect_split_case_passes(c, s, 2000, "query split");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, GpuQuerySplit, ::testing::ValuesIn(query_split_cases()),
                          [](const auto& info) { return info.param.label(); });
 
-// The heuristic splits the query off where the launch leaves most SMs idle, and only there.
+// The split backward (Schedule::backward_split: the output path's adjoint of every (b, h,
+// mini-batch) in parallel, then the update path's chain adding its shares) on the same cases,
+// with and without the query split. A team's run of items crosses heads (38 mini-batches a
+// head), so the shared-parameter gradients are flushed mid-run.
+class GpuBackwardSplit : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(GpuBackwardSplit, ForwardAndBackwardMatchReference) {
+  REQUIRE_GPU();
+  const SweepCase& c = GetParam();
+  for (bool query_split : {false, true}) {
+    Schedule s = default_schedule(c.spec, jit::target_for("", -1));
+    s.backward_split = true;
+    s.query_split = query_split;
+    ASSERT_FALSE(
+        codegen::generate(c.spec, s, codegen::KernelKind::backward).output_kernel_name.empty());
+    expect_split_case_passes(c, s, 3000,
+                             query_split ? "with the query split" : "without the query split");
+  }
+}
+
+// The cases above whose backward is on the tile lowering too, and whose split kernels fit in shared
+// memory (the split needs both).
+std::vector<SweepCase> backward_split_cases() {
+  std::vector<SweepCase> cases;
+  const Target t = Target::for_arch("sm_90a");
+  for (const SweepCase& c : query_split_cases()) {
+    Schedule s = default_schedule(c.spec, t);
+    s.backward_split = true;
+    if (validate(c.spec, s, t).empty()) cases.push_back(c);
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, GpuBackwardSplit, ::testing::ValuesIn(backward_split_cases()),
+                         [](const auto& info) { return info.param.label(); });
+
+// The heuristic splits the query off (and the backward's output path) where the launch leaves
+// most SMs idle, and only there.
 TEST(GpuQuerySplitHeuristic, FewHeadsSplitManyHeadsDoNot) {
   REQUIRE_GPU();
   Spec spec = checkpoint_spec(true, InnerModel::linear, 1);
@@ -208,12 +255,19 @@ TEST(GpuQuerySplitHeuristic, FewHeadsSplitManyHeadsDoNot) {
   ASSERT_GT(t.sm_count, 8);
   EXPECT_TRUE(
       jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
+  EXPECT_TRUE(
+      jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.backward_split);
   EXPECT_FALSE(jit::get_kernel({.spec = spec, .launch_heads = 4LL * t.sm_count})
                    ->build_info()
                    .schedule.query_split);
+  EXPECT_FALSE(jit::get_kernel({.spec = spec, .launch_heads = 4LL * t.sm_count})
+                   ->build_info()
+                   .schedule.backward_split);
   spec.checkpoint_group = 2;  // the query kernel reads every state from the checkpoints
   EXPECT_FALSE(
       jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.query_split);
+  EXPECT_FALSE(
+      jit::get_kernel({.spec = spec, .launch_heads = 2})->build_info().schedule.backward_split);
 }
 
 // ReLU on a shape where no pre-activation sits at a kink for this seed (see gpu_sweep.hpp).
@@ -276,6 +330,28 @@ TEST(GpuMemory, SavedStateFollowsGroupCount) {
       EXPECT_EQ(m.checkpoints, expected) << "T=" << T << " g=" << g;
       EXPECT_EQ(m.checkpoint_bytes, size_t{6} * expected * spec.state_floats() * 4);
     }
+  }
+}
+
+// A split backward's workspace: one item (the output path's share of the state's adjoint and
+// the token-gradient partials) per (b, h, mini-batch), sized by Kernel::memory's plan.
+TEST(GpuMemory, SplitBackwardWorkspaceHoldsOneItemPerMiniBatch) {
+  Spec spec;
+  spec.model = InnerModel::linear;
+  spec.depth = 1;
+  spec.head_dim = 64;
+  spec.mini_batch = 16;
+  Schedule s = default_schedule(spec, Target::for_arch("sm_90a"));
+  ASSERT_EQ(s.backward_lowering, "tile");
+  s.backward_split = true;
+  const long long item =
+      codegen::generate(spec, s, codegen::KernelKind::backward).item_workspace_floats;
+  EXPECT_GE(item, spec.state_floats() + 2 * 16 * 64 + 16);  // share, dK, dV and dlr partials
+  for (int T : {16, 17, 2048}) {
+    const long long steps = (T + 15) / 16;
+    EXPECT_EQ(jit::memory_plan(spec, s, 2, 3, T).backward_workspace_bytes,
+              static_cast<size_t>(6 * steps * item * 4))
+        << "T=" << T;
   }
 }
 
