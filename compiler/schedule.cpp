@@ -301,6 +301,21 @@ static std::vector<std::string> validate_arena(const Spec& spec, const Schedule&
   return reasons;
 }
 
+// A kernel split into a chain and a kernel over every (b, h, mini-batch) (query_split,
+// backward_split): that pass on the tile lowering, and every state a checkpoint.
+static void check_split(const Spec& spec, const Schedule& s, bool backward, const char* field,
+                        const char* item_kernel, std::vector<std::string>& reasons) {
+  const char* pass = backward ? "backward" : "forward";
+  if (!(backward ? spec.build_backward : spec.build_forward) || lowering_of(s, backward) != "tile")
+    reasons.push_back(
+        fmt::format("{} = true needs the {} kernel on lowering = 'tile'", field, pass));
+  if (spec.checkpoint_group != 1)
+    reasons.push_back(fmt::format(
+        "{} = true needs checkpoint_group 1 (the spec has {}): the {} kernel reads every "
+        "mini-batch's state from the checkpoints",
+        field, spec.checkpoint_group, item_kernel));
+}
+
 std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Target& t) {
   std::vector<std::string> reasons;
   for (auto [value, name] :
@@ -310,24 +325,8 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (s.cluster != 1)
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
-  if (s.query_split) {
-    if (!spec.build_forward || s.lowering != "tile")
-      reasons.push_back("query_split = true needs the forward kernel on lowering = 'tile'");
-    if (spec.checkpoint_group != 1)
-      reasons.push_back(fmt::format(
-          "query_split = true needs checkpoint_group 1 (the spec has {}): the query kernel reads "
-          "every mini-batch's state from the checkpoints",
-          spec.checkpoint_group));
-  }
-  if (s.backward_split) {
-    if (!spec.build_backward || s.backward_lowering != "tile")
-      reasons.push_back("backward_split = true needs the backward kernel on lowering = 'tile'");
-    if (spec.checkpoint_group != 1)
-      reasons.push_back(fmt::format(
-          "backward_split = true needs checkpoint_group 1 (the spec has {}): the output path's "
-          "kernel reads every mini-batch's state from the checkpoints",
-          spec.checkpoint_group));
-  }
+  if (s.query_split) check_split(spec, s, false, "query_split", "query", reasons);
+  if (s.backward_split) check_split(spec, s, true, "backward_split", "output path's", reasons);
   if (!reasons.empty()) return reasons;
   if (const KernelSet tile = kernels_on(spec, s, "tile"); tile.any())
     for (auto& r : validate_tile(spec, s, t, tile)) reasons.push_back(std::move(r));

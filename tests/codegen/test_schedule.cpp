@@ -11,6 +11,15 @@
 namespace ttt {
 namespace {
 
+// A TTT-Linear spec of head dimension f (the other fields at their defaults).
+Spec linear_spec(int f) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = f;
+  return s;
+}
+
 bool mentions(const std::vector<std::string>& reasons, const std::string& phrase) {
   for (const auto& r : reasons)
     if (r.find(phrase) != std::string::npos) return true;
@@ -52,10 +61,7 @@ TEST(Schedule, InvalidSchedulesExplainWhy) {
 }
 
 TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
-  Spec s;
-  s.model = InnerModel::linear;
-  s.depth = 1;
-  s.head_dim = 64;
+  Spec s = linear_spec(64);
   const Target t = Target::for_arch("sm_90a");
   const Schedule d = default_schedule(s, t);
   EXPECT_EQ(d.lowering, "tile");
@@ -87,10 +93,7 @@ TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
 // Where only the forward kernel's team fits an SM, the forward alone takes the tile lowering; each
 // kernel is then checked under its own lowering's rules.
 TEST(Schedule, ForwardTakesTheTileLoweringWhenOnlyItFits) {
-  Spec s;
-  s.model = InnerModel::linear;
-  s.depth = 1;
-  s.head_dim = 128;  // the backward's team needs more than 227 KiB
+  Spec s = linear_spec(128);  // the backward's team needs more than 227 KiB
   const Target t = Target::for_arch("sm_90a");
   const Schedule d = default_schedule(s, t);
   EXPECT_EQ(d.lowering, "tile");
@@ -194,10 +197,7 @@ TEST(Schedule, JsonRoundTripAndErrors) {
 // The query split: chosen by the heuristic only for launches that leave most SMs idle (and only
 // where it can run), checked by validate(), and generated as a second entry point.
 TEST(Schedule, QuerySplitForFewHeads) {
-  Spec s;
-  s.model = InnerModel::linear;
-  s.depth = 1;
-  s.head_dim = 64;
+  Spec s = linear_spec(64);
   Target t = Target::for_arch("sm_90a");
   EXPECT_FALSE(default_schedule(s, t, 12).query_split);  // SM count unknown (ahead of time)
   t.sm_count = 132;
@@ -237,10 +237,7 @@ TEST(Schedule, QuerySplitForFewHeads) {
 // path's entry point before the chain's, each with its own step function; the token gradients
 // both paths produce pass through f32 partials (stored by one, added by the other).
 TEST(Schedule, BackwardSplitIsTwoEntryPointsWithTheirOwnSteps) {
-  Spec s;
-  s.model = InnerModel::linear;
-  s.depth = 1;
-  s.head_dim = 64;
+  Spec s = linear_spec(64);
   Target t = Target::for_arch("sm_90a");
   EXPECT_FALSE(default_schedule(s, t, 12).backward_split);  // SM count unknown (ahead of time)
   t.sm_count = 132;
@@ -300,10 +297,7 @@ TEST(Schedule, BackwardSplitIsTwoEntryPointsWithTheirOwnSteps) {
 // kernel) keeps fewer values in registers where every team has an SM of its own: ptxas spilled at
 // the default budget. Where teams share SMs the default stays (team memory costs occupancy).
 TEST(Schedule, GroupedTileBackwardKeepsFewerValuesInRegistersWithAnSmPerTeam) {
-  Spec s;
-  s.model = InnerModel::linear;
-  s.depth = 1;
-  s.head_dim = 64;
+  Spec s = linear_spec(64);
   Target t = Target::for_arch("sm_90a");
   t.sm_count = 132;
   EXPECT_EQ(default_schedule(s, t, 96).register_budget, 224);  // no checkpoint groups
