@@ -41,6 +41,9 @@ struct Generated {
   // mini-batch) items like the query kernel, and writes item_workspace_floats per item to the
   // workspace (after the per-(b, h) part); the kernel above then runs the update path's chain.
   std::string output_kernel_name;
+  // With Schedule::backward_split_tokens this third entry point runs last, over the items again:
+  // the update path's token gradients from the adjoint states the chain saved.
+  std::string tokens_kernel_name;
   long long item_workspace_floats = 0;
   int items_per_team = 0;  // of the query or output-path kernel
 };

@@ -35,10 +35,18 @@ bool bound_outside_arena(const std::string& name, StepKind kind) {
 
 namespace {
 
+// dW_l, db_l: the adjoint of the state before the step.
+bool is_state_adjoint(const std::string& role) {
+  return role.size() > 2 && role[0] == 'd' && (role[1] == 'W' || role[1] == 'b') &&
+         std::all_of(role.begin() + 2, role.end(), ::isdigit);
+}
+
 std::vector<std::string> wanted_outputs(const ir::Program& p, StepKind kind, AdjointPart part) {
   std::vector<std::string> names;
   for (const auto& [role, id] : p.outputs) {
     if (kind == StepKind::advance && role == "O") continue;
+    if (part == AdjointPart::update_state && !is_state_adjoint(role)) continue;
+    if (part == AdjointPart::update_tokens && is_state_adjoint(role)) continue;
     // Zero on this path: the other part of the split backward writes it.
     if (part != AdjointPart::whole && p.ops[id].kind == ir::OpKind::fill && p.ops[id].c == 0.0)
       continue;

@@ -41,6 +41,10 @@ enum class AdjointPart {
   whole,
   output_path,  // the seeds dW_l', db_l' at zero: the query outputs' share of every gradient
   update_path,  // dO at zero: the state update's share
+  // The update path in two (Schedule::backward_split_tokens): the adjoint state alone (the
+  // chain), and everything else given the adjoint state the chain saw (in parallel).
+  update_state,
+  update_tokens,
 };
 
 // Values bound to driver pointers instead of arena slots: the state, its adjoint, gamma, beta.

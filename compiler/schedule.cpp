@@ -70,7 +70,8 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"backward_matmul", s.backward_matmul},
           {"cluster", s.cluster},
           {"query_split", s.query_split},
-          {"backward_split", s.backward_split}};
+          {"backward_split", s.backward_split},
+          {"backward_split_tokens", s.backward_split_tokens}};
 }
 
 Schedule schedule_from_json(const nlohmann::json& j) {
@@ -98,6 +99,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     // Absent in schedules written before the query split existed: one forward kernel.
     s.query_split = j.value("query_split", false);
     s.backward_split = j.value("backward_split", false);
+    s.backward_split_tokens = j.value("backward_split_tokens", false);
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("schedule: ") + e.what());
@@ -115,9 +117,10 @@ std::string describe_lowerings(const Spec& spec, const Schedule& s) {
     if (lowering_of(s, backward) == "tile")
       text +=
           fmt::format("tile ({} warps per team, {} teams per CTA{})", s.team_warps, s.teams_per_cta,
-                      !backward && s.query_split     ? ", query split"
-                      : backward && s.backward_split ? ", backward split"
-                                                     : "");
+                      !backward && s.query_split            ? ", query split"
+                      : backward && s.backward_split_tokens ? ", backward split in three"
+                      : backward && s.backward_split        ? ", backward split"
+                                                            : "");
     else
       text += fmt::format("arena ({} threads, {} CTAs per SM, {})", s.threads,
                           backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm,
@@ -165,7 +168,8 @@ static long long tile_shared_bytes(const Spec& spec, const Schedule& s, KernelSe
     if (backward ? k.backward : k.forward)
       floats =
           std::max(floats, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
-                                                backward && s.backward_split)
+                                                backward && s.backward_split,
+                                                backward && s.backward_split_tokens)
                                .team_floats());
   return 4 * floats * s.teams_per_cta;
 }
@@ -176,7 +180,8 @@ static long long tile_mma_per_warp(const Spec& spec, const Schedule& s, KernelSe
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
       mma = std::max(mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
-                                               backward && s.backward_split)
+                                               backward && s.backward_split,
+                                               backward && s.backward_split_tokens)
                               .mma_per_warp);
   return mma;
 }
@@ -326,6 +331,8 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
     reasons.push_back(fmt::format(
         "cluster = {}: splitting the state over a cluster is not implemented; use 1", s.cluster));
   if (s.query_split) check_split(spec, s, false, "query_split", "query", reasons);
+  if (s.backward_split_tokens && !s.backward_split)
+    reasons.push_back("backward_split_tokens = true needs backward_split = true");
   if (s.backward_split) check_split(spec, s, true, "backward_split", "output path's", reasons);
   if (!reasons.empty()) return reasons;
   if (const KernelSet tile = kernels_on(spec, s, "tile"); tile.any())

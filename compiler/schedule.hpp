@@ -55,6 +55,11 @@ struct Schedule {
   // adjoint alone, one team per (b, h), adding those shares. Needs checkpoint_group 1
   // (docs/tile-lowering.md, "Backward split").
   bool backward_split = false;
+  // With backward_split: the update path's token gradients (and dtau, dgamma, dbeta) leave the
+  // chain too. The chain saves the adjoint state each step starts from to the workspace, and a
+  // third kernel computes them from it in parallel over (b, h, mini-batch). Not yet measured on
+  // a GPU: the heuristic never sets it.
+  bool backward_split_tokens = false;
 };
 
 // What a target GPU offers; for ahead-of-time builds, the arch's documented limits.

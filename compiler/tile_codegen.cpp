@@ -5,6 +5,7 @@
 // tttc/tile_driver.cuh.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -90,9 +91,12 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
 
 // A backward split's workspace per (b, h, mini-batch) item: the output path's share of the
 // adjoint state (one packed state), then f32 partials of the token gradients both paths produce
-// (rows padded to 16), which the update path's kernel adds before its one rounding.
+// (rows padded to 16), which the update path's kernel adds before its one rounding. Split in
+// three (Schedule::backward_split_tokens), the adjoint state the chain started the step from
+// comes after the share.
 struct SplitItemLayout {
   std::map<std::string, long long> partial_offset;  // "dK" -> floats from the item's start
+  long long seed_offset = -1;                       // the chain's dW_l', db_l' (split in three)
   long long item_floats = 0;
 };
 
@@ -475,9 +479,16 @@ SplitItemLayout split_item_layout(
     return false;
   };
   SplitItemLayout layout{.item_floats = spec.state_floats()};
+  const bool three = std::any_of(steps.begin(), steps.end(),
+                                 [](const auto& step) { return step.first == "backward_tokens"; });
+  if (three) {
+    layout.seed_offset = layout.item_floats;
+    layout.item_floats += spec.state_floats();
+  }
   const long long rows = tile::pad16(spec.mini_batch);
   for (const char* role : {"dQ", "dK", "dV", "dlr"})
-    if (produces("backward_output", role) && produces("backward_update", role)) {
+    if (produces("backward_output", role) &&
+        produces(three ? "backward_tokens" : "backward_update", role)) {
       layout.partial_offset[role] = layout.item_floats;
       layout.item_floats += std::string(role) == "dlr" ? rows : rows * spec.head_dim;
     }
@@ -509,7 +520,12 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   if (backward && !backward_split) to_write.push_back({"backward", StepKind::backward});
   if (backward_split) {
     to_write.push_back({"backward_output", StepKind::backward, plan::AdjointPart::output_path});
-    to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_path});
+    if (schedule.backward_split_tokens) {
+      to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_state});
+      to_write.push_back({"backward_tokens", StepKind::backward, plan::AdjointPart::update_tokens});
+    } else {
+      to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_path});
+    }
   }
   long long product_slot = 0, row_slot = 0, warp_floats = 0;
   for (const StepToWrite& w : to_write) {
@@ -547,7 +563,8 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   if (backward)
     src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
   if (backward_split)
-    src += fmt::format("  static constexpr long long kItemFloats = {};\n", split.item_floats);
+    src += fmt::format("  static constexpr long long kItemFloats = {}, kSeedOffset = {};\n",
+                       split.item_floats, split.seed_offset);
   if (query_split || backward_split)
     src += fmt::format("  static constexpr int kQueryItems = {};\n", kQueryItemsPerTeam);
   src += "};\n";
@@ -581,6 +598,11 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
     entry(g.output_kernel_name, "backward_output");
     src += "\n";
     entry(g.kernel_name, "backward_chain");
+    if (schedule.backward_split_tokens) {
+      g.tokens_kernel_name = g.kernel_name + "_tokens";
+      src += "\n";
+      entry(g.tokens_kernel_name, "backward_tokens");
+    }
   } else {
     entry(g.kernel_name, to_string(kind));
   }

@@ -748,7 +748,7 @@ int default_team_warps(const Spec& spec, bool forward, bool backward) {
 }
 
 TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
-                             bool backward_split) {
+                             bool backward_split, bool backward_split_tokens) {
   TeamFootprint f{.warps = warps};
   const TeamLayout layout = team_layout(spec, warps, backward_kernel);
   std::vector<std::pair<plan::StepKind, plan::AdjointPart>> steps;
@@ -759,7 +759,12 @@ TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, 
   if (backward_kernel && !backward_split) steps.emplace_back(plan::StepKind::backward, Part::whole);
   if (backward_kernel && backward_split) {
     steps.emplace_back(plan::StepKind::backward, Part::output_path);
-    steps.emplace_back(plan::StepKind::backward, Part::update_path);
+    if (backward_split_tokens) {
+      steps.emplace_back(plan::StepKind::backward, Part::update_state);
+      steps.emplace_back(plan::StepKind::backward, Part::update_tokens);
+    } else {
+      steps.emplace_back(plan::StepKind::backward, Part::update_path);
+    }
   }
   long long product = 0, rows = 0;
   for (const auto& [kind, part] : steps) {

@@ -125,6 +125,6 @@ struct TeamFootprint {
 // backward_split: the backward's steps are the two paths of Schedule::backward_split (each
 // kernel of the split needs at most the larger of them).
 TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
-                             bool backward_split = false);
+                             bool backward_split = false, bool backward_split_tokens = false);
 
 }  // namespace ttt::tile

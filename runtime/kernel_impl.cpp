@@ -118,6 +118,8 @@ class LoadedKernel final : public Kernel {
       backward_ = load(*build_.backward);
       if (const std::string& name = build_.backward->generated.output_kernel_name; !name.empty())
         backward_output_ = load_second_entry(backward_, name);
+      if (const std::string& name = build_.backward->generated.tokens_kernel_name; !name.empty())
+        backward_tokens_ = load_second_entry(backward_, name);
     }
     if (build_.decode) {
       decode_ = load(*build_.decode);
@@ -182,6 +184,9 @@ class LoadedKernel final : public Kernel {
     if (backward_output_.function)
       launch_items(backward_output_, *build_.backward, &params, p, stream);
     launch(backward_, &params, p, stream);
+    // Split in three: the update path's token gradients from the adjoint states the chain saved.
+    if (backward_tokens_.function)
+      launch_items(backward_tokens_, *build_.backward, &params, p, stream);
   }
 
   void prefill(const PrefillArgs& a, StreamHandle handle) const override {
@@ -325,7 +330,7 @@ class LoadedKernel final : public Kernel {
 
   Build build_;
   const driver::Device& device_;
-  LoadedFunction forward_, forward_query_, backward_, backward_output_, decode_;
+  LoadedFunction forward_, forward_query_, backward_, backward_output_, backward_tokens_, decode_;
   struct Buffer {
     CUdeviceptr ptr = 0;
     size_t bytes = 0;

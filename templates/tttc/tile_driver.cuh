@@ -299,7 +299,8 @@ __device__ __forceinline__ void flush_accum(const BackwardParams& p, const Accum
 }
 
 // A split backward's workspace item of (b, h) = bh, mini-batch m (tile_backward_output_kernel):
-// the output path's share of dLoss/dtheta_m, then its token-gradient partials.
+// the output path's share of dLoss/dtheta_m, split in three the adjoint state the chain started
+// step m from (at Cfg::kSeedOffset), then the output path's token-gradient partials.
 template <class Cfg>
 __device__ __forceinline__ float* split_item(const BackwardParams& p, int bh, int steps, int m) {
   static_assert(Cfg::kGroup == 1 && Cfg::kWorkspaceFloats == 0,
@@ -310,6 +311,8 @@ __device__ __forceinline__ float* split_item(const BackwardParams& p, int bh, in
 // Split = false: the whole backward, one team per (b, h). Split = true (Schedule::backward_split,
 // after tile_backward_output_kernel): the chain of the state update's adjoint alone; each step
 // adds the output path's share of dLoss/dtheta_m and token-gradient partials from the workspace.
+// Split in three (Cfg::kSeedOffset >= 0) the chain computes the adjoint state alone and saves
+// the one each step starts from for tile_backward_tokens_kernel.
 template <class Cfg, class Step, bool Split = false>
 __device__ void tile_backward_kernel(const BackwardParams& p) {
   using T = typename Cfg::Elem;
@@ -369,6 +372,7 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
       if constexpr (Split) {
         float* item = split_item<Cfg>(p, bh, steps, m);
         c.partial = item;
+        if constexpr (Cfg::kSeedOffset >= 0) ds.store(item + Cfg::kSeedOffset);
         Step::backward_update(st, ds, acc, c, at.warp_smem, at.team);
         ds.add(item);  // this warp's slice, as it loads its own: no barrier
       } else {
@@ -383,7 +387,11 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
     ds.atomic_add_to(d0);
   else
     ds.store(d0);
-  flush_accum<Cfg>(p, acc, h, at.team);
+  if constexpr (Split) {
+    if constexpr (Cfg::kSeedOffset < 0) flush_accum<Cfg>(p, acc, h, at.team);
+  } else {
+    flush_accum<Cfg>(p, acc, h, at.team);
+  }
 }
 
 template <class Cfg, class Step>
@@ -391,14 +399,20 @@ __device__ void tile_backward_chain_kernel(const BackwardParams& p) {
   tile_backward_kernel<Cfg, Step, true>(p);
 }
 
-// The output path of a split backward (Schedule::backward_split), before
-// tile_backward_chain_kernel: given the state before it (checkpoint m), a mini-batch's adjoint
-// through its query outputs needs only its tokens and dO, so the grid covers every (b, h,
-// mini-batch) item like tile_query_kernel. Each item writes its share of dLoss/dtheta_m and the
-// f32 partials of the token gradients the update path also has to its workspace item, and the
-// token gradients only this path has (dQ) to the outputs.
-template <class Cfg, class Step>
-__device__ void tile_backward_output_kernel(const BackwardParams& p) {
+// The kernels of a split backward over every (b, h, mini-batch) item, like tile_query_kernel:
+// given the state before it (checkpoint m), an item's share of the adjoint needs only its own
+// tokens and seeds.
+// - Tokens = false, the output path (Schedule::backward_split), before tile_backward_chain_kernel:
+//   the seed is dO; the item's share of dLoss/dtheta_m and the f32 partials of the token
+//   gradients the update path also has go to its workspace item, the token gradients only this
+//   path has (dQ) to the outputs.
+// - Tokens = true, the update path's token gradients (Schedule::backward_split_tokens), after the
+//   chain: the seed is the adjoint state the chain saved for step m; the token gradients are
+//   summed with the output path's partials and written.
+// dtau, dgamma and dbeta are accumulated per team and added when its run crosses into the next
+// head, and at its end.
+template <class Cfg, class Step, bool Tokens>
+__device__ void tile_backward_items_kernel(const BackwardParams& p) {
   using T = typename Cfg::Elem;
   constexpr int K = Cfg::kK, F = Cfg::kF;
   constexpr long long S = Cfg::kS;
@@ -421,16 +435,30 @@ __device__ void tile_backward_output_kernel(const BackwardParams& p) {
       at.head(run.head_of(item), p.H);
     }
     st.load(p.checkpoints + (1LL * at.bh * run.steps + m) * S);
-    ds.zero();  // members the output path leaves at zero are stored as zeros
     bind_head<T, F>(c, p, at.h);
     bind_backward_step(c, p, at.b, at.h, m, K);
     staging.bind(c, n & 1);
-    float* out = split_item<Cfg>(p, at.bh, run.steps, m);
-    c.partial = out;
-    Step::backward_output(st, ds, acc, c, at.warp_smem, at.team);
-    ds.store(out);
+    float* space = split_item<Cfg>(p, at.bh, run.steps, m);
+    c.partial = space;
+    if constexpr (Tokens) {
+      ds.load(space + Cfg::kSeedOffset);
+      Step::backward_tokens(st, ds, acc, c, at.warp_smem, at.team);
+    } else {
+      ds.zero();  // members the output path leaves at zero are stored as zeros
+      Step::backward_output(st, ds, acc, c, at.warp_smem, at.team);
+      ds.store(space);
+    }
   });
   flush_accum<Cfg>(p, acc, at.h, at.team);
+}
+
+template <class Cfg, class Step>
+__device__ void tile_backward_output_kernel(const BackwardParams& p) {
+  tile_backward_items_kernel<Cfg, Step, false>(p);
+}
+template <class Cfg, class Step>
+__device__ void tile_backward_tokens_kernel(const BackwardParams& p) {
+  tile_backward_items_kernel<Cfg, Step, true>(p);
 }
 
 }  // namespace tttc

@@ -192,6 +192,11 @@ TEST(Schedule, JsonRoundTripAndErrors) {
   before = schedule_to_json(s);
   before.erase("backward_split");
   EXPECT_FALSE(schedule_from_json(before).backward_split);
+  s.backward_split_tokens = true;
+  EXPECT_TRUE(schedule_from_json(schedule_to_json(s)).backward_split_tokens);
+  before = schedule_to_json(s);
+  before.erase("backward_split_tokens");
+  EXPECT_FALSE(schedule_from_json(before).backward_split_tokens);
 }
 
 // The query split: chosen by the heuristic only for launches that leave most SMs idle (and only
@@ -291,6 +296,44 @@ TEST(Schedule, BackwardSplitIsTwoEntryPointsWithTheirOwnSteps) {
   ASSERT_EQ(forced.backward_lowering, "arena");
   forced.backward_split = true;
   EXPECT_TRUE(mentions(validate(mlp, forced, t), "needs the backward kernel on lowering = 'tile'"));
+}
+
+// Split in three: the chain's step computes the adjoint state alone (no token gradient, no
+// shared-parameter gradient), saves the state it starts from, and a third entry point computes
+// the update path's token gradients from it, adding the output path's partials.
+TEST(Schedule, BackwardSplitInThreeTakesTheTokenGradientsOffTheChain) {
+  Spec s;
+  s.model = InnerModel::linear;
+  s.depth = 1;
+  s.head_dim = 64;
+  Target t = Target::for_arch("sm_90a");
+  t.sm_count = 132;
+  Schedule three = default_schedule(s, t, 12);
+  three.backward_split_tokens = true;
+  EXPECT_TRUE(validate(s, three, t).empty());
+  EXPECT_FALSE(default_schedule(s, t, 12).backward_split_tokens);  // not measured yet
+  const codegen::Generated g = codegen::generate(s, three, codegen::KernelKind::backward);
+  EXPECT_EQ(g.tokens_kernel_name, "tttc_backward_tokens");
+  const codegen::Generated two =
+      codegen::generate(s, default_schedule(s, t, 12), codegen::KernelKind::backward);
+  EXPECT_EQ(g.item_workspace_floats, two.item_workspace_floats + s.state_floats());
+  const std::string& src = g.source;
+  const size_t update = src.find("void backward_update("),
+               tokens = src.find("void backward_tokens(");
+  ASSERT_NE(update, std::string::npos);
+  ASSERT_NE(tokens, std::string::npos);
+  const std::string chain_step = src.substr(update, tokens - update);
+  EXPECT_EQ(chain_step.find("store_tokens"), std::string::npos);
+  EXPECT_EQ(chain_step.find("acc."), std::string::npos);
+  EXPECT_NE(chain_step.find("tl::assign(ds.W1"), std::string::npos);
+  const std::string token_step = src.substr(tokens);
+  EXPECT_NE(token_step.find("+ the output path's dK"), std::string::npos);
+  EXPECT_EQ(token_step.find("tl::assign(ds."), std::string::npos);
+  EXPECT_NE(src.find("kSeedOffset = " + std::to_string(s.state_floats())), std::string::npos);
+  Schedule alone = default_schedule(s, t);
+  alone.backward_split_tokens = true;
+  EXPECT_TRUE(
+      mentions(validate(s, alone, t), "backward_split_tokens = true needs backward_split = true"));
 }
 
 // A tile backward with checkpoint groups (the advance step beside the backward step in one

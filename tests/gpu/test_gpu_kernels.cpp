@@ -212,21 +212,29 @@ INSTANTIATE_TEST_SUITE_P(Sweep, GpuQuerySplit, ::testing::ValuesIn(query_split_c
 
 // The split backward (Schedule::backward_split: the output path's adjoint of every (b, h,
 // mini-batch) in parallel, then the update path's chain adding its shares) on the same cases,
-// with and without the query split. A team's run of items crosses heads (38 mini-batches a
-// head), so the shared-parameter gradients are flushed mid-run.
+// with and without the query split, and in three kernels (backward_split_tokens). A team's run of
+// items crosses heads (38 mini-batches a head), so the shared-parameter gradients are flushed
+// mid-run.
 class GpuBackwardSplit : public ::testing::TestWithParam<SweepCase> {};
 
 TEST_P(GpuBackwardSplit, ForwardAndBackwardMatchReference) {
   REQUIRE_GPU();
   const SweepCase& c = GetParam();
-  for (bool query_split : {false, true}) {
+  struct Variant {
+    bool query_split, tokens;
+    const char* name;
+  };
+  for (const Variant v : {Variant{false, false, "backward split"},
+                          Variant{true, false, "backward split with the query split"},
+                          Variant{false, true, "backward split in three kernels"}}) {
     Schedule s = default_schedule(c.spec, jit::target_for("", -1));
     s.backward_split = true;
-    s.query_split = query_split;
-    ASSERT_FALSE(
-        codegen::generate(c.spec, s, codegen::KernelKind::backward).output_kernel_name.empty());
-    expect_split_case_passes(c, s, 3000,
-                             query_split ? "with the query split" : "without the query split");
+    s.backward_split_tokens = v.tokens;
+    s.query_split = v.query_split;
+    const codegen::Generated g = codegen::generate(c.spec, s, codegen::KernelKind::backward);
+    ASSERT_FALSE(g.output_kernel_name.empty());
+    ASSERT_EQ(g.tokens_kernel_name.empty(), !v.tokens);
+    expect_split_case_passes(c, s, 3000, v.name);
   }
 }
 
