@@ -302,10 +302,7 @@ TEST(Schedule, BackwardSplitIsTwoEntryPointsWithTheirOwnSteps) {
 // shared-parameter gradient), saves the state it starts from, and a third entry point computes
 // the update path's token gradients from it, adding the output path's partials.
 TEST(Schedule, BackwardSplitInThreeTakesTheTokenGradientsOffTheChain) {
-  Spec s;
-  s.model = InnerModel::linear;
-  s.depth = 1;
-  s.head_dim = 64;
+  Spec s = linear_spec(64);
   Target t = Target::for_arch("sm_90a");
   t.sm_count = 132;
   Schedule three = default_schedule(s, t, 12);
