@@ -80,6 +80,11 @@ const std::vector<Knob>& knobs() {
        [](const Spec& spec, const Target&, const Schedule&) {
          return spec.checkpoint_group == 1 ? Values{false, true} : Values{false};
        }},
+      // ... and the update path's token gradients in a third kernel (needs backward_split).
+      {"backward_split_tokens", "tile", Scope::backward,
+       [](const Spec& spec, const Target&, const Schedule&) {
+         return spec.checkpoint_group == 1 ? Values{false, true} : Values{false};
+       }},
       // Arena lowering (codegen.cpp).
       {"threads", "arena", Scope::both,
        [](const Spec&, const Target&, const Schedule&) {

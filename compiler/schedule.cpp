@@ -368,12 +368,20 @@ Schedule default_schedule(const Spec& spec, const Target& t, long long launch_he
     if (validate(spec, fewer, t).empty()) s = fewer;
   }
   // Its steps differ from the whole backward's and may need more shared memory (linear f = 96
-  // in bf16 precision does): only a split that fits.
+  // in bf16 precision does): only a split that fits. In three kernels (the update path's token
+  // gradients off the chain too) where that fits: H200, W7 backward 11.9 -> 9.0 ms, B1 H4 T8192
+  // 2.77 -> 1.90, B1 H44 T8192 3.46 -> 3.17 (results.md, session 21).
   if (s.backward_lowering == "tile" && spec.build_backward && spec.checkpoint_group == 1 &&
       heads_known && launch_heads * 3 <= t.sm_count) {
     Schedule split = s;
     split.backward_split = true;
-    if (validate(spec, split, t).empty()) s = split;
+    for (const bool tokens : {true, false}) {
+      split.backward_split_tokens = tokens;
+      if (validate(spec, split, t).empty()) {
+        s = split;
+        break;
+      }
+    }
   }
   return s;
 }

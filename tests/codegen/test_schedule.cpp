@@ -246,11 +246,13 @@ TEST(Schedule, BackwardSplitIsTwoEntryPointsWithTheirOwnSteps) {
   Target t = Target::for_arch("sm_90a");
   EXPECT_FALSE(default_schedule(s, t, 12).backward_split);  // SM count unknown (ahead of time)
   t.sm_count = 132;
-  EXPECT_TRUE(default_schedule(s, t, 12).backward_split);  // W7: 12 heads on 132 SMs
-  EXPECT_TRUE(default_schedule(s, t, 44).backward_split);  // a third of the SMs
+  EXPECT_TRUE(default_schedule(s, t, 12).backward_split);         // W7: 12 heads on 132 SMs
+  EXPECT_TRUE(default_schedule(s, t, 12).backward_split_tokens);  // in three kernels where it fits
+  EXPECT_TRUE(default_schedule(s, t, 44).backward_split);         // a third of the SMs
   EXPECT_FALSE(default_schedule(s, t, 45).backward_split);
   EXPECT_FALSE(default_schedule(s, t, 192).backward_split);  // W2: 192 heads
-  EXPECT_FALSE(default_schedule(s, t, 0).backward_split);    // launch size unknown
+  EXPECT_FALSE(default_schedule(s, t, 192).backward_split_tokens);
+  EXPECT_FALSE(default_schedule(s, t, 0).backward_split);  // launch size unknown
   Spec forward_only = s;
   forward_only.build_backward = false;
   EXPECT_FALSE(default_schedule(forward_only, t, 12).backward_split);
@@ -305,14 +307,14 @@ TEST(Schedule, BackwardSplitInThreeTakesTheTokenGradientsOffTheChain) {
   Spec s = linear_spec(64);
   Target t = Target::for_arch("sm_90a");
   t.sm_count = 132;
-  Schedule three = default_schedule(s, t, 12);
-  three.backward_split_tokens = true;
+  const Schedule three = default_schedule(s, t, 12);  // the heuristic's choice at W7
+  ASSERT_TRUE(three.backward_split_tokens);
   EXPECT_TRUE(validate(s, three, t).empty());
-  EXPECT_FALSE(default_schedule(s, t, 12).backward_split_tokens);  // not measured yet
   const codegen::Generated g = codegen::generate(s, three, codegen::KernelKind::backward);
   EXPECT_EQ(g.tokens_kernel_name, "tttc_backward_tokens");
-  const codegen::Generated two =
-      codegen::generate(s, default_schedule(s, t, 12), codegen::KernelKind::backward);
+  Schedule in_two = three;
+  in_two.backward_split_tokens = false;
+  const codegen::Generated two = codegen::generate(s, in_two, codegen::KernelKind::backward);
   EXPECT_EQ(g.item_workspace_floats, two.item_workspace_floats + s.state_floats());
   const std::string& src = g.source;
   const size_t update = src.find("void backward_update("),

@@ -1,6 +1,7 @@
 // test_tttc_tune.cpp: `tttc tune ...`, `tttc schedule` and the schedule's source in `tttc compile`
 // end to end on a synthetic record set, written with a test fingerprint that the tttc processes
 // see through TTTC_TUNE_FINGERPRINT_FILE (test-only), so no GPU is needed.
+#include <array>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -121,6 +122,23 @@ TEST_F(TttcTune, AutotuneOnUsesRecordsAndSaysWhyItDidNotTune) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(has(schedule_row(r)["schedule_why"], "TTTC_AUTOTUNE=on: no GPU here to tune on"))
       << r.out;
+}
+
+// `tttc schedule --shape` shows the heuristic's launch-size choices for the SM count given (or
+// the GPU present): the splits for few heads at W7's shape, none at W2's.
+TEST_F(TttcTune, ScheduleAtALaunchSize) {
+  const auto splits = [&](const std::string& args) {
+    const auto r = run("schedule examples/linear.json --arch sm_90a " + args);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+    return std::array<bool, 3>{j["query_split"], j["backward_split"], j["backward_split_tokens"]};
+  };
+  EXPECT_EQ(splits("--shape 1,12,32768 --sms 132"), (std::array<bool, 3>{true, true, true}));
+  EXPECT_EQ(splits("--shape 16,12,2048 --sms 132"), (std::array<bool, 3>{false, false, false}));
+  EXPECT_EQ(splits("--sms 132"), (std::array<bool, 3>{false, false, false}));  // size unknown
+  const auto bad = run("schedule examples/linear.json --arch sm_90a --sms 0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(has(bad.out, "--sms")) << bad.out;
 }
 
 TEST_F(TttcTune, ExplicitScheduleFileComesFirst) {
