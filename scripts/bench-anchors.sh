@@ -43,8 +43,10 @@ row() {
   echo "== $label $(basename "$file") $shape $lowering" >>"$log"
   echo "$text" >>"$log"
   local fwd bwd
-  fwd=$(echo "$text" | grep -oE 'forward[^0-9]*[0-9.]+ ms' | head -1 | grep -oE '[0-9.]+ ms' | cut -d' ' -f1)
-  bwd=$(echo "$text" | grep -oE 'backward[^0-9]*[0-9.]+ ms' | head -1 | grep -oE '[0-9.]+ ms' | cut -d' ' -f1)
+  # The times, as "forward 3.562 ms, backward 8.901 ms" (a kernel's description before them may
+  # also say "forward" or "backward": "backward split in three").
+  fwd=$(echo "$text" | grep -oE '(^|[ :,])forward [0-9.]+ ms' | tail -1 | grep -oE '[0-9.]+')
+  bwd=$(echo "$text" | grep -oE '(^|[ :,])backward [0-9.]+ ms' | tail -1 | grep -oE '[0-9.]+')
   local total=""
   [[ -n $fwd && -n $bwd ]] && total=$(awk "BEGIN { printf \"%.3f\", $fwd + $bwd }")
   local precision

@@ -4,7 +4,9 @@
 # docs/results/query-split-heads-h200-run14.txt -> docs/results/query-split-heads.png, or with
 # PASS = backward and LABEL = "backward split", backward-split-heads-h200-s20.txt.
 # Installs Debian's python3-matplotlib when it is missing (non-interactive, idempotent).
-# Usage: scripts/plot-heads.sh DATA.txt OUT.png [PASS [LABEL]]
+# LABEL may name several split columns, comma-separated (backward-split3-heads-h200-s21.txt:
+# "split in two,split in three").
+# Usage: scripts/plot-heads.sh DATA.txt OUT.png [PASS [LABEL[,LABEL...]]]
 set -euo pipefail
 data=$1 out=$2
 shift 2

@@ -10,24 +10,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 data, out = sys.argv[1], sys.argv[2]
 which = sys.argv[3] if len(sys.argv) > 3 else "forward"
-split_label = sys.argv[4] if len(sys.argv) > 4 else "query split"
-fused, split = defaultdict(list), defaultdict(list)
+# One label per split column after the one-kernel column, comma-separated; the last column of
+# a line is the round.
+labels = ["one kernel"] + (sys.argv[4] if len(sys.argv) > 4 else "query split").split(",")
+series = [defaultdict(list) for _ in labels]
 title = f"{which} time against heads"
 for line in open(data):
-    if line.startswith("#"):  # "# heads fused_ms split_ms (what was measured)"
-        if "(" in line:
+    if line.startswith("#"):  # "# heads fused_ms split_ms ... round (what was measured)"
+        if "(" in line and title == f"{which} time against heads":
             title = f"{which} time against heads: " + line[line.index("(") + 1 : line.rindex(")")]
         continue
     parts = line.split()
-    if len(parts) < 3:
+    if len(parts) < len(labels) + 1:
         continue
     heads = int(parts[0])
-    fused[heads].append(float(parts[1]))
-    split[heads].append(float(parts[2]))
-heads = sorted(fused)
+    for i, column in enumerate(series):
+        column[heads].append(float(parts[1 + i]))
+heads = sorted(series[0])
 fig, ax = plt.subplots(figsize=(7, 4.2))
-ax.plot(heads, [statistics.median(fused[h]) for h in heads], "o-", label="one kernel")
-ax.plot(heads, [statistics.median(split[h]) for h in heads], "s-", label=split_label)
+for column, label, marker in zip(series, labels, "os^dv"):
+    ax.plot(heads, [statistics.median(column[h]) for h in heads], marker + "-", label=label)
 ax.set_xscale("log", base=2)
 ax.set_xticks(heads)
 ax.set_xticklabels([str(h) for h in heads])
