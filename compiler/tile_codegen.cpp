@@ -44,10 +44,12 @@ std::string tile_type(Form form, Home home, int rows, int cols) {
 
 // struct State / DState: this warp's slice of each member, where it lives, and its I/O from the
 // packed layout (a team splits every member by columns: warp `rank` holds columns
-// [rank * C / W, (rank + 1) * C / W)).
+// [rank * C / W, (rank + 1) * C / W)), or with the _frag methods from the kernels' own layout of
+// a packed state (weights in fragment order, warp `rank`'s slice at rank * R * C / W; biases as
+// in the packed layout).
 std::string state_struct(const Spec& spec, const std::string& name, const tile::TeamLayout& layout,
                          const std::map<std::string, long long>& smem_offsets, bool adjoint) {
-  std::string decl, bind, load, store, zero, atomic, add;
+  std::string decl, bind, load, store, zero, atomic, load_frag, store_frag, add_frag;
   for (const auto& [member, rows, full_cols, offset, bias] : state_members(spec)) {
     const bool smem = smem_offsets.count(member) > 0;
     const int cols = full_cols / layout.warps;
@@ -56,18 +58,25 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
     const std::string global =
         bias ? fmt::format("tl::GlobalRow<{}>", cols)
              : fmt::format("tl::GlobalTile<{}, {}, {}>", rows, cols, full_cols);
+    const std::string frag = bias ? global : fmt::format("tl::FragTile<{}, {}>", rows, cols);
     const std::string at = fmt::format("{} + {} * rank", offset, cols);
+    const std::string frag_at = bias ? at : fmt::format("{} + {} * rank", offset, rows * cols);
     decl += fmt::format("  {} {};\n", type, member);
     if (smem)
       bind += fmt::format("    {}.base = warp_smem + {};\n", member, smem_offsets.at(member));
-    load +=
-        fmt::format("    {{ const {} g{{const_cast<float*>(src) + {}}}; tl::assign({}, g); }}\n",
-                    global, at, member);
-    store += fmt::format("    {{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", global, at, member);
+    const auto reader = [&](const std::string& view, const std::string& where, const char* op) {
+      return fmt::format("    {{ const {} g{{const_cast<float*>(src) + {}}}; {}; }}\n", view, where,
+                         fmt::format(fmt::runtime(op), member));
+    };
+    const auto writer = [&](const std::string& view, const std::string& where) {
+      return fmt::format("    {{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", view, where, member);
+    };
+    load += reader(global, at, "tl::assign({0}, g)");
+    load_frag += reader(frag, frag_at, "tl::assign({0}, g)");
+    store += writer(global, at);
+    store_frag += writer(frag, frag_at);
     zero += fmt::format("    tl::fill({}, 0.f);\n", member);
-    add += fmt::format(
-        "    {{ const {} g{{const_cast<float*>(src) + {}}}; tl::ew<tl::kAdd, 0>({}, {}, g); }}\n",
-        global, at, member, member);
+    add_frag += reader(frag, frag_at, "tl::ew<tl::kAdd, 0>({0}, {0}, g)");
     atomic +=
         bias ? fmt::format("    tl::atomic_add_row(dst + {}, {});\n", at, member)
              : fmt::format("    tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at, member);
@@ -77,15 +86,18 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
       "  __device__ __forceinline__ void bind(float* warp_smem, int team_rank) {{\n"
       "    rank = team_rank;\n{}  }}\n"
       "  __device__ __forceinline__ void load(const float* src) {{\n{}  }}\n"
-      "  __device__ __forceinline__ void store(float* dst) const {{\n{}  }}\n",
-      name, decl, bind.empty() ? "    (void)warp_smem;\n" : bind, load, store);
+      "  __device__ __forceinline__ void store(float* dst) const {{\n{}  }}\n"
+      "  __device__ __forceinline__ void load_frag(const float* src) {{\n{}  }}\n"
+      "  __device__ __forceinline__ void store_frag(float* dst) const {{\n{}  }}\n",
+      name, decl, bind.empty() ? "    (void)warp_smem;\n" : bind, load, store, load_frag,
+      store_frag);
   // The adjoint starts at zero (no dLoss/dtheta_T) and may be summed over the batch.
   if (adjoint)
     text += fmt::format(
         "  __device__ __forceinline__ void zero() {{\n{}  }}\n"
         "  __device__ __forceinline__ void atomic_add_to(float* dst) const {{\n{}  }}\n"
-        "  __device__ __forceinline__ void add(const float* src) {{\n{}  }}\n",
-        zero, atomic, add);
+        "  __device__ __forceinline__ void add_frag(const float* src) {{\n{}  }}\n",
+        zero, atomic, add_frag);
   return text + "};\n\n";
 }
 
@@ -560,6 +572,11 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       "  static constexpr int kStageTensors = {}, kStageRowStride = {}, kStageTensorBytes = {}, "
       "kStageBytes = {};\n",
       stage.tensors, stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
+  // Checkpoints in fragment order (FragTile) where only tile kernels write and read them: the
+  // arena lowering reads and writes the packed layout.
+  const bool frag_checkpoints =
+      schedule.lowering == "tile" && (!spec.build_backward || schedule.backward_lowering == "tile");
+  src += fmt::format("  static constexpr bool kFragmentCheckpoints = {};\n", frag_checkpoints);
   if (backward)
     src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
   if (backward_split)

@@ -89,6 +89,24 @@ struct GlobalTile {
   __device__ __forceinline__ void set(int bi, int bj, float2 v) const { *at(bi, bj) = v; }
 };
 
+// R x C f32 values in device memory in fragment order: block (bi, bj) (row-major over blocks)
+// holds its 32 lanes' float2 side by side, so one warp access is one contiguous 256-byte run
+// instead of 8 rows of 32 bytes in 8 cache lines. The kernels' own buffers (checkpoints where
+// only tile kernels read them, workspace items, group states) use it: H200, W7, the row-major
+// accesses of these cost the forward's and the backward's chains about 30 % (results.md,
+// session 21).
+template <int R, int C>
+struct FragTile {
+  static constexpr int kRows = R, kCols = C, kBR = R / 8, kBC = C / 8;
+  static_assert(R % 16 == 0 && C % 8 == 0, "state slices have rows in 16s, columns in 8s");
+  float* base;
+  __device__ __forceinline__ float2* at(int bi, int bj) const {
+    return reinterpret_cast<float2*>(base) + (bi * kBC + bj) * 32 + lane_id();
+  }
+  __device__ __forceinline__ float2 get(int bi, int bj) const { return *at(bi, bj); }
+  __device__ __forceinline__ void set(int bi, int bj, float2 v) const { *at(bi, bj) = v; }
+};
+
 // A 1 x C f32 row in device memory; written by the lanes of the first row group only.
 template <int C>
 struct GlobalRow {

@@ -157,6 +157,23 @@ struct Staging {
   }
 };
 
+// A checkpoint in the layout both kernels agree on (Cfg::kFragmentCheckpoints: fragment order
+// where only tile kernels touch the checkpoints; the packed layout where an arena kernel does).
+template <class Cfg, class State>
+__device__ __forceinline__ void load_checkpoint(State& st, const float* src) {
+  if constexpr (Cfg::kFragmentCheckpoints)
+    st.load_frag(src);
+  else
+    st.load(src);
+}
+template <class Cfg, class State>
+__device__ __forceinline__ void store_checkpoint(const State& st, float* dst) {
+  if constexpr (Cfg::kFragmentCheckpoints)
+    st.store_frag(dst);
+  else
+    st.store(dst);
+}
+
 // The forward: each team walks its (b, h)'s mini-batches. With Recurrence (a query-split
 // forward, Schedule::query_split) the step is `advance` (the state update without the query
 // outputs) and every state is a checkpoint; tile_query_kernel then computes the outputs.
@@ -180,7 +197,7 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
   for (int m = 0; m < steps; ++m) {
     staging.wait(at.team);  // also: every warp is done with step m - 1's stage
     if (m + 1 < steps) staging.issue(p, b, h, m + 1, (m + 1) & 1, at.team, false);
-    if (m % G == 0) st.store(p.checkpoints + (1LL * bh * checkpoints + m / G) * S);
+    if (m % G == 0) store_checkpoint<Cfg>(st, p.checkpoints + (1LL * bh * checkpoints + m / G) * S);
     bind_forward_step(c, p, b, h, m, K);
     staging.bind(c, m & 1);
     if constexpr (Recurrence)
@@ -258,7 +275,7 @@ __device__ void tile_query_kernel(const ForwardParams& p) {
   for_each_item(p, at, run, false, [&](long long item, int n, const Staging<Cfg>& staging) {
     const int m = run.step_of(item);
     at.head(run.head_of(item), p.H);
-    st.load(p.checkpoints + (1LL * at.bh * run.steps + m) * S);
+    load_checkpoint<Cfg>(st, p.checkpoints + (1LL * at.bh * run.steps + m) * S);
     bind_head<T, F>(c, p, at.h);
     bind_forward_step(c, p, at.b, at.h, m, K);
     staging.bind(c, n & 1);
@@ -358,23 +375,27 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
     bool advanced = false;
     if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
       if (v.advance) {
-        if (m == first) st.load(checkpoint);
+        if (m == first) load_checkpoint<Cfg>(st, checkpoint);
         Step::advance(st, c, at.warp_smem, at.team);
-        st.store(group_states + (m - first + 1) * S);
+        st.store_frag(group_states + (m - first + 1) * S);
         advanced = true;
       }
     }
     if (!advanced) {
       // After the recomputation the state of the group's last step is already loaded. A warp
       // reloads only its own slice, which it alone wrote: no barrier is needed.
-      if (G == 1 || m != last || last == first)
-        st.load(m == first ? checkpoint : group_states + (m - first) * S);
+      if (G == 1 || m != last || last == first) {
+        if (m == first)
+          load_checkpoint<Cfg>(st, checkpoint);
+        else
+          st.load_frag(group_states + (m - first) * S);
+      }
       if constexpr (Split) {
         float* item = split_item<Cfg>(p, bh, steps, m);
         c.partial = item;
-        if constexpr (Cfg::kSeedOffset >= 0) ds.store(item + Cfg::kSeedOffset);
+        if constexpr (Cfg::kSeedOffset >= 0) ds.store_frag(item + Cfg::kSeedOffset);
         Step::backward_update(st, ds, acc, c, at.warp_smem, at.team);
-        ds.add(item);  // this warp's slice, as it loads its own: no barrier
+        ds.add_frag(item);  // this warp's slice, as it loads its own: no barrier
       } else {
         Step::backward(st, ds, acc, c, at.warp_smem, at.team);
       }
@@ -434,19 +455,19 @@ __device__ void tile_backward_items_kernel(const BackwardParams& p) {
       acc.zero();
       at.head(run.head_of(item), p.H);
     }
-    st.load(p.checkpoints + (1LL * at.bh * run.steps + m) * S);
+    load_checkpoint<Cfg>(st, p.checkpoints + (1LL * at.bh * run.steps + m) * S);
     bind_head<T, F>(c, p, at.h);
     bind_backward_step(c, p, at.b, at.h, m, K);
     staging.bind(c, n & 1);
     float* space = split_item<Cfg>(p, at.bh, run.steps, m);
     c.partial = space;
     if constexpr (Tokens) {
-      ds.load(space + Cfg::kSeedOffset);
+      ds.load_frag(space + Cfg::kSeedOffset);
       Step::backward_tokens(st, ds, acc, c, at.warp_smem, at.team);
     } else {
       ds.zero();  // members the output path leaves at zero are stored as zeros
       Step::backward_output(st, ds, acc, c, at.warp_smem, at.team);
-      ds.store(space);
+      ds.store_frag(space);
     }
   });
   flush_accum<Cfg>(p, acc, at.h, at.team);

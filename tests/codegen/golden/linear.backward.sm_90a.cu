@@ -12,6 +12,7 @@ struct Cfg {
   static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4;
   static constexpr long long kS = 4160, kTeamSmemFloats = 26528, kScratchFloats = 9600, kWarpSmemFloats = 3072;
   static constexpr int kStageTensors = 4, kStageRowStride = 72, kStageTensorBytes = 2304, kStageBytes = 9280;
+  static constexpr bool kFragmentCheckpoints = true;
   static constexpr long long kWorkspaceFloats = 0;
 };
 constexpr int kAct = 0 /* gelu_tanh */;
@@ -32,6 +33,14 @@ struct TeamState {
     { tl::GlobalTile<64, 16, 64> g{dst + 0 + 16 * rank}; tl::assign(g, W1); }
     { tl::GlobalRow<16> g{dst + 4096 + 16 * rank}; tl::assign(g, b1); }
   }
+  __device__ __forceinline__ void load_frag(const float* src) {
+    { const tl::FragTile<64, 16> g{const_cast<float*>(src) + 0 + 1024 * rank}; tl::assign(W1, g); }
+    { const tl::GlobalRow<16> g{const_cast<float*>(src) + 4096 + 16 * rank}; tl::assign(b1, g); }
+  }
+  __device__ __forceinline__ void store_frag(float* dst) const {
+    { tl::FragTile<64, 16> g{dst + 0 + 1024 * rank}; tl::assign(g, W1); }
+    { tl::GlobalRow<16> g{dst + 4096 + 16 * rank}; tl::assign(g, b1); }
+  }
 };
 
 struct TeamDState {
@@ -50,6 +59,14 @@ struct TeamDState {
     { tl::GlobalTile<64, 16, 64> g{dst + 0 + 16 * rank}; tl::assign(g, W1); }
     { tl::GlobalRow<16> g{dst + 4096 + 16 * rank}; tl::assign(g, b1); }
   }
+  __device__ __forceinline__ void load_frag(const float* src) {
+    { const tl::FragTile<64, 16> g{const_cast<float*>(src) + 0 + 1024 * rank}; tl::assign(W1, g); }
+    { const tl::GlobalRow<16> g{const_cast<float*>(src) + 4096 + 16 * rank}; tl::assign(b1, g); }
+  }
+  __device__ __forceinline__ void store_frag(float* dst) const {
+    { tl::FragTile<64, 16> g{dst + 0 + 1024 * rank}; tl::assign(g, W1); }
+    { tl::GlobalRow<16> g{dst + 4096 + 16 * rank}; tl::assign(g, b1); }
+  }
   __device__ __forceinline__ void zero() {
     tl::fill(W1, 0.f);
     tl::fill(b1, 0.f);
@@ -58,8 +75,8 @@ struct TeamDState {
     tl::atomic_add_tile<64>(dst + 0 + 16 * rank, W1);
     tl::atomic_add_row(dst + 4096 + 16 * rank, b1);
   }
-  __device__ __forceinline__ void add(const float* src) {
-    { const tl::GlobalTile<64, 16, 64> g{const_cast<float*>(src) + 0 + 16 * rank}; tl::ew<tl::kAdd, 0>(W1, W1, g); }
+  __device__ __forceinline__ void add_frag(const float* src) {
+    { const tl::FragTile<64, 16> g{const_cast<float*>(src) + 0 + 1024 * rank}; tl::ew<tl::kAdd, 0>(W1, W1, g); }
     { const tl::GlobalRow<16> g{const_cast<float*>(src) + 4096 + 16 * rank}; tl::ew<tl::kAdd, 0>(b1, b1, g); }
   }
 };

@@ -12,6 +12,7 @@ struct Cfg {
   static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4;
   static constexpr long long kS = 4160, kTeamSmemFloats = 3744, kScratchFloats = 256, kWarpSmemFloats = 0;
   static constexpr int kStageTensors = 3, kStageRowStride = 72, kStageTensorBytes = 2304, kStageBytes = 6976;
+  static constexpr bool kFragmentCheckpoints = true;
 };
 constexpr int kAct = 0 /* gelu_tanh */;
 
@@ -29,6 +30,14 @@ struct TeamState {
   }
   __device__ __forceinline__ void store(float* dst) const {
     { tl::GlobalTile<64, 16, 64> g{dst + 0 + 16 * rank}; tl::assign(g, W1); }
+    { tl::GlobalRow<16> g{dst + 4096 + 16 * rank}; tl::assign(g, b1); }
+  }
+  __device__ __forceinline__ void load_frag(const float* src) {
+    { const tl::FragTile<64, 16> g{const_cast<float*>(src) + 0 + 1024 * rank}; tl::assign(W1, g); }
+    { const tl::GlobalRow<16> g{const_cast<float*>(src) + 4096 + 16 * rank}; tl::assign(b1, g); }
+  }
+  __device__ __forceinline__ void store_frag(float* dst) const {
+    { tl::FragTile<64, 16> g{dst + 0 + 1024 * rank}; tl::assign(g, W1); }
     { tl::GlobalRow<16> g{dst + 4096 + 16 * rank}; tl::assign(g, b1); }
   }
 };
