@@ -34,7 +34,9 @@ std::vector<StateTensor> state_layout(const Spec& spec);
 // (so [B, T, H, f] storage is passed as strides, without a copy). lr: f32 [B, H, T] with any
 // non-negative strides (a [B, T, H] tensor's view, or a broadcast). tau: f32 [K]. gamma, beta: f32 [H, f] contiguous. state0: f32 packed state
 // [H, S] (shared over the batch) or [B, H, S] (one per batch row). state_final: f32 [B, H, S].
-// checkpoints: f32 [B, H, C, S], C = MemoryPlan::checkpoints.
+// checkpoints: f32 [B, H, C, S], C = MemoryPlan::checkpoints: states in this kernel's own layout
+// (the packed one, or fragment order where both kernels are on the tile lowering), written by its
+// forward for its backward; not a packed state to read elsewhere.
 struct ForwardArgs {
   TensorRef q, k, v, lr, tau, gamma, beta, state0;
   TensorRef out, state_final, checkpoints;

@@ -32,11 +32,12 @@ class NvrtcExamples : public ::testing::TestWithParam<std::tuple<std::string, st
 // Spill bytes (stores + loads, ptxas) the kernels the runtime would run may have, per example
 // kernel: none, but for the tile lowering's linear backward, which ptxas fits in 255 registers
 // only with a small spill (docs/results.md, session 19). A ratchet: a change that makes any of
-// them spill more fails here.
+// them spill more fails here. (lm-125m-linear 370 -> 372 with the fragment-order group states,
+// session 21: its backward 1.64 -> 1.46 ms on the H200 at 192 heads.)
 int allowed_spill_bytes(const std::string& example, const std::string& arch,
                         codegen::KernelKind kind) {
   static const std::map<std::string, int> backward_sm90a = {
-      {"linear", 172}, {"lm-125m-linear", 370}, {"linear-f32-d32", 48}};
+      {"linear", 172}, {"lm-125m-linear", 372}, {"linear-f32-d32", 48}};
   static const std::map<std::string, int> backward_sm80 = {
       {"linear", 12}, {"lm-125m-linear", 360}, {"linear-f32-d32", 188}};
   if (kind != codegen::KernelKind::backward) return 0;

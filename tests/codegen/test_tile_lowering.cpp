@@ -203,6 +203,30 @@ TEST(TileCodegen, TheStubDeclaresWarpTilesAndTheLaunchShapeFollowsTheTeams) {
   EXPECT_NE(b.source.find("struct TeamDState"), std::string::npos);
 }
 
+// Checkpoints are in fragment order only where tile kernels alone write and read them; a
+// forward on the tile lowering beside an arena backward writes the packed layout the arena reads.
+TEST(TileCodegen, CheckpointLayoutIsAgreedByBothKernels) {
+  const Spec s = linear(64, 16);
+  const Schedule both = default_schedule(s, Target::for_arch("sm_90a"));
+  ASSERT_EQ(both.backward_lowering, "tile");
+  const auto flag = [&](const Spec& spec, const Schedule& schedule, codegen::KernelKind kind) {
+    const std::string src = codegen::generate(spec, schedule, kind).source;
+    return src.find("kFragmentCheckpoints = true") != std::string::npos;
+  };
+  EXPECT_TRUE(flag(s, both, codegen::KernelKind::forward));
+  EXPECT_TRUE(flag(s, both, codegen::KernelKind::backward));
+  Schedule arena_backward = both;
+  arena_backward.backward_lowering = "arena";
+  EXPECT_FALSE(flag(s, arena_backward, codegen::KernelKind::forward));
+  Spec forward_only = s;
+  forward_only.build_backward = false;
+  EXPECT_TRUE(flag(forward_only, arena_backward, codegen::KernelKind::forward));
+  // The state's methods for both layouts: packed (state0, final states) and fragment order.
+  const std::string src = codegen::generate(s, both, codegen::KernelKind::backward).source;
+  EXPECT_NE(src.find("tl::FragTile<64, 16> g{dst + 0 + 1024 * rank}"), std::string::npos);
+  EXPECT_NE(src.find("tl::GlobalTile<64, 16, 64> g{dst + 0 + 16 * rank}"), std::string::npos);
+}
+
 TEST(TileCodegen, PrecisionModesChangeTheProducts) {
   Spec s = linear(64, 16);
   const Target t = Target::for_arch("sm_90a");
