@@ -188,8 +188,8 @@ static void product(const Spec& spec, const Target& t, const Schedule& base,
 }
 
 static Enumeration enumerate_passes(const Spec& spec, const Target& t,
-                                    const std::vector<Pass>& passes) {
-  const Schedule heuristic = default_schedule(spec, t);
+                                    const std::vector<Pass>& passes, long long launch_heads) {
+  const Schedule heuristic = default_schedule(spec, t, launch_heads);
   const Knob& lowering = knobs().front();
   std::vector<Schedule> all;
   for (Pass pass : passes)
@@ -221,15 +221,15 @@ static Enumeration enumerate_passes(const Spec& spec, const Target& t,
   return e;
 }
 
-Enumeration enumerate(const Spec& spec, const Target& target) {
+Enumeration enumerate(const Spec& spec, const Target& target, long long launch_heads) {
   std::vector<Pass> passes;
   if (spec.build_forward) passes.push_back(Pass::forward);
   if (spec.build_backward) passes.push_back(Pass::backward);
-  return enumerate_passes(spec, target, passes);
+  return enumerate_passes(spec, target, passes, launch_heads);
 }
 
 Enumeration enumerate(const Spec& spec, const Target& target, Pass pass) {
-  return enumerate_passes(spec, target, {pass});
+  return enumerate_passes(spec, target, {pass}, 0);
 }
 
 std::string schedule_summary(const Schedule& s, const Schedule& heuristic) {

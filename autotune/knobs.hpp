@@ -52,8 +52,10 @@ struct Enumeration {
   size_t product_size = 0;           // schedules in the cartesian products, before pruning
 };
 
-// Candidates for the passes the spec builds (the union of each pass's product).
-Enumeration enumerate(const Spec& spec, const Target& target);
+// Candidates for the passes the spec builds (the union of each pass's product). The heuristic
+// candidate is the one get_kernel would run at `launch_heads` (B * H; 0: unknown), so the splits
+// for few heads are in it where the target's SM count is known.
+Enumeration enumerate(const Spec& spec, const Target& target, long long launch_heads = 0);
 // The product for one pass only.
 Enumeration enumerate(const Spec& spec, const Target& target, Pass pass);
 

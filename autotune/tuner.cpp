@@ -258,7 +258,9 @@ nlohmann::json JobRunner::run() {
   passes_ = passes_of(spec);
   const Target target = backend_.target();
   fingerprint_ = backend_.fingerprint();
-  heuristic_ = default_schedule(spec, target);
+  // The baseline is what get_kernel would run at this launch size without a record.
+  const long long launch_heads = 1LL * job_.B * job_.H;
+  heuristic_ = default_schedule(spec, target, launch_heads);
   timed_T_ = timed_length(spec, job_.T);
   const int bucket = launch_bucket(1LL * job_.B * job_.H, fingerprint_.sm_count);
   for (Pass p : passes_) {
@@ -283,7 +285,7 @@ nlohmann::json JobRunner::run() {
     if (auto it = existing.records.find(record_key(record(p)));
         it != existing.records.end() && it->second.timed_T == timed_T_)
       record(p).candidates = it->second.candidates;
-  const Enumeration e = enumerate(spec, target);
+  const Enumeration e = enumerate(spec, target, launch_heads);
   std::vector<Schedule> todo;
   for (const Schedule& s : e.candidates) {
     const Measurement* done = find(record(passes_.front()), s);

@@ -75,6 +75,20 @@ TEST(Knobs, PruningUsesSharedMemoryLimitsBeforeCompiling) {
   }
 }
 
+// The tuner's baseline is the heuristic at the launch size: for few heads (W7: 12 on 132 SMs) the
+// split kernels, which get_kernel runs without a record; the shape-free one otherwise.
+TEST(Knobs, TheHeuristicCandidateIsTheOneOfTheLaunchSize) {
+  const Spec spec = example_spec("linear");
+  Target t = Target::for_arch("sm_90a");
+  t.sm_count = 132;
+  const Schedule few = enumerate(spec, t, 12).candidates.front();
+  EXPECT_EQ(canonical_schedule(few), canonical_schedule(default_schedule(spec, t, 12)));
+  EXPECT_TRUE(few.backward_split_tokens);
+  const Schedule unknown = enumerate(spec, t).candidates.front();
+  EXPECT_FALSE(unknown.backward_split);
+  EXPECT_EQ(canonical_schedule(unknown), canonical_schedule(default_schedule(spec, t)));
+}
+
 TEST(Knobs, PrecisionIsNeverLowered) {
   auto rank = [](const std::string& f) { return f == "mma_bf16" ? 1 : f == "mma_bf16x3" ? 2 : 3; };
   for (const Spec& spec : every_example()) {
