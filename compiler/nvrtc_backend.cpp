@@ -107,7 +107,13 @@ std::string cuda_home() {
 }
 
 std::vector<std::string> key_options(const std::string& arch) {
-  return {"--gpu-architecture=" + target_for(arch).first, "-std=c++17", "--ptxas-options=-v"};
+  std::vector<std::string> options = {"--gpu-architecture=" + target_for(arch).first, "-std=c++17",
+                                      "--ptxas-options=-v"};
+  // Source lines in the binaries, for profilers (Nsight Compute's source page): an option, so a
+  // part of the cache key, and such kernels never serve a build without it.
+  if (const char* v = std::getenv("TTTC_LINEINFO"); v && *v && std::string(v) != "0")
+    options.push_back("-lineinfo");
+  return options;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 // template.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -121,6 +122,24 @@ TEST(Nvrtc, ArchNewerThanNvrtcGetsPtxAndUnknownArchIsAnError) {
 
 TEST(Nvrtc, KeyOptionsNeverContainPaths) {
   for (const auto& o : nvrtc::key_options("sm_90a")) EXPECT_EQ(o.find('/'), std::string::npos) << o;
+}
+
+// TTTC_LINEINFO=1 builds with source lines (for profilers): an option of the key, so such a
+// build and a plain one never share a cache entry; the binary carries the line table.
+TEST(Nvrtc, LineInfoIsAKeyOptionAndReachesTheBinary) {
+  const auto plain = nvrtc::key_options("sm_90a");
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), "-lineinfo"), 0);
+  ::setenv("TTTC_LINEINFO", "1", 1);
+  const auto with_lines = nvrtc::key_options("sm_90a");
+  const Spec spec;
+  const auto g = codegen::generate(spec, Schedule{}, codegen::KernelKind::forward);
+  const nvrtc::CompileResult lines = nvrtc::compile(g.source, g.kernel_name, "sm_90a");
+  ::setenv("TTTC_LINEINFO", "0", 1);
+  const nvrtc::CompileResult none = nvrtc::compile(g.source, g.kernel_name, "sm_90a");
+  ::unsetenv("TTTC_LINEINFO");
+  EXPECT_EQ(std::count(with_lines.begin(), with_lines.end(), "-lineinfo"), 1);
+  EXPECT_NE(lines.binary.find(".nv_debug_line_sass"), std::string::npos);
+  EXPECT_EQ(none.binary.find(".nv_debug_line_sass"), std::string::npos);
 }
 
 }  // namespace
