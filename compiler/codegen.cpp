@@ -64,6 +64,7 @@ class StepWriter {
     for (size_t i = 0; i < p_.ops.size(); ++i) {
       if (!plan_.live[i]) continue;
       const ir::Op& op = p_.ops[i];
+      if (loads_pending_ && op.kind != ir::OpKind::input) sync_loads();
       if (op.section != section) {
         section = op.section;
         out_ += fmt::format("    // {}\n", section);
@@ -81,10 +82,18 @@ class StepWriter {
       emit_op(op);
       emit_output_binding(op.out);
     }
+    if (loads_pending_) sync_loads();
     return out_ + "  }\n";
   }
 
  private:
+  // The input loads do not end with a barrier each: one after the last of them lets their memory
+  // latencies overlap.
+  void sync_loads() {
+    out_ += "    __syncthreads();  // the inputs above\n";
+    loads_pending_ = false;
+  }
+
   // Where value `id` lives, as a C++ expression.
   std::string loc(int id) const {
     if (const long long slot = plan_.slot[id]; slot >= 0)
@@ -116,6 +125,8 @@ class StepWriter {
   void emit_input(int id) {
     const std::string& name = p_.values[id].name;
     const int K = spec_.mini_batch, f = spec_.head_dim;
+    loads_pending_ |=
+        kTokenSources.count(name) || name == "lr" || name == "tau" || name == "tau_last";
     if (auto it = kTokenSources.find(name); it != kTokenSources.end())
       line(fmt::format("tttc::load_tokens({}, {}, {}, {}, c.valid);", loc(id), K, f, it->second),
            id);
@@ -268,6 +279,7 @@ class StepWriter {
   const long long on_chip_floats_;
   std::map<std::string, long long> offsets_;
   std::string out_;
+  bool loads_pending_ = false;  // input loads emitted since the last barrier
 };
 
 // The forward kernel updates the state in place: no op may read W_l / b_l after W_l' / b_l'.
@@ -333,7 +345,7 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
   if (!arena_shared) ws += g.arena_floats;
   if (kind == KernelKind::backward) {
     c["kWsGroupStates"] = ws;
-    ws += round16(spec.checkpoint_group * S);
+    ws += round16((spec.checkpoint_group - 1) * S);  // a group's first state is its checkpoint
     c["kWsDstateA"] = ws;
     ws += round16(S);
     c["kWsDstateB"] = ws;

@@ -116,41 +116,39 @@ __host__ __device__ constexpr Blocking choose_blocking() {
 
 }  // namespace arena_mma
 
-// C[M,N] = alpha * op(A) op(B) + beta * D (D may be null). A is [M,KD] (or [KD,M] when TA); B is
-// [KD,N] (or [N,KD] when TB). M and KD are multiples of 4 and N of 8 (the spec language makes
-// every dimension a multiple of 8); rows past M and k past KD read as zero. Pointers are 16-byte
-// aligned (arena slots and state offsets are multiples of 4 floats). C may alias D (each element
-// is read and written by one lane) but no other operand. PA and PB: the bf16 terms A and B are
-// split into; with P terms each, 1 rounds operands to bf16 (about 2^-8 relative), 2 adds 3
-// products (2^-16), 3 adds 6 products (2^-24, like f32); an operand whose values are bf16
-// already (tokens) takes 1 term at no loss. WARPS and REGS are the kernel's warps and register
-// limit per thread.
-//
-// Fragment layout (PTX ISA, m16n8k16, lane = 4g + t): A rows g, g+8 and k 2t, 2t+1, 2t+8, 2t+9;
-// B k the same and column g; C rows g, g+8 and columns 2t, 2t+1. Within a block of bm x bn tiles
-// this lane's slots stand for: k slot (2t, 2t+1, 2t+8, 2t+9) -> k 4t..4t+3; row slot g (+8 h) of
-// tile i -> row g*2bm + 2i + h; column slot s of tile j -> column s*bn + j.
+// The matmul below, as a type: its blocking, its split over k, and the block product and store.
 template <bool TA, bool TB, int PA, int PB, int M, int N, int KD, int WARPS, int REGS>
-__device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B, float alpha,
-                                        const float* D, float beta) {
+struct MatmulMma {
   static_assert(PA >= 1 && PA <= 3 && PB >= 1 && PB <= 3, "split terms: 1, 2 or 3");
-  constexpr int P = PA > PB ? PA : PB;
+  static constexpr int P = PA > PB ? PA : PB;
   static_assert(M % 4 == 0 && KD % 4 == 0 && N % 8 == 0, "matmul_mma: shape");
-  constexpr int TILES_M = (M + 15) / 16, TILES_N = N / 8;
-  constexpr arena_mma::Blocking blk =
+  static constexpr int TILES_M = (M + 15) / 16, TILES_N = N / 8;
+  static constexpr arena_mma::Blocking blk =
       arena_mma::choose_blocking<TILES_M, TILES_N, WARPS, PA, PB, REGS>();
-  constexpr int BM = blk.bm, BN = blk.bn, ROWS = 2 * BM;  // ROWS: this lane's rows in a block
-  constexpr int BLOCKS_N = TILES_N / BN, BLOCKS = (TILES_M / BM) * BLOCKS_N;
+  static constexpr int BM = blk.bm, BN = blk.bn, ROWS = 2 * BM;  // ROWS: a lane's rows in a block
+  static constexpr int BLOCKS_N = TILES_N / BN, BLOCKS = (TILES_M / BM) * BLOCKS_N;
   static_assert(M % 16 == 0 || M % ROWS == 0, "matmul_mma: a lane's rows are all in or all out");
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 
-  for (int block = warp; block < BLOCKS; block += WARPS) {
-    const int row0 = (block / BLOCKS_N) * 16 * BM + g * ROWS;  // this lane's first row
-    const int col0 = (block % BLOCKS_N) * 8 * BN;
-    const bool rows_in = M % 16 == 0 || row0 < M;
-    float acc[BM][BN][4] = {};
+  // Split over k: when the blocks leave at least half the warps idle (few rows and columns, a
+  // long contraction: [16 x 64] = [16 x 256][256 x 64]), KSPLIT warps share a block, each
+  // taking a run of k, and add their partial products into C in turn (a fixed order, so the
+  // result does not depend on timing). At most 4 parts: each costs a CTA barrier.
+  static constexpr int KSTEPS = (KD + 15) / 16;
+  __host__ __device__ static constexpr int ksplit() {
+    int k = 1;
+    while (k < 4 && BLOCKS * 2 * k <= WARPS && KSTEPS >= 4 * k) k *= 2;
+    return k;
+  }
+  static constexpr int KSPLIT = ksplit();
+  static constexpr int KCHUNK = 16 * ((KSTEPS + KSPLIT - 1) / KSPLIT);
+
+  // acc = op(A) op(B) over k in [k_begin, k_end) for one block of tiles.
+  static __device__ __forceinline__ void product(float (&acc)[BM][BN][4], const float* A,
+                                                 const float* B, int row0, int col0, bool rows_in,
+                                                 int k_begin, int k_end) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll 2
-    for (int k0 = 0; k0 < KD; k0 += 16) {
+    for (int k0 = k_begin; k0 < k_end; k0 += 16) {
       const int k = k0 + 4 * t;  // this lane's four k
       const bool k_in = KD % 16 == 0 || k < KD;
       float a[ROWS][4] = {}, b[BN][4] = {};
@@ -212,7 +210,12 @@ __device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B
             for (int s = 0; s <= order; ++s)
               if (s < PA && order - s < PB) mma_bf16(acc[i][j], af[i][s], bf[j][order - s]);
     }
-    if (!rows_in) continue;
+  }
+
+  // C = alpha * acc + beta * D for one block (D may be null, or C itself).
+  static __device__ __forceinline__ void store(float* C, const float (&acc)[BM][BN][4], int row0,
+                                               int col0, float alpha, const float* D, float beta) {
+    const int t = threadIdx.x % 4;
 #pragma unroll
     for (int i = 0; i < BM; ++i)
 #pragma unroll
@@ -232,7 +235,59 @@ __device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B
         arena_mma::store_vec<2 * BN>(C + idx, v);
       }
   }
-  __syncthreads();
+
+  static __device__ __forceinline__ void run(float* C, const float* A, const float* B, float alpha,
+                                             const float* D, float beta) {
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
+    const auto origin = [&](int block, int& row0, int& col0) {  // this lane's first row
+      row0 = (block / BLOCKS_N) * 16 * BM + g * ROWS;
+      col0 = (block % BLOCKS_N) * 8 * BN;
+      return M % 16 == 0 || row0 < M;
+    };
+    if constexpr (KSPLIT == 1) {
+      for (int block = warp; block < BLOCKS; block += WARPS) {
+        int row0, col0;
+        const bool rows_in = origin(block, row0, col0);
+        float acc[BM][BN][4] = {};
+        product(acc, A, B, row0, col0, rows_in, 0, KD);
+        if (rows_in) store(C, acc, row0, col0, alpha, D, beta);
+      }
+      __syncthreads();
+    } else {
+      const int part = warp / BLOCKS;  // warps past BLOCKS * KSPLIT take no part
+      int row0, col0;
+      const bool rows_in = origin(warp % BLOCKS, row0, col0) && part < KSPLIT;
+      float acc[BM][BN][4] = {};
+      if (part < KSPLIT)
+        product(acc, A, B, row0, col0, rows_in, part * KCHUNK, min(KD, (part + 1) * KCHUNK));
+#pragma unroll 1
+      for (int round = 0; round < KSPLIT; ++round) {
+        if (part == round && rows_in)
+          store(C, acc, row0, col0, alpha, round == 0 ? D : C, round == 0 ? beta : 1.f);
+        __syncthreads();
+      }
+    }
+  }
+};
+
+// C[M,N] = alpha * op(A) op(B) + beta * D (D may be null). A is [M,KD] (or [KD,M] when TA); B is
+// [KD,N] (or [N,KD] when TB). M and KD are multiples of 4 and N of 8 (the spec language makes
+// every dimension a multiple of 8); rows past M and k past KD read as zero. Pointers are 16-byte
+// aligned (arena slots and state offsets are multiples of 4 floats). C may alias D (each element
+// is read and written by one lane) but no other operand. PA and PB: the bf16 terms A and B are
+// split into; with P terms each, 1 rounds operands to bf16 (about 2^-8 relative), 2 adds 3
+// products (2^-16), 3 adds 6 products (2^-24, like f32); an operand whose values are bf16
+// already (tokens) takes 1 term at no loss. WARPS and REGS are the kernel's warps and register
+// limit per thread.
+//
+// Fragment layout (PTX ISA, m16n8k16, lane = 4g + t): A rows g, g+8 and k 2t, 2t+1, 2t+8, 2t+9;
+// B k the same and column g; C rows g, g+8 and columns 2t, 2t+1. Within a block of bm x bn tiles
+// this lane's slots stand for: k slot (2t, 2t+1, 2t+8, 2t+9) -> k 4t..4t+3; row slot g (+8 h) of
+// tile i -> row g*2bm + 2i + h; column slot s of tile j -> column s*bn + j.
+template <bool TA, bool TB, int PA, int PB, int M, int N, int KD, int WARPS, int REGS>
+__device__ __noinline__ void matmul_mma(float* C, const float* A, const float* B, float alpha,
+                                        const float* D, float beta) {
+  MatmulMma<TA, TB, PA, PB, M, N, KD, WARPS, REGS>::run(C, A, B, alpha, D, beta);
 }
 
 }  // namespace tttc

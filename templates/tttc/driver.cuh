@@ -100,15 +100,15 @@ __device__ void backward_kernel(const BackwardParams& p) {
   for (int g = walk.groups - 1; g >= 0; --g) {
     const int first = g * G;
     const auto last = [&] { return min(first + G, walk.steps) - 1; };  // read where needed
-    // the states at the start of the group's steps
+    // The states at the start of the group's later steps (rematerialised); the first step reads
+    // the checkpoint where it lies.
     const auto group_state = [&](int m) {
-      return workspace() + Cfg::kWsGroupStates + (m - first) * S;
+      return workspace() + Cfg::kWsGroupStates + (m - first - 1) * S;
     };
-    copy_floats(group_state(first), p.checkpoints + (1LL * cta_index() * walk.groups + g) * S, S);
     const auto bind_step = [&](int m) {
       const int bh = cta_index();
       bind_backward_step(c, p, bh / p.H, bh % p.H, m, K);
-      c.state_in = group_state(m);
+      c.state_in = m == first ? p.checkpoints + (1LL * bh * walk.groups + g) * S : group_state(m);
     };
     if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
       for (int m = first; m < last(); ++m) {  // rematerialise the states inside the group

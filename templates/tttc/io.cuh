@@ -7,32 +7,47 @@
 
 namespace tttc {
 
-// dst[K,F] (f32) <- rows [0, valid) of src (stride_t elements apart), zeros after.
+// A thread's walk over the elements of a row-major [*, C] matrix, blockDim.x apart: the row and
+// column advance without a division per element (C is a run-time value where this is used, and
+// an integer division costs about 20 instructions).
+struct CtaWalk {
+  int i, j;
+  const int di, dj, C;
+  __device__ explicit CtaWalk(int cols)
+      : i(threadIdx.x / cols),
+        j(threadIdx.x % cols),
+        di(blockDim.x / cols),
+        dj(blockDim.x % cols),
+        C(cols) {}
+  __device__ void next() {
+    i += di, j += dj;
+    if (j >= C) j -= C, ++i;  // dj < C: once is enough
+  }
+};
+
+// dst[K,F] (f32) <- rows [0, valid) of src (stride_t elements apart), zeros after. The input
+// loads end with no barrier: the generated step puts one after the last of them.
 template <class T>
 __device__ __noinline__ void load_tokens(float* dst, int K, int F, const T* src, long long stride_t,
                                          int valid) {
-  for (int idx = threadIdx.x; idx < K * F; idx += blockDim.x) {
-    const int t = idx / F, j = idx % F;
-    dst[idx] = t < valid ? to_float(src[t * stride_t + j]) : 0.f;
-  }
-  __syncthreads();
+  CtaWalk w(F);
+  for (int idx = threadIdx.x; idx < K * F; idx += blockDim.x, w.next())
+    dst[idx] = w.i < valid ? to_float(src[w.i * stride_t + w.j]) : 0.f;
 }
 
 template <class T>
 __device__ __noinline__ void store_tokens(T* dst, const float* src, int K, int F,
                                           long long stride_t, int valid) {
-  for (int idx = threadIdx.x; idx < K * F; idx += blockDim.x) {
-    const int t = idx / F, j = idx % F;
-    if (t < valid) dst[t * stride_t + j] = from_float<T>(src[idx]);
-  }
+  CtaWalk w(F);
+  for (int idx = threadIdx.x; idx < K * F; idx += blockDim.x, w.next())
+    if (w.i < valid) dst[w.i * stride_t + w.j] = from_float<T>(src[idx]);
   __syncthreads();
 }
 
-// dst[N] <- src[0, valid) (elements `stride` apart), zeros after.
+// dst[N] <- src[0, valid) (elements `stride` apart), zeros after; no barrier (as load_tokens).
 __device__ __noinline__ void load_vector(float* dst, int N, const float* src, int valid,
                                          int stride = 1) {
   for (int i = threadIdx.x; i < N; i += blockDim.x) dst[i] = i < valid ? src[i * stride] : 0.f;
-  __syncthreads();
 }
 
 // dst[0, valid) (elements `stride` apart) <- src.
@@ -48,8 +63,23 @@ __device__ __noinline__ void accumulate(float* acc, const float* src, int N) {
   __syncthreads();
 }
 
-__device__ __forceinline__ void copy_floats(float* dst, const float* src, long long n) {
-  for (long long i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+// States are whole multiples of 16 bytes wherever the runtime or codegen places them, but a
+// caller's tensor may be offset: 16-byte vectors when both ends allow them, floats otherwise.
+// n counts one state (fewer than 2^31 floats). A call, not inlined: inside the step loop its
+// registers made the video forward spill.
+__device__ __noinline__ void copy_floats(float* __restrict__ dst, const float* __restrict__ src,
+                                         long long n) {
+  const int count = static_cast<int>(n);
+  int done = 0;
+  if (((reinterpret_cast<unsigned long long>(dst) | reinterpret_cast<unsigned long long>(src)) &
+       15) == 0) {
+    done = count & ~3;
+    float4* const d4 = reinterpret_cast<float4*>(dst);
+    const float4* const s4 = reinterpret_cast<const float4*>(src);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < done / 4; i += blockDim.x) d4[i] = s4[i];
+  }
+  for (int i = done + threadIdx.x; i < count; i += blockDim.x) dst[i] = src[i];
   __syncthreads();
 }
 

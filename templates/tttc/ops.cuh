@@ -5,6 +5,7 @@
 #pragma once
 
 #include "tttc/arena_mma.cuh"
+#include "tttc/io.cuh"
 #include "tttc/numeric.cuh"
 
 namespace tttc {
@@ -79,17 +80,31 @@ __device__ __forceinline__ float ew_apply(float a, float b, float s, float c, in
 
 // out[R,C] = Op(a, b). An operand of shape [1,C], [R,1] or [1,1] is broadcast (its row or column
 // step is 0; codegen passes the shapes). b may be null for unary ops. out may alias a or b when
-// that operand has the output's shape.
+// that operand has the output's shape. A thread loads the operands of kBatch of its elements
+// before it stores any: with an arena in global memory, one element at a time waits a full memory
+// latency per element (out may alias a or b only element for element, so this is safe).
 template <int Op, int Act>
 __device__ __noinline__ void elementwise(float* out, int R, int C, const float* a, int ra, int ca,
                                          const float* b, int rb, int cb, float s, float c) {
+  constexpr int kBatch = 4;
   const int a_row = ra == 1 ? 0 : ca, a_col = ca == 1 ? 0 : 1;
   const int b_row = rb == 1 ? 0 : cb, b_col = cb == 1 ? 0 : 1;
-  for (int idx = threadIdx.x; idx < R * C; idx += blockDim.x) {
-    const int i = idx / C, j = idx % C;
-    const float av = a[i * a_row + j * a_col];
-    const float bv = b ? b[i * b_row + j * b_col] : 0.f;
-    out[idx] = ew_apply<Op, Act>(av, bv, s, c, i, j);
+  const int n = R * C;
+  CtaWalk w(C);
+  for (int first = threadIdx.x; first < n; first += kBatch * blockDim.x) {
+    float av[kBatch], bv[kBatch];
+    int row[kBatch], col[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u, w.next()) {
+      row[u] = w.i, col[u] = w.j;
+      const bool in = first + u * static_cast<int>(blockDim.x) < n;
+      av[u] = in ? a[w.i * a_row + w.j * a_col] : 0.f;
+      bv[u] = in && b ? b[w.i * b_row + w.j * b_col] : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u)
+      if (const int idx = first + u * static_cast<int>(blockDim.x); idx < n)
+        out[idx] = ew_apply<Op, Act>(av[u], bv[u], s, c, row[u], col[u]);
   }
   __syncthreads();
 }
@@ -99,6 +114,7 @@ __device__ __noinline__ void row_sum(float* out, const float* a, int R, int C) {
   const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
   for (int i = threadIdx.x / 32; i < R; i += warps) {
     float acc = 0.f;
+#pragma unroll 4
     for (int j = lane; j < C; j += 32) acc += a[i * C + j];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
@@ -110,6 +126,7 @@ __device__ __noinline__ void row_sum(float* out, const float* a, int R, int C) {
 __device__ __noinline__ void col_sum(float* out, const float* a, int R, int C) {
   for (int j = threadIdx.x; j < C; j += blockDim.x) {
     float acc = 0.f;
+#pragma unroll 4
     for (int i = 0; i < R; ++i) acc += a[i * C + j];
     out[j] = acc;
   }
@@ -117,10 +134,8 @@ __device__ __noinline__ void col_sum(float* out, const float* a, int R, int C) {
 }
 
 __device__ __noinline__ void transpose(float* out, const float* a, int R, int C) {
-  for (int idx = threadIdx.x; idx < R * C; idx += blockDim.x) {
-    const int i = idx / C, j = idx % C;
-    out[j * R + i] = a[idx];
-  }
+  CtaWalk w(C);
+  for (int idx = threadIdx.x; idx < R * C; idx += blockDim.x, w.next()) out[w.j * R + w.i] = a[idx];
   __syncthreads();
 }
 

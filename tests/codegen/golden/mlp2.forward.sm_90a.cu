@@ -27,6 +27,7 @@ struct Step {
     tttc::load_vector(A + 3072, 16, c.lr, c.valid, c.slr);  // %3 lr [1x16]
     tttc::load_vector(A + 3088, 16, c.tau, 16);  // %4 tau [16x1]
     tttc::load_vector(A + 3104, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
+    __syncthreads();  // the inputs above
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 16, 256, 64, 16, 128>(A + 3120, A + 1024, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [16x256]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused

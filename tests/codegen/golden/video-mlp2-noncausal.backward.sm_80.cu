@@ -12,13 +12,13 @@ struct Cfg {
   static constexpr bool kArenaShared = false, kStateShared = false, kContextInMemory = false;
   static constexpr long long kSmemArena = 0;
   static constexpr long long kSmemState = 41728;
-  static constexpr long long kWorkspaceFloats = 833424;
-  static constexpr long long kWsAccBeta = 833360;
-  static constexpr long long kWsAccGamma = 833296;
-  static constexpr long long kWsAccTau = 833232;
+  static constexpr long long kWorkspaceFloats = 800336;
+  static constexpr long long kWsAccBeta = 800272;
+  static constexpr long long kWsAccGamma = 800208;
+  static constexpr long long kWsAccTau = 800144;
   static constexpr long long kWsArena = 0;
-  static constexpr long long kWsDstateA = 767056;
-  static constexpr long long kWsDstateB = 800144;
+  static constexpr long long kWsDstateA = 733968;
+  static constexpr long long kWsDstateB = 767056;
   static constexpr long long kWsGroupStates = 237648;
 };
 constexpr int kAct = 0 /* gelu_tanh */;
@@ -32,6 +32,7 @@ struct Step {
     tttc::load_tokens(S + 4096, 64, 64, c.v, c.sv, c.valid);  // %2 V [64x64]
     tttc::load_vector(S + 8192, 64, c.lr, c.valid, c.slr);  // %3 lr [1x64]
     tttc::load_vector(S + 8256, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
+    __syncthreads();  // the inputs above
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(S + 8272, S + 0, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
@@ -121,6 +122,7 @@ struct Step {
     tttc::load_tokens(S + 8192, 64, 64, c.v, c.sv, c.valid);  // %2 V [64x64]
     tttc::load_vector(S + 12288, 64, c.lr, c.valid, c.slr);  // %3 lr [1x64]
     tttc::load_vector(S + 12352, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
+    __syncthreads();  // the inputs above
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(S + 12368, S + 4096, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
@@ -236,6 +238,7 @@ struct Step {
     tttc::elementwise<tttc::kMul, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, S + 8576, 64, 1, 1.0f, 0.0f);  // %68 [64x64]
     // backward
     tttc::load_tokens(A + 180304, 64, 64, c.dout, c.sdout, c.valid);  // %72 dO [64x64]
+    __syncthreads();  // the inputs above
     tttc::col_sum(S + 8512, A + 180304, 64, 64);  // %77 [1x64]
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;

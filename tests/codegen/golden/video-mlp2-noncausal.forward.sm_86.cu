@@ -27,6 +27,7 @@ struct Step {
     tttc::load_tokens(S + 8192, 64, 64, c.v, c.sv, c.valid);  // %2 V [64x64]
     tttc::load_vector(S + 12288, 64, c.lr, c.valid, c.slr);  // %3 lr [1x64]
     tttc::load_vector(S + 12352, 1, c.tau + c.valid - 1, 1);  // %5 tau_last [1x1]
+    __syncthreads();  // the inputs above
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 12368, S + 4096, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused

@@ -1,7 +1,8 @@
 // arena_mma_check.cu: checks templates/tttc/arena_mma.cuh's matmul_mma on a GPU against a double
 // CPU product for every transpose pair, split depth and a spread of shapes (rows and k that are
-// not multiples of 16, register limits that change the blocking), with C aliasing D. Built with
-// nvcc by scripts/device-bundle.sh; prints one line per case and exits 1 on any failure.
+// not multiples of 16, register limits that change the blocking, splits over k), with C aliasing
+// D. Built with nvcc by scripts/device-bundle.sh; prints one line per case and exits 1 on any
+// failure.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -77,9 +78,11 @@ void check(bool alias) {
   const double rel = worst / scale, tol = P == 1 && !TOKENS ? 2e-2 : P == 2 ? 1e-4 : 1e-5;
   const bool ok = err == cudaSuccess && rel <= tol;
   failures += !ok;
-  std::printf("%s TA=%d TB=%d PA=%d PB=%d M=%d N=%d KD=%d warps=%d regs=%d alias=%d rel=%.2e%s\n",
-              ok ? "pass" : "FAIL", TA, TB, PA, PB, M, N, KD, W, R, alias, rel,
-              err == cudaSuccess ? "" : cudaGetErrorString(err));
+  std::printf(
+      "%s TA=%d TB=%d PA=%d PB=%d M=%d N=%d KD=%d warps=%d regs=%d ksplit=%d alias=%d rel=%.2e%s\n",
+      ok ? "pass" : "FAIL", TA, TB, PA, PB, M, N, KD, W, R,
+      tttc::MatmulMma<TA, TB, PA, PB, M, N, KD, W, R>::KSPLIT, alias, rel,
+      err == cudaSuccess ? "" : cudaGetErrorString(err));
   cudaFree(da), cudaFree(db), cudaFree(dc), cudaFree(dd);
 }
 
@@ -114,6 +117,12 @@ int main() {
   all_transposes<3, 16, 64, 256, 8, 248, 3, 1>();  // f32 x token
   all_transposes<2, 24, 64, 40, 4, 64, 1, 2>();
   all_transposes<1, 16, 16, 64, 8, 248, 1, 1, true>();  // token x token: exact products
+  // split over k (few blocks, long contractions): 2 and 4 parts, k and rows not multiples of 16
+  all_transposes<3, 16, 64, 256, 16, 128>();
+  all_transposes<3, 16, 16, 256, 16, 128>();
+  all_transposes<3, 16, 16, 200, 16, 128>();
+  all_transposes<2, 24, 16, 120, 8, 255>();
+  all_transposes<3, 16, 64, 256, 16, 128, 3, 1>();
   std::printf("%s: %d failures\n", failures ? "FAIL" : "pass", failures);
   return failures ? 1 : 0;
 }
