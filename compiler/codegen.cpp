@@ -65,6 +65,10 @@ class StepWriter {
       if (!plan_.live[i]) continue;
       const ir::Op& op = p_.ops[i];
       if (loads_pending_ && op.kind != ir::OpKind::input) sync_loads();
+      if (function_name == "forward" && !waited_for_checkpoint_ && writes_state(i)) {
+        out_ += "    tttc::wait_checkpoint_reads<Cfg>();  // the state is updated in place below\n";
+        waited_for_checkpoint_ = true;
+      }
       if (op.section != section) {
         section = op.section;
         out_ += fmt::format("    // {}\n", section);
@@ -87,6 +91,17 @@ class StepWriter {
   }
 
  private:
+  // Whether op i, or a fused group it starts, writes the state after the step.
+  bool writes_state(size_t i) const {
+    for (size_t j = i;
+         j < p_.ops.size() && (j == i || !plan_.live[j] || plan_.group[j] == static_cast<int>(i));
+         ++j)
+      if (plan_.live[j] && plan_.slot[p_.ops[j].out] == plan::kBoundOutside &&
+          loc(p_.ops[j].out).starts_with("c.state_out"))
+        return true;
+    return false;
+  }
+
   // The input loads do not end with a barrier each: one after the last of them lets their memory
   // latencies overlap.
   void sync_loads() {
@@ -280,6 +295,7 @@ class StepWriter {
   std::map<std::string, long long> offsets_;
   std::string out_;
   bool loads_pending_ = false;  // input loads emitted since the last barrier
+  bool waited_for_checkpoint_ = false;
 };
 
 // The forward kernel updates the state in place: no op may read W_l / b_l after W_l' / b_l'.

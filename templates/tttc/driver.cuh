@@ -34,6 +34,64 @@ __device__ __forceinline__ int cta_index() {
   return i;
 }
 
+// The forward's checkpoints from a state in shared memory, on sm_90: bulk copies (16 KiB each,
+// issued by one thread apiece) that run while the step computes; the step waits for them to have
+// read the state before it updates it (wait_checkpoint_reads, which codegen puts before the
+// first state write). Elsewhere, or for a destination not 16-byte aligned, a plain copy.
+template <class Cfg>
+constexpr bool kBulkCheckpoints = Cfg::kStateShared&& Cfg::kS % 4 == 0 && Cfg::kSmemState % 4 == 0;
+
+template <class Cfg>
+__device__ __forceinline__ void store_checkpoint(float* dst, const float* state) {
+#if __CUDA_ARCH__ >= 900
+  if constexpr (kBulkCheckpoints<Cfg>) {
+    if ((reinterpret_cast<unsigned long long>(dst) & 15) == 0) {
+      constexpr long long kBytes = Cfg::kS * 4, kChunk = 16384;
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the state's last writes
+      __syncthreads();
+      for (long long at = threadIdx.x * kChunk; at < kBytes; at += blockDim.x * kChunk) {
+        const unsigned size = static_cast<unsigned>(min(kChunk, kBytes - at));
+        const unsigned src =
+            static_cast<unsigned>(__cvta_generic_to_shared(state)) + static_cast<unsigned>(at);
+        asm volatile(
+            "cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n"
+            "cp.async.bulk.commit_group;" ::"l"(reinterpret_cast<char*>(dst) + at),
+            "r"(src), "r"(size)
+            : "memory");
+      }
+      return;
+    }
+  }
+#endif
+  copy_floats(dst, state, Cfg::kS);
+}
+
+template <class Cfg>
+__device__ __forceinline__ void wait_checkpoint_reads() {
+#if __CUDA_ARCH__ >= 900
+  if constexpr (kBulkCheckpoints<Cfg>) {
+    asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+    __syncthreads();
+  }
+#endif
+}
+
+// Asks L2 for mini-batch m's token rows (q, k, v: one thread a row) a step ahead: the step's
+// loads then wait on L2, not on device memory.
+template <class T, int K, int F>
+__device__ __forceinline__ void prefetch_tokens(const ForwardParams& p, int b, int h, int m) {
+  const int t = threadIdx.x, row = t % K;
+  const long long token = 1LL * m * K + row;
+  if (t >= 3 * K || token >= p.T) return;
+  const char* at = reinterpret_cast<const char*>(token_ptr<T>(t < K       ? p.q
+                                                              : t < 2 * K ? p.k
+                                                                          : p.v,
+                                                              b, h, token));
+#pragma unroll
+  for (int byte = 0; byte < F * static_cast<int>(sizeof(T)); byte += 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(at + byte));
+}
+
 template <class Cfg, class Step>
 __device__ void forward_kernel(const ForwardParams& p) {
   using T = typename Cfg::Elem;
@@ -55,12 +113,17 @@ __device__ void forward_kernel(const ForwardParams& p) {
 
   const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
   for (int m = 0; m < steps; ++m) {
-    if (m % G == 0) copy_floats(p.checkpoints + (1LL * bh * checkpoints + m / G) * S, state, S);
+    if (m % G == 0)
+      store_checkpoint<Cfg>(p.checkpoints + (1LL * bh * checkpoints + m / G) * S, state);
     bind_forward_step(c, p, b, h, m, K);
+    prefetch_tokens<T, K, F>(p, b, h, m + 1);
     context_in_memory<Cfg>(&c);
     Step::forward(c);
   }
   if (Cfg::kStateShared) copy_floats(p.state_final + cta_index() * S, state, S);
+#if __CUDA_ARCH__ >= 900
+  if constexpr (kBulkCheckpoints<Cfg>) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+#endif
 }
 
 template <class Cfg, class Step>

@@ -63,23 +63,10 @@ __device__ __noinline__ void accumulate(float* acc, const float* src, int N) {
   __syncthreads();
 }
 
-// States are whole multiples of 16 bytes wherever the runtime or codegen places them, but a
-// caller's tensor may be offset: 16-byte vectors when both ends allow them, floats otherwise.
-// n counts one state (fewer than 2^31 floats). A call, not inlined: inside the step loop its
-// registers made the video forward spill.
-__device__ __noinline__ void copy_floats(float* __restrict__ dst, const float* __restrict__ src,
-                                         long long n) {
-  const int count = static_cast<int>(n);
-  int done = 0;
-  if (((reinterpret_cast<unsigned long long>(dst) | reinterpret_cast<unsigned long long>(src)) &
-       15) == 0) {
-    done = count & ~3;
-    float4* const d4 = reinterpret_cast<float4*>(dst);
-    const float4* const s4 = reinterpret_cast<const float4*>(src);
-#pragma unroll 4
-    for (int i = threadIdx.x; i < done / 4; i += blockDim.x) d4[i] = s4[i];
-  }
-  for (int i = done + threadIdx.x; i < count; i += blockDim.x) dst[i] = src[i];
+// Inlined and one float at a time: a vector copy (unrolled, or as a call) inside the forward's
+// step loop costs registers that make the MLP forwards spill.
+__device__ __forceinline__ void copy_floats(float* dst, const float* src, long long n) {
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
   __syncthreads();
 }
 

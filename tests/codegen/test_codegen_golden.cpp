@@ -52,6 +52,31 @@ TEST_P(CodegenGolden, SourceMatchesGolden) {
   EXPECT_EQ(codegen::generate(spec, sched, c.kind).source, source);
 }
 
+// The arena forward updates its state in place while the step's checkpoint may still be read
+// out of it by bulk copies (sm_90): one wait, before the first line that touches the new state,
+// and the inputs' single barrier before anything reads them.
+TEST(ArenaForward, WaitsForTheCheckpointBeforeTheStateUpdate) {
+  for (const char* example : {"mlp2", "video-mlp2-noncausal", "mlp4-d128", "mlp3-relu-f16"}) {
+    SCOPED_TRACE(example);
+    const Spec spec =
+        load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + example + ".json");
+    const std::string source =
+        codegen::generate(spec, default_schedule(spec, Target::for_arch("sm_90a")),
+                          codegen::KernelKind::forward)
+            .source;
+    const size_t wait = source.find("tttc::wait_checkpoint_reads<Cfg>();");
+    ASSERT_NE(wait, std::string::npos);
+    EXPECT_EQ(source.find("tttc::wait_checkpoint_reads", wait + 1), std::string::npos);
+    const size_t first_new_state = source.find("c.state_out");
+    ASSERT_NE(first_new_state, std::string::npos);
+    EXPECT_LT(wait, first_new_state);
+    const size_t inputs_barrier = source.find("__syncthreads();  // the inputs above");
+    ASSERT_NE(inputs_barrier, std::string::npos);
+    EXPECT_LT(inputs_barrier, source.find("tttc::matmul_mma"));
+    EXPECT_GT(inputs_barrier, source.rfind("tttc::load_tokens", source.find("tttc::matmul_mma")));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Examples, CodegenGolden,
     ::testing::Values(GoldenCase{"linear", codegen::KernelKind::forward, "sm_90a"},

@@ -161,6 +161,7 @@ struct Step {
     tttc::transpose(A + 0, A + 3072, 1, 16);  // %72 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 16, 16, 1, A + 0, 16, 1, A + 3104, 1, 1, 1.0f, 0.0f);  // %73 [16x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 5168, 16, 256, A + 19504, 16, 256, A + 16, 16, 1, 1.0f, 0.0f);  // %74 [16x256]
+    tttc::wait_checkpoint_reads<Cfg>();  // the state is updated in place below
     tttc::matmul_mma<true, false, 1, 3, 64, 256, 16, 16, 128>(c.state_out + 0, A + 1024, A + 5168, -1.0f, c.state_in + 0, 1.0f);  // %75 W1' [64x256]
     tttc::col_sum(A + 32, A + 5168, 16, 256);  // %76 [1x256]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 16384, 1, 256, c.state_in + 16384, 1, 256, A + 32, 1, 256, 1.0f, 0.0f);  // %77 b1' [1x256]

@@ -100,6 +100,7 @@ struct Step {
     tttc::transpose(S + 8192, S + 12288, 1, 64);  // %44 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(S + 8256, 64, 1, S + 8192, 64, 1, S + 12352, 1, 1, 1.0f, 0.0f);  // %45 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(A + 20560, 64, 256, A + 77904, 64, 256, S + 8256, 64, 1, 1.0f, 0.0f);  // %46 [64x256]
+    tttc::wait_checkpoint_reads<Cfg>();  // the state is updated in place below
     tttc::matmul_mma<true, false, 1, 3, 64, 256, 64, 16, 128>(c.state_out + 0, S + 4096, A + 20560, -1.0f, c.state_in + 0, 1.0f);  // %47 W1' [64x256]
     tttc::col_sum(S + 4096, A + 20560, 64, 256);  // %48 [1x256]
     tttc::elementwise<tttc::kSub, kAct>(c.state_out + 16384, 1, 256, c.state_in + 16384, 1, 256, S + 4096, 1, 256, 1.0f, 0.0f);  // %49 b1' [1x256]
