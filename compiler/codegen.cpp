@@ -45,13 +45,16 @@ class StepWriter {
  public:
   // on_chip_floats: with a global arena, the floats of its on-chip part (values wholly below
   // that offset live in shared memory, at the same offsets).
+  // arena_global, state_global: where the arena (beyond its on-chip part) and the state live.
   StepWriter(const Spec& spec, const StepPlan& plan, const Schedule& schedule,
-             long long on_chip_floats)
+             long long on_chip_floats, bool arena_global, bool state_global)
       : spec_(spec),
         plan_(plan),
         p_(plan.program),
         schedule_(schedule),
-        on_chip_floats_(on_chip_floats) {
+        on_chip_floats_(on_chip_floats),
+        arena_global_(arena_global),
+        state_global_(state_global) {
     offsets_ = state_offsets(spec);
   }
 
@@ -91,6 +94,17 @@ class StepWriter {
   }
 
  private:
+  // Whether value id is read from global memory: the arena beyond its on-chip part, a state in
+  // global memory, or a state gradient (always in the workspace).
+  bool in_global_memory(int id) const {
+    const long long slot = plan_.slot[id];
+    if (slot >= 0) return arena_global_ && slot + p_.values[id].size() > on_chip_floats_;
+    if (slot != plan::kBoundOutside) return false;
+    const std::string where = loc(id);
+    if (where.starts_with("c.dstate")) return true;
+    return where.starts_with("c.state") && state_global_;
+  }
+
   // Whether op i, or a fused group it starts, writes the state after the step.
   bool writes_state(size_t i) const {
     for (size_t j = i;
@@ -193,6 +207,14 @@ class StepWriter {
       const char* index = v.rows == 1 ? (v.cols == 1 ? "0" : "j") : (v.cols == 1 ? "i" : "idx");
       return fmt::format("({})[{}]", loc(id), index);
     };
+    // A fused loop loads one element's operands at a time (its stores may alias the next
+    // element's loads), so operands in global memory are first requested into L2 as a whole.
+    std::set<int> prefetched;
+    for (int id : members)
+      for (int a : p_.ops[id].args)
+        if (!inside.count(a) && p_.values[a].size() == shape.size() && in_global_memory(a) &&
+            prefetched.insert(a).second)
+          out_ += fmt::format("    tttc::prefetch_l2({}, {});\n", loc(a), shape.size());
     out_ +=
         fmt::format("    for (int idx = threadIdx.x; idx < {}; idx += blockDim.x) {{  // fused\n",
                     shape.size());
@@ -292,6 +314,7 @@ class StepWriter {
   const ir::Program& p_;
   const Schedule& schedule_;
   const long long on_chip_floats_;
+  const bool arena_global_, state_global_;
   std::map<std::string, long long> offsets_;
   std::string out_;
   bool loads_pending_ = false;  // input loads emitted since the last barrier
@@ -387,7 +410,9 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
                      activation_constant(spec.activation));
   for (const auto& [name, plan] : steps)
-    src += StepWriter(spec, plan, schedule, arena_shared ? 0 : on_chip).write(name);
+    src +=
+        StepWriter(spec, plan, schedule, arena_shared ? 0 : on_chip, !arena_shared, !state_shared)
+            .write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = kind == KernelKind::forward ? "ForwardParams" : "BackwardParams";
   src += fmt::format(

@@ -63,6 +63,13 @@ __device__ __noinline__ void accumulate(float* acc, const float* src, int N) {
   __syncthreads();
 }
 
+// Asks L2 for the n floats at p (global memory), one 128-byte line a thread: a loop that then
+// walks them one element at a time waits on L2, not on device memory.
+__device__ __forceinline__ void prefetch_l2(const float* p, int n) {
+  for (int line = threadIdx.x; line * 32 < n; line += blockDim.x)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 32 * line));
+}
+
 // Inlined and one float at a time: a vector copy (unrolled, or as a call) inside the forward's
 // step loop costs registers that make the MLP forwards spill.
 __device__ __forceinline__ void copy_floats(float* dst, const float* src, long long n) {

@@ -77,6 +77,28 @@ TEST(ArenaForward, WaitsForTheCheckpointBeforeTheStateUpdate) {
   }
 }
 
+// Fused loops request their global-memory operands into L2 first; nothing on chip is requested
+// (mlp2's forward keeps its arena and state in shared memory; the video backward's arena and
+// state are in global memory).
+TEST(ArenaFusedLoops, PrefetchExactlyTheirGlobalOperands) {
+  const auto source = [](const char* example, codegen::KernelKind kind) {
+    const Spec spec =
+        load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + example + ".json");
+    return codegen::generate(spec, default_schedule(spec, Target::for_arch("sm_90a")), kind).source;
+  };
+  EXPECT_EQ(source("mlp2", codegen::KernelKind::forward).find("prefetch_l2"), std::string::npos);
+  const std::string video = source("video-mlp2-noncausal", codegen::KernelKind::backward);
+  std::istringstream lines(video);
+  std::string line;
+  int prefetches = 0;
+  while (std::getline(lines, line)) {
+    if (line.find("tttc::prefetch_l2(") == std::string::npos) continue;
+    ++prefetches;
+    EXPECT_EQ(line.find("(S + "), std::string::npos) << "on-chip operand requested: " << line;
+  }
+  EXPECT_GT(prefetches, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Examples, CodegenGolden,
     ::testing::Values(GoldenCase{"linear", codegen::KernelKind::forward, "sm_90a"},

@@ -178,6 +178,7 @@ struct Step {
     tttc::row_sum(S + 8192, A + 61520, 64, 64);  // %32 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(S + 20560, 64, 64, A + 61520, 64, 64, S + 16464, 64, 64, 1.0f, 0.0f);  // %33 [64x64]
     tttc::row_sum(S + 8320, S + 20560, 64, 64);  // %34 [64x1]
+    tttc::prefetch_l2(A + 61520, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v35 = tttc::ew_apply<tttc::kMul, kAct>((S + 16464)[idx], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %35
@@ -205,6 +206,7 @@ struct Step {
     tttc::elementwise<tttc::kSub, kAct>(S + 8576, 1, 64, c.state_in + 33024, 1, 64, S + 8512, 1, 64, 1.0f, 0.0f);  // %53 b2' [1x64]
     // query output (non-causal: updated state)
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 172112, S + 0, A + 135248, 1.0f, nullptr, 0.0f);  // %54 [64x256]
+    tttc::prefetch_l2(A + 172112, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v55 = tttc::ew_apply<tttc::kAdd, kAct>((A + 172112)[idx], (S + 8768)[j], 1.0f, 0.0f, i, j);  // %55
@@ -217,6 +219,7 @@ struct Step {
     tttc::elementwise<tttc::kAdd, kAct>(A + 176208, 64, 64, A + 172112, 64, 64, S + 8576, 1, 64, 1.0f, 0.0f);  // %58 [64x64]
     tttc::row_sum(S + 8512, A + 176208, 64, 64);  // %59 [64x1]
     tttc::elementwise<tttc::kAffine, kAct>(S + 8576, 64, 1, S + 8512, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %60 [64x1]
+    tttc::prefetch_l2(A + 176208, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v61 = tttc::ew_apply<tttc::kSub, kAct>((A + 176208)[idx], (S + 8576)[i], 1.0f, 0.0f, i, j);  // %61
@@ -240,6 +243,8 @@ struct Step {
     tttc::load_tokens(A + 180304, 64, 64, c.dout, c.sdout, c.valid);  // %72 dO [64x64]
     __syncthreads();  // the inputs above
     tttc::col_sum(S + 8512, A + 180304, 64, 64);  // %77 [1x64]
+    tttc::prefetch_l2(A + 180304, 4096);
+    tttc::prefetch_l2(A + 176208, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v78 = tttc::ew_apply<tttc::kMul, kAct>((A + 180304)[idx], (c.gamma)[j], 1.0f, 0.0f, i, j);  // %78
@@ -249,6 +254,8 @@ struct Step {
     }
     __syncthreads();
     tttc::col_sum(S + 8640, A + 221264, 64, 64);  // %80 [1x64]
+    tttc::prefetch_l2(A + 184400, 4096);
+    tttc::prefetch_l2(A + 172112, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v81 = tttc::ew_apply<tttc::kMul, kAct>((A + 184400)[idx], (S + 8576)[i], 1.0f, 0.0f, i, j);  // %81
@@ -269,6 +276,8 @@ struct Step {
       (S + 8768)[idx] = v89;
     }
     __syncthreads();
+    tttc::prefetch_l2(A + 172112, 4096);
+    tttc::prefetch_l2(A + 176208, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v90 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 8768)[i], 0.f, 1.0f, 0.0f, i, j);  // %90
@@ -287,6 +296,8 @@ struct Step {
     tttc::elementwise<tttc::kAdd, kAct>(S + 8704, 1, 64, c.dstate_next + 33024, 1, 64, S + 8576, 1, 64, 1.0f, 0.0f);  // %99 [1x64]
     tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 221264, A + 172112, A + 155728, 1.0f, nullptr, 0.0f);  // %100 [64x256]
     tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 155728, A + 204880, A + 172112, 1.0f, c.dstate_next + 16640, 1.0f);  // %101 [256x64]
+    tttc::prefetch_l2(A + 188496, 16384);
+    tttc::prefetch_l2(A + 221264, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v102 = tttc::ew_apply<tttc::kActD1, kAct>((A + 188496)[idx], 0.f, 1.0f, 0.0f, i, j);  // %102
@@ -303,6 +314,7 @@ struct Step {
     tttc::elementwise<tttc::kBroadcast, kAct>(A + 172112, 64, 64, S + 0, 1, 64, nullptr, 1, 1, 1.0f, 0.0f);  // %109 [64x64]
     tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(A + 176208, A + 151632, A + 155728, -1.0f, nullptr, 0.0f);  // %110 [64x256]
     tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 45136, A + 155728, -1.0f, A + 172112, 1.0f);  // %111 [64x64]
+    tttc::prefetch_l2(A + 65616, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v112 = tttc::ew_apply<tttc::kMul, kAct>((S + 0)[idx], (S + 8448)[i], 1.0f, 0.0f, i, j);  // %112
@@ -316,6 +328,8 @@ struct Step {
     tttc::elementwise<tttc::kBroadcast, kAct>(A + 192592, 64, 256, S + 64, 1, 256, nullptr, 1, 1, 1.0f, 0.0f);  // %116 [64x256]
     tttc::matmul_mma<false, true, 3, 3, 64, 64, 256, 16, 128>(A + 172112, A + 118864, A + 135248, -1.0f, nullptr, 0.0f);  // %117 [64x64]
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 118864, S + 4096, A + 135248, -1.0f, A + 192592, 1.0f);  // %118 [64x256]
+    tttc::prefetch_l2(A + 118864, 16384);
+    tttc::prefetch_l2(A + 102480, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v119 = tttc::ew_apply<tttc::kMul, kAct>((A + 118864)[idx], (S + 8448)[i], 1.0f, 0.0f, i, j);  // %119
@@ -338,6 +352,9 @@ struct Step {
     tttc::accumulate(c.acc_tau + c.valid - 1, S + 0, 1);
     tttc::transpose(S + 0, S + 128, 64, 1);  // %126 dlr [1x64]
     tttc::store_vector(c.dlr, S + 0, 64, c.valid, c.sdlr);
+    tttc::prefetch_l2(A + 192592, 16384);
+    tttc::prefetch_l2(A + 69712, 16384);
+    tttc::prefetch_l2(A + 86096, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v127 = tttc::ew_apply<tttc::kMul, kAct>((A + 192592)[idx], (A + 69712)[idx], 1.0f, 0.0f, i, j);  // %127
@@ -348,6 +365,8 @@ struct Step {
     __syncthreads();
     tttc::matmul_mma<false, false, 3, 3, 64, 64, 256, 16, 128>(S + 0, A + 102480, c.state_in + 16640, 1.0f, A + 151632, 1.0f);  // %129 [64x64]
     tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(A + 86096, A + 102480, A + 65616, 1.0f, A + 155728, 1.0f);  // %130 [256x64]
+    tttc::prefetch_l2(A + 28752, 16384);
+    tttc::prefetch_l2(A + 118864, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v131 = tttc::ew_apply<tttc::kActD2, kAct>((A + 28752)[idx], 0.f, 1.0f, 0.0f, i, j);  // %131
@@ -378,6 +397,7 @@ struct Step {
     }
     __syncthreads();
     tttc::row_sum(S + 128, A + 41040, 64, 64);  // %142 [64x1]
+    tttc::prefetch_l2(A + 61520, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v143 = tttc::ew_apply<tttc::kBroadcast, kAct>((S + 128)[i], 0.f, 1.0f, 0.0f, i, j);  // %143
@@ -452,6 +472,7 @@ struct Step {
     __syncthreads();
     tttc::row_sum(S + 0, S + 24656, 64, 64);  // %176 [64x1]
     tttc::elementwise<tttc::kAffine, kAct>(S + 64, 64, 1, S + 0, 64, 1, nullptr, 1, 1, 0.015625f, 0.0f);  // %177 [64x1]
+    tttc::prefetch_l2(A + 172112, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v178 = tttc::ew_apply<tttc::kAdd, kAct>((S + 20560)[idx], (S + 64)[i], 1.0f, 0.0f, i, j);  // %178
@@ -465,6 +486,8 @@ struct Step {
     tttc::elementwise<tttc::kAdd, kAct>(c.dstate_prev + 33024, 1, 64, S + 8704, 1, 64, S + 0, 1, 64, 1.0f, 0.0f);  // %182 db2 [1x64]
     tttc::matmul_mma<false, true, 3, 3, 64, 256, 64, 16, 128>(S + 17472, S + 9280, c.state_in + 16640, 1.0f, A + 176208, 1.0f);  // %183 [64x256]
     tttc::matmul_mma<true, false, 3, 3, 256, 64, 64, 16, 128>(c.dstate_prev + 16640, A + 45136, S + 9280, 1.0f, A + 86096, 1.0f);  // %184 dW2 [256x64]
+    tttc::prefetch_l2(A + 69712, 16384);
+    tttc::prefetch_l2(A + 102480, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v185 = tttc::ew_apply<tttc::kMul, kAct>((S + 17472)[idx], (A + 69712)[idx], 1.0f, 0.0f, i, j);  // %185

@@ -30,6 +30,7 @@ struct Step {
     __syncthreads();  // the inputs above
     // inner forward on keys
     tttc::matmul_mma<false, false, 1, 3, 64, 256, 64, 16, 128>(A + 12368, S + 4096, c.state_in + 0, 1.0f, nullptr, 0.0f);  // %12 [64x256]
+    tttc::prefetch_l2(A + 12368, 16384);
     for (int idx = threadIdx.x; idx < 16384; idx += blockDim.x) {  // fused
       const int i = idx / 256, j = idx % 256;
       const float v13 = tttc::ew_apply<tttc::kAdd, kAct>((A + 12368)[idx], (c.state_in + 16384)[j], 1.0f, 0.0f, i, j);  // %13
@@ -82,6 +83,7 @@ struct Step {
     tttc::row_sum(S + 8192, A + 24656, 64, 64);  // %32 [64x1]
     tttc::elementwise<tttc::kMul, kAct>(S + 12368, 64, 64, A + 24656, 64, 64, S + 16464, 64, 64, 1.0f, 0.0f);  // %33 [64x64]
     tttc::row_sum(S + 8320, S + 12368, 64, 64);  // %34 [64x1]
+    tttc::prefetch_l2(A + 24656, 4096);
     for (int idx = threadIdx.x; idx < 4096; idx += blockDim.x) {  // fused
       const int i = idx / 64, j = idx % 64;
       const float v35 = tttc::ew_apply<tttc::kMul, kAct>((S + 16464)[idx], (S + 8320)[i], 1.0f, 0.0f, i, j);  // %35
