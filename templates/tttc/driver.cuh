@@ -39,7 +39,7 @@ __device__ __forceinline__ int cta_index() {
 // read the state before it updates it (wait_checkpoint_reads, which codegen puts before the
 // first state write). Elsewhere, or for a destination not 16-byte aligned, a plain copy.
 template <class Cfg>
-constexpr bool kBulkCheckpoints = Cfg::kStateShared&& Cfg::kS % 4 == 0 && Cfg::kSmemState % 4 == 0;
+constexpr bool kBulkCheckpoints = Cfg::kS % 4 == 0 && Cfg::kSmemState % 4 == 0 && Cfg::kStateShared;
 
 template <class Cfg>
 __device__ __forceinline__ void store_checkpoint(float* dst, const float* state) {
