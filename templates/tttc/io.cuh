@@ -25,14 +25,32 @@ struct CtaWalk {
   }
 };
 
+// A thread's elements of a row-major [n / cols, cols] matrix, blockDim.x apart, kBatch at a time:
+// value(i, j) for each of a batch, then store(index, value) for each. With no store between them
+// the batch's loads are all in flight at once (one element at a time, each would wait a full
+// memory latency: a store might alias the next load).
+template <int kBatch, class Value, class Store>
+__device__ __forceinline__ void batched_walk(int n, int cols, Value value, Store store) {
+  CtaWalk w(cols);
+  for (int first = threadIdx.x; first < n; first += kBatch * blockDim.x) {
+    float v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u, w.next())
+      v[u] = first + u * static_cast<int>(blockDim.x) < n ? value(w.i, w.j) : 0.f;
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u)
+      if (const int idx = first + u * static_cast<int>(blockDim.x); idx < n) store(idx, v[u]);
+  }
+}
+
 // dst[K,F] (f32) <- rows [0, valid) of src (stride_t elements apart), zeros after. The input
 // loads end with no barrier: the generated step puts one after the last of them.
 template <class T>
 __device__ __noinline__ void load_tokens(float* dst, int K, int F, const T* src, long long stride_t,
                                          int valid) {
-  CtaWalk w(F);
-  for (int idx = threadIdx.x; idx < K * F; idx += blockDim.x, w.next())
-    dst[idx] = w.i < valid ? to_float(src[w.i * stride_t + w.j]) : 0.f;
+  batched_walk<4>(
+      K * F, F, [&](int i, int j) { return i < valid ? to_float(src[i * stride_t + j]) : 0.f; },
+      [&](int idx, float v) { dst[idx] = v; });
 }
 
 template <class T>
