@@ -82,7 +82,9 @@ __device__ __forceinline__ float ew_apply(float a, float b, float s, float c, in
 // step is 0; codegen passes the shapes). b may be null for unary ops. out may alias a or b when
 // that operand has the output's shape. A thread loads the operands of kBatch of its elements
 // before it stores any: with an arena in global memory, one element at a time waits a full memory
-// latency per element (out may alias a or b only element for element, so this is safe).
+// latency per element (out may alias a or b only element for element, so this is safe). Not
+// written over io.cuh's batched_walk: that form (Op applied inside the batch's load loop) made
+// the video kernels 3-9 % slower on the H200 (results.md, session 22).
 template <int Op, int Act>
 __device__ __noinline__ void elementwise(float* out, int R, int C, const float* a, int ra, int ca,
                                          const float* b, int rb, int cb, float s, float c) {
