@@ -396,14 +396,30 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
   for (const KernelSet k :
        {KernelSet{spec.build_forward, spec.build_backward}, KernelSet{spec.build_forward, false}}) {
     if (!k.any() || !tile::unsupported(spec, 1, k.forward, k.backward).empty()) continue;
+    // The largest team that compiles; where it does not fit, smaller ones (an MLP's team holds
+    // more replicated values, and exchanges larger partial products, the more warps it has), down
+    // to 4 warps, or fewer where the state stays in registers: H200, mlp2 forward at W3 in bf16
+    // precision, 2 warps with the weights in shared memory 11.4 ms against the arena's 8.2
+    // (non-causal), 2 warps with them in registers (f = 32) 1.29 against 6.10 (results.md,
+    // session 23). tf32 MLP steps with the weights in shared memory stay on the arena: 11.1
+    // against 9.4 ms at W3 (their operands are converted at every use).
     Schedule tile = s;
-    tile.team_warps = tile::default_team_warps(spec, k.forward, k.backward);
-    if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes ||
-        tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma)
-      continue;
-    if (k.forward) tile.lowering = "tile";
-    if (k.backward) tile.backward_lowering = "tile";
-    return tile;
+    const int largest = tile::default_team_warps(spec, k.forward, k.backward);
+    for (tile.team_warps = largest; tile.team_warps >= 1; tile.team_warps /= 2) {
+      const bool smaller = tile.team_warps < largest;
+      if (smaller && !tile::unsupported(spec, tile.team_warps, k.forward, k.backward).empty())
+        continue;
+      const bool state_in_smem =
+          !tile::team_layout(spec, tile.team_warps, k.backward).state_offset.empty();
+      if (state_in_smem && ((smaller && tile.team_warps < 4) ||
+                            (spec.model == InnerModel::mlp && spec.precision == Precision::tf32)))
+        break;
+      if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes) continue;
+      if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) break;  // smaller teams: more
+      if (k.forward) tile.lowering = "tile";
+      if (k.backward) tile.backward_lowering = "tile";
+      return tile;
+    }
   }
   return s;
 }

@@ -43,24 +43,34 @@ std::string tile_type(Form form, Home home, int rows, int cols) {
 }
 
 // struct State / DState: this warp's slice of each member, where it lives, and its I/O from the
-// packed layout (a team splits every member by columns: warp `rank` holds columns
-// [rank * C / W, (rank + 1) * C / W)), or with the _frag methods from the kernels' own layout of
-// a packed state (weights in fragment order, warp `rank`'s slice at rank * R * C / W; biases as
-// in the packed layout).
+// packed layout (tile::member_split: by columns, warp `rank` holds columns [rank * C / W,
+// (rank + 1) * C / W); by rows, rows [rank * R / W, ...); replicated members are written by warp
+// 0 only), or with the _frag methods from the kernels' own layout of a packed state (weights in
+// fragment order, warp `rank`'s slice at rank * R * C / W; biases as in the packed layout).
 std::string state_struct(const Spec& spec, const std::string& name, const tile::TeamLayout& layout,
                          const std::map<std::string, long long>& smem_offsets, bool adjoint) {
   std::string decl, bind, load, store, zero, atomic, load_frag, store_frag, add_frag;
-  for (const auto& [member, rows, full_cols, offset, bias] : state_members(spec)) {
+  for (const auto& [member, full_rows, full_cols, offset, bias] : state_members(spec)) {
     const bool smem = smem_offsets.count(member) > 0;
-    const int cols = full_cols / layout.warps;
+    const tile::Split split =
+        tile::member_split(spec, std::stoi(member.substr(1)), bias, layout.warps);
+    const int rows = full_rows / (split == tile::Split::rows ? layout.warps : 1);
+    const int cols = full_cols / (split == tile::Split::cols ? layout.warps : 1);
     const std::string type =
         tile_type(bias ? Form::per_col : Form::matrix, smem ? Home::smem : Home::reg, rows, cols);
     const std::string global =
         bias ? fmt::format("tl::GlobalRow<{}>", cols)
              : fmt::format("tl::GlobalTile<{}, {}, {}>", rows, cols, full_cols);
     const std::string frag = bias ? global : fmt::format("tl::FragTile<{}, {}>", rows, cols);
-    const std::string at = fmt::format("{} + {} * rank", offset, cols);
-    const std::string frag_at = bias ? at : fmt::format("{} + {} * rank", offset, rows * cols);
+    const long long slice_offset = split == tile::Split::cols   ? cols
+                                   : split == tile::Split::rows ? 1LL * rows * full_cols
+                                                                : 0;
+    const std::string at =
+        slice_offset ? fmt::format("{} + {} * rank", offset, slice_offset) : std::to_string(offset);
+    const std::string frag_at =
+        bias || !slice_offset ? at : fmt::format("{} + {} * rank", offset, rows * cols);
+    // Every warp holds a replicated member whole: one writes it.
+    const std::string writer_only = slice_offset ? "" : "if (rank == 0) ";
     decl += fmt::format("  {} {};\n", type, member);
     if (smem)
       bind += fmt::format("    {}.base = warp_smem + {};\n", member, smem_offsets.at(member));
@@ -69,7 +79,8 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
                          fmt::format(fmt::runtime(op), member));
     };
     const auto writer = [&](const std::string& view, const std::string& where) {
-      return fmt::format("    {{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", view, where, member);
+      return fmt::format("    {}{{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", writer_only, view,
+                         where, member);
     };
     load += reader(global, at, "tl::assign({0}, g)");
     load_frag += reader(frag, frag_at, "tl::assign({0}, g)");
@@ -78,8 +89,9 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
     zero += fmt::format("    tl::fill({}, 0.f);\n", member);
     add_frag += reader(frag, frag_at, "tl::ew<tl::kAdd, 0>({0}, {0}, g)");
     atomic +=
-        bias ? fmt::format("    tl::atomic_add_row(dst + {}, {});\n", at, member)
-             : fmt::format("    tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at, member);
+        "    " + writer_only +
+        (bias ? fmt::format("tl::atomic_add_row(dst + {}, {});\n", at, member)
+              : fmt::format("tl::atomic_add_tile<{}>(dst + {}, {});\n", full_cols, at, member));
   }
   std::string text = fmt::format(
       "struct {} {{\n{}  int rank;\n"
@@ -114,14 +126,9 @@ struct SplitItemLayout {
 
 class TileStepWriter {
  public:
-  TileStepWriter(const Spec& spec, const tile::LoweredStep& lowered, long long product_slot,
-                 long long row_slot, const SplitItemLayout& split)
-      : spec_(spec),
-        L_(lowered),
-        p_(lowered.plan.program),
-        product_slot_(product_slot),
-        row_slot_(row_slot),
-        split_(split) {}
+  TileStepWriter(const Spec& spec, const tile::LoweredStep& lowered,
+                 const tile::ScratchSlots& slots, const SplitItemLayout& split)
+      : spec_(spec), L_(lowered), p_(lowered.plan.program), slots_(slots), split_(split) {}
 
   std::string write(const std::string& function_name) {
     const bool backward = L_.plan.kind == StepKind::backward;
@@ -186,9 +193,11 @@ class TileStepWriter {
     }
   }
   // The matmul argument for operand `side`: the value, or its shared split (emitted on first use).
+  // A value in shared memory is split at each use instead: a split kept in registers between
+  // its uses costs 2 registers per float (mlp2's W1 and W2 slices: 128 each, and spills).
   std::string matmul_arg(const ir::Op& op, int side) {
     const int a = op.args[side];
-    if (is_token_input(a) || L_.parts[a] == 0) return arg(op, side);
+    if (is_token_input(a) || L_.parts[a] == 0 || place(a).home == Home::smem) return arg(op, side);
     const OperandView view = operand_view(op, side);
     if (shared_uses_[view] < 2) return arg(op, side);
     const std::string name =
@@ -228,9 +237,7 @@ class TileStepWriter {
   const ir::Value& value(int id) const { return p_.values[id]; }
   const tile::ValuePlace& place(int id) const { return L_.place[id]; }
   int warps() const { return L_.warps; }
-  long long slot(int id) const {
-    return tile::scratch_offset(L_.ops[id].scratch_slot, product_slot_, row_slot_);
-  }
+  long long slot(int id) const { return tile::scratch_offset(L_.ops[id].scratch_slot, slots_); }
   // Local shape of argument k as op i reads it.
   std::pair<int, int> arg_shape(const ir::Op& op, size_t k) const {
     const int a = op.args[k];
@@ -277,9 +284,11 @@ class TileStepWriter {
     } else if (name == "tau_last") {
       line(fmt::format("{} tl::load_scalar({}, c.tau + c.valid - 1);", declare(id), var(id)), id);
     } else if (name == "gamma" || name == "beta") {
-      line(fmt::format("{} {{ const tl::GlobalRow<{}> g{{const_cast<float*>(c.{}) + {} * "
-                       "team.rank}}; tl::assign({}, g); }}",
-                       declare(id), place(id).cols, name, place(id).cols, var(id)),
+      const int cols = place(id).cols;
+      line(fmt::format("{} {{ const tl::GlobalRow<{}> g{{const_cast<float*>(c.{}){}}}; "
+                       "tl::assign({}, g); }}",
+                       declare(id), cols, name,
+                       place(id).split ? fmt::format(" + {} * team.rank", cols) : "", var(id)),
            id);
     } else if (is_member_name(name)) {
       line(fmt::format("auto& {} = st.{};", var(id), name), id);
@@ -474,7 +483,7 @@ class TileStepWriter {
   const Spec& spec_;
   const tile::LoweredStep& L_;
   const ir::Program& p_;
-  long long product_slot_, row_slot_;
+  tile::ScratchSlots slots_;
   const SplitItemLayout& split_;
   std::string out_;
 };
@@ -539,16 +548,16 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_path});
     }
   }
-  long long product_slot = 0, row_slot = 0, warp_floats = 0;
+  tile::ScratchSlots slots{};
+  long long warp_floats = 0;
   for (const StepToWrite& w : to_write) {
     steps.emplace_back(w.name,
                        tile::lower_step(spec, w.kind, layout, schedule.register_budget, w.part));
-    product_slot = std::max(product_slot, steps.back().second.product_slot_floats);
-    row_slot = std::max(row_slot, steps.back().second.row_slot_floats);
+    slots = tile::max_slots(slots, steps.back().second.slot_floats);
     warp_floats = std::max(warp_floats, steps.back().second.smem_end);
   }
   const SplitItemLayout split = backward_split ? split_item_layout(spec, steps) : SplitItemLayout{};
-  const long long scratch = tile::scratch_floats(product_slot, row_slot);
+  const long long scratch = tile::scratch_floats(slots);
   const tile::StageLayout stage = tile::stage_layout(spec, backward);
   warp_floats = (warp_floats + 15) / 16 * 16;
   const long long team_floats = scratch + 2 * stage.stage_bytes / 4 + warps * warp_floats;
@@ -562,8 +571,10 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   std::string src = source_head(to_string(kind), " (tile lowering)", spec, schedule,
                                 "tttc/tile_driver.cuh", "namespace tl = tttc::tile;\n\n");
   src += fmt::format(
-      "  static constexpr int kK = {}, kF = {}, kGroup = {}, kTeams = {}, kWarps = {};\n",
-      spec.mini_batch, spec.head_dim, spec.checkpoint_group, teams, warps);
+      "  static constexpr int kK = {}, kF = {}, kGroup = {}, kTeams = {}, kWarps = {}, "
+      "kFeatureSlices = {};\n",
+      spec.mini_batch, spec.head_dim, spec.checkpoint_group, teams, warps,
+      tile::feature_slices(spec, warps));
   src += fmt::format(
       "  static constexpr long long kS = {}, kTeamSmemFloats = {}, kScratchFloats = {}, "
       "kWarpSmemFloats = {};\n",
@@ -591,9 +602,9 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   src += "struct Step {\n  using State = TeamState;\n";
   if (backward)
     src += fmt::format("  using DState = TeamDState;\n  using Accum = tttc::Accum<{}, {}>;\n",
-                       spec.mini_batch, spec.head_dim / warps);
+                       spec.mini_batch, spec.head_dim / tile::feature_slices(spec, warps));
   for (const auto& [name, step] : steps)
-    src += TileStepWriter(spec, step, product_slot, row_slot, split).write(name);
+    src += TileStepWriter(spec, step, slots, split).write(name);
   src += "};\n\n}  // namespace\n\n";
   const char* params = backward ? "BackwardParams" : "ForwardParams";
   auto entry = [&](const std::string& name, const std::string& driver) {

@@ -78,9 +78,9 @@ bool stored_at_definition(const std::string& role) {
          role == "dtau" || role == "dtau_last" || role == "dgamma" || role == "dbeta";
 }
 
-// What a dimension runs over: nothing (size 1), tokens of the mini-batch, or features/hidden
-// units (the dimensions a team splits).
-enum class Dim { one, token, feature, unknown };
+// What a dimension runs over: nothing (size 1), tokens of the mini-batch, features (the model
+// width f) or an MLP's hidden units (the dimensions a team splits: Split).
+enum class Dim { one, token, feature, hidden, unknown };
 using Dims = std::pair<Dim, Dim>;
 
 // The state member an input or output name refers to ("W2", "dW2'", "W2'", "dW2" -> "W2").
@@ -90,19 +90,26 @@ std::string member_base(std::string name) {
   return is_state_name(name) ? name : "";
 }
 
-Dims input_dims(const std::string& name) {
+// depth: the spec's (1 for linear). W_l runs from width l - 1 to width l: features at the ends,
+// hidden units between.
+Dims input_dims(const std::string& name, int depth) {
   if (is_token(name)) return {Dim::token, Dim::feature};
   if (name == "lr") return {Dim::one, Dim::token};
   if (name == "tau") return {Dim::token, Dim::one};
   if (name == "tau_last") return {Dim::one, Dim::one};
   if (name == "gamma" || name == "beta") return {Dim::one, Dim::feature};
   const std::string base = member_base(name);
-  if (!base.empty()) return {base[0] == 'W' ? Dim::feature : Dim::one, Dim::feature};
+  if (!base.empty()) {
+    const int layer = std::stoi(base.substr(1));
+    const Dim in = layer == 1 ? Dim::feature : Dim::hidden;
+    const Dim out = layer == depth ? Dim::feature : Dim::hidden;
+    return {base[0] == 'W' ? in : Dim::one, out};
+  }
   throw std::logic_error("tile lowering: no dimensions for input " + name);
 }
 
 // Dimension kinds of every live value, propagated from the inputs.
-std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live) {
+std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live, int depth) {
   const int n = static_cast<int>(p.ops.size());
   std::vector<Dims> d(n, {Dim::one, Dim::one});
   std::map<int, std::string> role_of;
@@ -114,7 +121,7 @@ std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live
     auto of = [&](int k) { return d[op.args[k]]; };
     switch (op.kind) {
       case ir::OpKind::input:
-        d[i] = input_dims(v.name);
+        d[i] = input_dims(v.name, depth);
         break;
       case ir::OpKind::matmul:
         d[i] = {op.trans_a ? of(0).second : of(0).first, op.trans_b ? of(1).first : of(1).second};
@@ -146,7 +153,7 @@ std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live
         auto it = role_of.find(i);
         if (it == role_of.end() || it->second.size() < 2)
           throw std::logic_error("tile lowering: fill without an adjoint role");
-        d[i] = input_dims(it->second.substr(1));
+        d[i] = input_dims(it->second.substr(1), depth);
         break;
       }
     }
@@ -184,7 +191,37 @@ std::vector<Dims> value_dims(const ir::Program& p, const std::vector<bool>& live
   return d;
 }
 
+// A linear model splits its features by columns (K·W with W split by output columns is local;
+// LayerNorm's row sums meet in scratch). An MLP splits only its hidden units, as a tensor-parallel
+// MLP does: by columns where the columns run over them (W1, x1 = act(z1)), else by rows (W_L, the
+// last layer's weights), so x1·W_L contracts over each warp's slice and only the partial
+// products meet in scratch, once per layer boundary; its values over features (z_L, LayerNorm)
+// are replicated over the warps. Tokens are never split (a use reads its slice).
+Split split_of(const Dims& d, bool hidden_split, Form form) {
+  if (!hidden_split) return d.second == Dim::feature ? Split::cols : Split::none;
+  if (d.second == Dim::hidden) return Split::cols;
+  if (d.first == Dim::hidden && form == Form::matrix) return Split::rows;
+  return Split::none;
+}
+
+bool splits_hidden(const Spec& spec) { return spec.widths().size() > 2; }
+
+// The widths a team splits: every width of a linear model, an MLP's hidden widths.
+std::vector<int> split_widths(const Spec& spec) {
+  std::vector<int> w = spec.widths();
+  if (splits_hidden(spec)) w = std::vector<int>(w.begin() + 1, w.end() - 1);
+  return w;
+}
+
 }  // namespace
+
+int feature_slices(const Spec& spec, int warps) { return splits_hidden(spec) ? 1 : warps; }
+
+Split member_split(const Spec& spec, int layer, bool bias, int warps) {
+  if (warps == 1) return Split::none;
+  const Dims d = input_dims(fmt::format("{}{}", bias ? 'b' : 'W', layer), spec.depth);
+  return split_of(d, splits_hidden(spec), bias ? Form::per_col : Form::matrix);
+}
 
 int lane_floats(int rows, int cols) { return pad16(rows) * pad16(cols) / 32; }
 long long smem_floats(int rows, int cols) { return 1LL * pad16(rows) * (pad16(cols) + 8); }
@@ -199,11 +236,16 @@ StageLayout stage_layout(const Spec& spec, bool backward_kernel) {
   return s;
 }
 
-long long scratch_offset(int slot, long long product_slot, long long row_slot) {
-  return slot < 2 ? slot * product_slot : 2 * product_slot + (slot - 2) * row_slot;
+long long scratch_offset(int slot, const ScratchSlots& slots) {
+  long long offset = 0;
+  for (int s = 0; s < slot; ++s) offset += slots[s];
+  return offset;
 }
-long long scratch_floats(long long product_slot, long long row_slot) {
-  return scratch_offset(4, product_slot, row_slot);
+long long scratch_floats(const ScratchSlots& slots) { return scratch_offset(4, slots); }
+ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b) {
+  ScratchSlots m;
+  for (int s = 0; s < 4; ++s) m[s] = std::max(a[s], b[s]);
+  return m;
 }
 
 TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate) {
@@ -211,7 +253,9 @@ TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate) {
   const std::vector<int> widths = spec.widths();
   auto place_members = [&](std::map<std::string, long long>& offsets) {
     for (size_t l = 1; l < widths.size(); ++l) {
-      const int rows = widths[l - 1], cols = widths[l] / warps;
+      const Split split = member_split(spec, static_cast<int>(l), false, warps);
+      const int rows = widths[l - 1] / (split == Split::rows ? warps : 1);
+      const int cols = widths[l] / (split == Split::cols ? warps : 1);
       if (lane_floats(rows, cols) > kMaxRegisterState) {
         offsets[fmt::format("W{}", l)] = layout.persistent_floats;
         layout.persistent_floats += smem_floats(rows, cols);
@@ -228,9 +272,14 @@ namespace {
 // Decides distributions, token variants and team reductions; records why it cannot.
 class Distributor {
  public:
-  Distributor(LoweredStep& L, const std::vector<Dims>& dims, int warps,
+  Distributor(LoweredStep& L, const std::vector<Dims>& dims, int warps, bool hidden_split,
               std::vector<std::string>& problems)
-      : L_(L), p_(L.plan.program), dims_(dims), warps_(warps), problems_(problems) {}
+      : L_(L),
+        p_(L.plan.program),
+        dims_(dims),
+        warps_(warps),
+        hidden_split_(hidden_split),
+        problems_(problems) {}
 
   void run() {
     const int n = static_cast<int>(p_.ops.size());
@@ -242,8 +291,12 @@ class Distributor {
       if (warps_ > 1 && L_.plan.live[i] &&
           (dims_[i].first == Dim::unknown || dims_[i].second == Dim::unknown))
         fail(i, "cannot tell whether a broadcast runs over tokens or features");
-      pl.split = warps_ > 1 && dims_[i].second == Dim::feature && !token(i);
-      pl.rows = v.rows;
+      const Split how = warps_ > 1 && !token(i)
+                            ? split_of(dims_[i], hidden_split_, form_of(v.rows, v.cols))
+                            : Split::none;
+      pl.split = how == Split::cols;
+      pl.split_rows = how == Split::rows;
+      pl.rows = pl.split_rows ? v.rows / warps_ : v.rows;
       pl.cols = pl.split ? v.cols / warps_ : v.cols;
     }
     for (int i = 0; i < n; ++i)
@@ -255,6 +308,7 @@ class Distributor {
     return p_.ops[v].kind == ir::OpKind::input && is_token(p_.values[v].name);
   }
   bool split(int v) const { return L_.place[v].split; }
+  bool split_rows(int v) const { return L_.place[v].split_rows; }
   void fail(int i, const std::string& why) {
     problems_.push_back(fmt::format("%{} ({} warps per team): {}", i, warps_, why));
   }
@@ -278,19 +332,23 @@ class Distributor {
           const int a = op.args[k];
           if (token(a))
             use_token(i, k, split(i));
-          else if (p_.values[a].cols == p_.values[i].cols && split(a) != split(i))
+          else if ((p_.values[a].cols == p_.values[i].cols && split(a) != split(i)) ||
+                   (p_.values[a].rows == p_.values[i].rows && split_rows(a) != split_rows(i)))
             fail(i, "elementwise operands split differently");
         }
         return;
       case ir::OpKind::row_sum:
         if (token(op.args[0])) use_token(i, 0, false);
         if (split(op.args[0])) o.reduce = TeamReduce::rows;
+        if (split_rows(op.args[0])) fail(i, "row sum of split rows");
         return;
       case ir::OpKind::col_sum:
         if (token(op.args[0])) use_token(i, 0, split(i));
+        if (split_rows(op.args[0])) fail(i, "column sum over split rows");
         return;
       case ir::OpKind::transpose:
-        if (split(op.args[0]) || split(i)) fail(i, "transpose of a split vector");
+        if (split(op.args[0]) || split(i) || split_rows(op.args[0]) || split_rows(i))
+          fail(i, "transpose of a split vector");
         return;
       case ir::OpKind::matmul:
         plan_matmul(i);
@@ -298,51 +356,51 @@ class Distributor {
     }
   }
 
-  // op(A) [M, Kd] op(B) [Kd, N]: a warp holds a slice of Kd in A when A is split and not
-  // transposed, in B when B is split and transposed; of M when A is split and transposed; of N
-  // when B is split and not transposed.
+  // op(A) [M, Kd] op(B) [Kd, N]: which of M, Kd, N a warp holds a slice of, per factor, from
+  // how it is split (columns or rows) and transposed. A token factor is whole, or read as its
+  // column slice where the product needs one.
   void plan_matmul(int i) {
     const ir::Op& op = p_.ops[i];
     OpPlan& o = L_.ops[i];
     const int a = op.args[0], b = op.args[1];
     const bool ta = op.trans_a, tb = op.trans_b;
-    const bool out_split = split(i);
-    const bool contraction_splits =
-        warps_ > 1 && (ta ? dims_[a].first : dims_[a].second) == Dim::feature;
-    const bool partial = contraction_splits && ((!ta && split(a)) || (tb && split(b)));
-    if (partial) {
-      if (token(a))
+    const bool a_m = ta ? split(a) : split_rows(a), a_k = ta ? split_rows(a) : split(a);
+    const bool b_k = tb ? split(b) : split_rows(b), b_n = tb ? split_rows(b) : split(b);
+    const bool out_m = split_rows(i), out_n = split(i);
+    if (a_k || b_k) {
+      // The contraction runs over slices: each warp's partial product meets in scratch.
+      if (token(a) && !ta)
         use_token(i, 0, true);
-      else if (ta || !split(a))
+      else if (!a_k)
         fail(i, "one factor holds the whole contraction, the other a slice");
-      if (token(b))
+      if (token(b) && tb)
         use_token(i, 1, true);
-      else if (!tb || !split(b))
+      else if (!b_k)
         fail(i, "one factor holds the whole contraction, the other a slice");
-      const int m = ta ? p_.values[a].cols : p_.values[a].rows;
-      const int nfull = tb ? p_.values[b].rows : p_.values[b].cols;
-      o.reduce = out_split ? TeamReduce::product_scatter : TeamReduce::product_all;
-      o.partial_rows = m;
-      o.partial_cols = nfull;
+      if (a_m || b_n || out_m) fail(i, "a product over a split contraction with split rows");
+      o.reduce = out_n ? TeamReduce::product_scatter : TeamReduce::product_all;
+      o.partial_rows = ta ? p_.values[a].cols : p_.values[a].rows;
+      o.partial_cols = tb ? p_.values[b].rows : p_.values[b].cols;
       if (op.args.size() > 2 && op.beta != 1.0) fail(i, "a reduced product with an addend scale");
     } else {
-      if (token(a))
+      if (token(a)) {
         use_token(i, 0, false);
-      else if (!ta && split(a))
-        fail(i, "factor A holds a slice of the contraction");
-      if (ta && !token(a) && split(a)) fail(i, "factor A^T holds a slice of the rows");
+        if (out_m) fail(i, "factor A is a whole token matrix, the result's rows are split");
+      } else if (a_m != out_m) {
+        fail(i, "factor A's rows are split unlike the result's");
+      }
       if (token(b)) {
-        use_token(i, 1, !tb && out_split);
-      } else {
-        const bool n_slice = !tb && split(b);
-        if (n_slice != out_split) fail(i, "factor B's columns are split unlike the result's");
+        use_token(i, 1, !tb && out_n);
+        if (tb && out_n) fail(i, "factor B^T is a whole token matrix, the result's columns split");
+      } else if (b_n != out_n) {
+        fail(i, "factor B's columns are split unlike the result's");
       }
     }
     if (op.args.size() > 2) {
       const int d = op.args[2];
       if (token(d))
-        use_token(i, 2, out_split);
-      else if (split(d) != out_split)
+        use_token(i, 2, out_n);
+      else if (split(d) != out_n || split_rows(d) != out_m)
         fail(i, "the addend is split unlike the result");
     }
   }
@@ -351,6 +409,7 @@ class Distributor {
   const ir::Program& p_;
   const std::vector<Dims>& dims_;
   int warps_;
+  bool hidden_split_;
   std::vector<std::string>& problems_;
 };
 
@@ -489,11 +548,12 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
   L.place.assign(n, {});
   L.ops.assign(n, {});
   L.parts.assign(n, 1);
-  for (int f : spec.widths())
+  const bool hidden_split = splits_hidden(spec);
+  for (int f : split_widths(spec))
     if (f % (16 * warps) != 0)
       problems.push_back(fmt::format("width {} does not split into {} slices of 16", f, warps));
-  const std::vector<Dims> dims = value_dims(p, L.plan.live);
-  Distributor(L, dims, warps, problems).run();
+  const std::vector<Dims> dims = value_dims(p, L.plan.live, spec.depth);
+  Distributor(L, dims, warps, hidden_split, problems).run();
 
   // Members: the state (and in the backward step the adjoint of the next state) are bound to the
   // kernel's persistent storage.
@@ -603,7 +663,8 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
   for (int i = 0; i < n; ++i)
     if (!member[i].empty() && L.place[i].home == Home::reg) persistent += floats(i);
   if (kind == plan::StepKind::backward)  // accumulators of dtau, dgamma, dbeta
-    persistent += pad16(spec.mini_batch) / 8 + 2 * (pad16(spec.head_dim / warps) / 4);
+    persistent +=
+        pad16(spec.mini_batch) / 8 + 2 * (pad16(spec.head_dim / feature_slices(spec, warps)) / 4);
   auto next_use_after = [&](int v, int i) {
     for (int u : uses[v])
       if (u > i) return u;
@@ -685,11 +746,11 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
       o.scratch_slot = previous == 2 ? 3 : 2;
       long long floats = row_region(i) + (o.second_moment >= 0 ? row_region(o.second_moment) : 0);
       for (int other : o.completes) floats += row_region(other);
-      L.row_slot_floats = std::max(L.row_slot_floats, floats);
+      L.slot_floats[o.scratch_slot] = std::max(L.slot_floats[o.scratch_slot], floats);
     } else {
       o.scratch_slot = previous == 0 ? 1 : 0;
-      L.product_slot_floats = std::max(L.product_slot_floats,
-                                       1LL * warps * smem_floats(o.partial_rows, o.partial_cols));
+      L.slot_floats[o.scratch_slot] = std::max(
+          L.slot_floats[o.scratch_slot], 1LL * warps * smem_floats(o.partial_rows, o.partial_cols));
     }
     previous = o.scratch_slot;
   }
@@ -738,8 +799,8 @@ std::vector<std::string> unsupported(const Spec& spec, int warps, bool forward, 
 
 int default_team_warps(const Spec& spec, bool forward, bool backward) {
   int warps = 1;
-  int narrowest = spec.head_dim;
-  for (int w : spec.widths()) narrowest = std::min(narrowest, w);
+  int narrowest = spec.head_dim * 8;
+  for (int w : split_widths(spec)) narrowest = std::min(narrowest, w);
   for (int candidate : {2, 4, 8})
     if (narrowest % (16 * candidate) == 0 &&
         unsupported(spec, candidate, forward, backward).empty())
@@ -766,17 +827,16 @@ TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, 
       steps.emplace_back(plan::StepKind::backward, Part::update_path);
     }
   }
-  long long product = 0, rows = 0;
+  ScratchSlots slots{};
   for (const auto& [kind, part] : steps) {
     const LoweredStep L = lower_step(spec, kind, layout, register_budget, part);
-    product = std::max(product, L.product_slot_floats);
-    rows = std::max(rows, L.row_slot_floats);
+    slots = max_slots(slots, L.slot_floats);
     f.warp_floats = std::max(f.warp_floats, L.smem_end);
     f.peak_register_floats = std::max(f.peak_register_floats, L.peak_register_floats);
     f.mma_per_warp = std::max(f.mma_per_warp, L.mma_per_warp);
   }
   f.warp_floats = (f.warp_floats + 15) / 16 * 16;
-  f.scratch_floats = scratch_floats(product, rows);
+  f.scratch_floats = scratch_floats(slots);
   f.stage_floats = 2 * stage_layout(spec, backward_kernel).stage_bytes / 4;
   return f;
 }

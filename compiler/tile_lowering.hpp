@@ -2,9 +2,12 @@
 // tile_codegen. A team of W warps computes one (b, h). Every live IR value gets:
 //   - a form: scalar, per-row column, per-column row, or matrix (the warp-tile types of
 //     templates/tttc/tile.cuh);
-//   - a distribution: values whose columns run over features (or hidden units) are split by
-//     columns over the team's warps, the rest (token-by-token matrices, per-token vectors) are
-//     replicated; tokens are loaded in whichever variant (whole or column slice) a use needs;
+//   - a distribution (member_split): a linear model's values whose columns run over features
+//     are split by columns over the team's warps; an MLP's are split along the hidden units only
+//     (by columns where columns run over them, else by rows: W_L), so x·W_L contracts over
+//     slices and its partial products meet in scratch; the rest (token-by-token matrices,
+//     per-token vectors, an MLP's values over features) are replicated; tokens are loaded in
+//     whichever variant (whole or column slice) a use needs;
 //   - a home: registers, or the warp's own shared memory when the register-pressure estimate
 //     overflows the schedule's budget (and for state matrices too large for registers);
 //   - for sums over split columns, and products that contract over split columns, a slot of
@@ -13,6 +16,7 @@
 // precision. The team layout fixes where the persistent state and its adjoint live.
 #pragma once
 
+#include <array>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,12 +32,16 @@ constexpr int pad16(int n) { return (n + 15) / 16 * 16; }
 enum class Form { scalar, per_row, per_col, matrix };
 enum class Home { reg, smem };
 
+// How a team splits a value over its warps: not at all (replicated), by columns, by rows.
+enum class Split { none, cols, rows };
+
 struct ValuePlace {
   Form form = Form::matrix;
   Home home = Home::reg;
-  bool split = false;      // columns split over the team (cols below are this warp's slice)
-  int rows = 0, cols = 0;  // the shape one warp holds
-  long long offset = -1;   // floats into the warp's own shared memory (smem homes)
+  bool split = false;       // columns split over the team (cols below are this warp's slice)
+  bool split_rows = false;  // rows split over the team (rows below are this warp's slice)
+  int rows = 0, cols = 0;   // the shape one warp holds
+  long long offset = -1;    // floats into the warp's own shared memory (smem homes)
 };
 
 // How an op meets its team: nothing, a sum of the warps' partial row sums, or a product whose
@@ -71,9 +79,20 @@ struct StageLayout {
 };
 StageLayout stage_layout(const Spec& spec, bool backward_kernel);
 
-// Where scratch slot 0..3 starts, and the scratch a team needs, given the slot sizes.
-long long scratch_offset(int slot, long long product_slot, long long row_slot);
-long long scratch_floats(long long product_slot, long long row_slot);
+// Floats of the team's scratch slots 0..3 (products: 0, 1; row sums: 2, 3), each sized for the
+// largest exchange that uses it. Where slot `slot` starts, and the scratch a team needs.
+using ScratchSlots = std::array<long long, 4>;
+long long scratch_offset(int slot, const ScratchSlots& slots);
+long long scratch_floats(const ScratchSlots& slots);
+// The larger of each slot's sizes (kernels whose steps share one scratch).
+ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b);
+
+// How a team of `warps` splits state member W_layer (or b_layer with `bias`), the same way as
+// the step's values over the same dimensions.
+Split member_split(const Spec& spec, int layer, bool bias, int warps);
+// Slices a team splits the model's features into (LayerNorm's gamma and beta, their gradients):
+// `warps` for a linear model, 1 (replicated) for an MLP.
+int feature_slices(const Spec& spec, int warps);
 
 // Where the state (W_l, b_l) and, in the backward kernel, its adjoint live for the whole kernel,
 // per warp: matrices above kMaxRegisterState floats per lane in the warp's shared memory.
@@ -94,10 +113,10 @@ struct LoweredStep {
   std::vector<int> order;         // the ops in emission order (IR order, but for fuse_step's moves)
   std::vector<int> parts;         // per value: bf16 parts as a matmul operand (0 = tf32)
   std::vector<bool> token_full, token_slice;  // per token input: which variants are loaded
-  long long smem_end = 0;  // floats of warp shared memory the step uses (members included)
-  long long product_slot_floats = 0, row_slot_floats = 0;  // the largest needs of each kind
-  int peak_register_floats = 0;                            // estimated, per lane
-  long long mma_per_warp = 0;  // m16n8k16 products one warp issues in the step
+  long long smem_end = 0;        // floats of warp shared memory the step uses (members included)
+  ScratchSlots slot_floats{};    // the largest need of each scratch slot
+  int peak_register_floats = 0;  // estimated, per lane
+  long long mma_per_warp = 0;    // m16n8k16 products one warp issues in the step
 };
 
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,

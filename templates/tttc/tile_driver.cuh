@@ -305,12 +305,13 @@ __device__ __forceinline__ Visit next_visit(Visit v, int steps) {
 
 // Adds a team's gradients of the parameters shared by every step (for head h) to the outputs,
 // atomically: other teams add theirs. tau's gradient is replicated over the team; gamma's and
-// beta's are split like features.
+// beta's are split like features (Cfg::kFeatureSlices: 1 where the team replicates them).
 template <class Cfg, class Accum>
 __device__ __forceinline__ void flush_accum(const BackwardParams& p, const Accum& acc, int h,
                                             const tile::Team& team) {
-  constexpr int F = Cfg::kF, kSlice = F / Cfg::kWarps;
+  constexpr int F = Cfg::kF, kSlice = F / Cfg::kFeatureSlices;
   if (team.rank == 0) tile::atomic_add_column(p.dtau, acc.tau, Cfg::kK);
+  if (team.rank >= Cfg::kFeatureSlices) return;
   tile::atomic_add_row(p.dgamma + h * F + kSlice * team.rank, acc.gamma);
   tile::atomic_add_row(p.dbeta + h * F + kSlice * team.rank, acc.beta);
 }

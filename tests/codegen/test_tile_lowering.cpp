@@ -243,5 +243,91 @@ TEST(TileCodegen, PrecisionModesChangeTheProducts) {
   EXPECT_TRUE(std::regex_search(f32.source, std::regex(R"(tl::matmul<3, 3, )")));
 }
 
+Spec mlp(int depth, int f, Precision precision = Precision::accurate) {
+  Spec s;
+  s.model = InnerModel::mlp;
+  s.depth = depth;
+  s.head_dim = f;
+  s.mini_batch = 16;
+  s.precision = precision;
+  return s;
+}
+
+// An MLP splits its hidden units only: W1 by columns, W2 (the last layer) by rows, so x1·W2
+// contracts over each warp's slice and meets in scratch; its values over features (z2,
+// LayerNorm, the inner gradient G2) and gamma, beta, b2 are replicated.
+TEST(TileLowering, MlpsSplitTheHiddenUnitsAndReplicateTheFeatures) {
+  const Spec s = mlp(2, 64);
+  EXPECT_EQ(tile::member_split(s, 1, false, 4), tile::Split::cols);
+  EXPECT_EQ(tile::member_split(s, 2, false, 4), tile::Split::rows);
+  EXPECT_EQ(tile::member_split(s, 1, true, 4), tile::Split::cols);
+  EXPECT_EQ(tile::member_split(s, 2, true, 4), tile::Split::none);
+  EXPECT_EQ(tile::member_split(s, 2, false, 1), tile::Split::none);
+  EXPECT_EQ(tile::member_split(linear(64, 16), 1, false, 4), tile::Split::cols);
+  EXPECT_EQ(tile::feature_slices(s, 4), 1);
+  EXPECT_EQ(tile::feature_slices(linear(64, 16), 4), 4);
+
+  const tile::LoweredStep L =
+      tile::lower_step(s, plan::StepKind::forward, tile::team_layout(s, 4, false), 224);
+  const ir::Program& p = L.plan.program;
+  const tile::ValuePlace& w1 = L.place[p.input_id("W1")];
+  const tile::ValuePlace& w2 = L.place[p.input_id("W2")];
+  EXPECT_TRUE(w1.split && !w1.split_rows);
+  EXPECT_EQ(w1.rows, 64);
+  EXPECT_EQ(w1.cols, 64);  // 256 hidden columns over 4 warps
+  EXPECT_TRUE(w2.split_rows && !w2.split);
+  EXPECT_EQ(w2.rows, 64);  // 256 hidden rows over 4 warps
+  EXPECT_EQ(w2.cols, 64);
+  EXPECT_FALSE(L.place[p.input_id("gamma")].split);
+  EXPECT_FALSE(L.place[p.input_id("b2")].split);
+  EXPECT_TRUE(L.place[p.input_id("b1")].split);
+  for (size_t i = 0; i < p.values.size(); ++i)
+    if (L.plan.live[i] && p.values[i].name == "G2") {
+      EXPECT_FALSE(L.place[i].split);
+    }
+  // x1·W2 on keys and on queries, x1q·x1^T for the causal attention: every other op is local,
+  // LayerNorm included.
+  EXPECT_EQ(count(L, tile::TeamReduce::product_all), 3);
+  EXPECT_EQ(count(L, tile::TeamReduce::product_scatter), 0);
+  EXPECT_EQ(count(L, tile::TeamReduce::rows), 0);
+  // The new W2 is computed in rows: x1^T (this warp's hidden rows) times the whole G2.
+  const tile::ValuePlace& w2_new = L.place[p.output_id("W2'")];
+  EXPECT_TRUE(w2_new.split_rows);
+  // Scratch slots are sized one by one: slot 1 holds only 16 x 16 partials.
+  EXPECT_EQ(L.slot_floats[0], 4 * tile::smem_floats(16, 64));
+  EXPECT_EQ(L.slot_floats[1], 4 * tile::smem_floats(16, 16));
+  EXPECT_EQ(tile::scratch_offset(2, L.slot_floats), L.slot_floats[0] + L.slot_floats[1]);
+}
+
+// Hidden-by-hidden weights (mlp3's W2) would need the hidden activations whole: not yet.
+TEST(TileLowering, DeeperMlpsSayWhyTheyCannotSplit) {
+  const auto reasons = tile::unsupported(mlp(3, 64), 4, true, false);
+  ASSERT_FALSE(reasons.empty());
+  EXPECT_NE(reasons.front().find("whole contraction"), std::string::npos) << reasons.front();
+  EXPECT_TRUE(tile::unsupported(mlp(2, 64), 4, true, false).empty());
+  // Only hidden widths split: f = 16 with 64 hidden units splits over 4 warps.
+  EXPECT_EQ(tile::default_team_warps(mlp(2, 16), true, false), 4);
+}
+
+// The state struct of an MLP team: W2's slice is rows of the packed matrix, b2 is whole and
+// written by warp 0 only.
+TEST(TileCodegen, MlpStateSlicesFollowTheirSplit) {
+  const Spec s = mlp(2, 64, Precision::bf16);
+  const Schedule sched = default_schedule(s, Target::for_arch("sm_90a"));
+  ASSERT_EQ(sched.lowering, "tile");
+  EXPECT_EQ(sched.team_warps, 4);  // 8 warps' replicated values and partials do not fit
+  EXPECT_EQ(sched.backward_lowering, "arena");
+  const std::string src = codegen::generate(s, sched, codegen::KernelKind::forward).source;
+  EXPECT_NE(src.find("tl::GlobalTile<64, 64, 256> g{const_cast<float*>(src) + 0 + 64 * rank}"),
+            std::string::npos);  // W1: 64 of 256 columns
+  EXPECT_NE(src.find("tl::GlobalTile<64, 64, 64> g{const_cast<float*>(src) + 16640 + 4096 * rank}"),
+            std::string::npos);  // W2 at 64 * 256 + 256: 64 of 256 rows
+  EXPECT_NE(src.find("if (rank == 0) { tl::GlobalRow<64> g{dst + 33024}"), std::string::npos);
+  EXPECT_NE(src.find("tl::team_sum<4>"), std::string::npos);
+  EXPECT_NE(src.find("kFeatureSlices = 1"), std::string::npos);
+  // Accurate MLP steps issue more tensor-core products than the heuristic compiles straight-line.
+  EXPECT_EQ(default_schedule(mlp(2, 64), Target::for_arch("sm_90a")).lowering, "arena");
+}
+
 }  // namespace
 }  // namespace ttt

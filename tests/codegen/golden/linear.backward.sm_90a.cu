@@ -9,8 +9,8 @@ namespace tl = tttc::tile;
 
 struct Cfg {
   using Elem = tttc::bf16_t;
-  static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4;
-  static constexpr long long kS = 4160, kTeamSmemFloats = 26528, kScratchFloats = 9600, kWarpSmemFloats = 3072;
+  static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4, kFeatureSlices = 4;
+  static constexpr long long kS = 4160, kTeamSmemFloats = 26464, kScratchFloats = 9536, kWarpSmemFloats = 3072;
   static constexpr int kStageTensors = 4, kStageRowStride = 72, kStageTensorBytes = 2304, kStageBytes = 9280;
   static constexpr bool kFragmentCheckpoints = true;
   static constexpr long long kWorkspaceFloats = 0;

@@ -9,7 +9,7 @@ namespace tl = tttc::tile;
 
 struct Cfg {
   using Elem = tttc::bf16_t;
-  static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4;
+  static constexpr int kK = 16, kF = 64, kGroup = 1, kTeams = 1, kWarps = 4, kFeatureSlices = 4;
   static constexpr long long kS = 4160, kTeamSmemFloats = 3744, kScratchFloats = 256, kWarpSmemFloats = 0;
   static constexpr int kStageTensors = 3, kStageRowStride = 72, kStageTensorBytes = 2304, kStageBytes = 6976;
   static constexpr bool kFragmentCheckpoints = true;
