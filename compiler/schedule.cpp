@@ -58,6 +58,7 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"team_warps", s.team_warps},
           {"teams_per_cta", s.teams_per_cta},
           {"register_budget", s.register_budget},
+          {"register_state", s.register_state},
           {"threads", s.threads},
           {"forward_arena", to_string(s.forward_arena)},
           {"forward_state", to_string(s.forward_state)},
@@ -84,6 +85,8 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     s.team_warps = j.value("team_warps", 1);
     s.teams_per_cta = j.value("teams_per_cta", 1);
     s.register_budget = j.value("register_budget", 224);
+    // Absent in schedules written before it was a knob: the fixed threshold of then.
+    s.register_state = j.value("register_state", 64);
     s.threads = j.at("threads").get<int>();
     s.forward_arena = placement_from(j, "forward_arena");
     s.forward_state = placement_from(j, "forward_state");
@@ -166,11 +169,11 @@ static long long tile_shared_bytes(const Spec& spec, const Schedule& s, KernelSe
   long long floats = 0;
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
-      floats =
-          std::max(floats, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
-                                                backward && s.backward_split,
-                                                backward && s.backward_split_tokens)
-                               .team_floats());
+      floats = std::max(floats,
+                        tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
+                                             backward && s.backward_split,
+                                             backward && s.backward_split_tokens, s.register_state)
+                            .team_floats());
   return 4 * floats * s.teams_per_cta;
 }
 
@@ -179,10 +182,11 @@ static long long tile_mma_per_warp(const Spec& spec, const Schedule& s, KernelSe
   long long mma = 0;
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
-      mma = std::max(mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
-                                               backward && s.backward_split,
-                                               backward && s.backward_split_tokens)
-                              .mma_per_warp);
+      mma =
+          std::max(mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
+                                             backward && s.backward_split,
+                                             backward && s.backward_split_tokens, s.register_state)
+                            .mma_per_warp);
   return mma;
 }
 
@@ -205,6 +209,8 @@ static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& 
         s.teams_per_cta, t.max_threads, 32 * s.team_warps));
   if (s.register_budget < 32 || s.register_budget > 255)
     reasons.push_back(fmt::format("register_budget = {}: must be in 32..255", s.register_budget));
+  if (s.register_state < 0 || s.register_state > 255)
+    reasons.push_back(fmt::format("register_state = {}: must be in 0..255", s.register_state));
   if (arch_number(t) < 80)
     reasons.push_back(fmt::format(
         "lowering = 'tile' needs tensor cores with bf16 (sm_80 or newer); {} has none", t.arch));
@@ -396,29 +402,49 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
   for (const KernelSet k :
        {KernelSet{spec.build_forward, spec.build_backward}, KernelSet{spec.build_forward, false}}) {
     if (!k.any() || !tile::unsupported(spec, 1, k.forward, k.backward).empty()) continue;
-    // The largest team that compiles; where it does not fit, smaller ones (an MLP's team holds
-    // more replicated values, and exchanges larger partial products, the more warps it has), down
-    // to 4 warps, or fewer where the state stays in registers: H200, mlp2 forward at W3 in bf16
-    // precision, 2 warps with the weights in shared memory 11.4 ms against the arena's 8.2
-    // (non-causal), 2 warps with them in registers (f = 32) 1.29 against 6.10 (results.md,
-    // session 23). tf32 MLP steps with the weights in shared memory stay on the arena: 11.1
-    // against 9.4 ms at W3 (their operands are converted at every use).
+    // The largest team that compiles; where it does not fit with its state in registers, the
+    // same team with the state in shared memory (the registers it frees keep other values out of
+    // shared memory); then smaller teams (an MLP's team holds more replicated values, and
+    // exchanges larger partial products, the more warps it has; linear teams are not tried
+    // smaller), down to 4 warps, or fewer where the state stays in registers. H200, mlp2 forward at
+    // W3 (results.md, session 23): 8 warps with the weights in shared memory 5.77 ms in accurate
+    // precision (arena 9.98, 4 warps 10.03), 4.91 in bf16 (4 warps 5.24, arena 9.48); in bf16,
+    // non-causal, 2 warps with the weights in shared memory 11.4 against the arena's 8.2, f = 32
+    // with 2 warps and the weights in registers 1.29 against 6.10. tf32 MLP steps with the weights
+    // in shared memory stay on the arena: 11.1 against 9.4 ms at W3 (their operands are converted
+    // at every use).
     Schedule tile = s;
     const int largest = tile::default_team_warps(spec, k.forward, k.backward);
-    for (tile.team_warps = largest; tile.team_warps >= 1; tile.team_warps /= 2) {
+    bool more_products = false;  // smaller teams issue more products per warp: stop
+    for (tile.team_warps = largest; tile.team_warps >= 1 && !more_products; tile.team_warps /= 2) {
       const bool smaller = tile.team_warps < largest;
-      if (smaller && !tile::unsupported(spec, tile.team_warps, k.forward, k.backward).empty())
+      if (smaller && (spec.model != InnerModel::mlp ||
+                      !tile::unsupported(spec, tile.team_warps, k.forward, k.backward).empty()))
         continue;
-      const bool state_in_smem =
-          !tile::team_layout(spec, tile.team_warps, k.backward).state_offset.empty();
-      if (state_in_smem && ((smaller && tile.team_warps < 4) ||
-                            (spec.model == InnerModel::mlp && spec.precision == Precision::tf32)))
-        break;
-      if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes) continue;
-      if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) break;  // smaller teams: more
-      if (k.forward) tile.lowering = "tile";
-      if (k.backward) tile.backward_lowering = "tile";
-      return tile;
+      // The state in shared memory leaves every register to the step's values (the measured
+      // 8-warp mlp2 forward used a budget of 255). Linear teams keep theirs in registers.
+      const int homes = spec.model == InnerModel::mlp ? 2 : 1;
+      const std::pair<int, int> state_homes[] = {{tile::kMaxRegisterState, s.register_budget},
+                                                 {0, 255}};
+      for (int h = 0; h < homes; ++h) {
+        const auto [register_state, budget] = state_homes[h];
+        tile.register_state = register_state;
+        tile.register_budget = budget;
+        const bool state_in_smem =
+            !tile::team_layout(spec, tile.team_warps, k.backward, register_state)
+                 .state_offset.empty();
+        const bool mlp_tf32 = spec.model == InnerModel::mlp && spec.precision == Precision::tf32;
+        if (state_in_smem && tile.team_warps > 1 && ((smaller && tile.team_warps < 4) || mlp_tf32))
+          continue;
+        if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes) continue;
+        if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) {
+          more_products = true;
+          break;
+        }
+        if (k.forward) tile.lowering = "tile";
+        if (k.backward) tile.backward_lowering = "tile";
+        return tile;
+      }
     }
   }
   return s;

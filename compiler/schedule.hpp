@@ -27,7 +27,10 @@ struct Schedule {
   int team_warps = 1;         // tile: warps per (b, h) team (1, 2, 4, 8): features split over them
   int teams_per_cta = 1;      // tile: teams per CTA
   int register_budget = 224;  // tile: f32 values per lane kept in registers before spilling
-  int threads = 256;          // CTA size (multiple of 32, 64..1024)
+  // tile: state matrices (and their adjoints) of more floats per lane than this live in the
+  // warp's shared memory for the whole kernel, the rest in registers (0: all in shared memory).
+  int register_state = 64;
+  int threads = 256;                             // CTA size (multiple of 32, 64..1024)
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel
   Placement backward_arena = Placement::global;  // the backward step's working matrices

@@ -283,12 +283,17 @@ class TileStepWriter {
           id);
     } else if (name == "tau_last") {
       line(fmt::format("{} tl::load_scalar({}, c.tau + c.valid - 1);", declare(id), var(id)), id);
+    } else if ((name == "gamma" || name == "beta") && !place(id).split) {
+      // Replicated (an MLP's team): a whole row would hold 2 registers per 8 columns for the
+      // whole step; read where used instead (an L1 hit).
+      line(fmt::format("const tl::GlobalRow<{}> {}{{const_cast<float*>(c.{})}};", place(id).cols,
+                       var(id), name),
+           id);
     } else if (name == "gamma" || name == "beta") {
       const int cols = place(id).cols;
-      line(fmt::format("{} {{ const tl::GlobalRow<{}> g{{const_cast<float*>(c.{}){}}}; "
-                       "tl::assign({}, g); }}",
-                       declare(id), cols, name,
-                       place(id).split ? fmt::format(" + {} * team.rank", cols) : "", var(id)),
+      line(fmt::format("{} {{ const tl::GlobalRow<{}> g{{const_cast<float*>(c.{}) + {} * "
+                       "team.rank}}; tl::assign({}, g); }}",
+                       declare(id), cols, name, cols, var(id)),
            id);
     } else if (is_member_name(name)) {
       line(fmt::format("auto& {} = st.{};", var(id), name), id);
@@ -525,7 +530,7 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   Generated g{.kind = kind, .kernel_name = fmt::format("tttc_{}", to_string(kind))};
   const bool backward = kind == KernelKind::backward;
   const int warps = schedule.team_warps;
-  const tile::TeamLayout layout = tile::team_layout(spec, warps, backward);
+  const tile::TeamLayout layout = tile::team_layout(spec, warps, backward, schedule.register_state);
   std::vector<std::pair<std::string, tile::LoweredStep>> steps;
   struct StepToWrite {
     const char* name;

@@ -248,7 +248,7 @@ ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b) {
   return m;
 }
 
-TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate) {
+TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate, int register_state) {
   TeamLayout layout{.warps = warps};
   const std::vector<int> widths = spec.widths();
   auto place_members = [&](std::map<std::string, long long>& offsets) {
@@ -256,7 +256,7 @@ TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate) {
       const Split split = member_split(spec, static_cast<int>(l), false, warps);
       const int rows = widths[l - 1] / (split == Split::rows ? warps : 1);
       const int cols = widths[l] / (split == Split::cols ? warps : 1);
-      if (lane_floats(rows, cols) > kMaxRegisterState) {
+      if (lane_floats(rows, cols) > register_state) {
         offsets[fmt::format("W{}", l)] = layout.persistent_floats;
         layout.persistent_floats += smem_floats(rows, cols);
       }
@@ -538,6 +538,43 @@ void fuse_step(LoweredStep& L, const std::vector<std::vector<int>>& uses) {
   }
 }
 
+// An elementwise op of tokens alone (V - K) is emitted just before its first use: tokens are
+// read from the stage at every use anyway, and computed early its value would hold registers
+// across everything in between (mlp2's LayerNorm: 32 a lane; its forward's spills 140 -> 124
+// bytes).
+void sink_token_values(LoweredStep& L, const std::vector<std::vector<int>>& uses) {
+  const ir::Program& p = L.plan.program;
+  auto token_only = [&](int i) {
+    const ir::Op& op = p.ops[i];
+    if (op.kind != ir::OpKind::elementwise || L.place[i].home != Home::reg) return false;
+    for (const auto& [role, id] : p.outputs)
+      if (id == i) return false;
+    for (int a : op.args)
+      if (p.ops[a].kind != ir::OpKind::input || !is_token(p.values[a].name)) return false;
+    return true;
+  };
+  std::vector<int> order;
+  std::vector<int> sunk;
+  for (int i : L.order) {
+    if (L.plan.live[i] && token_only(i)) {
+      sunk.push_back(i);
+      continue;
+    }
+    for (auto it = sunk.begin(); it != sunk.end();) {
+      const auto& users = uses[*it];
+      if (std::find(users.begin(), users.end(), i) != users.end()) {
+        order.push_back(*it);
+        it = sunk.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    order.push_back(i);
+  }
+  order.insert(order.end(), sunk.begin(), sunk.end());
+  L.order = std::move(order);
+}
+
 LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
                   int register_budget, std::vector<std::string>& problems,
                   plan::AdjointPart part = plan::AdjointPart::whole) {
@@ -725,6 +762,9 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
   L.smem_end = layout.persistent_floats + arena.high_water();
 
   fuse_step(L, uses);
+  // Linear steps keep the IR's order: there the move took ptxas's spills both ways (sm_90a,
+  // linear-f32-d32 backward 48 -> 56 bytes, lm-125m-linear 372 -> 346).
+  if (hidden_split) sink_token_values(L, uses);
 
   // Team scratch: products meet in slots P0/P1, row sums in R0/R1 (scratch_slot 0..3). A
   // reduction never takes the slot of the reduction just before it: the barrier of reduction r
@@ -809,9 +849,9 @@ int default_team_warps(const Spec& spec, bool forward, bool backward) {
 }
 
 TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
-                             bool backward_split, bool backward_split_tokens) {
+                             bool backward_split, bool backward_split_tokens, int register_state) {
   TeamFootprint f{.warps = warps};
-  const TeamLayout layout = team_layout(spec, warps, backward_kernel);
+  const TeamLayout layout = team_layout(spec, warps, backward_kernel, register_state);
   std::vector<std::pair<plan::StepKind, plan::AdjointPart>> steps;
   using Part = plan::AdjointPart;
   if (!backward_kernel) steps.emplace_back(plan::StepKind::forward, Part::whole);

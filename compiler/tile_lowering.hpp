@@ -95,7 +95,8 @@ Split member_split(const Spec& spec, int layer, bool bias, int warps);
 int feature_slices(const Spec& spec, int warps);
 
 // Where the state (W_l, b_l) and, in the backward kernel, its adjoint live for the whole kernel,
-// per warp: matrices above kMaxRegisterState floats per lane in the warp's shared memory.
+// per warp: matrices above `register_state` floats per lane (Schedule::register_state, default
+// kMaxRegisterState) in the warp's shared memory.
 constexpr int kMaxRegisterState = 64;
 struct TeamLayout {
   int warps = 1;
@@ -103,7 +104,8 @@ struct TeamLayout {
   std::map<std::string, long long> dstate_offset;  // backward kernel only
   long long persistent_floats = 0;                 // per warp
 };
-TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate);
+TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate,
+                       int register_state = kMaxRegisterState);
 
 struct LoweredStep {
   plan::StepPlan plan;
@@ -144,6 +146,7 @@ struct TeamFootprint {
 // backward_split: the backward's steps are the two paths of Schedule::backward_split (each
 // kernel of the split needs at most the larger of them).
 TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
-                             bool backward_split = false, bool backward_split_tokens = false);
+                             bool backward_split = false, bool backward_split_tokens = false,
+                             int register_state = kMaxRegisterState);
 
 }  // namespace ttt::tile

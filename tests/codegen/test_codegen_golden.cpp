@@ -56,7 +56,9 @@ TEST_P(CodegenGolden, SourceMatchesGolden) {
 // out of it by bulk copies (sm_90): one wait, before the first line that touches the new state,
 // and the inputs' single barrier before anything reads them.
 TEST(ArenaForward, WaitsForTheCheckpointBeforeTheStateUpdate) {
-  for (const char* example : {"mlp2", "video-mlp2-noncausal", "mlp4-d128", "mlp3-relu-f16"}) {
+  // (mlp2's forward is a tile kernel on sm_90a since session 23.)
+  for (const char* example : {"lm-mlp2-silu-d128", "video-mlp2-noncausal", "mlp4-d128",
+                              "mlp3-relu-f16"}) {
     SCOPED_TRACE(example);
     const Spec spec =
         load_spec_file(std::string(TTTC_SOURCE_DIR) + "/examples/" + example + ".json");

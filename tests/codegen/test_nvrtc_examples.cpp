@@ -32,17 +32,22 @@ class NvrtcExamples : public ::testing::TestWithParam<std::tuple<std::string, st
 
 // Spill bytes (stores + loads, ptxas) the kernels the runtime would run may have, per example
 // kernel: none, but for the tile lowering's linear backward, which ptxas fits in 255 registers
-// only with a small spill (docs/results.md, session 19). A ratchet: a change that makes any of
-// them spill more fails here. (lm-125m-linear 370 -> 372 with the fragment-order group states,
-// session 21: its backward 1.64 -> 1.46 ms on the H200 at 192 heads.)
+// only with a small spill (docs/results.md, session 19), and mlp2's tile forward on sm_90a (8
+// warps, the replicated LayerNorm values: session 23, 1.73x faster than the spill-free arena
+// forward on the H200). A ratchet: a change that makes any of them spill more fails here.
+// (lm-125m-linear 370 -> 372 with the fragment-order group states, session 21: its backward
+// 1.64 -> 1.46 ms on the H200 at 192 heads.)
 int allowed_spill_bytes(const std::string& example, const std::string& arch,
                         codegen::KernelKind kind) {
   static const std::map<std::string, int> backward_sm90a = {
       {"linear", 172}, {"lm-125m-linear", 372}, {"linear-f32-d32", 48}};
   static const std::map<std::string, int> backward_sm80 = {
       {"linear", 12}, {"lm-125m-linear", 360}, {"linear-f32-d32", 188}};
-  if (kind != codegen::KernelKind::backward) return 0;
-  const auto& table = arch == "sm_80" ? backward_sm80 : backward_sm90a;
+  static const std::map<std::string, int> forward_sm90a = {{"mlp2", 124}};
+  static const std::map<std::string, int> none;
+  const bool backward = kind == codegen::KernelKind::backward;
+  const auto& table = arch == "sm_80" ? (backward ? backward_sm80 : none)
+                                      : (backward ? backward_sm90a : forward_sm90a);
   const auto it = table.find(example);
   return it == table.end() ? 0 : it->second;
 }

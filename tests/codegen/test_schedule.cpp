@@ -229,7 +229,7 @@ TEST(Schedule, QuerySplitForFewHeads) {
   EXPECT_TRUE(mentions(validate(grouped, split, t), "query_split = true needs checkpoint_group 1"));
   Spec mlp = s;
   mlp.model = InnerModel::mlp;
-  mlp.depth = 2;
+  mlp.depth = 3;  // hidden-by-hidden weights: the arena lowering's
   const Schedule arena = default_schedule(mlp, t, 12);
   EXPECT_EQ(arena.lowering, "arena");
   EXPECT_FALSE(arena.query_split);
