@@ -103,7 +103,7 @@ TEST(Knobs, PrecisionIsNeverLowered) {
 }
 
 TEST(Knobs, APassProductKeepsTheOtherPassAtTheHeuristic) {
-  const Spec spec = example_spec("mlp3-relu-f16");  // both kernels on the arena lowering
+  const Spec spec = example_spec("video-mlp2-noncausal");  // both kernels on the arena lowering
   const Target t = Target::for_arch("sm_90a");
   const Schedule h = default_schedule(spec, t);
   ASSERT_EQ(h.lowering, "arena");
