@@ -392,6 +392,43 @@ Schedule default_schedule(const Spec& spec, const Target& t, long long launch_he
   return s;
 }
 
+// A tile team the heuristic may pick: its size and where its state lives.
+struct TeamChoice {
+  int warps, register_state, register_budget;
+};
+
+// The teams the heuristic tries, best first: the largest team that compiles, first with its state
+// in registers, then (MLPs) with the state in shared memory, which leaves every register to the
+// step's values (budget 255); then (MLPs: their teams hold more replicated values, and exchange
+// larger partial products, the more warps they have) smaller teams down to 4 warps, or fewer
+// where the state stays in registers. tf32 MLP steps with the weights in shared memory are left
+// out (their operands are converted at every use). H200, mlp2 forward at W3 (results.md, session
+// 23): 8 warps with the weights in shared memory 5.57 ms in accurate precision (arena 10.0, 4
+// warps 10.03), 4.80 in bf16 (arena 9.48; 4 warps 4.60, a miss of this order); non-causal bf16
+// with 2 warps and the weights in shared memory 11.4 against the arena's 8.2; f = 32 bf16 with 2
+// warps and the weights in registers 1.29 against 6.10; tf32 with 4 warps 11.1 against 9.4.
+static std::vector<TeamChoice> team_choices(const Spec& spec, bool forward, bool backward,
+                                            int register_budget) {
+  const bool mlp = spec.model == InnerModel::mlp;
+  const int largest = tile::default_team_warps(spec, forward, backward);
+  std::vector<TeamChoice> choices;
+  for (int warps = largest; warps >= 1; warps /= 2) {
+    if (warps < largest && (!mlp || !tile::unsupported(spec, warps, forward, backward).empty()))
+      continue;
+    for (const TeamChoice& c :
+         {TeamChoice{warps, tile::kMaxRegisterState, register_budget}, TeamChoice{warps, 0, 255}}) {
+      if (!mlp && c.register_state == 0) continue;
+      const bool state_in_smem =
+          !tile::team_layout(spec, warps, backward, c.register_state).state_offset.empty();
+      const bool too_few = warps < largest && warps < 4;
+      if (state_in_smem && warps > 1 && (too_few || (mlp && spec.precision == Precision::tf32)))
+        continue;
+      choices.push_back(c);
+    }
+  }
+  return choices;
+}
+
 // The heuristic's choices that do not depend on the launch size.
 static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
   Schedule s = default_arena_schedule(spec, t);
@@ -402,49 +439,17 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
   for (const KernelSet k :
        {KernelSet{spec.build_forward, spec.build_backward}, KernelSet{spec.build_forward, false}}) {
     if (!k.any() || !tile::unsupported(spec, 1, k.forward, k.backward).empty()) continue;
-    // The largest team that compiles; where it does not fit with its state in registers, the
-    // same team with the state in shared memory (the registers it frees keep other values out of
-    // shared memory); then smaller teams (an MLP's team holds more replicated values, and
-    // exchanges larger partial products, the more warps it has; linear teams are not tried
-    // smaller), down to 4 warps, or fewer where the state stays in registers. H200, mlp2 forward at
-    // W3 (results.md, session 23): 8 warps with the weights in shared memory 5.77 ms in accurate
-    // precision (arena 9.98, 4 warps 10.03), 4.91 in bf16 (4 warps 5.24, arena 9.48); in bf16,
-    // non-causal, 2 warps with the weights in shared memory 11.4 against the arena's 8.2, f = 32
-    // with 2 warps and the weights in registers 1.29 against 6.10. tf32 MLP steps with the weights
-    // in shared memory stay on the arena: 11.1 against 9.4 ms at W3 (their operands are converted
-    // at every use).
     Schedule tile = s;
-    const int largest = tile::default_team_warps(spec, k.forward, k.backward);
-    bool more_products = false;  // smaller teams issue more products per warp: stop
-    for (tile.team_warps = largest; tile.team_warps >= 1 && !more_products; tile.team_warps /= 2) {
-      const bool smaller = tile.team_warps < largest;
-      if (smaller && (spec.model != InnerModel::mlp ||
-                      !tile::unsupported(spec, tile.team_warps, k.forward, k.backward).empty()))
-        continue;
-      // The state in shared memory leaves every register to the step's values (the measured
-      // 8-warp mlp2 forward used a budget of 255). Linear teams keep theirs in registers.
-      const int homes = spec.model == InnerModel::mlp ? 2 : 1;
-      const std::pair<int, int> state_homes[] = {{tile::kMaxRegisterState, s.register_budget},
-                                                 {0, 255}};
-      for (int h = 0; h < homes; ++h) {
-        const auto [register_state, budget] = state_homes[h];
-        tile.register_state = register_state;
-        tile.register_budget = budget;
-        const bool state_in_smem =
-            !tile::team_layout(spec, tile.team_warps, k.backward, register_state)
-                 .state_offset.empty();
-        const bool mlp_tf32 = spec.model == InnerModel::mlp && spec.precision == Precision::tf32;
-        if (state_in_smem && tile.team_warps > 1 && ((smaller && tile.team_warps < 4) || mlp_tf32))
-          continue;
-        if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes) continue;
-        if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) {
-          more_products = true;
-          break;
-        }
-        if (k.forward) tile.lowering = "tile";
-        if (k.backward) tile.backward_lowering = "tile";
-        return tile;
-      }
+    for (const TeamChoice& c : team_choices(spec, k.forward, k.backward, s.register_budget)) {
+      tile.team_warps = c.warps;
+      tile.register_state = c.register_state;
+      tile.register_budget = c.register_budget;
+      if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes) continue;
+      // Smaller teams issue more products per warp: none of the rest fits either.
+      if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) break;
+      if (k.forward) tile.lowering = "tile";
+      if (k.backward) tile.backward_lowering = "tile";
+      return tile;
     }
   }
   return s;
