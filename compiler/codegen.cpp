@@ -382,7 +382,12 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
   if (state_shared) smem += round16(S);
   c["kWsArena"] = 0;
   if (!arena_shared) ws += g.arena_floats;
+  // A tile forward writes its checkpoints in fragment order: the backward converts each group's
+  // into the packed layout its steps read (in a slot of its own).
+  const bool fragment_checkpoints = kind == KernelKind::backward && schedule.lowering == "tile";
   if (kind == KernelKind::backward) {
+    c["kWsCheckpoint"] = ws;
+    if (fragment_checkpoints) ws += round16(S);
     c["kWsGroupStates"] = ws;
     ws += round16((spec.checkpoint_group - 1) * S);  // a group's first state is its checkpoint
     c["kWsDstateA"] = ws;
@@ -407,6 +412,10 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
       arena_shared, state_shared, options.context_in_memory);
   for (const auto& [name, value] : c)
     src += fmt::format("  static constexpr long long {} = {};\n", name, value);
+  if (kind == KernelKind::backward)
+    src += fmt::format(
+        "  static constexpr bool kFragmentCheckpoints = {};\n{}", fragment_checkpoints,
+        fragment_checkpoints ? fragment_checkpoint_index(spec, schedule.team_warps) : "");
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
                      activation_constant(spec.activation));
   for (const auto& [name, plan] : steps)

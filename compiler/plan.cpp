@@ -8,13 +8,14 @@
 
 namespace ttt::plan {
 
-long long Arena::allocate(long long size) {
+long long Arena::allocate(long long size, long long limit) {
   size = (size + 15) / 16 * 16;
   long long offset = 0;
   for (const auto& [start, length] : used_) {
     if (start - offset >= size) break;
     offset = std::max(offset, start + length);
   }
+  if (limit >= 0 && offset + size > limit) return -1;
   used_[offset] = size;
   high_ = std::max(high_, offset + size);
   return offset;

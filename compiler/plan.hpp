@@ -17,7 +17,8 @@ namespace ttt::plan {
 // the arena path's step memory and the tile path's shared-memory homes.
 class Arena {
  public:
-  long long allocate(long long size);
+  // First fit; with limit >= 0, -1 (and nothing allocated) where that fit would end past it.
+  long long allocate(long long size, long long limit = -1);
   void release(long long offset) { used_.erase(offset); }
   long long high_water() const { return high_; }
 

@@ -59,6 +59,8 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"teams_per_cta", s.teams_per_cta},
           {"register_budget", s.register_budget},
           {"register_state", s.register_state},
+          {"global_state", s.global_state},
+          {"tile_shared_kib", s.tile_shared_kib},
           {"threads", s.threads},
           {"forward_arena", to_string(s.forward_arena)},
           {"forward_state", to_string(s.forward_state)},
@@ -87,6 +89,9 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     s.register_budget = j.value("register_budget", 224);
     // Absent in schedules written before it was a knob: the fixed threshold of then.
     s.register_state = j.value("register_state", 64);
+    // Absent in schedules written before global homes existed: everything on chip.
+    s.global_state = j.value("global_state", 0);
+    s.tile_shared_kib = j.value("tile_shared_kib", 0);
     s.threads = j.at("threads").get<int>();
     s.forward_arena = placement_from(j, "forward_arena");
     s.forward_state = placement_from(j, "forward_state");
@@ -164,16 +169,18 @@ static KernelSet kernels_on(const Spec& spec, const Schedule& s, const char* low
           .backward = spec.build_backward && s.backward_lowering == lowering};
 }
 
+static tile::TeamFootprint footprint(const Spec& spec, const Schedule& s, bool backward) {
+  return tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
+                              backward && s.backward_split, backward && s.backward_split_tokens,
+                              s.register_state, s.global_state, 256LL * s.tile_shared_kib);
+}
+
 // Shared memory of one CTA of the tile lowering: every team's, the larger of the kernels in `k`.
 static long long tile_shared_bytes(const Spec& spec, const Schedule& s, KernelSet k) {
   long long floats = 0;
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
-      floats = std::max(floats,
-                        tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
-                                             backward && s.backward_split,
-                                             backward && s.backward_split_tokens, s.register_state)
-                            .team_floats());
+      floats = std::max(floats, footprint(spec, s, backward).team_floats());
   return 4 * floats * s.teams_per_cta;
 }
 
@@ -182,11 +189,7 @@ static long long tile_mma_per_warp(const Spec& spec, const Schedule& s, KernelSe
   long long mma = 0;
   for (bool backward : {false, true})
     if (backward ? k.backward : k.forward)
-      mma =
-          std::max(mma, tile::team_footprint(spec, s.team_warps, backward, s.register_budget,
-                                             backward && s.backward_split,
-                                             backward && s.backward_split_tokens, s.register_state)
-                            .mma_per_warp);
+      mma = std::max(mma, footprint(spec, s, backward).mma_per_warp);
   return mma;
 }
 
@@ -211,6 +214,14 @@ static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& 
     reasons.push_back(fmt::format("register_budget = {}: must be in 32..255", s.register_budget));
   if (s.register_state < 0 || s.register_state > 255)
     reasons.push_back(fmt::format("register_state = {}: must be in 0..255", s.register_state));
+  if (s.global_state < 0 || s.global_state > 2)
+    reasons.push_back(fmt::format(
+        "global_state = {}: must be 0 (on chip), 1 (the adjoint state in global memory) or 2 "
+        "(the state too)",
+        s.global_state));
+  if (s.tile_shared_kib < 0 || 1024LL * s.tile_shared_kib > t.max_shared_bytes)
+    reasons.push_back(fmt::format("tile_shared_kib = {}: must be in 0..{} on {} (0: no limit)",
+                                  s.tile_shared_kib, t.max_shared_bytes / 1024, t.arch));
   if (arch_number(t) < 80)
     reasons.push_back(fmt::format(
         "lowering = 'tile' needs tensor cores with bf16 (sm_80 or newer); {} has none", t.arch));
@@ -218,6 +229,15 @@ static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& 
   for (const auto& r : tile::unsupported(spec, s.team_warps, k.forward, k.backward))
     reasons.push_back("lowering = 'tile' cannot compile this spec: " + r);
   if (!reasons.empty()) return reasons;
+  // A warp's global region belongs to the one (b, h) its team walks: the split kernels' teams
+  // take items of several.
+  for (bool backward : {false, true})
+    if ((backward ? k.backward && s.backward_split : k.forward && s.query_split) &&
+        footprint(spec, s, backward).warp_global_floats > 0)
+      reasons.push_back(
+          fmt::format("lowering = 'tile' with values or state in global memory (global_state, "
+                      "tile_shared_kib) cannot run the {} kernel",
+                      backward ? "backward_split" : "query_split"));
   const long long bytes = tile_shared_bytes(spec, s, k);
   if (bytes > t.max_shared_bytes)
     reasons.push_back(fmt::format(

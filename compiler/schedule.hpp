@@ -30,6 +30,12 @@ struct Schedule {
   // tile: state matrices (and their adjoints) of more floats per lane than this live in the
   // warp's shared memory for the whole kernel, the rest in registers (0: all in shared memory).
   int register_state = 64;
+  // tile, backward kernel: 0 state and adjoint on chip (register_state); 1 the adjoint state in
+  // each warp's region of the workspace in global memory (L2-resident); 2 the state there too.
+  int global_state = 0;
+  // tile: KiB of shared memory a team may use (0: no limit); a step's values past it live in
+  // each warp's region of the workspace in global memory (fragment order, no barriers).
+  int tile_shared_kib = 0;
   int threads = 256;                             // CTA size (multiple of 32, 64..1024)
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel

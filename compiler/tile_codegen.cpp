@@ -39,7 +39,9 @@ std::string tile_type(Form form, Home home, int rows, int cols) {
     case Form::matrix:
       break;
   }
-  return fmt::format("tl::{}<{}, {}>", home == Home::smem ? "SmemTile" : "Tile", rows, cols);
+  static const std::map<Home, const char*> types = {
+      {Home::reg, "Tile"}, {Home::smem, "SmemTile"}, {Home::global, "SpillTile"}};
+  return fmt::format("tl::{}<{}, {}>", types.at(home), rows, cols);
 }
 
 // struct State / DState: this warp's slice of each member, where it lives, and its I/O from the
@@ -48,16 +50,18 @@ std::string tile_type(Form form, Home home, int rows, int cols) {
 // 0 only), or with the _frag methods from the kernels' own layout of a packed state (weights in
 // fragment order, warp `rank`'s slice at rank * R * C / W; biases as in the packed layout).
 std::string state_struct(const Spec& spec, const std::string& name, const tile::TeamLayout& layout,
-                         const std::map<std::string, long long>& smem_offsets, bool adjoint) {
+                         bool adjoint) {
+  const auto& smem_offsets = adjoint ? layout.dstate_offset : layout.state_offset;
+  const auto& global_offsets = adjoint ? layout.dstate_global : layout.state_global;
   std::string decl, bind, load, store, zero, atomic, load_frag, store_frag, add_frag;
   for (const auto& [member, full_rows, full_cols, offset, bias] : state_members(spec)) {
-    const bool smem = smem_offsets.count(member) > 0;
+    const bool smem = smem_offsets.count(member) > 0, in_global = global_offsets.count(member) > 0;
+    const Home home = smem ? Home::smem : in_global ? Home::global : Home::reg;
     const tile::Split split =
         tile::member_split(spec, std::stoi(member.substr(1)), bias, layout.warps);
     const int rows = full_rows / (split == tile::Split::rows ? layout.warps : 1);
     const int cols = full_cols / (split == tile::Split::cols ? layout.warps : 1);
-    const std::string type =
-        tile_type(bias ? Form::per_col : Form::matrix, smem ? Home::smem : Home::reg, rows, cols);
+    const std::string type = tile_type(bias ? Form::per_col : Form::matrix, home, rows, cols);
     const std::string global =
         bias ? fmt::format("tl::GlobalRow<{}>", cols)
              : fmt::format("tl::GlobalTile<{}, {}, {}>", rows, cols, full_cols);
@@ -74,6 +78,8 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
     decl += fmt::format("  {} {};\n", type, member);
     if (smem)
       bind += fmt::format("    {}.base = warp_smem + {};\n", member, smem_offsets.at(member));
+    if (in_global)
+      bind += fmt::format("    {}.base = warp_global + {};\n", member, global_offsets.at(member));
     const auto reader = [&](const std::string& view, const std::string& where, const char* op) {
       return fmt::format("    {{ const {} g{{const_cast<float*>(src) + {}}}; {}; }}\n", view, where,
                          fmt::format(fmt::runtime(op), member));
@@ -95,14 +101,15 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
   }
   std::string text = fmt::format(
       "struct {} {{\n{}  int rank;\n"
-      "  __device__ __forceinline__ void bind(float* warp_smem, int team_rank) {{\n"
+      "  __device__ __forceinline__ void bind(float* warp_smem, float* warp_global, int team_rank) "
+      "{{\n"
       "    rank = team_rank;\n{}  }}\n"
       "  __device__ __forceinline__ void load(const float* src) {{\n{}  }}\n"
       "  __device__ __forceinline__ void store(float* dst) const {{\n{}  }}\n"
       "  __device__ __forceinline__ void load_frag(const float* src) {{\n{}  }}\n"
       "  __device__ __forceinline__ void store_frag(float* dst) const {{\n{}  }}\n",
-      name, decl, bind.empty() ? "    (void)warp_smem;\n" : bind, load, store, load_frag,
-      store_frag);
+      name, decl, bind.empty() ? "    (void)warp_smem, (void)warp_global;\n" : bind, load, store,
+      load_frag, store_frag);
   // The adjoint starts at zero (no dLoss/dtheta_T) and may be summed over the batch.
   if (adjoint)
     text += fmt::format(
@@ -197,7 +204,7 @@ class TileStepWriter {
   // its uses costs 2 registers per float (mlp2's W1 and W2 slices: 128 each, and spills).
   std::string matmul_arg(const ir::Op& op, int side) {
     const int a = op.args[side];
-    if (is_token_input(a) || L_.parts[a] == 0 || place(a).home == Home::smem) return arg(op, side);
+    if (is_token_input(a) || L_.parts[a] == 0 || place(a).home != Home::reg) return arg(op, side);
     const OperandView view = operand_view(op, side);
     if (shared_uses_[view] < 2) return arg(op, side);
     const std::string name =
@@ -261,6 +268,8 @@ class TileStepWriter {
     const tile::ValuePlace& pl = place(id);
     if (pl.home == Home::smem)
       return fmt::format("{} {}{{smem + {}}};", type_of(id), var(id), pl.offset);
+    if (pl.home == Home::global)
+      return fmt::format("{} {}{{c.warp_global + {}}};", type_of(id), var(id), pl.offset);
     return fmt::format("{} {};", type_of(id), var(id));
   }
 
@@ -388,7 +397,7 @@ class TileStepWriter {
           backward ? fmt::format("d{}'", role.substr(1)) : role.substr(0, role.size() - 1);
       // The output path has no dW' (a zero seed): nothing can have been computed in place.
       const int source = has_input(source_name) ? p_.input_id(source_name) : -1;
-      if (source >= 0 && place(id).home == Home::smem && place(source).home == Home::smem &&
+      if (source >= 0 && place(id).home != Home::reg && place(source).home == place(id).home &&
           place(id).offset == place(source).offset)
         out_ += fmt::format("    // {} computed in place ({})\n", member, var(id));
       else
@@ -526,52 +535,58 @@ SplitItemLayout split_item_layout(
 // staged while the current one computes.
 constexpr int kQueryItemsPerTeam = 4;
 
+std::string fragment_checkpoint_index(const Spec& spec, int warps) {
+  std::string body;
+  for (const StateMember& m : state_members(spec)) {
+    if (m.bias) continue;  // biases keep the packed layout (GlobalRow)
+    const tile::Split split = tile::member_split(spec, std::stoi(m.name.substr(1)), false, warps);
+    const char* kind = split == tile::Split::cols   ? "kFragmentCols"
+                       : split == tile::Split::rows ? "kFragmentRows"
+                                                    : "kFragmentWhole";
+    body += fmt::format(
+        "    if (k >= {0} && k < {1}) return {0} + tttc::fragment_index<{2}, {3}, tttc::{4}, "
+        "{5}>(k "
+        "- {0});  // {6}\n",
+        m.offset, m.offset + m.floats(), m.rows, m.cols, kind, warps, m.name);
+  }
+  return fmt::format(
+      "  // The tile forward's checkpoints (teams of {} warps): where packed element k lies.\n"
+      "  static __device__ __forceinline__ long long checkpoint_index(long long k) {{\n{}"
+      "    return k;\n  }}\n",
+      warps, body);
+}
+
 Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind) {
   Generated g{.kind = kind, .kernel_name = fmt::format("tttc_{}", to_string(kind))};
   const bool backward = kind == KernelKind::backward;
   const int warps = schedule.team_warps;
-  const tile::TeamLayout layout = tile::team_layout(spec, warps, backward, schedule.register_state);
-  std::vector<std::pair<std::string, tile::LoweredStep>> steps;
-  struct StepToWrite {
-    const char* name;
-    StepKind kind;
-    plan::AdjointPart part = plan::AdjointPart::whole;
-  };
-  std::vector<StepToWrite> to_write;
+  const tile::TeamLayout layout =
+      tile::team_layout(spec, warps, backward, schedule.register_state, schedule.global_state);
   const bool query_split = !backward && schedule.query_split;
   const bool backward_split = backward && schedule.backward_split;
-  if (query_split) to_write.push_back({"advance", StepKind::advance});  // the recurrence's step
-  if (!backward) to_write.push_back({"forward", StepKind::forward});
-  if (backward && spec.checkpoint_group > 1) to_write.push_back({"advance", StepKind::advance});
-  if (backward && !backward_split) to_write.push_back({"backward", StepKind::backward});
-  if (backward_split) {
-    to_write.push_back({"backward_output", StepKind::backward, plan::AdjointPart::output_path});
-    if (schedule.backward_split_tokens) {
-      to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_state});
-      to_write.push_back({"backward_tokens", StepKind::backward, plan::AdjointPart::update_tokens});
-    } else {
-      to_write.push_back({"backward_update", StepKind::backward, plan::AdjointPart::update_path});
-    }
-  }
-  tile::ScratchSlots slots{};
-  long long warp_floats = 0;
-  for (const StepToWrite& w : to_write) {
-    steps.emplace_back(w.name,
-                       tile::lower_step(spec, w.kind, layout, schedule.register_budget, w.part));
-    slots = tile::max_slots(slots, steps.back().second.slot_floats);
-    warp_floats = std::max(warp_floats, steps.back().second.smem_end);
-  }
+  const std::vector<tile::KernelStep> kernel_steps = tile::kernel_steps(
+      spec, backward, query_split, backward_split, schedule.backward_split_tokens);
+  const tile::LoweredKernel lowered =
+      tile::lower_kernel(spec, kernel_steps, layout, schedule.register_budget, backward,
+                         256LL * schedule.tile_shared_kib);
+  std::vector<std::pair<std::string, tile::LoweredStep>> steps;
+  for (size_t i = 0; i < kernel_steps.size(); ++i)
+    steps.emplace_back(kernel_steps[i].name, lowered.steps[i]);
+  const tile::ScratchSlots& slots = lowered.slots;
+  const long long warp_floats = lowered.warp_floats;
   const SplitItemLayout split = backward_split ? split_item_layout(spec, steps) : SplitItemLayout{};
   const long long scratch = tile::scratch_floats(slots);
   const tile::StageLayout stage = tile::stage_layout(spec, backward);
-  warp_floats = (warp_floats + 15) / 16 * 16;
   const long long team_floats = scratch + 2 * stage.stage_bytes / 4 + warps * warp_floats;
   const int teams = schedule.teams_per_cta;
   g.threads = 32 * warps * teams;
   g.heads_per_cta = teams;
   g.shared_bytes = 4 * team_floats * teams;
-  g.workspace_floats =
+  // Per (b, h): the group's recomputed states (backward, groups longer than 1), then each warp's
+  // global region.
+  const long long group_states =
       backward && spec.checkpoint_group > 1 ? 1LL * spec.checkpoint_group * spec.state_floats() : 0;
+  g.workspace_floats = group_states + warps * lowered.warp_global;
 
   std::string src = source_head(to_string(kind), " (tile lowering)", spec, schedule,
                                 "tttc/tile_driver.cuh", "namespace tl = tttc::tile;\n\n");
@@ -588,13 +603,15 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       "  static constexpr int kStageTensors = {}, kStageRowStride = {}, kStageTensorBytes = {}, "
       "kStageBytes = {};\n",
       stage.tensors, stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
-  // Checkpoints in fragment order (FragTile) where only tile kernels write and read them: the
-  // arena lowering reads and writes the packed layout.
-  const bool frag_checkpoints =
-      schedule.lowering == "tile" && (!spec.build_backward || schedule.backward_lowering == "tile");
+  // Checkpoints in fragment order (FragTile) wherever the tile forward writes them: an arena
+  // backward converts each one it reads (Cfg::checkpoint_index). An arena forward writes the
+  // packed layout.
+  const bool frag_checkpoints = schedule.lowering == "tile";
   src += fmt::format("  static constexpr bool kFragmentCheckpoints = {};\n", frag_checkpoints);
-  if (backward)
-    src += fmt::format("  static constexpr long long kWorkspaceFloats = {};\n", g.workspace_floats);
+  src += fmt::format(
+      "  static constexpr long long kWorkspaceFloats = {}, kGlobalOffset = {}, kWarpGlobalFloats = "
+      "{};\n",
+      g.workspace_floats, group_states, lowered.warp_global);
   if (backward_split)
     src += fmt::format("  static constexpr long long kItemFloats = {}, kSeedOffset = {};\n",
                        split.item_floats, split.seed_offset);
@@ -602,8 +619,8 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
     src += fmt::format("  static constexpr int kQueryItems = {};\n", kQueryItemsPerTeam);
   src += "};\n";
   src += fmt::format("constexpr int kAct = {};\n\n", activation_constant(spec.activation));
-  src += state_struct(spec, "TeamState", layout, layout.state_offset, false);
-  if (backward) src += state_struct(spec, "TeamDState", layout, layout.dstate_offset, true);
+  src += state_struct(spec, "TeamState", layout, false);
+  if (backward) src += state_struct(spec, "TeamDState", layout, true);
   src += "struct Step {\n  using State = TeamState;\n";
   if (backward)
     src += fmt::format("  using DState = TeamDState;\n  using Accum = tttc::Accum<{}, {}>;\n",

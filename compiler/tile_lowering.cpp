@@ -248,22 +248,29 @@ ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b) {
   return m;
 }
 
-TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate, int register_state) {
+TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate, int register_state,
+                       int global_state) {
   TeamLayout layout{.warps = warps};
   const std::vector<int> widths = spec.widths();
-  auto place_members = [&](std::map<std::string, long long>& offsets) {
+  auto place_members = [&](std::map<std::string, long long>& offsets,
+                           std::map<std::string, long long>& global, bool in_global) {
     for (size_t l = 1; l < widths.size(); ++l) {
       const Split split = member_split(spec, static_cast<int>(l), false, warps);
       const int rows = widths[l - 1] / (split == Split::rows ? warps : 1);
       const int cols = widths[l] / (split == Split::cols ? warps : 1);
-      if (lane_floats(rows, cols) > register_state) {
-        offsets[fmt::format("W{}", l)] = layout.persistent_floats;
+      const std::string name = fmt::format("W{}", l);
+      if (in_global) {
+        global[name] = layout.persistent_global_floats;
+        layout.persistent_global_floats += 1LL * pad16(rows) * pad16(cols);
+      } else if (lane_floats(rows, cols) > register_state) {
+        offsets[name] = layout.persistent_floats;
         layout.persistent_floats += smem_floats(rows, cols);
       }
     }
   };
-  place_members(layout.state_offset);
-  if (with_dstate) place_members(layout.dstate_offset);
+  // The forward kernel keeps its state on chip: global_state is the backward kernel's.
+  place_members(layout.state_offset, layout.state_global, with_dstate && global_state >= 2);
+  if (with_dstate) place_members(layout.dstate_offset, layout.dstate_global, global_state >= 1);
   return layout;
 }
 
@@ -577,7 +584,8 @@ void sink_token_values(LoweredStep& L, const std::vector<std::vector<int>>& uses
 
 LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
                   int register_budget, std::vector<std::string>& problems,
-                  plan::AdjointPart part = plan::AdjointPart::whole) {
+                  plan::AdjointPart part = plan::AdjointPart::whole,
+                  long long warp_smem_limit = -1) {
   LoweredStep L{.plan = plan::plan_step(spec, kind, part), .warps = layout.warps};
   const ir::Program& p = L.plan.program;
   const int n = static_cast<int>(p.ops.size());
@@ -602,15 +610,19 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
     if (!L.plan.live[i] || p.ops[i].kind != ir::OpKind::input) continue;
     const bool adjoint_member = kind == plan::StepKind::backward && v.name.size() > 2 &&
                                 v.name[0] == 'd' && v.name.back() == '\'';
+    auto bind = [&](const std::map<std::string, long long>& smem,
+                    const std::map<std::string, long long>& global, const std::string& base) {
+      if (auto it = smem.find(base); it != smem.end())
+        L.place[i].home = Home::smem, L.place[i].offset = it->second;
+      if (auto it = global.find(base); it != global.end())
+        L.place[i].home = Home::global, L.place[i].offset = it->second;
+    };
     if (is_state_name(v.name)) {
       member[i] = "state";
-      if (auto it = layout.state_offset.find(v.name); it != layout.state_offset.end())
-        L.place[i].home = Home::smem, L.place[i].offset = it->second;
+      bind(layout.state_offset, layout.state_global, v.name);
     } else if (adjoint_member && !member_base(v.name).empty()) {
       member[i] = "dstate";
-      if (auto it = layout.dstate_offset.find(member_base(v.name));
-          it != layout.dstate_offset.end())
-        L.place[i].home = Home::smem, L.place[i].offset = it->second;
+      bind(layout.dstate_offset, layout.dstate_global, member_base(v.name));
     }
   }
 
@@ -643,8 +655,8 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
   for (const auto& [role, id] : p.outputs)
     if (L.plan.live[id] && !stored_at_definition(role)) last_use[id] = n;
 
-  // In shared memory also: a member's new value (W1' over W1, dW1 over dW1') and any value that
-  // can be computed in place over a shared-memory operand (the chain of updates of dW1).
+  // In shared (or global) memory also: a member's new value (W1' over W1, dW1 over dW1') and any
+  // value that can be computed in place over an operand there (the chain of updates of dW1).
   auto in_place_candidate = [&](int i) {
     const ir::Op& op = p.ops[i];
     if (L.ops[i].reduce != TeamReduce::none) return -1;
@@ -656,22 +668,24 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
       candidates.push_back(op.args[2]);
     if (op.kind == ir::OpKind::elementwise) candidates = op.args;
     for (int c : candidates)
-      if (L.place[c].home == Home::smem && last_use[c] == i && L.place[c].rows == L.place[i].rows &&
+      if (L.place[c].home != Home::reg && last_use[c] == i && L.place[c].rows == L.place[i].rows &&
           L.place[c].cols == L.place[i].cols)
         return c;
     return -1;
   };
-  const auto& member_offsets =
-      kind == plan::StepKind::backward ? layout.dstate_offset : layout.state_offset;
+  const bool adjoint_step = kind == plan::StepKind::backward;
+  const auto& member_offsets = adjoint_step ? layout.dstate_offset : layout.state_offset;
+  const auto& member_global = adjoint_step ? layout.dstate_global : layout.state_global;
   for (const auto& [role, id] : p.outputs) {
     const std::string base = member_base(role);
-    const bool mine = kind == plan::StepKind::backward ? role[0] == 'd' : role.back() == '\'';
-    if (L.plan.live[id] && mine && !base.empty() && member_offsets.count(base))
-      L.place[id].home = Home::smem;
+    const bool mine = adjoint_step ? role[0] == 'd' : role.back() == '\'';
+    if (!L.plan.live[id] || !mine || base.empty()) continue;
+    if (member_offsets.count(base)) L.place[id].home = Home::smem;
+    if (member_global.count(base)) L.place[id].home = Home::global;
   }
   for (int i = 0; i < n; ++i)
     if (L.plan.live[i] && member[i].empty() && in_place_candidate(i) >= 0)
-      L.place[i].home = Home::smem;
+      L.place[i].home = L.place[in_place_candidate(i)].home;
 
   // Register pressure: walk the ops; when the live values overflow the budget, move the matrix
   // whose next use is farthest to shared memory for its whole life. Tokens are re-read (from L1)
@@ -731,35 +745,51 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
 
   // Shared-memory offsets. Member slots are fixed and taken over only in place (W1' computed
   // over W1, the chain of dW1 updates over dW1'); other values share a first-fit arena after the
-  // members. In place: an addend or elementwise operand of the same shape that dies here.
-  plan::Arena arena;
+  // members. In place: an addend or elementwise operand of the same shape that dies here. A value
+  // that does not fit below the warp's shared-memory limit takes the same place in its global
+  // region (after the global members).
+  plan::Arena arena, global_arena;
+  const long long arena_limit =
+      warp_smem_limit < 0 ? -1 : std::max(0LL, warp_smem_limit - layout.persistent_floats);
   std::vector<bool> owns_arena_slot(n, false);
   std::vector<long long> arena_slot(n, -1);
+  auto arena_of = [&](int v) -> plan::Arena& {
+    return L.place[v].home == Home::global ? global_arena : arena;
+  };
   for (int i = 0; i < n; ++i) {
     if (!L.plan.live[i]) continue;
     const ir::Op& op = p.ops[i];
-    if (L.place[i].home == Home::smem && member[i].empty()) {
+    ValuePlace& pl = L.place[i];
+    if (pl.home != Home::reg && member[i].empty()) {
       const int in_place = in_place_candidate(i);
-      if (in_place >= 0) {
-        L.place[i].offset = L.place[in_place].offset;
+      if (in_place >= 0 && L.place[in_place].home == pl.home) {
+        pl.offset = L.place[in_place].offset;
         if (owns_arena_slot[in_place]) {
           owns_arena_slot[in_place] = false;
           owns_arena_slot[i] = true;
           arena_slot[i] = arena_slot[in_place];
         }
       } else {
-        arena_slot[i] = arena.allocate(smem_floats(L.place[i].rows, L.place[i].cols));
+        if (pl.home == Home::smem) {
+          arena_slot[i] = arena.allocate(smem_floats(pl.rows, pl.cols), arena_limit);
+          pl.offset = layout.persistent_floats + arena_slot[i];
+        }
+        if (arena_slot[i] < 0 || pl.home == Home::global) {
+          pl.home = Home::global;
+          arena_slot[i] = global_arena.allocate(1LL * pad16(pl.rows) * pad16(pl.cols));
+          pl.offset = layout.persistent_global_floats + arena_slot[i];
+        }
         owns_arena_slot[i] = true;
-        L.place[i].offset = layout.persistent_floats + arena_slot[i];
       }
     }
     for (int a : op.args)
       if (last_use[a] == i && owns_arena_slot[a]) {
-        arena.release(arena_slot[a]);
+        arena_of(a).release(arena_slot[a]);
         owns_arena_slot[a] = false;
       }
   }
   L.smem_end = layout.persistent_floats + arena.high_water();
+  L.global_end = layout.persistent_global_floats + global_arena.high_water();
 
   fuse_step(L, uses);
   // Linear steps keep the IR's order: there the move took ptxas's spills both ways (sm_90a,
@@ -800,9 +830,9 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
 }  // namespace
 
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
-                       int register_budget, plan::AdjointPart part) {
+                       int register_budget, plan::AdjointPart part, long long warp_smem_limit) {
   std::vector<std::string> problems;
-  LoweredStep L = lower(spec, kind, layout, register_budget, problems, part);
+  LoweredStep L = lower(spec, kind, layout, register_budget, problems, part, warp_smem_limit);
   if (!problems.empty())
     throw std::logic_error("tile lowering: " + problems.front() + " (see unsupported())");
   return L;
@@ -848,35 +878,74 @@ int default_team_warps(const Spec& spec, bool forward, bool backward) {
   return warps;
 }
 
-TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
-                             bool backward_split, bool backward_split_tokens, int register_state) {
-  TeamFootprint f{.warps = warps};
-  const TeamLayout layout = team_layout(spec, warps, backward_kernel, register_state);
-  std::vector<std::pair<plan::StepKind, plan::AdjointPart>> steps;
+std::vector<KernelStep> kernel_steps(const Spec& spec, bool backward_kernel, bool query_split,
+                                     bool backward_split, bool backward_split_tokens) {
   using Part = plan::AdjointPart;
-  if (!backward_kernel) steps.emplace_back(plan::StepKind::forward, Part::whole);
-  if (backward_kernel && spec.checkpoint_group > 1)
-    steps.emplace_back(plan::StepKind::advance, Part::whole);
-  if (backward_kernel && !backward_split) steps.emplace_back(plan::StepKind::backward, Part::whole);
-  if (backward_kernel && backward_split) {
-    steps.emplace_back(plan::StepKind::backward, Part::output_path);
+  using plan::StepKind;
+  if (!backward_kernel) {
+    std::vector<KernelStep> steps;
+    if (query_split) steps.push_back({"advance", StepKind::advance});  // the recurrence's step
+    steps.push_back({"forward", StepKind::forward});
+    return steps;
+  }
+  std::vector<KernelStep> steps;
+  if (spec.checkpoint_group > 1) steps.push_back({"advance", StepKind::advance});
+  if (!backward_split) {
+    steps.push_back({"backward", StepKind::backward});
+  } else {
+    steps.push_back({"backward_output", StepKind::backward, Part::output_path});
     if (backward_split_tokens) {
-      steps.emplace_back(plan::StepKind::backward, Part::update_state);
-      steps.emplace_back(plan::StepKind::backward, Part::update_tokens);
+      steps.push_back({"backward_update", StepKind::backward, Part::update_state});
+      steps.push_back({"backward_tokens", StepKind::backward, Part::update_tokens});
     } else {
-      steps.emplace_back(plan::StepKind::backward, Part::update_path);
+      steps.push_back({"backward_update", StepKind::backward, Part::update_path});
     }
   }
-  ScratchSlots slots{};
-  for (const auto& [kind, part] : steps) {
-    const LoweredStep L = lower_step(spec, kind, layout, register_budget, part);
-    slots = max_slots(slots, L.slot_floats);
-    f.warp_floats = std::max(f.warp_floats, L.smem_end);
+  return steps;
+}
+
+LoweredKernel lower_kernel(const Spec& spec, const std::vector<KernelStep>& steps,
+                           const TeamLayout& layout, int register_budget, bool backward_kernel,
+                           long long team_smem_limit) {
+  auto lower_all = [&](long long warp_smem_limit) {
+    LoweredKernel k;
+    for (const KernelStep& s : steps) {
+      k.steps.push_back(lower_step(spec, s.kind, layout, register_budget, s.part, warp_smem_limit));
+      k.slots = max_slots(k.slots, k.steps.back().slot_floats);
+      k.warp_floats = std::max(k.warp_floats, k.steps.back().smem_end);
+      k.warp_global = std::max(k.warp_global, k.steps.back().global_end);
+    }
+    k.warp_floats = (k.warp_floats + 15) / 16 * 16;
+    k.warp_global = (k.warp_global + 15) / 16 * 16;
+    return k;
+  };
+  LoweredKernel k = lower_all(-1);
+  if (team_smem_limit <= 0) return k;
+  // Where the values go does not change the scratch: its slots hold partial products and sums.
+  const long long shared = scratch_floats(k.slots) +
+                           2 * stage_layout(spec, backward_kernel).stage_bytes / 4 +
+                           layout.warps * k.warp_floats;
+  if (shared <= team_smem_limit) return k;
+  const long long room = team_smem_limit - scratch_floats(k.slots) -
+                         2 * stage_layout(spec, backward_kernel).stage_bytes / 4;
+  return lower_all(std::max(0LL, room / layout.warps / 16 * 16));
+}
+
+TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
+                             bool backward_split, bool backward_split_tokens, int register_state,
+                             int global_state, long long team_smem_limit) {
+  TeamFootprint f{.warps = warps};
+  const TeamLayout layout = team_layout(spec, warps, backward_kernel, register_state, global_state);
+  const LoweredKernel k = lower_kernel(
+      spec, kernel_steps(spec, backward_kernel, false, backward_split, backward_split_tokens),
+      layout, register_budget, backward_kernel, team_smem_limit);
+  for (const LoweredStep& L : k.steps) {
     f.peak_register_floats = std::max(f.peak_register_floats, L.peak_register_floats);
     f.mma_per_warp = std::max(f.mma_per_warp, L.mma_per_warp);
   }
-  f.warp_floats = (f.warp_floats + 15) / 16 * 16;
-  f.scratch_floats = scratch_floats(slots);
+  f.warp_floats = k.warp_floats;
+  f.warp_global_floats = k.warp_global;
+  f.scratch_floats = scratch_floats(k.slots);
   f.stage_floats = 2 * stage_layout(spec, backward_kernel).stage_bytes / 4;
   return f;
 }

@@ -9,7 +9,9 @@
 //     per-token vectors, an MLP's values over features) are replicated; tokens are loaded in
 //     whichever variant (whole or column slice) a use needs;
 //   - a home: registers, or the warp's own shared memory when the register-pressure estimate
-//     overflows the schedule's budget (and for state matrices too large for registers);
+//     overflows the schedule's budget (and for state matrices too large for registers), or,
+//     past the team's shared-memory limit, the warp's own region of the kernel's workspace in
+//     global memory (fragment order: each lane touches only its own elements, so no barrier);
 //   - for sums over split columns, and products that contract over split columns, a slot of
 //     the team's scratch memory where the warps' partial results meet.
 // Operand part counts (how many bf16 pieces a matmul operand is split into) follow the spec's
@@ -30,7 +32,7 @@ namespace ttt::tile {
 constexpr int pad16(int n) { return (n + 15) / 16 * 16; }
 
 enum class Form { scalar, per_row, per_col, matrix };
-enum class Home { reg, smem };
+enum class Home { reg, smem, global };
 
 // How a team splits a value over its warps: not at all (replicated), by columns, by rows.
 enum class Split { none, cols, rows };
@@ -41,7 +43,7 @@ struct ValuePlace {
   bool split = false;       // columns split over the team (cols below are this warp's slice)
   bool split_rows = false;  // rows split over the team (rows below are this warp's slice)
   int rows = 0, cols = 0;   // the shape one warp holds
-  long long offset = -1;    // floats into the warp's own shared memory (smem homes)
+  long long offset = -1;    // floats into the warp's own shared (smem) or global region
 };
 
 // How an op meets its team: nothing, a sum of the warps' partial row sums, or a product whose
@@ -96,16 +98,20 @@ int feature_slices(const Spec& spec, int warps);
 
 // Where the state (W_l, b_l) and, in the backward kernel, its adjoint live for the whole kernel,
 // per warp: matrices above `register_state` floats per lane (Schedule::register_state, default
-// kMaxRegisterState) in the warp's shared memory.
+// kMaxRegisterState) in the warp's shared memory, or in its global region where
+// `global_state` (Schedule::global_state) says so in the backward kernel (with_dstate): 1 the
+// adjoint's, 2 the state's too.
 constexpr int kMaxRegisterState = 64;
 struct TeamLayout {
   int warps = 1;
   std::map<std::string, long long> state_offset;   // "W1" -> offset (shared-memory members)
   std::map<std::string, long long> dstate_offset;  // backward kernel only
-  long long persistent_floats = 0;                 // per warp
+  std::map<std::string, long long> state_global, dstate_global;  // global-memory members
+  long long persistent_floats = 0;                               // per warp, shared memory
+  long long persistent_global_floats = 0;                        // per warp, global memory
 };
 TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate,
-                       int register_state = kMaxRegisterState);
+                       int register_state = kMaxRegisterState, int global_state = 0);
 
 struct LoweredStep {
   plan::StepPlan plan;
@@ -116,13 +122,36 @@ struct LoweredStep {
   std::vector<int> parts;         // per value: bf16 parts as a matmul operand (0 = tf32)
   std::vector<bool> token_full, token_slice;  // per token input: which variants are loaded
   long long smem_end = 0;        // floats of warp shared memory the step uses (members included)
+  long long global_end = 0;      // floats of the warp's global region the step uses
   ScratchSlots slot_floats{};    // the largest need of each scratch slot
   int peak_register_floats = 0;  // estimated, per lane
   long long mma_per_warp = 0;    // m16n8k16 products one warp issues in the step
 };
 
+// warp_smem_limit: floats of the warp's own shared memory (members included) its values may
+// use; values past it live in the warp's global region (< 0: no limit).
 LoweredStep lower_step(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
-                       int register_budget, plan::AdjointPart part = plan::AdjointPart::whole);
+                       int register_budget, plan::AdjointPart part = plan::AdjointPart::whole,
+                       long long warp_smem_limit = -1);
+
+// The steps one kernel runs, lowered with one layout, and what the team needs for them. With
+// team_smem_limit > 0 (floats: Schedule::tile_shared_kib) the steps are lowered twice: first
+// to size the scratch, then with each warp's share of what the scratch and the token stages
+// leave as its shared-memory limit.
+struct KernelStep {
+  const char* name;  // the Step function tile_codegen writes
+  plan::StepKind kind;
+  plan::AdjointPart part = plan::AdjointPart::whole;
+};
+struct LoweredKernel {
+  std::vector<LoweredStep> steps;  // in the order asked
+  ScratchSlots slots{};
+  long long warp_floats = 0;  // each warp's shared memory, rounded up to 16 floats
+  long long warp_global = 0;  // each warp's global region, rounded up to 16 floats
+};
+LoweredKernel lower_kernel(const Spec& spec, const std::vector<KernelStep>& steps,
+                           const TeamLayout& layout, int register_budget, bool backward_kernel,
+                           long long team_smem_limit = 0);
 
 // Why the tile lowering cannot compile the forward and/or backward kernel of `spec` with teams of
 // `warps` warps (empty when it can). Only kernels the spec builds are considered.
@@ -137,7 +166,8 @@ int default_team_warps(const Spec& spec, bool forward = true, bool backward = tr
 // warp's own), and the largest register estimate of its steps.
 struct TeamFootprint {
   long long scratch_floats = 0, warp_floats = 0;
-  long long stage_floats = 0;  // both token stages
+  long long warp_global_floats = 0;  // each warp's region of the kernel's workspace
+  long long stage_floats = 0;        // both token stages
   long long team_floats() const { return scratch_floats + stage_floats + warp_floats * warps; }
   int warps = 1;
   int peak_register_floats = 0;
@@ -147,6 +177,11 @@ struct TeamFootprint {
 // kernel of the split needs at most the larger of them).
 TeamFootprint team_footprint(const Spec& spec, int warps, bool backward_kernel, int register_budget,
                              bool backward_split = false, bool backward_split_tokens = false,
-                             int register_state = kMaxRegisterState);
+                             int register_state = kMaxRegisterState, int global_state = 0,
+                             long long team_smem_limit = 0);
+// The steps of a kernel: forward (or advance, then forward, with the query split); backward
+// (advance first where checkpoint groups are longer than 1), or its split's parts.
+std::vector<KernelStep> kernel_steps(const Spec& spec, bool backward_kernel, bool query_split,
+                                     bool backward_split, bool backward_split_tokens);
 
 }  // namespace ttt::tile

@@ -5,6 +5,7 @@
 // `Step` is the generated per-mini-batch code; `Cfg` holds the generated constants and offsets.
 #pragma once
 
+#include "tttc/fragment_order.cuh"
 #include "tttc/io.cuh"
 #include "tttc/ops.cuh"
 #include "tttc/params.h"
@@ -168,10 +169,21 @@ __device__ void backward_kernel(const BackwardParams& p) {
     const auto group_state = [&](int m) {
       return workspace() + Cfg::kWsGroupStates + (m - first - 1) * S;
     };
+    const float* checkpoint = p.checkpoints + (1LL * cta_index() * walk.groups + g) * S;
+    if constexpr (Cfg::kFragmentCheckpoints) {
+      // A tile forward's checkpoint (fragment order) into the packed layout. The barriers: the
+      // previous group's steps are done reading the slot, and all of it is written before use.
+      float* packed = workspace() + Cfg::kWsCheckpoint;
+      __syncthreads();
+      for (long long k = threadIdx.x; k < S; k += blockDim.x)
+        packed[k] = checkpoint[Cfg::checkpoint_index(k)];
+      __syncthreads();
+      checkpoint = packed;
+    }
     const auto bind_step = [&](int m) {
       const int bh = cta_index();
       bind_backward_step(c, p, bh / p.H, bh % p.H, m, K);
-      c.state_in = m == first ? p.checkpoints + (1LL * bh * walk.groups + g) * S : group_state(m);
+      c.state_in = m == first ? checkpoint : group_state(m);
     };
     if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
       for (int m = first; m < last(); ++m) {  // rematerialise the states inside the group

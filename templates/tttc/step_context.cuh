@@ -28,6 +28,7 @@ struct StepContext {
   const T *tq, *tk, *tv, *tdo;  // the tile path's staged copies (shared memory) of the tokens
   int valid;                    // tokens present in this mini-batch (the last one may be short)
   float* partial;  // a split backward's f32 token-gradient partials of this item (workspace)
+  float* warp_global;  // tile path: this warp's region of the workspace (values past its smem)
 };
 
 // The per-head parameters every step reads, from either kernel's parameter struct.

@@ -3,7 +3,8 @@
 //   Tile<R, C>      an R x C matrix in registers, in the tensor cores' accumulator layout;
 //   SmemTile<R, C>  the same matrix in the warp's own shared memory (padded rows);
 //   PerRow<R>       an R x 1 column (one value per row), PerCol<C> a 1 x C row, Scalar a 1 x 1;
-//   GlobalTile / GlobalRow  views of device memory with the same interface (state load/store).
+//   GlobalTile / GlobalRow  views of device memory with the same interface (state load/store);
+//   SpillTile<R, C>  a value in the warp's own region of global memory (past shared memory).
 // All share one element distribution, so elementwise ops never move data: shapes are padded to
 // multiples of 16 and cut into 8 x 8 blocks; in block (bi, bj) lane l holds row 8*bi + l/4 and
 // columns 8*bj + 2*(l%4) + {0, 1} as a float2. That is the m16n8 accumulator layout, and, packed
@@ -99,6 +100,21 @@ template <int R, int C>
 struct FragTile {
   static constexpr int kRows = R, kCols = C, kBR = R / 8, kBC = C / 8;
   static_assert(R % 16 == 0 && C % 8 == 0, "state slices have rows in 16s, columns in 8s");
+  float* base;
+  __device__ __forceinline__ float2* at(int bi, int bj) const {
+    return reinterpret_cast<float2*>(base) + (bi * kBC + bj) * 32 + lane_id();
+  }
+  __device__ __forceinline__ float2 get(int bi, int bj) const { return *at(bi, bj); }
+  __device__ __forceinline__ void set(int bi, int bj, float2 v) const { *at(bi, bj) = v; }
+};
+
+// An R x C f32 value in the warp's own region of the kernel's workspace, in fragment order like
+// FragTile, its blocks padded like Tile's: the home of what does not fit the team's shared memory
+// (Schedule::tile_shared_kib, global_state). Every lane reads and writes only its own elements,
+// so no barrier orders them; the region stays in L2 while its team runs.
+template <int R, int C>
+struct SpillTile {
+  static constexpr int kRows = R, kCols = C, kBR = pad16(R) / 8, kBC = pad16(C) / 8;
   float* base;
   __device__ __forceinline__ float2* at(int bi, int bj) const {
     return reinterpret_cast<float2*>(base) + (bi * kBC + bj) * 32 + lane_id();

@@ -46,6 +46,13 @@ struct TeamPlace {
     return 1LL * blockIdx.x * Cfg::kTeams + index;
   }
   __device__ __forceinline__ void head(int bh_, int H) { bh = bh_, b = bh / H, h = bh % H; }
+  // This warp's region of its (b, h)'s workspace (Cfg::kWarpGlobalFloats: values and members
+  // that live in global memory), after the group's states; null where it has none.
+  __device__ __forceinline__ float* warp_global(float* workspace) const {
+    if constexpr (Cfg::kWarpGlobalFloats == 0) return nullptr;
+    return workspace + bh * Cfg::kWorkspaceFloats + Cfg::kGlobalOffset +
+           team.rank * Cfg::kWarpGlobalFloats;
+  }
   __device__ __forceinline__ bool bind(int B, int H) {
     const long long index = place();
     if (index >= B * H) return false;  // the whole team leaves: no barrier waits for it
@@ -188,9 +195,10 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
   const int bh = at.bh, b = at.b, h = at.h;
   const Staging<Cfg> staging{at.stages};
   typename Step::State st;
-  st.bind(at.warp_smem, at.team.rank);
-  st.load(p.state0 + b * p.state0_stride_b + h * S);
   StepContext<T> c{};
+  c.warp_global = at.warp_global(p.workspace);
+  st.bind(at.warp_smem, c.warp_global, at.team.rank);
+  st.load(p.state0 + b * p.state0_stride_b + h * S);
   bind_head<T, F>(c, p, h);
   const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
   staging.issue(p, b, h, 0, 0, at.team, false);
@@ -269,8 +277,9 @@ __device__ void tile_query_kernel(const ForwardParams& p) {
   TeamPlace<Cfg> at;
   const ItemRun run = item_run<Cfg>(p, at);
   if (run.empty()) return;  // the whole team leaves: no barrier waits for it
+  static_assert(Cfg::kWarpGlobalFloats == 0, "a team's global region belongs to one (b, h)");
   typename Step::State st;
-  st.bind(at.warp_smem, at.team.rank);
+  st.bind(at.warp_smem, nullptr, at.team.rank);
   StepContext<T> c{};
   for_each_item(p, at, run, false, [&](long long item, int n, const Staging<Cfg>& staging) {
     const int m = run.step_of(item);
@@ -344,15 +353,16 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
   float* group_states = p.workspace + bh * Cfg::kWorkspaceFloats;
   typename Step::State st;
   typename Step::DState ds;
-  st.bind(at.warp_smem, at.team.rank);
-  ds.bind(at.warp_smem, at.team.rank);
+  StepContext<T> c{};
+  c.warp_global = at.warp_global(p.workspace);
+  st.bind(at.warp_smem, c.warp_global, at.team.rank);
+  ds.bind(at.warp_smem, c.warp_global, at.team.rank);
   if (p.dstate_final)
     ds.load(p.dstate_final + bh * S);
   else
     ds.zero();
   typename Step::Accum acc;
   acc.zero();
-  StepContext<T> c{};
   bind_head<T, F>(c, p, h);
 
   const int steps = num_steps(p.T, K), groups = (steps + G - 1) / G;
@@ -441,10 +451,11 @@ __device__ void tile_backward_items_kernel(const BackwardParams& p) {
   TeamPlace<Cfg> at;
   const ItemRun run = item_run<Cfg>(p, at);
   if (run.empty()) return;  // the whole team leaves: no barrier waits for it
+  static_assert(Cfg::kWarpGlobalFloats == 0, "a team's global region belongs to one (b, h)");
   typename Step::State st;
   typename Step::DState ds;
-  st.bind(at.warp_smem, at.team.rank);
-  ds.bind(at.warp_smem, at.team.rank);
+  st.bind(at.warp_smem, nullptr, at.team.rank);
+  ds.bind(at.warp_smem, nullptr, at.team.rank);
   typename Step::Accum acc;
   acc.zero();
   StepContext<T> c{};

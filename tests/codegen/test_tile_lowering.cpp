@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 
 #include "compiler/codegen.hpp"
 #include "compiler/tile_lowering.hpp"
+#include "templates/tttc/fragment_order.cuh"
 
 namespace ttt {
 namespace {
@@ -203,8 +205,9 @@ TEST(TileCodegen, TheStubDeclaresWarpTilesAndTheLaunchShapeFollowsTheTeams) {
   EXPECT_NE(b.source.find("struct TeamDState"), std::string::npos);
 }
 
-// Checkpoints are in fragment order only where tile kernels alone write and read them; a
-// forward on the tile lowering beside an arena backward writes the packed layout the arena reads.
+// A tile forward writes its checkpoints in fragment order, whichever lowering the backward has:
+// an arena backward converts them (Cfg::checkpoint_index); an arena forward writes the packed
+// layout.
 TEST(TileCodegen, CheckpointLayoutIsAgreedByBothKernels) {
   const Spec s = linear(64, 16);
   const Schedule both = default_schedule(s, Target::for_arch("sm_90a"));
@@ -217,7 +220,16 @@ TEST(TileCodegen, CheckpointLayoutIsAgreedByBothKernels) {
   EXPECT_TRUE(flag(s, both, codegen::KernelKind::backward));
   Schedule arena_backward = both;
   arena_backward.backward_lowering = "arena";
-  EXPECT_FALSE(flag(s, arena_backward, codegen::KernelKind::forward));
+  EXPECT_TRUE(flag(s, arena_backward, codegen::KernelKind::forward));
+  EXPECT_TRUE(flag(s, arena_backward, codegen::KernelKind::backward));
+  EXPECT_NE(codegen::generate(s, arena_backward, codegen::KernelKind::backward)
+                .source.find("tttc::fragment_index<64, 64, tttc::kFragmentCols, 4>(k - 0)"),
+            std::string::npos);
+  Schedule arena_forward = arena_backward;
+  arena_forward.lowering = "arena";
+  EXPECT_FALSE(flag(s, arena_forward, codegen::KernelKind::backward));
+  arena_forward.backward_lowering = "tile";
+  EXPECT_FALSE(flag(s, arena_forward, codegen::KernelKind::backward));
   Spec forward_only = s;
   forward_only.build_backward = false;
   EXPECT_TRUE(flag(forward_only, arena_backward, codegen::KernelKind::forward));
@@ -382,4 +394,101 @@ TEST(TileLowering, TokenOnlyValuesAreEmittedAtTheirFirstUse) {
 }
 
 }  // namespace
+
+// The arena backward reads a tile forward's checkpoints through fragment_index: it must be a
+// permutation that keeps each warp's slice together, blocks of 8 x 8 in row-major order, and a
+// lane's two elements side by side (tile::FragTile).
+template <int R, int C, int Split, int Warps>
+static std::vector<long long> fragment_indices() {
+  std::vector<long long> at(1LL * R * C);
+  for (long long k = 0; k < R * C; ++k) at[k] = tttc::fragment_index<R, C, Split, Warps>(k);
+  return at;
+}
+TEST(FragmentOrder, IsAPermutationOfEachWarpsSlice) {
+  const auto cols = fragment_indices<64, 256, tttc::kFragmentCols, 8>();  // mlp2's W1
+  std::set<long long> distinct(cols.begin(), cols.end());
+  EXPECT_EQ(distinct.size(), cols.size());
+  EXPECT_EQ(*distinct.begin(), 0);
+  EXPECT_EQ(*distinct.rbegin(), 64 * 256 - 1);
+  EXPECT_EQ(cols[0 * 256 + 1], 1);         // a lane's second element
+  EXPECT_EQ(cols[0 * 256 + 2], 2);         // the next lane
+  EXPECT_EQ(cols[1 * 256 + 0], 8);         // row 1: lane 4
+  EXPECT_EQ(cols[0 * 256 + 8], 64);        // the next block
+  EXPECT_EQ(cols[8 * 256 + 0], 4 * 64);    // the next block row (4 blocks of 8 columns a warp)
+  EXPECT_EQ(cols[0 * 256 + 32], 64 * 32);  // warp 1's slice
+  const auto rows = fragment_indices<256, 64, tttc::kFragmentRows, 8>();  // mlp2's W2
+  EXPECT_EQ(std::set<long long>(rows.begin(), rows.end()).size(), rows.size());
+  EXPECT_EQ(rows[32 * 64], 32 * 64);  // warp 1's rows
+  EXPECT_EQ(rows[0 * 64 + 8], 64);
+  const auto whole = fragment_indices<64, 64, tttc::kFragmentWhole, 4>();  // replicated
+  EXPECT_EQ(whole[8 * 64], 8 * 64);
+  EXPECT_EQ(std::set<long long>(whole.begin(), whole.end()).size(), whole.size());
+}
+
+// Global homes (Schedule::global_state, tile_shared_kib): the backward kernel's adjoint state
+// (1) and state (2) in each warp's region of the workspace; values past the team's shared-memory
+// limit there too; the forward kernel keeps its state on chip whatever global_state says.
+TEST(TileLowering, GlobalHomesTakeWhatSharedMemoryCannotHold) {
+  const Spec s = mlp(2, 64);
+  const tile::TeamLayout adjoint = tile::team_layout(s, 8, true, 0, 1);
+  EXPECT_EQ(adjoint.state_offset.size(), 2u);
+  EXPECT_TRUE(adjoint.dstate_offset.empty());
+  EXPECT_EQ(adjoint.dstate_global.size(), 2u);
+  EXPECT_EQ(adjoint.persistent_global_floats, 2 * 64 * 32);  // W1 64 x 32, W2 32 x 64 a warp
+  const tile::TeamLayout both = tile::team_layout(s, 8, true, 0, 2);
+  EXPECT_EQ(both.state_global.size(), 2u);
+  EXPECT_EQ(both.persistent_floats, 0);
+  EXPECT_TRUE(tile::team_layout(s, 8, false, 0, 2).state_global.empty());
+
+  // Without a limit the step's values spill to shared memory only; with one, past it.
+  const tile::LoweredStep free = tile::lower_step(s, plan::StepKind::backward, both, 255);
+  EXPECT_EQ(free.global_end, both.persistent_global_floats);
+  const tile::LoweredStep capped =
+      tile::lower_step(s, plan::StepKind::backward, both, 255, plan::AdjointPart::whole, 4096);
+  EXPECT_LE(capped.smem_end, 4096);
+  EXPECT_GT(capped.global_end, both.persistent_global_floats);
+  int in_global = 0;
+  for (size_t i = 0; i < capped.place.size(); ++i)
+    if (capped.plan.live[i] && capped.place[i].home == tile::Home::global) {
+      ++in_global;
+      EXPECT_EQ(capped.place[i].form, tile::Form::matrix) << "%" << i;
+      EXPECT_GE(capped.place[i].offset, 0) << "%" << i;
+    }
+  EXPECT_GT(in_global, 4);
+
+  // The kernel: the team fits its limit; the warps' regions are part of the workspace.
+  const Target t = Target::for_arch("sm_90a");
+  Schedule sched = default_schedule(s, t);
+  sched.backward_lowering = "tile";
+  EXPECT_FALSE(validate(s, sched, t).empty());  // state and adjoint do not fit one SM
+  sched.global_state = 2;
+  sched.tile_shared_kib = 227;
+  ASSERT_TRUE(validate(s, sched, t).empty()) << validate(s, sched, t).front();
+  const codegen::Generated b = codegen::generate(s, sched, codegen::KernelKind::backward);
+  EXPECT_LE(b.shared_bytes, t.max_shared_bytes);
+  EXPECT_NE(b.source.find("tl::SpillTile<"), std::string::npos);
+  EXPECT_NE(b.source.find("W1.base = warp_global + 0;"), std::string::npos);
+  const auto warp_global = std::regex_search(b.source, std::regex("kWarpGlobalFloats = [1-9]"));
+  EXPECT_TRUE(warp_global);
+  EXPECT_GE(b.workspace_floats, 8LL * both.persistent_global_floats);
+  // A split backward's teams take items of several heads: no global regions there.
+  sched.backward_split = true;
+  bool refused = false;
+  for (const std::string& why : validate(s, sched, t))
+    refused |= why.find("cannot run the backward_split kernel") != std::string::npos;
+  EXPECT_TRUE(refused);
+  // The schedule's JSON keeps both fields; older files (without them) mean neither.
+  sched.backward_split = false;
+  const Schedule back = schedule_from_json(schedule_to_json(sched));
+  EXPECT_EQ(back.global_state, 2);
+  EXPECT_EQ(back.tile_shared_kib, 227);
+  nlohmann::json old = schedule_to_json(sched);
+  old.erase("global_state");
+  old.erase("tile_shared_kib");
+  EXPECT_EQ(schedule_from_json(old).global_state, 0);
+  EXPECT_EQ(schedule_from_json(old).tile_shared_kib, 0);
+  sched.global_state = 3;
+  EXPECT_FALSE(validate(s, sched, t).empty());
+}
+
 }  // namespace ttt
