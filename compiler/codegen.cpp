@@ -384,7 +384,8 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
   if (!arena_shared) ws += g.arena_floats;
   // A tile forward writes its checkpoints in fragment order: the backward converts each group's
   // into the packed layout its steps read (in a slot of its own).
-  const bool fragment_checkpoints = kind == KernelKind::backward && schedule.lowering == "tile";
+  const bool fragment_checkpoints = kind == KernelKind::backward && schedule.lowering == "tile" &&
+                                    schedule.convert_checkpoints;
   if (kind == KernelKind::backward) {
     c["kWsCheckpoint"] = ws;
     if (fragment_checkpoints) ws += round16(S);
@@ -415,7 +416,7 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
   if (kind == KernelKind::backward)
     src += fmt::format(
         "  static constexpr bool kFragmentCheckpoints = {};\n{}", fragment_checkpoints,
-        fragment_checkpoints ? fragment_checkpoint_index(spec, schedule.team_warps) : "");
+        fragment_checkpoints ? fragment_checkpoint_unpack(spec, schedule.team_warps) : "");
   src += fmt::format("}};\nconstexpr int kAct = {};\n\nstruct Step {{\n",
                      activation_constant(spec.activation));
   for (const auto& [name, plan] : steps)

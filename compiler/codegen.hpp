@@ -56,8 +56,9 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
 // only: throws std::invalid_argument for a non-causal one.
 Generated generate_decode(const Spec& spec);
 Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind kind);
-// Cfg::checkpoint_index(k): where a tile forward with teams of `warps` warps keeps element k of a
-// packed checkpoint (fragment order, templates/tttc/fragment_order.cuh), for the arena backward.
-std::string fragment_checkpoint_index(const Spec& spec, int warps);
+// Cfg::unpack_checkpoint(packed, fragments): a checkpoint of a tile forward with teams of `warps`
+// warps (fragment order, templates/tttc/fragment_order.cuh) into the packed layout, for the arena
+// backward.
+std::string fragment_checkpoint_unpack(const Spec& spec, int warps);
 
 }  // namespace ttt::codegen

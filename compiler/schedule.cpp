@@ -61,6 +61,7 @@ nlohmann::json schedule_to_json(const Schedule& s) {
           {"register_state", s.register_state},
           {"global_state", s.global_state},
           {"tile_shared_kib", s.tile_shared_kib},
+          {"convert_checkpoints", s.convert_checkpoints},
           {"threads", s.threads},
           {"forward_arena", to_string(s.forward_arena)},
           {"forward_state", to_string(s.forward_state)},
@@ -92,6 +93,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     // Absent in schedules written before global homes existed: everything on chip.
     s.global_state = j.value("global_state", 0);
     s.tile_shared_kib = j.value("tile_shared_kib", 0);
+    s.convert_checkpoints = j.value("convert_checkpoints", false);
     s.threads = j.at("threads").get<int>();
     s.forward_arena = placement_from(j, "forward_arena");
     s.forward_state = placement_from(j, "forward_state");
@@ -198,6 +200,9 @@ static long long tile_mma_per_warp(const Spec& spec, const Schedule& s, KernelSe
 // (sm_90a): 416 products (linear f = 64, K = 64) compile in 4.4 s; 688 (mlp2 f = 32, one warp)
 // in 14 s with 3 KB of spills, 2008 (its backward) in 58 s, 2528 (mlp2 f = 64) in 135 s.
 constexpr long long kMaxDefaultTileMma = 512;
+// The largest state whose checkpoints the heuristic has a tile forward write in fragment order
+// beside an arena backward (Schedule::convert_checkpoints).
+constexpr long long kMaxConvertedCheckpointFloats = 8192;
 
 static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& s, const Target& t,
                                               KernelSet k) {
@@ -360,6 +365,10 @@ std::vector<std::string> validate(const Spec& spec, const Schedule& s, const Tar
   if (s.backward_split_tokens && !s.backward_split)
     reasons.push_back("backward_split_tokens = true needs backward_split = true");
   if (s.backward_split) check_split(spec, s, true, "backward_split", "output path's", reasons);
+  if (s.convert_checkpoints && s.lowering != "tile")
+    reasons.push_back(
+        "convert_checkpoints = true needs lowering = 'tile' (the forward that writes them in "
+        "fragment order)");
   if (!reasons.empty()) return reasons;
   if (const KernelSet tile = kernels_on(spec, s, "tile"); tile.any())
     for (auto& r : validate_tile(spec, s, t, tile)) reasons.push_back(std::move(r));
@@ -469,6 +478,12 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
       if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) break;
       if (k.forward) tile.lowering = "tile";
       if (k.backward) tile.backward_lowering = "tile";
+      // Beside an arena backward: the conversion paid where the state is small (H200, session
+      // 24, training forward + backward: linear K = 64, 4160 floats, 8.36 -> 7.66 ms) and cost
+      // more than the forward gained above (f = 128, 16512 floats: 18.49 -> 19.14; mlp2, 33088:
+      // 37.91 -> 38.58, though its forward alone 5.57 -> 4.16).
+      tile.convert_checkpoints = k.forward && !k.backward && spec.build_backward &&
+                                 spec.state_floats() <= kMaxConvertedCheckpointFloats;
       return tile;
     }
   }

@@ -36,6 +36,10 @@ struct Schedule {
   // tile: KiB of shared memory a team may use (0: no limit); a step's values past it live in
   // each warp's region of the workspace in global memory (fragment order, no barriers).
   int tile_shared_kib = 0;
+  // A tile forward beside an arena backward: true writes the checkpoints in fragment order (the
+  // tile forward's fast stores) and the backward converts each into the packed layout; false
+  // writes them packed. Tile kernels on both sides, or no backward: fragment order always.
+  bool convert_checkpoints = false;
   int threads = 256;                             // CTA size (multiple of 32, 64..1024)
   Placement forward_arena = Placement::global;   // the forward step's working matrices
   Placement forward_state = Placement::global;   // the running state in the forward kernel

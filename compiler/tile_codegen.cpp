@@ -535,24 +535,25 @@ SplitItemLayout split_item_layout(
 // staged while the current one computes.
 constexpr int kQueryItemsPerTeam = 4;
 
-std::string fragment_checkpoint_index(const Spec& spec, int warps) {
+std::string fragment_checkpoint_unpack(const Spec& spec, int warps) {
   std::string body;
   for (const StateMember& m : state_members(spec)) {
-    if (m.bias) continue;  // biases keep the packed layout (GlobalRow)
+    const std::string at = fmt::format("(packed + {0}, fragments + {0});  // {1}\n", m.offset, m.name);
+    if (m.bias) {  // biases keep the packed layout (GlobalRow)
+      body += fmt::format("    tttc::copy_row<{}>{}", m.cols, at);
+      continue;
+    }
     const tile::Split split = tile::member_split(spec, std::stoi(m.name.substr(1)), false, warps);
     const char* kind = split == tile::Split::cols   ? "kFragmentCols"
                        : split == tile::Split::rows ? "kFragmentRows"
                                                     : "kFragmentWhole";
-    body += fmt::format(
-        "    if (k >= {0} && k < {1}) return {0} + tttc::fragment_index<{2}, {3}, tttc::{4}, "
-        "{5}>(k "
-        "- {0});  // {6}\n",
-        m.offset, m.offset + m.floats(), m.rows, m.cols, kind, warps, m.name);
+    body += fmt::format("    tttc::unpack_fragments<{}, {}, tttc::{}, {}>{}", m.rows, m.cols, kind,
+                        warps, at);
   }
   return fmt::format(
-      "  // The tile forward's checkpoints (teams of {} warps): where packed element k lies.\n"
-      "  static __device__ __forceinline__ long long checkpoint_index(long long k) {{\n{}"
-      "    return k;\n  }}\n",
+      "  // The tile forward's checkpoints (teams of {} warps) into the packed layout.\n"
+      "  static __device__ __forceinline__ void unpack_checkpoint(float* packed, const float* "
+      "fragments) {{\n{}  }}\n",
       warps, body);
 }
 
@@ -603,10 +604,13 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
       "  static constexpr int kStageTensors = {}, kStageRowStride = {}, kStageTensorBytes = {}, "
       "kStageBytes = {};\n",
       stage.tensors, stage.row_stride, stage.tensor_bytes, stage.stage_bytes);
-  // Checkpoints in fragment order (FragTile) wherever the tile forward writes them: an arena
-  // backward converts each one it reads (Cfg::checkpoint_index). An arena forward writes the
-  // packed layout.
-  const bool frag_checkpoints = schedule.lowering == "tile";
+  // Checkpoints in fragment order (FragTile) where the tile forward writes them for tile kernels
+  // or for none, or for an arena backward that converts each one it reads
+  // (Schedule::convert_checkpoints, Cfg::unpack_checkpoint). An arena forward writes the packed
+  // layout.
+  const bool frag_checkpoints =
+      schedule.lowering == "tile" && (!spec.build_backward || schedule.backward_lowering == "tile" ||
+                                      schedule.convert_checkpoints);
   src += fmt::format("  static constexpr bool kFragmentCheckpoints = {};\n", frag_checkpoints);
   src += fmt::format(
       "  static constexpr long long kWorkspaceFloats = {}, kGlobalOffset = {}, kWarpGlobalFloats = "

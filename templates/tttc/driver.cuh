@@ -127,6 +127,35 @@ __device__ void forward_kernel(const ForwardParams& p) {
 #endif
 }
 
+// One state matrix of a tile forward's checkpoint (fragment order) into the packed layout, by the
+// whole CTA: a warp reads 256 contiguous bytes; a thread issues 16 loads before their stores
+// (one at a time, each would wait for memory: the store might alias the next load; 8 at a time
+// cost mlp2's backward 4 waits of L2 per step, session 24).
+template <int R, int C, int Split, int Warps>
+__device__ __forceinline__ void unpack_fragments(float* packed, const float* fragments) {
+  constexpr int kPairs = R * C / 2, kBatch = 16;
+  const float2* src = reinterpret_cast<const float2*>(fragments);
+  for (int q0 = threadIdx.x; q0 < kPairs; q0 += kBatch * blockDim.x) {
+    float2 v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int q = q0 + u * blockDim.x;
+      v[u] = q < kPairs ? src[q] : make_float2(0.f, 0.f);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int q = q0 + u * blockDim.x;
+      if (q < kPairs)
+        *reinterpret_cast<float2*>(packed + packed_index<R, C, Split, Warps>(2 * q)) = v[u];
+    }
+  }
+}
+// A bias: the same layout in both.
+template <int C>
+__device__ __forceinline__ void copy_row(float* dst, const float* src) {
+  for (int k = threadIdx.x; k < C; k += blockDim.x) dst[k] = src[k];
+}
+
 template <class Cfg, class Step>
 __device__ void backward_kernel(const BackwardParams& p) {
   using T = typename Cfg::Elem;
@@ -171,14 +200,13 @@ __device__ void backward_kernel(const BackwardParams& p) {
     };
     const float* checkpoint = p.checkpoints + (1LL * cta_index() * walk.groups + g) * S;
     if constexpr (Cfg::kFragmentCheckpoints) {
-      // A tile forward's checkpoint (fragment order) into the packed layout. The barriers: the
-      // previous group's steps are done reading the slot, and all of it is written before use.
+      __syncthreads();  // the previous group's steps are done reading the slot
       float* packed = workspace() + Cfg::kWsCheckpoint;
-      __syncthreads();
-      for (long long k = threadIdx.x; k < S; k += blockDim.x)
-        packed[k] = checkpoint[Cfg::checkpoint_index(k)];
+      Cfg::unpack_checkpoint(packed, checkpoint);
       __syncthreads();
       checkpoint = packed;
+      // The next group's (the walk is in reverse): its loads then wait on L2, not device memory.
+      if (g > 0) prefetch_l2(p.checkpoints + (1LL * cta_index() * walk.groups + g - 1) * S, S);
     }
     const auto bind_step = [&](int m) {
       const int bh = cta_index();

@@ -29,4 +29,19 @@ TTTC_HOST_DEVICE constexpr long long fragment_index(long long k) {
   return 1LL * rank * r * c + (32LL * block + lane) * 2 + (lj & 1);
 }
 
+// The inverse: the packed index of float f of the fragment layout (f even: a lane's first
+// element, whose neighbour in the row is f + 1). 32-bit arithmetic with compile-time divisors:
+// the arena backward converts every checkpoint it reads with it.
+template <int R, int C, int Split, int Warps>
+TTTC_HOST_DEVICE constexpr int packed_index(int f) {
+  constexpr int r = Split == kFragmentRows ? R / Warps : R;
+  constexpr int c = Split == kFragmentCols ? C / Warps : C;
+  const int rank = f / (r * c), within = f % (r * c);
+  const int block = within / 64, lane = within % 64 / 2;
+  const int i = (block / (c / 8)) * 8 + lane / 4 + (Split == kFragmentRows ? rank * r : 0);
+  const int j =
+      (block % (c / 8)) * 8 + (lane % 4) * 2 + (f & 1) + (Split == kFragmentCols ? rank * c : 0);
+  return i * C + j;
+}
+
 }  // namespace tttc

@@ -195,10 +195,11 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
   const int bh = at.bh, b = at.b, h = at.h;
   const Staging<Cfg> staging{at.stages};
   typename Step::State st;
-  StepContext<T> c{};
-  c.warp_global = at.warp_global(p.workspace);
-  st.bind(at.warp_smem, c.warp_global, at.team.rank);
+  float* const warp_global = at.warp_global(p.workspace);
+  st.bind(at.warp_smem, warp_global, at.team.rank);
   st.load(p.state0 + b * p.state0_stride_b + h * S);
+  StepContext<T> c{};
+  if constexpr (Cfg::kWarpGlobalFloats > 0) c.warp_global = warp_global;
   bind_head<T, F>(c, p, h);
   const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
   staging.issue(p, b, h, 0, 0, at.team, false);
@@ -353,16 +354,17 @@ __device__ void tile_backward_kernel(const BackwardParams& p) {
   float* group_states = p.workspace + bh * Cfg::kWorkspaceFloats;
   typename Step::State st;
   typename Step::DState ds;
-  StepContext<T> c{};
-  c.warp_global = at.warp_global(p.workspace);
-  st.bind(at.warp_smem, c.warp_global, at.team.rank);
-  ds.bind(at.warp_smem, c.warp_global, at.team.rank);
+  float* const warp_global = at.warp_global(p.workspace);
+  st.bind(at.warp_smem, warp_global, at.team.rank);
+  ds.bind(at.warp_smem, warp_global, at.team.rank);
   if (p.dstate_final)
     ds.load(p.dstate_final + bh * S);
   else
     ds.zero();
   typename Step::Accum acc;
   acc.zero();
+  StepContext<T> c{};
+  if constexpr (Cfg::kWarpGlobalFloats > 0) c.warp_global = warp_global;
   bind_head<T, F>(c, p, h);
 
   const int steps = num_steps(p.T, K), groups = (steps + G - 1) / G;

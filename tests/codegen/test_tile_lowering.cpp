@@ -205,9 +205,9 @@ TEST(TileCodegen, TheStubDeclaresWarpTilesAndTheLaunchShapeFollowsTheTeams) {
   EXPECT_NE(b.source.find("struct TeamDState"), std::string::npos);
 }
 
-// A tile forward writes its checkpoints in fragment order, whichever lowering the backward has:
-// an arena backward converts them (Cfg::checkpoint_index); an arena forward writes the packed
-// layout.
+// A tile forward writes its checkpoints in fragment order for a tile backward (or none), and for
+// an arena backward where the schedule asks (convert_checkpoints: the backward converts each,
+// Cfg::unpack_checkpoint); else, and from an arena forward, in the packed layout.
 TEST(TileCodegen, CheckpointLayoutIsAgreedByBothKernels) {
   const Spec s = linear(64, 16);
   const Schedule both = default_schedule(s, Target::for_arch("sm_90a"));
@@ -220,16 +220,30 @@ TEST(TileCodegen, CheckpointLayoutIsAgreedByBothKernels) {
   EXPECT_TRUE(flag(s, both, codegen::KernelKind::backward));
   Schedule arena_backward = both;
   arena_backward.backward_lowering = "arena";
+  EXPECT_FALSE(flag(s, arena_backward, codegen::KernelKind::forward));
+  EXPECT_FALSE(flag(s, arena_backward, codegen::KernelKind::backward));
+  arena_backward.convert_checkpoints = true;
   EXPECT_TRUE(flag(s, arena_backward, codegen::KernelKind::forward));
   EXPECT_TRUE(flag(s, arena_backward, codegen::KernelKind::backward));
   EXPECT_NE(codegen::generate(s, arena_backward, codegen::KernelKind::backward)
-                .source.find("tttc::fragment_index<64, 64, tttc::kFragmentCols, 4>(k - 0)"),
+                .source.find("tttc::unpack_fragments<64, 64, tttc::kFragmentCols, 4>(packed + 0, "
+                                   "fragments + 0);  // W1"),
             std::string::npos);
   Schedule arena_forward = arena_backward;
   arena_forward.lowering = "arena";
+  const Target t = Target::for_arch("sm_90a");
+  ASSERT_FALSE(validate(s, arena_forward, t).empty());  // nothing writes fragment order
+  EXPECT_NE(validate(s, arena_forward, t).front().find("convert_checkpoints"), std::string::npos);
+  arena_forward.convert_checkpoints = false;
   EXPECT_FALSE(flag(s, arena_forward, codegen::KernelKind::backward));
   arena_forward.backward_lowering = "tile";
   EXPECT_FALSE(flag(s, arena_forward, codegen::KernelKind::backward));
+  // The heuristic converts where the state is small (linear K = 64: 4160 floats), not mlp2's.
+  Spec k64 = linear(64, 64);
+  const Schedule k64_schedule = default_schedule(k64, t);
+  EXPECT_EQ(k64_schedule.backward_lowering, "arena");
+  EXPECT_TRUE(k64_schedule.convert_checkpoints);
+  EXPECT_FALSE(default_schedule(linear(64, 16), t).convert_checkpoints);  // tile backward
   Spec forward_only = s;
   forward_only.build_backward = false;
   EXPECT_TRUE(flag(forward_only, arena_backward, codegen::KernelKind::forward));
@@ -354,6 +368,7 @@ TEST(TileSchedule, MlpTeamsKeepTheirWeightsInSharedMemoryWhereThatFits) {
     EXPECT_EQ(s.register_state, 0);
     EXPECT_EQ(s.register_budget, 255);
     EXPECT_TRUE(validate(mlp(2, 64, precision), s, t).empty());
+    EXPECT_FALSE(s.convert_checkpoints);  // its arena backward reads packed checkpoints
   }
   EXPECT_EQ(default_schedule(mlp(2, 64, Precision::tf32), t).lowering, "arena");
   // Linear teams keep their state in registers and are not tried smaller.
@@ -423,6 +438,13 @@ TEST(FragmentOrder, IsAPermutationOfEachWarpsSlice) {
   const auto whole = fragment_indices<64, 64, tttc::kFragmentWhole, 4>();  // replicated
   EXPECT_EQ(whole[8 * 64], 8 * 64);
   EXPECT_EQ(std::set<long long>(whole.begin(), whole.end()).size(), whole.size());
+  // packed_index (what the arena backward's conversion uses) is fragment_index's inverse.
+  for (long long k = 0; k < 64 * 256; ++k) {
+    ASSERT_EQ((tttc::packed_index<64, 256, tttc::kFragmentCols, 8>(static_cast<int>(cols[k]))), k);
+    ASSERT_EQ((tttc::packed_index<256, 64, tttc::kFragmentRows, 8>(static_cast<int>(rows[k]))), k);
+  }
+  for (long long k = 0; k < 64 * 64; ++k)
+    ASSERT_EQ((tttc::packed_index<64, 64, tttc::kFragmentWhole, 4>(static_cast<int>(whole[k]))), k);
 }
 
 // Global homes (Schedule::global_state, tile_shared_kib): the backward kernel's adjoint state
