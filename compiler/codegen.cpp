@@ -382,8 +382,8 @@ Generated generate(const Spec& spec, const Schedule& schedule, KernelKind kind,
   if (state_shared) smem += round16(S);
   c["kWsArena"] = 0;
   if (!arena_shared) ws += g.arena_floats;
-  // A tile forward writes its checkpoints in fragment order: the backward converts each group's
-  // into the packed layout its steps read (in a slot of its own).
+  // Where the schedule asks, a tile forward writes its checkpoints in fragment order: the backward
+  // converts each group's into the packed layout its steps read (in a slot of its own).
   const bool fragment_checkpoints = kind == KernelKind::backward && schedule.lowering == "tile" &&
                                     schedule.convert_checkpoints;
   if (kind == KernelKind::backward) {

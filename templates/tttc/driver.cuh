@@ -128,9 +128,9 @@ __device__ void forward_kernel(const ForwardParams& p) {
 }
 
 // One state matrix of a tile forward's checkpoint (fragment order) into the packed layout, by the
-// whole CTA: a warp reads 256 contiguous bytes; a thread issues 16 loads before their stores
-// (one at a time, each would wait for memory: the store might alias the next load; 8 at a time
-// cost mlp2's backward 4 waits of L2 per step, session 24).
+// whole CTA: a warp reads 256 contiguous bytes; a thread issues 16 loads before their stores (one
+// at a time, each would wait for memory, since the store might alias the next load; batches of 8
+// and 16 measured alike on the H200, session 24).
 template <int R, int C, int Split, int Warps>
 __device__ __forceinline__ void unpack_fragments(float* packed, const float* fragments) {
   constexpr int kPairs = R * C / 2, kBatch = 16;
@@ -198,20 +198,25 @@ __device__ void backward_kernel(const BackwardParams& p) {
     const auto group_state = [&](int m) {
       return workspace() + Cfg::kWsGroupStates + (m - first - 1) * S;
     };
-    const float* checkpoint = p.checkpoints + (1LL * cta_index() * walk.groups + g) * S;
+    // Where the group's checkpoint lies, derived again where used (see cta_index): a pointer held
+    // across the steps costs registers. With Cfg::kFragmentCheckpoints (a tile forward's), the
+    // steps read its packed copy in the workspace.
+    const auto checkpoint = [&](int group) {
+      return p.checkpoints + (1LL * cta_index() * walk.groups + group) * S;
+    };
     if constexpr (Cfg::kFragmentCheckpoints) {
       __syncthreads();  // the previous group's steps are done reading the slot
-      float* packed = workspace() + Cfg::kWsCheckpoint;
-      Cfg::unpack_checkpoint(packed, checkpoint);
+      Cfg::unpack_checkpoint(workspace() + Cfg::kWsCheckpoint, checkpoint(g));
       __syncthreads();
-      checkpoint = packed;
       // The next group's (the walk is in reverse): its loads then wait on L2, not device memory.
-      if (g > 0) prefetch_l2(p.checkpoints + (1LL * cta_index() * walk.groups + g - 1) * S, S);
+      if (g > 0) prefetch_l2(checkpoint(g - 1), S);
     }
     const auto bind_step = [&](int m) {
       const int bh = cta_index();
       bind_backward_step(c, p, bh / p.H, bh % p.H, m, K);
-      c.state_in = m == first ? checkpoint : group_state(m);
+      c.state_in = m != first                     ? group_state(m)
+                   : Cfg::kFragmentCheckpoints ? workspace() + Cfg::kWsCheckpoint
+                                                  : checkpoint(g);
     };
     if constexpr (G > 1) {  // with G == 1 every state is a checkpoint: codegen omits advance()
       for (int m = first; m < last(); ++m) {  // rematerialise the states inside the group
