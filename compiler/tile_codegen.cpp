@@ -57,10 +57,8 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
   for (const auto& [member, full_rows, full_cols, offset, bias] : state_members(spec)) {
     const bool smem = smem_offsets.count(member) > 0, in_global = global_offsets.count(member) > 0;
     const Home home = smem ? Home::smem : in_global ? Home::global : Home::reg;
-    const tile::Split split =
-        tile::member_split(spec, std::stoi(member.substr(1)), bias, layout.warps);
-    const int rows = full_rows / (split == tile::Split::rows ? layout.warps : 1);
-    const int cols = full_cols / (split == tile::Split::cols ? layout.warps : 1);
+    const auto [split, rows, cols] =
+        tile::member_slice(spec, std::stoi(member.substr(1)), bias, layout.warps);
     const std::string type = tile_type(bias ? Form::per_col : Form::matrix, home, rows, cols);
     const std::string global =
         bias ? fmt::format("tl::GlobalRow<{}>", cols)
@@ -538,7 +536,8 @@ constexpr int kQueryItemsPerTeam = 4;
 std::string fragment_checkpoint_unpack(const Spec& spec, int warps) {
   std::string body;
   for (const StateMember& m : state_members(spec)) {
-    const std::string at = fmt::format("(packed + {0}, fragments + {0});  // {1}\n", m.offset, m.name);
+    const std::string at =
+        fmt::format("(packed + {0}, fragments + {0});  // {1}\n", m.offset, m.name);
     if (m.bias) {  // biases keep the packed layout (GlobalRow)
       body += fmt::format("    tttc::copy_row<{}>{}", m.cols, at);
       continue;
@@ -608,9 +607,9 @@ Generated generate_tile(const Spec& spec, const Schedule& schedule, KernelKind k
   // or for none, or for an arena backward that converts each one it reads
   // (Schedule::convert_checkpoints, Cfg::unpack_checkpoint). An arena forward writes the packed
   // layout.
-  const bool frag_checkpoints =
-      schedule.lowering == "tile" && (!spec.build_backward || schedule.backward_lowering == "tile" ||
-                                      schedule.convert_checkpoints);
+  const bool frag_checkpoints = schedule.lowering == "tile" &&
+                                (!spec.build_backward || schedule.backward_lowering == "tile" ||
+                                 schedule.convert_checkpoints);
   src += fmt::format("  static constexpr bool kFragmentCheckpoints = {};\n", frag_checkpoints);
   src += fmt::format(
       "  static constexpr long long kWorkspaceFloats = {}, kGlobalOffset = {}, kWarpGlobalFloats = "

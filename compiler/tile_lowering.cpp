@@ -223,6 +223,14 @@ Split member_split(const Spec& spec, int layer, bool bias, int warps) {
   return split_of(d, splits_hidden(spec), bias ? Form::per_col : Form::matrix);
 }
 
+MemberSlice member_slice(const Spec& spec, int layer, bool bias, int warps) {
+  const std::vector<int> widths = spec.widths();
+  MemberSlice m{.split = member_split(spec, layer, bias, warps)};
+  m.rows = (bias ? 1 : widths[layer - 1]) / (m.split == Split::rows ? warps : 1);
+  m.cols = widths[layer] / (m.split == Split::cols ? warps : 1);
+  return m;
+}
+
 int lane_floats(int rows, int cols) { return pad16(rows) * pad16(cols) / 32; }
 long long smem_floats(int rows, int cols) { return 1LL * pad16(rows) * (pad16(cols) + 8); }
 
@@ -251,13 +259,11 @@ ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b) {
 TeamLayout team_layout(const Spec& spec, int warps, bool with_dstate, int register_state,
                        int global_state) {
   TeamLayout layout{.warps = warps};
-  const std::vector<int> widths = spec.widths();
+  const int layers = static_cast<int>(spec.widths().size()) - 1;
   auto place_members = [&](std::map<std::string, long long>& offsets,
                            std::map<std::string, long long>& global, bool in_global) {
-    for (size_t l = 1; l < widths.size(); ++l) {
-      const Split split = member_split(spec, static_cast<int>(l), false, warps);
-      const int rows = widths[l - 1] / (split == Split::rows ? warps : 1);
-      const int cols = widths[l] / (split == Split::cols ? warps : 1);
+    for (int l = 1; l <= layers; ++l) {
+      const auto [split, rows, cols] = member_slice(spec, l, false, warps);
       const std::string name = fmt::format("W{}", l);
       if (in_global) {
         global[name] = layout.persistent_global_floats;

@@ -92,6 +92,13 @@ ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b);
 // How a team of `warps` splits state member W_layer (or b_layer with `bias`), the same way as
 // the step's values over the same dimensions.
 Split member_split(const Spec& spec, int layer, bool bias, int warps);
+// The shape of one warp's slice of that member (rows or columns divided by the team per its
+// split), the one definition the team layout and the generated state struct share.
+struct MemberSlice {
+  Split split = Split::none;
+  int rows = 0, cols = 0;
+};
+MemberSlice member_slice(const Spec& spec, int layer, bool bias, int warps);
 // Slices a team splits the model's features into (LayerNorm's gamma and beta, their gradients):
 // `warps` for a linear model, 1 (replicated) for an MLP.
 int feature_slices(const Spec& spec, int warps);
