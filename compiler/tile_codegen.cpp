@@ -82,14 +82,15 @@ std::string state_struct(const Spec& spec, const std::string& name, const tile::
       return fmt::format("    {{ const {} g{{const_cast<float*>(src) + {}}}; {}; }}\n", view, where,
                          fmt::format(fmt::runtime(op), member));
     };
-    const auto writer = [&](const std::string& view, const std::string& where) {
-      return fmt::format("    {}{{ {} g{{dst + {}}}; tl::assign(g, {}); }}\n", writer_only, view,
-                         where, member);
+    const auto writer = [&](const std::string& view, const std::string& where, const char* op) {
+      return fmt::format("    {}{{ {} g{{dst + {}}}; {}(g, {}); }}\n", writer_only, view, where, op,
+                         member);
     };
-    load += reader(global, at, "tl::assign({0}, g)");
+    // A matrix in shared memory meets the packed layout row by row (tl::copy_rows).
+    load += reader(global, at, smem && !bias ? "tl::copy_rows({0}, g)" : "tl::assign({0}, g)");
     load_frag += reader(frag, frag_at, "tl::assign({0}, g)");
-    store += writer(global, at);
-    store_frag += writer(frag, frag_at);
+    store += writer(global, at, smem && !bias ? "tl::copy_rows" : "tl::assign");
+    store_frag += writer(frag, frag_at, "tl::assign");
     zero += fmt::format("    tl::fill({}, 0.f);\n", member);
     add_frag += reader(frag, frag_at, "tl::ew<tl::kAdd, 0>({0}, {0}, g)");
     atomic +=

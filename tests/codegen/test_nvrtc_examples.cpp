@@ -36,14 +36,15 @@ class NvrtcExamples : public ::testing::TestWithParam<std::tuple<std::string, st
 // warps, the replicated LayerNorm values: session 23, 1.73x faster than the spill-free arena
 // forward on the H200). A ratchet: a change that makes any of them spill more fails here.
 // (lm-125m-linear 370 -> 372 with the fragment-order group states, session 21: its backward
-// 1.64 -> 1.46 ms on the H200 at 192 heads.)
+// 1.64 -> 1.46 ms on the H200 at 192 heads. mlp2's forward 124 -> 24 with the state's row copies,
+// session 25.)
 int allowed_spill_bytes(const std::string& example, const std::string& arch,
                         codegen::KernelKind kind) {
   static const std::map<std::string, int> backward_sm90a = {
       {"linear", 172}, {"lm-125m-linear", 372}, {"linear-f32-d32", 48}};
   static const std::map<std::string, int> backward_sm80 = {
       {"linear", 12}, {"lm-125m-linear", 360}, {"linear-f32-d32", 188}};
-  static const std::map<std::string, int> forward_sm90a = {{"mlp2", 124}};
+  static const std::map<std::string, int> forward_sm90a = {{"mlp2", 24}};
   static const std::map<std::string, int> none;
   const bool backward = kind == codegen::KernelKind::backward;
   const auto& table = arch == "sm_80" ? (backward ? backward_sm80 : none)

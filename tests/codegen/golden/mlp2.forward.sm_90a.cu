@@ -29,15 +29,15 @@ struct TeamState {
     W2.base = warp_smem + 2560;
   }
   __device__ __forceinline__ void load(const float* src) {
-    { const tl::GlobalTile<64, 32, 256> g{const_cast<float*>(src) + 0 + 32 * rank}; tl::assign(W1, g); }
+    { const tl::GlobalTile<64, 32, 256> g{const_cast<float*>(src) + 0 + 32 * rank}; tl::copy_rows(W1, g); }
     { const tl::GlobalRow<32> g{const_cast<float*>(src) + 16384 + 32 * rank}; tl::assign(b1, g); }
-    { const tl::GlobalTile<32, 64, 64> g{const_cast<float*>(src) + 16640 + 2048 * rank}; tl::assign(W2, g); }
+    { const tl::GlobalTile<32, 64, 64> g{const_cast<float*>(src) + 16640 + 2048 * rank}; tl::copy_rows(W2, g); }
     { const tl::GlobalRow<64> g{const_cast<float*>(src) + 33024}; tl::assign(b2, g); }
   }
   __device__ __forceinline__ void store(float* dst) const {
-    { tl::GlobalTile<64, 32, 256> g{dst + 0 + 32 * rank}; tl::assign(g, W1); }
+    { tl::GlobalTile<64, 32, 256> g{dst + 0 + 32 * rank}; tl::copy_rows(g, W1); }
     { tl::GlobalRow<32> g{dst + 16384 + 32 * rank}; tl::assign(g, b1); }
-    { tl::GlobalTile<32, 64, 64> g{dst + 16640 + 2048 * rank}; tl::assign(g, W2); }
+    { tl::GlobalTile<32, 64, 64> g{dst + 16640 + 2048 * rank}; tl::copy_rows(g, W2); }
     if (rank == 0) { tl::GlobalRow<64> g{dst + 33024}; tl::assign(g, b2); }
   }
   __device__ __forceinline__ void load_frag(const float* src) {
