@@ -481,7 +481,8 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
       // Beside an arena backward: the conversion paid where the state is small (H200, session
       // 24, training forward + backward: linear K = 64, 4160 floats, 8.36 -> 7.66 ms) and cost
       // more than the forward gained above (f = 128, 16512 floats: 18.49 -> 19.14; mlp2, 33088:
-      // 37.91 -> 38.58, though its forward alone 5.57 -> 4.16).
+      // 37.91 -> 38.58, though its forward alone 5.57 -> 4.16; since session 25 mlp2's packed
+      // checkpoints are copied by rows, 4.09).
       tile.convert_checkpoints = k.forward && !k.backward && spec.build_backward &&
                                  spec.state_floats() <= kMaxConvertedCheckpointFloats;
       return tile;
