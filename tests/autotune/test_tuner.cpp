@@ -122,7 +122,7 @@ TEST(Tuner, SearchesPrunesChecksAndRecords) {
 
 // A device whose backward timings move with a forward knob (as the H200's did by 6 % between
 // candidates that ran the same backward kernel): the backward's winner is not a candidate that
-// only changes the forward, and its time is the one of the member nearest the heuristic.
+// only changes the forward, and its time is that of its group's member nearest the heuristic.
 class ForwardKnobNoise : public FakeDevice {
  public:
   std::pair<double, double> time(const Spec& spec, const Schedule& s, int B, int H, int T, int runs,
