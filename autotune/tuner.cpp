@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <future>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -323,53 +322,33 @@ nlohmann::json JobRunner::run() {
       measure(todo[i], c, wall_ms, i, todo.size());
     }
   }
-  // The winners: per pass the fastest (group of) candidate(s) that passes its check.
+  // The winners: per pass the fastest candidate that passes its check.
   const bool interrupted = o_.stop && o_.stop->load();
   nlohmann::json winners = nlohmann::json::object();
   for (Pass p : passes_) {
     const Measurement* chosen = nullptr;
-    double chosen_ms = -1;  // its group's time
     const std::string heuristic = canonical_schedule(heuristic_);
     while (!interrupted) {
       // Past the job's deadline (many failing checks), only the heuristic is still checked.
       const bool late = Clock::now() >= deadline_;
-      // Candidates that differ only in the other pass's knobs ran the same kernel for this one,
-      // so their timings of it differ by noise alone (H200, session 25: the video backward's
-      // timings spread by 6 % over its forward knobs). A group competes with the time of its
-      // member nearest the heuristic (the heuristic's own in its group); its fastest member is
-      // the one checked, as before groups (each member runs the same kernel for this pass).
-      struct Group {
-        const Measurement *nearest = nullptr, *fastest = nullptr;
-        int nearest_distance = 0;
-      };
-      std::map<std::string, Group> groups;
-      for (const auto& m : record(p).candidates) {
-        if (m.median_ms < 0 || (m.check != kCheckUnchecked && m.check != kCheckPass) ||
-            (late && canonical_schedule(m.schedule) != heuristic))
-          continue;
-        Group& g = groups[pass_projection(m.schedule, p).dump()];
-        const int d = distance(m.schedule, heuristic_);
-        if (!g.nearest || d < g.nearest_distance) g.nearest = &m, g.nearest_distance = d;
-        if (!g.fastest || m.median_ms < g.fastest->median_ms) g.fastest = &m;
-      }
       const Measurement* best = nullptr;
-      double best_ms = 0;
-      for (const auto& [kernel, g] : groups)
-        if (!best || g.nearest->median_ms < best_ms)
-          best = g.fastest, best_ms = g.nearest->median_ms;
+      for (const auto& m : record(p).candidates)
+        if (m.median_ms >= 0 && (m.check == kCheckUnchecked || m.check == kCheckPass) &&
+            (!late || canonical_schedule(m.schedule) == heuristic) &&
+            (!best || m.median_ms < best->median_ms))
+          best = &m;
       if (!best) break;
       const Schedule s = best->schedule;
       if (check_candidate(s)) {
         chosen = find(record(p), s);
-        chosen_ms = best_ms;
         break;
       }
     }
     const Measurement* h = heuristic_measurement(record(p));
     winners[to_string(p)] = {
         {"heuristic_ms", h ? h->median_ms : -1},
-        {"tuned_ms", chosen ? chosen_ms : -1},
-        {"speedup", h && chosen && chosen_ms > 0 ? h->median_ms / chosen_ms : 0},
+        {"tuned_ms", chosen ? chosen->median_ms : -1},
+        {"speedup", h && chosen && chosen->median_ms > 0 ? h->median_ms / chosen->median_ms : 0},
         {"schedule", chosen ? schedule_to_json(chosen->schedule) : nlohmann::json()},
         {"summary", chosen ? schedule_summary(chosen->schedule, heuristic_) : "none"}};
   }
