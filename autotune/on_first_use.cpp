@@ -124,8 +124,9 @@ std::string FirstUseTuner::run_tuning(const Spec& spec, long long heads,
     if (device->fingerprint() != setup.fingerprint)
       throw std::logic_error("the device's fingerprint is not the one the records were read for");
     GuardedBackend guarded(*device);
-    const nlohmann::json jobs =
-        tune({job}, {.budget = setup.budget, .log = setup.log}, guarded, setup.db);
+    const nlohmann::json jobs = tune(
+        {job}, {.budget = setup.budget, .max_candidates = setup.max_candidates, .log = setup.log},
+        guarded, setup.db);
     if (jobs.empty()) throw std::runtime_error("the budget left no time to tune");
     log(summary_line(jobs[0], setup.db.file_for(setup.fingerprint).string()));
     return "";

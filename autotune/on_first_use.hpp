@@ -26,6 +26,9 @@ struct FirstUseSetup {
   // fingerprint must be `fingerprint`.
   std::function<std::unique_ptr<Backend>()> make_backend;
   std::chrono::seconds budget{20};
+  // Candidates timed at most (nearest to the heuristic first; 0: no cap, the budget decides). A
+  // cap with a budget it never reaches makes a tuning's outcome independent of the machine's load.
+  size_t max_candidates = 0;
   std::function<void(const std::string&)> log;  // progress lines (one per candidate) and summary
 };
 
