@@ -202,6 +202,8 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
   if constexpr (Cfg::kWarpGlobalFloats > 0) c.warp_global = warp_global;
   bind_head<T, F>(c, p, h);
   const int steps = num_steps(p.T, K), checkpoints = (steps + G - 1) / G;
+  // Checkpoint n: the state before step n * G.
+  const auto checkpoint = [&](int n) { return p.checkpoints + (1LL * bh * checkpoints + n) * S; };
   staging.issue(p, b, h, 0, 0, at.team, false);
   // Checkpoint n (the state before step n * G) is stored at the start of step n * G or, where
   // the step keeps every value in registers (no warp shared memory), at the end of the step
@@ -209,12 +211,11 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
   // and B1 H4 T8192's 0.76 -> 0.70 (register steps; W1 unchanged), but mlp2 at B1 H12 T8192
   // 6.28 -> 6.51 and linear K = 64 0.67 -> 0.69 (steps with values in shared memory).
   constexpr bool kStoreAfterStep = Cfg::kWarpSmemFloats == 0;
-  if (kStoreAfterStep) store_checkpoint<Cfg>(st, p.checkpoints + 1LL * bh * checkpoints * S);
+  if (kStoreAfterStep) store_checkpoint<Cfg>(st, checkpoint(0));
   for (int m = 0; m < steps; ++m) {
     staging.wait(at.team);  // also: every warp is done with step m - 1's stage
     if (m + 1 < steps) staging.issue(p, b, h, m + 1, (m + 1) & 1, at.team, false);
-    if (!kStoreAfterStep && m % G == 0)
-      store_checkpoint<Cfg>(st, p.checkpoints + (1LL * bh * checkpoints + m / G) * S);
+    if (!kStoreAfterStep && m % G == 0) store_checkpoint<Cfg>(st, checkpoint(m / G));
     bind_forward_step(c, p, b, h, m, K);
     staging.bind(c, m & 1);
     if constexpr (Recurrence)
@@ -222,7 +223,7 @@ __device__ void tile_forward_kernel(const ForwardParams& p) {
     else
       Step::forward(st, c, at.warp_smem, at.team);
     if (kStoreAfterStep && (m + 1) % G == 0 && m + 1 < steps)
-      store_checkpoint<Cfg>(st, p.checkpoints + (1LL * bh * checkpoints + (m + 1) / G) * S);
+      store_checkpoint<Cfg>(st, checkpoint((m + 1) / G));
   }
   st.store(p.state_final + bh * S);
 }
