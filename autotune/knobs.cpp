@@ -145,6 +145,14 @@ json shared_projection(const Schedule& s) {
   return j;
 }
 
+json pass_projection(const Schedule& s, Pass pass) {
+  const Scope other = pass == Pass::forward ? Scope::backward : Scope::forward;
+  json j = schedule_to_json(s);
+  for (const Knob& k : knobs())
+    if (k.scope == other) j.erase(k.name);
+  return j;
+}
+
 Schedule with_pass_knobs(Schedule into, const Schedule& from, Pass pass) {
   const Scope wanted = pass == Pass::forward ? Scope::forward : Scope::backward;
   const json src = schedule_to_json(from);

@@ -38,6 +38,9 @@ const std::vector<Knob>& knobs();
 // The schedule's fields that both passes share (the knobs of scope both): two schedules with the
 // same projection run the same forward/backward code apart from pass-scoped knobs.
 nlohmann::json shared_projection(const Schedule& s);
+// The schedule's fields that can change `pass`'s kernel: every field but the knobs scoped to the
+// other pass. Candidates with the same projection run the same kernel for that pass.
+nlohmann::json pass_projection(const Schedule& s, Pass pass);
 // `into` with the knobs of `pass`'s scope copied from `from`.
 Schedule with_pass_knobs(Schedule into, const Schedule& from, Pass pass);
 
