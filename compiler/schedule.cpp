@@ -203,6 +203,11 @@ constexpr long long kMaxDefaultTileMma = 512;
 // The largest state whose checkpoints the heuristic has a tile forward write in fragment order
 // beside an arena backward (Schedule::convert_checkpoints).
 constexpr long long kMaxConvertedCheckpointFloats = 8192;
+// A linear backward that does not fit on chip runs on the tile lowering with its adjoint state (or
+// its state too) in L2 (Schedule::global_state) and every value past this many KiB of the team's
+// shared memory there (Schedule::tile_shared_kib), for mini-batches up to kMaxGlobalHomeMiniBatch.
+constexpr int kGlobalHomeSharedKib = 160;
+constexpr int kMaxGlobalHomeMiniBatch = 32;
 
 static std::vector<std::string> validate_tile(const Spec& spec, const Schedule& s, const Target& t,
                                               KernelSet k) {
@@ -486,6 +491,29 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
       tile.convert_checkpoints = k.forward && !k.backward && spec.build_backward &&
                                  spec.state_floats() <= kMaxConvertedCheckpointFloats;
       return tile;
+    }
+    // A linear backward that fits nowhere on chip: the adjoint state in L2, then the state too.
+    // H200, backward at W2's shape against the arena lowering (results.md, session 26): f = 128
+    // 17.1 -> 4.39 ms (global_state 2: 8.13), f = 64 with K = 32 8.01 -> 1.76 (2: 2.43), f = 96
+    // 14.3 -> 9.85 (2: 12.8); K = 64 spills kilobytes: f = 64 7.73 -> 8.96 (global_state 2),
+    // though f = 32 gained (4.76 -> 3.41), so K = 64 stays on the arena.
+    if (!k.backward || spec.model != InnerModel::linear ||
+        spec.mini_batch > kMaxGlobalHomeMiniBatch)
+      continue;
+    const std::vector<TeamChoice> teams =
+        team_choices(spec, k.forward, k.backward, s.register_budget);
+    if (teams.empty()) continue;
+    const TeamChoice& team = teams.front();
+    tile.team_warps = team.warps;
+    tile.register_state = team.register_state;
+    tile.register_budget = team.register_budget;
+    tile.lowering = tile.backward_lowering = "tile";
+    tile.convert_checkpoints = false;
+    tile.tile_shared_kib = kGlobalHomeSharedKib;
+    for (const int global_state : {1, 2}) {
+      tile.global_state = global_state;
+      if (tile_mma_per_warp(spec, tile, k) <= kMaxDefaultTileMma && validate(spec, tile, t).empty())
+        return tile;
     }
   }
   return s;

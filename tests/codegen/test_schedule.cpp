@@ -93,14 +93,15 @@ TEST(Schedule, TileLoweringIsTheDefaultWhereItFitsAndItsKnobsAreChecked) {
 // Where only the forward kernel's team fits an SM, the forward alone takes the tile lowering; each
 // kernel is then checked under its own lowering's rules.
 TEST(Schedule, ForwardTakesTheTileLoweringWhenOnlyItFits) {
-  Spec s = linear_spec(128);  // the backward's team needs more than 227 KiB
+  Spec s = linear_spec(64);
+  s.mini_batch = 64;  // the backward's team needs more than 227 KiB, and spills in L2
   const Target t = Target::for_arch("sm_90a");
   const Schedule d = default_schedule(s, t);
   EXPECT_EQ(d.lowering, "tile");
   EXPECT_EQ(d.backward_lowering, "arena");
-  EXPECT_EQ(d.team_warps, 8);
+  EXPECT_EQ(d.team_warps, 4);
   EXPECT_TRUE(validate(s, d, t).empty());
-  EXPECT_NE(describe_lowerings(s, d).find("forward tile (8 warps per team"), std::string::npos);
+  EXPECT_NE(describe_lowerings(s, d).find("forward tile (4 warps per team"), std::string::npos);
   EXPECT_NE(describe_lowerings(s, d).find("backward arena"), std::string::npos);
   EXPECT_EQ(codegen::generate(s, d, codegen::KernelKind::forward).source.find("(tile lowering)") ==
                 std::string::npos,
@@ -119,6 +120,37 @@ TEST(Schedule, ForwardTakesTheTileLoweringWhenOnlyItFits) {
   // A forward-only spec takes no backward rules at all.
   s.build_backward = false;
   EXPECT_TRUE(validate(s, odd, t).empty());
+}
+
+TEST(Schedule, ALinearBackwardThatFitsNowhereOnChipKeepsItsAdjointStateInL2) {
+  const Target t = Target::for_arch("sm_90a");
+  Spec s = linear_spec(128);
+  Schedule in_l2 = default_schedule(s, t);
+  EXPECT_EQ(in_l2.lowering, "tile");
+  EXPECT_EQ(in_l2.backward_lowering, "tile");
+  EXPECT_EQ(in_l2.team_warps, 8);
+  EXPECT_EQ(in_l2.global_state, 1);
+  EXPECT_EQ(in_l2.tile_shared_kib, 160);
+  EXPECT_FALSE(in_l2.convert_checkpoints);
+  EXPECT_TRUE(validate(s, in_l2, t).empty());
+  in_l2.global_state = in_l2.tile_shared_kib = 0;  // what made it an arena backward before
+  EXPECT_TRUE(mentions(validate(s, in_l2, t), "bytes of shared memory"));
+  // f = 64 with K = 32 too; not on the A100 (164 KiB) for f = 128, where the arena stays.
+  s = linear_spec(64);
+  s.mini_batch = 32;
+  EXPECT_EQ(default_schedule(s, t).global_state, 1);
+  EXPECT_EQ(default_schedule(s, Target::for_arch("sm_80")).global_state, 1);
+  const Schedule a100 = default_schedule(linear_spec(128), Target::for_arch("sm_80"));
+  EXPECT_EQ(a100.backward_lowering, "arena");
+  EXPECT_EQ(a100.global_state, 0);
+  // The few-heads split does not take global homes: with them the backward stays whole.
+  EXPECT_FALSE(default_schedule(linear_spec(128), t, 4).backward_split);
+  EXPECT_EQ(default_schedule(linear_spec(128), t, 4).global_state, 1);
+  // MLPs keep the arena backward (their global homes measured slower, session 24).
+  Spec mlp = linear_spec(64);
+  mlp.model = InnerModel::mlp;
+  mlp.depth = 2;
+  EXPECT_EQ(default_schedule(mlp, t).global_state, 0);
 }
 
 // The planner's footprint (no code generation) is what codegen lays out, for every example and
