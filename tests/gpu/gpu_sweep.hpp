@@ -67,7 +67,8 @@ inline std::vector<SweepCase> gpu_sweep() {
           }
   // Edges of the tile lowering's default coverage that the product above misses: a mini-batch
   // of 8 (padded to 16 rows), 32-token mini-batches, one-warp teams (f = 16) and 48-column slices
-  // (f = 96 over 2 warps); a tile forward beside an arena backward (f = 64 and 128 at K = 32).
+  // (f = 96 over 2 warps); a tile forward beside an arena backward (f = 128 at K = 32); a tile
+  // backward with its adjoint state in L2 (f = 64 at K = 32; f = 128 at K = 16 in the product).
   for (auto [f, K, dtype] : {std::tuple{16, 8, DType::bf16}, std::tuple{16, 64, DType::f32},
                              std::tuple{32, 32, DType::f16}, std::tuple{64, 8, DType::bf16},
                              std::tuple{96, 16, DType::bf16}, std::tuple{64, 32, DType::f32},
