@@ -40,6 +40,19 @@ bool tile_possible(const Spec& spec, const Target& t) {
   return arch_number(t.arch) >= 80 && tile::unsupported(spec, 1).empty();
 }
 
+// Global homes (the backward's adjoint state, its state, values past a shared-memory limit in L2)
+// are searched for linear backwards that do not fit on chip: there they ran 1.4-3.9x faster than
+// the arena backward (H200, session 26; the heuristic takes them only up to K = 32); where the
+// backward fits they were slower (W2: 1.13 -> 1.18 ms), and MLPs' spilled (session 24).
+bool global_homes_searched(const Spec& spec, const Target& t, const Schedule& base) {
+  if (spec.model != InnerModel::linear || !spec.build_backward || !tile_possible(spec, t))
+    return false;
+  Schedule on_chip = base;
+  on_chip.backward_lowering = "tile";
+  on_chip.global_state = on_chip.tile_shared_kib = 0;
+  return !validate(spec, on_chip, t).empty();
+}
+
 }  // namespace
 
 const char* to_string(Pass p) { return p == Pass::forward ? "forward" : "backward"; }
@@ -56,7 +69,18 @@ const std::vector<Knob>& knobs() {
        [](const Spec& spec, const Target& t, const Schedule&) {
          return tile_possible(spec, t) ? Values{"tile", "arena"} : Values{"arena"};
        }},
-      // Tile lowering (tile_lowering.hpp).
+      // Tile lowering (tile_lowering.hpp). The global homes first: their values are decided
+      // once per product, not once per combination of the knobs before them.
+      {"global_state", "tile", Scope::backward,
+       [](const Spec& spec, const Target& t, const Schedule& base) {
+         return global_homes_searched(spec, t, base) ? ints({0, 1, 2}) : Values{base.global_state};
+       }},
+      // Both kernels: a forward past the limit would move values to L2 as well.
+      {"tile_shared_kib", "tile", Scope::both,
+       [](const Spec& spec, const Target& t, const Schedule& base) {
+         return global_homes_searched(spec, t, base) ? ints({0, 160})
+                                                     : Values{base.tile_shared_kib};
+       }},
       {"team_warps", "tile", Scope::both,
        [](const Spec&, const Target&, const Schedule&) {
          return ints({1, 2, 4, 8});

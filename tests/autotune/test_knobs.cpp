@@ -89,6 +89,29 @@ TEST(Knobs, TheHeuristicCandidateIsTheOneOfTheLaunchSize) {
   EXPECT_EQ(canonical_schedule(unknown), canonical_schedule(default_schedule(spec, t)));
 }
 
+// Global homes are searched for linear backwards that fit nowhere on chip, and only there.
+TEST(Knobs, GlobalHomesAreSearchedWhereTheBackwardDoesNotFitOnChip) {
+  const Target t = Target::for_arch("sm_90a");
+  const auto homes = [&](const Spec& spec) {
+    std::set<std::pair<int, int>> seen;
+    for (const Schedule& s : enumerate(spec, t).candidates)
+      if (s.backward_lowering == "tile") seen.insert({s.global_state, s.tile_shared_kib});
+    return seen;
+  };
+  Spec wide = example_spec("linear");
+  wide.head_dim = 128;  // the heuristic: global_state 1, 160 KiB; all on chip does not fit
+  EXPECT_EQ(homes(wide),
+            (std::set<std::pair<int, int>>{{0, 160}, {1, 0}, {1, 160}, {2, 0}, {2, 160}}));
+  Spec long_batch = example_spec("linear");
+  long_batch.head_dim = 32;
+  long_batch.mini_batch = 64;  // the heuristic's backward: arena
+  ASSERT_EQ(default_schedule(long_batch, t).backward_lowering, "arena");
+  EXPECT_TRUE(homes(long_batch).count({2, 160})) << homes(long_batch).size();
+  EXPECT_EQ(homes(example_spec("linear")), (std::set<std::pair<int, int>>{{0, 0}}));
+  for (const Schedule& s : enumerate(example_spec("mlp2"), t).candidates)
+    EXPECT_EQ(s.global_state, 0) << canonical_schedule(s);
+}
+
 TEST(Knobs, PrecisionIsNeverLowered) {
   auto rank = [](const std::string& f) { return f == "mma_bf16" ? 1 : f == "mma_bf16x3" ? 2 : 3; };
   for (const Spec& spec : every_example()) {
