@@ -61,6 +61,8 @@ arena_schedule() {
 import json, sys
 s = json.load(sys.stdin)[0]["schedule"]
 s["lowering"] = s["backward_lowering"] = "arena"
+s["convert_checkpoints"] = False  # refused without a tile forward
+s["global_state"] = s["tile_shared_kib"] = 0
 if len(sys.argv) > 1:
     print(json.dumps(s))
     raise SystemExit
