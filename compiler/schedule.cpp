@@ -124,14 +124,22 @@ std::string describe_lowerings(const Spec& spec, const Schedule& s) {
     if (!(backward ? spec.build_backward : spec.build_forward)) continue;
     if (!text.empty()) text += ", ";
     text += backward ? "backward " : "forward ";
-    if (lowering_of(s, backward) == "tile")
-      text +=
-          fmt::format("tile ({} warps per team, {} teams per CTA{})", s.team_warps, s.teams_per_cta,
-                      !backward && s.query_split            ? ", query split"
-                      : backward && s.backward_split_tokens ? ", backward split in three"
-                      : backward && s.backward_split        ? ", backward split"
-                                                            : "");
-    else
+    if (lowering_of(s, backward) == "tile") {
+      // Where values leave the chip (global homes) the time depends on it: say so.
+      const char* homes = !backward             ? ""
+                          : s.global_state == 1 ? ", adjoint state in L2"
+                          : s.global_state == 2 ? ", state and adjoint state in L2"
+                                                : "";
+      const std::string limit =
+          s.tile_shared_kib > 0 ? fmt::format(", values past {} KiB in L2", s.tile_shared_kib) : "";
+      text += fmt::format("tile ({} warps per team, {} teams per CTA{}{}{})", s.team_warps,
+                          s.teams_per_cta,
+                          !backward && s.query_split            ? ", query split"
+                          : backward && s.backward_split_tokens ? ", backward split in three"
+                          : backward && s.backward_split        ? ", backward split"
+                                                                : "",
+                          homes, limit);
+    } else
       text += fmt::format("arena ({} threads, {} CTAs per SM, {})", s.threads,
                           backward ? s.backward_blocks_per_sm : s.forward_blocks_per_sm,
                           backward ? s.backward_matmul : s.forward_matmul);

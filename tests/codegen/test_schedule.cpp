@@ -133,6 +133,11 @@ TEST(Schedule, ALinearBackwardThatFitsNowhereOnChipKeepsItsAdjointStateInL2) {
   EXPECT_EQ(in_l2.tile_shared_kib, 160);
   EXPECT_FALSE(in_l2.convert_checkpoints);
   EXPECT_TRUE(validate(s, in_l2, t).empty());
+  EXPECT_NE(describe_lowerings(s, in_l2).find(
+                "backward tile (8 warps per team, 1 teams per CTA, adjoint state in L2, "
+                "values past 160 KiB in L2)"),
+            std::string::npos)
+      << describe_lowerings(s, in_l2);
   in_l2.global_state = in_l2.tile_shared_kib = 0;  // what made it an arena backward before
   EXPECT_TRUE(mentions(validate(s, in_l2, t), "bytes of shared memory"));
   // f = 64 with K = 32 too; not on the A100 (164 KiB) for f = 128, where the arena stays.
