@@ -266,9 +266,11 @@ template <class Out, class A>
 __device__ __forceinline__ void row_sum(Out& out, const A& a) {
 #pragma unroll
   for (int bi = 0; bi < A::kBR; ++bi) {
-    float s = 0.f;
+    // Sums start from their first term, not 0.f: IEEE's 0 + x is not x for x = -0, so the
+    // compiler keeps every such add (170 a step in the linear backward, Nsight Compute).
+    float s = a.get(bi, 0).x + a.get(bi, 0).y;
 #pragma unroll
-    for (int bj = 0; bj < A::kBC; ++bj) {
+    for (int bj = 1; bj < A::kBC; ++bj) {
       const float2 v = a.get(bi, bj);
       s += v.x + v.y;
     }
@@ -281,17 +283,17 @@ __device__ __forceinline__ void row_sum(Out& out, const A& a) {
 template <class Out, class A>
 __device__ __forceinline__ void col_sum(Out& out, const A& a) {
   if constexpr (A::kCols == 1) {  // a column: one value per row, each held by a whole quad
-    float s = 0.f;
+    float s = a.get(0, 0).x;
 #pragma unroll
-    for (int bi = 0; bi < A::kBR; ++bi) s += a.get(bi, 0).x;
+    for (int bi = 1; bi < A::kBR; ++bi) s += a.get(bi, 0).x;
     s = column_group_sum(s);
     out.set(0, 0, make_float2(s, s));
   } else {
 #pragma unroll
     for (int bj = 0; bj < A::kBC; ++bj) {
-      float2 s = make_float2(0.f, 0.f);
+      float2 s = a.get(0, bj);
 #pragma unroll
-      for (int bi = 0; bi < A::kBR; ++bi) {
+      for (int bi = 1; bi < A::kBR; ++bi) {
         const float2 v = a.get(bi, bj);
         s.x += v.x, s.y += v.y;
       }
@@ -868,17 +870,17 @@ template <int NW, int R>
 __device__ __forceinline__ void collect_partials(PerRow<R>& v, const float* base) {
 #pragma unroll
   for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
-    float s = 0.f;
+    float s = base[8 * bi + lane_row()];
 #pragma unroll
-    for (int w = 0; w < NW; ++w) s += base[w * pad16(R) + 8 * bi + lane_row()];
+    for (int w = 1; w < NW; ++w) s += base[w * pad16(R) + 8 * bi + lane_row()];
     v.r[bi] = s;
   }
 }
 template <int NW>
 __device__ __forceinline__ void collect_partials(Scalar& v, const float* base) {
-  float s = 0.f;
+  float s = base[0];
 #pragma unroll
-  for (int w = 0; w < NW; ++w) s += base[16 * w];
+  for (int w = 1; w < NW; ++w) s += base[16 * w];
   v.s = s;
 }
 
@@ -921,12 +923,12 @@ __device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const
 #pragma unroll
   for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
     const float mean = sum.r[bi] * (1.f / kCw);
-    float q = 0.f;
+    float q;
 #pragma unroll
     for (int bj = 0; bj < X::kBC; ++bj) {
       const float2 v = x.get(bi, bj);
       const float a = v.x - mean, b = v.y - mean;
-      q += a * a + b * b;
+      q = bj == 0 ? a * a + b * b : q + (a * a + b * b);
     }
     local.r[bi] = quad_sum(q);
   }
@@ -937,15 +939,19 @@ __device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const
   t.sync();
 #pragma unroll
   for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
-    float part[NW], total = 0.f;
+    float part[NW], total;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) total += part[w] = sums[w * pad16(R) + 8 * bi + lane_row()];
+    for (int w = 0; w < NW; ++w) {
+      part[w] = sums[w * pad16(R) + 8 * bi + lane_row()];
+      total = w == 0 ? part[0] : total + part[w];
+    }
     const float mean = total * (1.f / (NW * kCw));
-    float q = 0.f;
+    float q;
 #pragma unroll
     for (int w = 0; w < NW; ++w) {
       const float d = part[w] * (1.f / kCw) - mean;
-      q += squares[w * pad16(R) + 8 * bi + lane_row()] + kCw * d * d;
+      const float term = squares[w * pad16(R) + 8 * bi + lane_row()] + kCw * d * d;
+      q = w == 0 ? term : q + term;
     }
     sum.r[bi] = total;
     m2.r[bi] = q;
@@ -959,9 +965,9 @@ __device__ __forceinline__ void team_sum(Tile<R, C>& v, const Team& t, int slot)
   SmemTile<R, C> mine{t.scratch + slot + t.rank * kFloats};
   assign(mine, v);
   t.sync();
-  fill(v, 0.f);
+  assign(v, SmemTile<R, C>{t.scratch + slot});  // the first partial as it is (row_sum says why)
 #pragma unroll
-  for (int w = 0; w < NW; ++w) {
+  for (int w = 1; w < NW; ++w) {
     const SmemTile<R, C> part{t.scratch + slot + w * kFloats};
     ew<kAdd, 0>(v, v, part);
   }
@@ -976,7 +982,6 @@ __device__ __forceinline__ void team_sum_scatter(Out& out, const Tile<R, C>& par
   SmemTile<R, C> mine{t.scratch + slot + t.rank * kFloats};
   assign(mine, partial);
   t.sync();
-  fill(out, 0.f);
 #pragma unroll
   for (int w = 0; w < NW; ++w) {
     // Columns [rank * kSlice, ...) of warp w's partial: a tile view with the full row stride.
@@ -985,8 +990,13 @@ __device__ __forceinline__ void team_sum_scatter(Out& out, const Tile<R, C>& par
     for (int bi = 0; bi < Out::kBR; ++bi)
 #pragma unroll
       for (int bj = 0; bj < Out::kBC; ++bj) {
-        const float2 a = out.get(bi, bj), b = part.get(bi, bj);
-        out.set(bi, bj, make_float2(a.x + b.x, a.y + b.y));
+        const float2 b = part.get(bi, bj);
+        if (w == 0) {  // the first partial as it is (row_sum says why)
+          out.set(bi, bj, b);
+        } else {
+          const float2 a = out.get(bi, bj);
+          out.set(bi, bj, make_float2(a.x + b.x, a.y + b.y));
+        }
       }
   }
 }
