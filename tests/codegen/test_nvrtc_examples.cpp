@@ -40,10 +40,12 @@ class NvrtcExamples : public ::testing::TestWithParam<std::tuple<std::string, st
 // session 25.)
 int allowed_spill_bytes(const std::string& example, const std::string& arch,
                         codegen::KernelKind kind) {
+  // Session 26: sums from their first term moved ptxas's choices (linear-f32-d32 48 -> 64 on
+  // sm_90a; on sm_80 linear 12 -> 52, linear-f32-d32 188 -> 204).
   static const std::map<std::string, int> backward_sm90a = {
-      {"linear", 172}, {"lm-125m-linear", 372}, {"linear-f32-d32", 48}};
+      {"linear", 172}, {"lm-125m-linear", 372}, {"linear-f32-d32", 64}};
   static const std::map<std::string, int> backward_sm80 = {
-      {"linear", 12}, {"lm-125m-linear", 360}, {"linear-f32-d32", 188}};
+      {"linear", 52}, {"lm-125m-linear", 360}, {"linear-f32-d32", 204}};
   static const std::map<std::string, int> forward_sm90a = {{"mlp2", 24}};
   static const std::map<std::string, int> none;
   const bool backward = kind == codegen::KernelKind::backward;
