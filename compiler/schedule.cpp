@@ -482,10 +482,15 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
        {KernelSet{spec.build_forward, spec.build_backward}, KernelSet{spec.build_forward, false}}) {
     if (!k.any() || !tile::unsupported(spec, 1, k.forward, k.backward).empty()) continue;
     Schedule tile = s;
-    for (const TeamChoice& c : team_choices(spec, k.forward, k.backward, s.register_budget)) {
+    const auto take = [&tile](const TeamChoice& c) {
       tile.team_warps = c.warps;
       tile.register_state = c.register_state;
       tile.register_budget = c.register_budget;
+    };
+    const std::vector<TeamChoice> teams =
+        team_choices(spec, k.forward, k.backward, s.register_budget);
+    for (const TeamChoice& c : teams) {
+      take(c);
       if (tile_shared_bytes(spec, tile, k) > t.max_shared_bytes) continue;
       // Smaller teams issue more products per warp: none of the rest fits either.
       if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) break;
@@ -506,22 +511,16 @@ static Schedule shape_free_schedule(const Spec& spec, const Target& t) {
     // 14.3 -> 9.85 (2: 12.8); K = 64 spills kilobytes: f = 64 7.73 -> 8.96 (global_state 2),
     // though f = 32 gained (4.76 -> 3.41), so K = 64 stays on the arena.
     if (!k.backward || spec.model != InnerModel::linear ||
-        spec.mini_batch > kMaxGlobalHomeMiniBatch)
+        spec.mini_batch > kMaxGlobalHomeMiniBatch || teams.empty())
       continue;
-    const std::vector<TeamChoice> teams =
-        team_choices(spec, k.forward, k.backward, s.register_budget);
-    if (teams.empty()) continue;
-    const TeamChoice& team = teams.front();
-    tile.team_warps = team.warps;
-    tile.register_state = team.register_state;
-    tile.register_budget = team.register_budget;
+    take(teams.front());
+    if (tile_mma_per_warp(spec, tile, k) > kMaxDefaultTileMma) continue;
     tile.lowering = tile.backward_lowering = "tile";
     tile.convert_checkpoints = false;
     tile.tile_shared_kib = kGlobalHomeSharedKib;
     for (const int global_state : {1, 2}) {
       tile.global_state = global_state;
-      if (tile_mma_per_warp(spec, tile, k) <= kMaxDefaultTileMma && validate(spec, tile, t).empty())
-        return tile;
+      if (validate(spec, tile, t).empty()) return tile;
     }
   }
   return s;
