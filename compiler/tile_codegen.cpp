@@ -146,6 +146,8 @@ class TileStepWriter {
                         L_.peak_register_floats);
     out_ += "    (void)smem;\n    (void)team;\n";
     count_shared_operands();
+    position_.clear();
+    for (size_t k = 0; k < L_.order.size(); ++k) position_[L_.order[k]] = static_cast<int>(k);
     std::string section;
     for (const int i : L_.order) {
       if (!L_.plan.live[i]) continue;
@@ -176,26 +178,28 @@ class TileStepWriter {
   }
   // Argument k of op i: a token read for this op (whole or this warp's column slice), or the
   // value itself.
-  // A computed value that feeds several matmuls as the same operand (same side, same view, same
-  // parts: W1 in K·W1 and Q·W1) is split into bf16 parts once, at its first such use.
-  struct OperandView {
-    int value, side, parts;
-    bool transposed;
-    auto operator<=>(const OperandView&) const = default;
+  // A computed value that feeds several matmuls (W1 in K·W1, Q·W1 and the backward's products
+  // with W1^T) is split into bf16 parts once, at its first use: the parts of the transposed view
+  // are the parts transposed (one movmatrix each), so only the orientation differs between uses.
+  struct SplitUses {
+    int plain = 0, transposed = 0;  // matmuls that want blocks of the value / of its transpose
+    // Transposing costs P movmatrix per block: at the split when stored transposed, else at each
+    // transposed use.
+    bool store_transposed() const { return 1 + plain < transposed; }
   };
-  OperandView operand_view(const ir::Op& op, int side) const {
-    const int a = op.args[side];
-    // The matmul wants blocks of op(A) from A, and of op(B)^T from B (tile.cuh).
-    return {a, side, L_.parts[a], side == 0 ? op.trans_a : !op.trans_b};
+  // The matmul wants blocks of op(A) from A, and of op(B)^T from B (tile.cuh).
+  static bool wants_transposed(const ir::Op& op, int side) {
+    return side == 0 ? op.trans_a : !op.trans_b;
   }
   void count_shared_operands() {
-    shared_uses_.clear();
+    split_uses_.clear();
     for (size_t i = 0; i < p_.ops.size(); ++i) {
       const ir::Op& op = p_.ops[i];
       if (!L_.plan.live[i] || op.kind != ir::OpKind::matmul) continue;
       for (int side : {0, 1})
         if (!is_token_input(op.args[side]) && L_.parts[op.args[side]] > 0)
-          ++shared_uses_[operand_view(op, side)];
+          ++(wants_transposed(op, side) ? split_uses_[op.args[side]].transposed
+                                        : split_uses_[op.args[side]].plain);
     }
   }
   // The matmul argument for operand `side`: the value, or its shared split (emitted on first use).
@@ -204,16 +208,18 @@ class TileStepWriter {
   std::string matmul_arg(const ir::Op& op, int side) {
     const int a = op.args[side];
     if (is_token_input(a) || L_.parts[a] == 0 || place(a).home != Home::reg) return arg(op, side);
-    const OperandView view = operand_view(op, side);
-    if (shared_uses_[view] < 2) return arg(op, side);
-    const std::string name =
-        fmt::format("{}_{}{}", var(a), side == 0 ? "a" : "b", view.transposed ? "t" : "");
+    const SplitUses& uses = split_uses_.at(a);
+    if (uses.plain + uses.transposed < 2) return arg(op, side);
+    const std::string name = var(a) + "_s";
     if (split_emitted_.insert(name).second)
-      out_ += fmt::format("    const auto {} = tl::split_operand<{}, {}>({});  // {} matmuls\n",
-                          name, view.parts, view.transposed, var(a), shared_uses_[view]);
+      out_ +=
+          fmt::format("    const auto {} = tl::split_operand<{}, {}>({});  // {} matmuls{}\n", name,
+                      L_.parts[a], uses.store_transposed(), var(a), uses.plain + uses.transposed,
+                      uses.plain && uses.transposed ? ", both orientations" : "");
     return name;
   }
-  std::map<OperandView, int> shared_uses_;
+  std::map<int, SplitUses> split_uses_;
+  std::map<int, int> position_;  // op id -> its place in L_.order
   std::set<std::string> split_emitted_;
 
   std::string arg(const ir::Op& op, size_t k) const {
@@ -404,6 +410,23 @@ class TileStepWriter {
     }
   }
 
+  // Where op `id`'s result becomes available in the step: the position of the op that computes
+  // it (inputs and the state: before the first op).
+  int ready_at(int id) const {
+    if (p_.ops[id].kind == ir::OpKind::input) return -1;
+    const int by = L_.ops[id].fused_into;
+    return position_.at(by >= 0 ? by : id);
+  }
+  // A matmul's addend seeds its accumulators (tl::seed) when it is ready before the last of the
+  // operands; one computed later is added after the MMAs, which then need not wait for it (W1's
+  // forward: Q·W1 + b1 is the addend of the product that follows it).
+  std::string addend_arg(const ir::Op& op) const {
+    const int d = op.args[2];
+    return ready_at(d) < std::max(ready_at(op.args[0]), ready_at(op.args[1]))
+               ? fmt::format("tl::seed({})", arg(op, 2))
+               : arg(op, 2);
+  }
+
   void emit_matmul(const ir::Op& op) {
     const int id = op.out;
     const tile::OpPlan& plan = L_.ops[id];
@@ -418,7 +441,7 @@ class TileStepWriter {
     if (plan.reduce == tile::TeamReduce::none) {
       const std::string a = matmul_arg(op, 0), b = matmul_arg(op, 1);
       line(fmt::format("{} {}({}, {}, {}, {}, {}, {});", declare(id), head, var(id), a, b,
-                       float_literal(op.alpha), has_d ? arg(op, 2) : "tl::NoAddend{}",
+                       float_literal(op.alpha), has_d ? addend_arg(op) : "tl::NoAddend{}",
                        float_literal(has_d ? op.beta : 0.0)),
            id);
       return;

@@ -448,9 +448,9 @@ __device__ __forceinline__ void operand_blocks(Parts<P> (&out)[NI][NK],
   }
 }
 
-// An operand split into bf16 parts ahead of time, for a value that feeds several matmuls the
-// same way (codegen emits split_operand at the first use): blocks of the original matrix,
-// transposed if Transpose, as operand_block would make them.
+// An operand split into bf16 parts ahead of time, for a value that feeds several matmuls
+// (codegen emits split_operand at the first use): blocks of the original matrix, transposed if
+// Transpose, as operand_block would make them.
 template <int P, bool Transpose, int R, int C>
 struct SplitOperand {
   static constexpr int kRows = R, kCols = C, kBR = pad16(R) / 8, kBC = pad16(C) / 8;
@@ -466,14 +466,18 @@ __device__ __forceinline__ SplitOperand<P, Transpose, X::kRows, X::kCols> split_
     for (int bj = 0; bj < s.kBC; ++bj) s.block[bi][bj] = split<P, Transpose>(x.get(bi, bj), 1.f);
   return s;
 }
-// Only the split that was made for this view matches (P and Transpose are deduced from it).
-template <int P, bool Transpose, int R, int C>
-__device__ __forceinline__ Parts<P> operand_block(const SplitOperand<P, Transpose, R, C>& x, int bi,
+// Either view of a split: the parts of x^T's blocks are the parts of x's blocks transposed (the
+// rounding is elementwise), so a split made for one view serves the other for one movmatrix a part.
+template <int P, bool Transpose, bool Stored, int R, int C>
+__device__ __forceinline__ Parts<P> operand_block(const SplitOperand<P, Stored, R, C>& x, int bi,
                                                   int bj, float sign) {
   Parts<P> p = x.block[bi][bj];
-  if (sign < 0.f)  // exact: bf16 rounding is symmetric, so the parts of -x are -(the parts of x)
 #pragma unroll
-    for (int i = 0; i < P; ++i) p.v[i] ^= 0x80008000u;
+  for (int i = 0; i < P; ++i) {
+    if constexpr (Transpose != Stored) p.v[i] = transpose8x8(p.v[i]);
+    // exact: bf16 rounding is symmetric, so the parts of -x are -(the parts of x)
+    if (sign < 0.f) p.v[i] ^= 0x80008000u;
+  }
   return p;
 }
 
@@ -530,12 +534,41 @@ struct NoAddend {
   __device__ __forceinline__ float2 get(int, int) const { return make_float2(0.f, 0.f); }
 };
 
-// One 16 x 8 accumulator into blocks (bi, n) and (bi + 1, n) of out, plus beta * D.
-template <bool HasD, class Out, class D>
+// An addend that is ready before the matmul's operands (codegen decides, from the step's order):
+// the accumulators start from beta * D, so no pass over the product adds it afterwards. An addend
+// computed after the operands is added after the MMAs instead, so that they need not wait for it.
+template <class D>
+struct Seed {
+  static constexpr int kRows = D::kRows, kCols = D::kCols;
+  const D& d;
+  __device__ __forceinline__ float2 get(int bi, int bj) const { return d.get(bi, bj); }
+};
+template <class D>
+__device__ __forceinline__ Seed<D> seed(const D& d) {
+  return {d};
+}
+template <class D>
+inline constexpr bool kSeeds = false;
+template <class D>
+inline constexpr bool kSeeds<Seed<D>> = true;
+
+// The accumulator of the 16 x 8 product for blocks (bi, n) and (bi + 1, n), before the MMAs.
+template <class D>
+__device__ __forceinline__ void start_product(float (&acc)[4], const D& d, float beta, int bi,
+                                              int n) {
+  if constexpr (kSeeds<D>) {
+    const float2 dt = d.get(bi, n), db = d.get(bi + 1, n);
+    acc[0] = beta * dt.x, acc[1] = beta * dt.y, acc[2] = beta * db.x, acc[3] = beta * db.y;
+  } else {
+    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+  }
+}
+// The accumulator into blocks (bi, n) and (bi + 1, n) of out, plus beta * D if not seeded.
+template <class Out, class D>
 __device__ __forceinline__ void store_product(Out& out, const D& d, float beta, int bi, int n,
                                               const float (&acc)[4]) {
   float2 top = make_float2(acc[0], acc[1]), bottom = make_float2(acc[2], acc[3]);
-  if constexpr (HasD) {
+  if constexpr (D::kRows != 0 && !kSeeds<D>) {
     const float2 dt = d.get(bi, n), db = d.get(bi + 1, n);
     top.x += beta * dt.x, top.y += beta * dt.y;
     bottom.x += beta * db.x, bottom.y += beta * db.y;
@@ -548,7 +581,6 @@ template <bool TA, bool TB, int M, int N, int Kd, class Out, class A, class B, c
 __device__ __forceinline__ void matmul_tf32(Out& out, const A& a, const B& b, float alpha,
                                             const D& d, float beta) {
   constexpr int MB = pad16(M) / 8, NB = pad16(N) / 8, KB = pad16(Kd) / 8;
-  constexpr bool kHasD = D::kRows != 0;
   uint2 ap[MB][KB];
 #pragma unroll
   for (int i = 0; i < MB; ++i)
@@ -561,10 +593,11 @@ __device__ __forceinline__ void matmul_tf32(Out& out, const A& a, const B& b, fl
     for (int k = 0; k < KB; ++k) bp[k] = tf32_block<!TB>(TB ? b.get(n, k) : b.get(k, n), 1.f);
 #pragma unroll
     for (int mi = 0; mi < MB / 2; ++mi) {
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      float acc[4];
+      start_product(acc, d, beta, 2 * mi, n);
 #pragma unroll
       for (int k = 0; k < KB; ++k) mma_tf32(acc, ap[2 * mi][k], ap[2 * mi + 1][k], bp[k]);
-      store_product<kHasD>(out, d, beta, 2 * mi, n, acc);
+      store_product(out, d, beta, 2 * mi, n, acc);
     }
   }
 }
@@ -574,7 +607,6 @@ template <int PA, int PB, bool TA, bool TB, int M, int N, int Kd, class Out, cla
 __device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, float alpha,
                                             const D& d, float beta) {
   constexpr int MB = pad16(M) / 8, NB = pad16(N) / 8, KB = pad16(Kd) / 8;
-  constexpr bool kHasD = D::kRows != 0;
   constexpr int kMaxParts = PA > PB ? PA : PB;
   // A long chain of dependent MMAs into one accumulator waits out each one's latency: with 4 or
   // more and fewer than 4 independent accumulators, two accumulators per output take turns.
@@ -592,6 +624,7 @@ __device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, fl
 #pragma unroll
     for (int mi = 0; mi < MB / 2; ++mi) {
       float acc[kChains][4] = {};
+      start_product(acc[0], d, beta, 2 * mi, n);
       int turn = 0;
 #pragma unroll
       for (int ki = 0; ki < KB / 2; ++ki)
@@ -608,7 +641,7 @@ __device__ __forceinline__ void matmul_bf16(Out& out, const A& a, const B& b, fl
       if constexpr (kChains > 1)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[0][e] += acc[1][e];
-      store_product<kHasD>(out, d, beta, 2 * mi, n, acc[0]);
+      store_product(out, d, beta, 2 * mi, n, acc[0]);
     }
   }
 }

@@ -99,8 +99,8 @@ struct Step {
     auto& v9 = st.b1;  // %9 b1 [1x64]
     // inner forward on keys
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t10_0{c.tk};  // K
-    const auto v8_bt = tl::split_operand<2, true>(v8);  // 2 matmuls
-    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
+    const auto v8_s = tl::split_operand<2, false>(v8);  // 4 matmuls, both orientations
+    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8_s, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
     tl::Tile<16, 16> v11; tl::ew<tl::kAdd, kAct>(v11, v10, v9, 1.0f, 0.0f);  // %11 [16x64]
     // inner-loss gradient
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_0{c.tv + 16 * team.rank};  // V (this warp's columns)
@@ -138,9 +138,11 @@ struct Step {
     tl::Tile<16, 16> v39; tl::ew<tl::kMul, kAct>(v39, v38, v37, 1.0f, 0.0f);  // %39 [16x16]
     tl::Tile<16, 16> v40; tl::ew<tl::kAdd, kAct>(v40, v39, v37, 1.0f, 0.0f);  // %40 [16x16]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t41_0{c.tq};  // Q
-    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
+    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_s, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
     tl::Tile<16, 16> v42; tl::ew<tl::kAdd, kAct>(v42, v41, v9, 1.0f, 0.0f);  // %42 [16x64]
-    tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40, v35, -1.0f, v42, 1.0f);  // %43 [16x64]
+    const auto v40_s = tl::split_operand<2, false>(v40);  // 2 matmuls, both orientations
+    const auto v35_s = tl::split_operand<2, false>(v35);  // 2 matmuls, both orientations
+    tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40_s, v35_s, -1.0f, v42, 1.0f);  // %43 [16x64]
     tl::PerRow<16> v44; tl::PerRow<16> v48; tl::row_mean_m2<4>(v44, v48, v43, team, 9216);  // %44 [16x1]
     tl::PerRow<16> v45; tl::ew<tl::kAffine, kAct>(v45, v44, 0.015625f, 0.0f);  // %45 [16x1]
     tl::Tile<16, 16> v46; tl::ew<tl::kSub, kAct>(v46, v43, v45, 1.0f, 0.0f);  // %46 [16x64]
@@ -160,9 +162,10 @@ struct Step {
     auto& v65 = ds.b1;  // %65 db1' [1x64]
     tl::PerCol<16> v66; tl::ew<tl::kAffine, kAct>(v66, v65, -1.0f, 0.0f);  // %66 [1x64]
     tl::Tile<16, 16> v67; tl::ew<tl::kCopy, kAct>(v67, v66, 1.0f, 0.0f);  // %67 [16x64]
-    tl::Tile<16, 64> v68_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v68_p, v59, v64, -1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v68; tl::team_sum_scatter<4>(v68, v68_p, team, 0);  // %68 [16x64]
+    const auto v64_s = tl::split_operand<2, false>(v64);  // 2 matmuls, both orientations
+    tl::Tile<16, 64> v68_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v68_p, v59, v64_s, -1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v68; tl::team_sum_scatter<4>(v68, v68_p, team, 0);  // %68 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t69_0{c.tk};  // K
-    tl::Tile<16, 16> v69; tl::matmul<1, 2, false, false, 16, 16, 64>(v69, t69_0, v64, -1.0f, v67, 1.0f);  // %69 [16x64]
+    tl::Tile<16, 16> v69; tl::matmul<1, 2, false, false, 16, 16, 64>(v69, t69_0, v64_s, -1.0f, v67, 1.0f);  // %69 [16x64]
     tl::Tile<16, 16> v70; tl::ew<tl::kMul, kAct>(v70, v69, v58, 1.0f, 0.0f);  // %70 [16x64]
     tl::Tile<16, 16> v71; tl::ew<tl::kMul, kAct>(v71, v69, v35, 1.0f, 0.0f);  // %71 [16x64]
     tl::PerRow<16> v72; tl::row_sum(v72, v71); /* total with %83 */  // %72 [16x1]
@@ -195,25 +198,24 @@ struct Step {
     tl::PerRow<16> v95; tl::row_sum(v95, v94); tl::team_sums<4>(team, 9408, v95);  // %95 [16x1]
     tl::PerRow<16> v96; tl::ew<tl::kAffine, kAct>(v96, v95, 0.015625f, 0.0f);  // %96 [16x1]
     tl::Tile<16, 16> v97; tl::ew<tl::kAdd, kAct>(v97, v93, v96, 1.0f, 0.0f);  // %97 [16x64]
-    const auto v97_a = tl::split_operand<2, false>(v97);  // 2 matmuls
-    tl::Tile<16, 16> v98_p; tl::matmul<2, 2, false, true, 16, 16, 16>(v98_p, v97_a, v35, -1.0f, tl::NoAddend{}, 0.f); tl::team_sum<4>(v98_p, team, 0); tl::Tile<16, 16> v98; tl::assign(v98, v98_p);  // %98 [16x16]
-    const auto v97_bt = tl::split_operand<2, true>(v97);  // 2 matmuls
-    tl::Tile<16, 16> v99; tl::matmul<2, 2, true, false, 16, 16, 16>(v99, v40, v97_bt, -1.0f, v70, 1.0f);  // %99 [16x64]
+    const auto v97_s = tl::split_operand<2, false>(v97);  // 4 matmuls, both orientations
+    tl::Tile<16, 16> v98_p; tl::matmul<2, 2, false, true, 16, 16, 16>(v98_p, v97_s, v35_s, -1.0f, tl::NoAddend{}, 0.f); tl::team_sum<4>(v98_p, team, 0); tl::Tile<16, 16> v98; tl::assign(v98, v98_p);  // %98 [16x16]
+    tl::Tile<16, 16> v99; tl::matmul<2, 2, true, false, 16, 16, 16>(v99, v40_s, v97_s, -1.0f, tl::seed(v70), 1.0f);  // %99 [16x64]
     tl::PerCol<16> v100; tl::col_sum(v100, v97);  // %100 [1x64]
     tl::PerCol<16> v101; tl::ew<tl::kAdd, kAct>(v101, v65, v100, 1.0f, 0.0f);  // %101 [1x64]
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t102_2{c.tdo + 16 * team.rank};  // dO (this warp's columns)
-    const auto v8_b = tl::split_operand<2, false>(v8);  // 2 matmuls
-    tl::Tile<16, 64> v102_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v102_p, v97_a, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v102; tl::team_sum_scatter<4>(v102, v102_p, team, 4608); tl::ew<tl::kAdd, 0>(v102, v102, t102_2);  // %102 [16x64]
+    tl::Tile<16, 64> v102_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v102_p, v97_s, v8_s, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v102; tl::team_sum_scatter<4>(v102, v102_p, team, 4608); tl::ew<tl::kAdd, 0>(v102, v102, t102_2);  // %102 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t103_0{c.tq};  // Q
-    tl::SmemTile<64, 16> v103{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v103, t103_0, v97_bt, 1.0f, v64, 1.0f);  // %103 [64x64]
+    tl::SmemTile<64, 16> v103{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v103, t103_0, v97_s, 1.0f, tl::seed(v64), 1.0f);  // %103 [64x64]
     tl::Tile<16, 16> v104; tl::ew<tl::kMul, kAct>(v104, v98, v37, 1.0f, 0.0f);  // %104 [16x16]
     tl::Tile<16, 16> v105; tl::ew<tl::kMul, kAct>(v105, v98, v38, 1.0f, 0.0f);  // %105 [16x16]
     tl::Tile<16, 16> v106; tl::ew<tl::kAdd, kAct>(v106, v98, v105, 1.0f, 0.0f);  // %106 [16x16]
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t107_1{c.tk + 16 * team.rank};  // K (this warp's columns)
-    tl::Tile<16, 16> v107; tl::matmul<2, 1, false, false, 16, 16, 16>(v107, v104, t107_1, 1.0f, v102, 1.0f);  // %107 dQ [16x64]
+    const auto v104_s = tl::split_operand<2, false>(v104);  // 2 matmuls, both orientations
+    tl::Tile<16, 16> v107; tl::matmul<2, 1, false, false, 16, 16, 16>(v107, v104_s, t107_1, 1.0f, tl::seed(v102), 1.0f);  // %107 dQ [16x64]
     tl::store_tokens(c.dq + 16 * team.rank, c.sdq, v107, c.valid);
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t108_1{c.tq + 16 * team.rank};  // Q (this warp's columns)
-    tl::Tile<16, 16> v108; tl::matmul<2, 1, true, false, 16, 16, 16>(v108, v104, t108_1, 1.0f, v68, 1.0f);  // %108 [16x64]
+    tl::Tile<16, 16> v108; tl::matmul<2, 1, true, false, 16, 16, 16>(v108, v104_s, t108_1, 1.0f, tl::seed(v68), 1.0f);  // %108 [16x64]
     tl::Tile<16, 16> v109; tl::ew<tl::kTril, kAct>(v109, v106, 1.0f, 0.0f);  // %109 [16x16]
     tl::Tile<16, 16> v110; tl::ew<tl::kMul, kAct>(v110, v109, v3, 1.0f, 0.0f);  // %110 [16x16]
     tl::PerRow<16> v111; tl::row_sum(v111, v110);  // %111 dtau [16x1]
@@ -275,10 +277,11 @@ struct Step {
     tl::Tile<16, 16> v162; tl::ew<tl::kAdd, kAct>(v162, v108, v161, 1.0f, 0.0f);  // %162 [16x64]
     tl::PerCol<16> v163; tl::col_sum(v163, v160);  // %163 [1x64]
     tl::PerCol<16> v164; tl::ew<tl::kAdd, kAct>(v164, v101, v163, 1.0f, 0.0f);  // %164 db1 [1x64]
-    tl::Tile<16, 64> v165_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v165_p, v160, v8_b, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v165; tl::team_sum_scatter<4>(v165, v165_p, team, 0); tl::ew<tl::kAdd, 0>(v165, v165, v162);  // %165 dK [16x64]
+    const auto v160_s = tl::split_operand<2, false>(v160);  // 2 matmuls, both orientations
+    tl::Tile<16, 64> v165_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v165_p, v160_s, v8_s, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v165; tl::team_sum_scatter<4>(v165, v165_p, team, 0); tl::ew<tl::kAdd, 0>(v165, v165, v162);  // %165 dK [16x64]
     tl::store_tokens(c.dk + 16 * team.rank, c.sdk, v165, c.valid);
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t166_0{c.tk};  // K
-    tl::Tile<64, 16> v166; tl::matmul<1, 2, true, false, 64, 16, 16>(v166, t166_0, v160, 1.0f, v103, 1.0f);  // %166 dW1 [64x64]
+    tl::Tile<64, 16> v166; tl::matmul<1, 2, true, false, 64, 16, 16>(v166, t166_0, v160_s, 1.0f, tl::seed(v103), 1.0f);  // %166 dW1 [64x64]
     tl::assign(ds.W1, v166);
     tl::assign(ds.b1, v164);
   }

@@ -59,8 +59,8 @@ struct Step {
     auto& v9 = st.b1;  // %9 b1 [1x64]
     // inner forward on keys
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t10_0{c.tk};  // K
-    const auto v8_bt = tl::split_operand<2, true>(v8);  // 2 matmuls
-    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
+    const auto v8_s = tl::split_operand<2, true>(v8);  // 2 matmuls
+    tl::Tile<16, 16> v10; tl::matmul<1, 2, false, false, 16, 16, 64>(v10, t10_0, v8_s, 1.0f, tl::NoAddend{}, 0.0f);  // %10 [16x64]
     tl::Tile<16, 16> v11; tl::ew<tl::kAdd, kAct>(v11, v10, v9, 1.0f, 0.0f);  // %11 [16x64]
     // inner-loss gradient
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t12_0{c.tv + 16 * team.rank};  // V (this warp's columns)
@@ -98,7 +98,7 @@ struct Step {
     tl::Tile<16, 16> v39; tl::ew<tl::kMul, kAct>(v39, v38, v37, 1.0f, 0.0f);  // %39 [16x16]
     tl::Tile<16, 16> v40; tl::ew<tl::kAdd, kAct>(v40, v39, v37, 1.0f, 0.0f);  // %40 [16x16]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t41_0{c.tq};  // Q
-    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_bt, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
+    tl::Tile<16, 16> v41; tl::matmul<1, 2, false, false, 16, 16, 64>(v41, t41_0, v8_s, 1.0f, tl::NoAddend{}, 0.0f);  // %41 [16x64]
     tl::Tile<16, 16> v42; tl::ew<tl::kAdd, kAct>(v42, v41, v9, 1.0f, 0.0f);  // %42 [16x64]
     tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40, v35, -1.0f, v42, 1.0f);  // %43 [16x64]
     tl::PerRow<16> v44; tl::PerRow<16> v48; tl::row_mean_m2<4>(v44, v48, v43, team, 0);  // %44 [16x1]
@@ -121,7 +121,7 @@ struct Step {
     tl::PerRow<16> v58; tl::ew<tl::kMul, kAct>(v58, v57, v5, 1.0f, 0.0f);  // %58 [16x1]
     tl::Tile<16, 16> v59; tl::ew<tl::kMul, kAct>(v59, v35, v58, 1.0f, 0.0f);  // %59 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t60_0{c.tk};  // K
-    tl::Tile<64, 16> v60; tl::matmul<1, 2, true, false, 64, 16, 16>(v60, t60_0, v59, -1.0f, v8, 1.0f);  // %60 W1' [64x64]
+    tl::Tile<64, 16> v60; tl::matmul<1, 2, true, false, 64, 16, 16>(v60, t60_0, v59, -1.0f, tl::seed(v8), 1.0f);  // %60 W1' [64x64]
     tl::PerCol<16> v61; tl::col_sum(v61, v59);  // %61 [1x64]
     tl::PerCol<16> v62; tl::ew<tl::kSub, kAct>(v62, v9, v61, 1.0f, 0.0f);  // %62 b1' [1x64]
     tl::assign(st.W1, v60);

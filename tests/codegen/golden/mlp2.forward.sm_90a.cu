@@ -75,7 +75,8 @@ struct Step {
     tl::Tile<16, 32> v12; tl::matmul<1, 2, false, false, 16, 32, 64>(v12, t12_0, v8, 1.0f, tl::NoAddend{}, 0.0f);  // %12 [16x256]
     tl::Tile<16, 32> v13; tl::ew<tl::kAdd, kAct>(v13, v12, v9, 1.0f, 0.0f);  // %13 [16x256]
     tl::Tile<16, 32> v14; tl::ew<tl::kAct, kAct>(v14, v13, 1.0f, 0.0f);  // %14 [16x256]
-    tl::Tile<16, 64> v15_p; tl::matmul<2, 2, false, false, 16, 64, 32>(v15_p, v14, v10, 1.0f, tl::NoAddend{}, 0.f); tl::team_sum<8>(v15_p, team, 0); tl::Tile<16, 64> v15; tl::assign(v15, v15_p);  // %15 [16x64]
+    const auto v14_s = tl::split_operand<2, false>(v14);  // 3 matmuls, both orientations
+    tl::Tile<16, 64> v15_p; tl::matmul<2, 2, false, false, 16, 64, 32>(v15_p, v14_s, v10, 1.0f, tl::NoAddend{}, 0.f); tl::team_sum<8>(v15_p, team, 0); tl::Tile<16, 64> v15; tl::assign(v15, v15_p);  // %15 [16x64]
     tl::Tile<16, 64> v16; tl::ew<tl::kAdd, kAct>(v16, v15, v11, 1.0f, 0.0f);  // %16 [16x64]
     // inner-loss gradient
     tl::PerRow<16> v18; tl::row_sum(v18, v16);  // %18 [16x1]
@@ -105,7 +106,8 @@ struct Step {
     tl::PerRow<16> v39; tl::ew<tl::kAffine, kAct>(v39, v26, 0.015625f, 0.0f);  // %39 [16x1]
     tl::Tile<16, 64> v40; tl::ew<tl::kMul, kAct>(v40, v38, v39, 1.0f, 0.0f);  // %40 G2 [16x64]
     tl::Tile<16, 32> v41; tl::ew<tl::kActD1, kAct>(v41, v13, 1.0f, 0.0f);  // %41 [16x256]
-    tl::Tile<16, 32> v42; tl::matmul<2, 2, false, true, 16, 32, 64>(v42, v40, v10, 1.0f, tl::NoAddend{}, 0.0f);  // %42 [16x256]
+    const auto v40_s = tl::split_operand<2, false>(v40);  // 2 matmuls, both orientations
+    tl::Tile<16, 32> v42; tl::matmul<2, 2, false, true, 16, 32, 64>(v42, v40_s, v10, 1.0f, tl::NoAddend{}, 0.0f);  // %42 [16x256]
     tl::Tile<16, 32> v43; tl::ew<tl::kMul, kAct>(v43, v42, v41, 1.0f, 0.0f);  // %43 G1 [16x256]
     // query output (causal dual form)
     tl::Tile<16, 16> v44; tl::ew<tl::kMul, kAct>(v44, v4, v3, 1.0f, 0.0f);  // %44 [16x16]
@@ -120,13 +122,13 @@ struct Step {
     tl::Tile<16, 32> v50; tl::ew<tl::kAdd, kAct>(v50, v49, v9, 1.0f, 0.0f);  // %50 [16x256]
     tl::Tile<16, 32> v51; tl::matmul<2, 2, false, false, 16, 32, 16>(v51, v48, v43, -1.0f, v50, 1.0f);  // %51 [16x256]
     tl::Tile<16, 32> v52; tl::ew<tl::kAct, kAct>(v52, v51, 1.0f, 0.0f);  // %52 [16x256]
-    const auto v52_a = tl::split_operand<2, false>(v52);  // 2 matmuls
-    tl::Tile<16, 16> v53_p; tl::matmul<2, 2, false, true, 16, 16, 32>(v53_p, v52_a, v14, 1.0f, tl::NoAddend{}, 0.f); tl::team_sum<8>(v53_p, team, 9216); tl::Tile<16, 16> v53; tl::assign(v53, v53_p);  // %53 [16x16]
+    const auto v52_s = tl::split_operand<2, false>(v52);  // 2 matmuls
+    tl::Tile<16, 16> v53_p; tl::matmul<2, 2, false, true, 16, 16, 32>(v53_p, v52_s, v14_s, 1.0f, tl::NoAddend{}, 0.f); tl::team_sum<8>(v53_p, team, 9216); tl::Tile<16, 16> v53; tl::assign(v53, v53_p);  // %53 [16x16]
     tl::Tile<16, 16> v54; tl::ew<tl::kMul, kAct>(v54, v53, v45, 1.0f, 0.0f);  // %54 [16x16]
     tl::Tile<16, 16> v55; tl::ew<tl::kAdd, kAct>(v55, v54, v45, 1.0f, 0.0f);  // %55 [16x16]
-    tl::Tile<16, 64> v56_p; tl::matmul<2, 2, false, false, 16, 64, 32>(v56_p, v52_a, v10, 1.0f, tl::NoAddend{}, 0.f); tl::team_sum<8>(v56_p, team, 0); tl::Tile<16, 64> v56; tl::assign(v56, v56_p);  // %56 [16x64]
+    tl::Tile<16, 64> v56_p; tl::matmul<2, 2, false, false, 16, 64, 32>(v56_p, v52_s, v10, 1.0f, tl::NoAddend{}, 0.f); tl::team_sum<8>(v56_p, team, 0); tl::Tile<16, 64> v56; tl::assign(v56, v56_p);  // %56 [16x64]
     tl::Tile<16, 64> v57; tl::ew<tl::kAdd, kAct>(v57, v56, v11, 1.0f, 0.0f);  // %57 [16x64]
-    tl::Tile<16, 64> v58; tl::matmul<2, 2, false, false, 16, 64, 16>(v58, v55, v40, -1.0f, v57, 1.0f);  // %58 [16x64]
+    tl::Tile<16, 64> v58; tl::matmul<2, 2, false, false, 16, 64, 16>(v58, v55, v40_s, -1.0f, v57, 1.0f);  // %58 [16x64]
     tl::PerRow<16> v59; tl::row_sum(v59, v58);  // %59 [16x1]
     tl::PerRow<16> v60; tl::ew<tl::kAffine, kAct>(v60, v59, 0.015625f, 0.0f);  // %60 [16x1]
     tl::Tile<16, 64> v61; tl::ew<tl::kSub, kAct>(v61, v58, v60, 1.0f, 0.0f);  // %61 [16x64]
@@ -147,11 +149,11 @@ struct Step {
     tl::PerRow<16> v73; tl::ew<tl::kMul, kAct>(v73, v72, v5, 1.0f, 0.0f);  // %73 [16x1]
     tl::Tile<16, 32> v74; tl::ew<tl::kMul, kAct>(v74, v43, v73, 1.0f, 0.0f);  // %74 [16x256]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t75_0{c.tk};  // K
-    tl::SmemTile<64, 32> v75{smem + 0}; tl::matmul<1, 2, true, false, 64, 32, 16>(v75, t75_0, v74, -1.0f, v8, 1.0f);  // %75 W1' [64x256]
+    tl::SmemTile<64, 32> v75{smem + 0}; tl::matmul<1, 2, true, false, 64, 32, 16>(v75, t75_0, v74, -1.0f, tl::seed(v8), 1.0f);  // %75 W1' [64x256]
     tl::PerCol<32> v76; tl::col_sum(v76, v74);  // %76 [1x256]
     tl::PerCol<32> v77; tl::ew<tl::kSub, kAct>(v77, v9, v76, 1.0f, 0.0f);  // %77 b1' [1x256]
     tl::Tile<16, 64> v78; tl::ew<tl::kMul, kAct>(v78, v40, v73, 1.0f, 0.0f);  // %78 [16x64]
-    tl::SmemTile<32, 64> v79{smem + 2560}; tl::matmul<2, 2, true, false, 32, 64, 16>(v79, v14, v78, -1.0f, v10, 1.0f);  // %79 W2' [256x64]
+    tl::SmemTile<32, 64> v79{smem + 2560}; tl::matmul<2, 2, true, false, 32, 64, 16>(v79, v14_s, v78, -1.0f, tl::seed(v10), 1.0f);  // %79 W2' [256x64]
     tl::PerCol<64> v80; tl::col_sum(v80, v78);  // %80 [1x64]
     tl::PerCol<64> v81; tl::ew<tl::kSub, kAct>(v81, v11, v80, 1.0f, 0.0f);  // %81 b2' [1x64]
     // st.W1 computed in place (v75)
