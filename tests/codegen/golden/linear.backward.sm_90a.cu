@@ -206,7 +206,7 @@ struct Step {
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t102_2{c.tdo + 16 * team.rank};  // dO (this warp's columns)
     tl::Tile<16, 64> v102_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v102_p, v97_s, v8_s, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v102; tl::team_sum_scatter<4>(v102, v102_p, team, 4608); tl::ew<tl::kAdd, 0>(v102, v102, t102_2);  // %102 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t103_0{c.tq};  // Q
-    tl::SmemTile<64, 16> v103{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v103, t103_0, v97_s, 1.0f, tl::seed(v64), 1.0f);  // %103 [64x64]
+    tl::SmemTile<64, 16> v103{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v103, t103_0, v97_s, 1.0f, v64, 1.0f);  // %103 [64x64]
     tl::Tile<16, 16> v104; tl::ew<tl::kMul, kAct>(v104, v98, v37, 1.0f, 0.0f);  // %104 [16x16]
     tl::Tile<16, 16> v105; tl::ew<tl::kMul, kAct>(v105, v98, v38, 1.0f, 0.0f);  // %105 [16x16]
     tl::Tile<16, 16> v106; tl::ew<tl::kAdd, kAct>(v106, v98, v105, 1.0f, 0.0f);  // %106 [16x16]
@@ -281,7 +281,7 @@ struct Step {
     tl::Tile<16, 64> v165_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v165_p, v160_s, v8_s, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v165; tl::team_sum_scatter<4>(v165, v165_p, team, 0); tl::ew<tl::kAdd, 0>(v165, v165, v162);  // %165 dK [16x64]
     tl::store_tokens(c.dk + 16 * team.rank, c.sdk, v165, c.valid);
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t166_0{c.tk};  // K
-    tl::Tile<64, 16> v166; tl::matmul<1, 2, true, false, 64, 16, 16>(v166, t166_0, v160_s, 1.0f, tl::seed(v103), 1.0f);  // %166 dW1 [64x64]
+    tl::Tile<64, 16> v166; tl::matmul<1, 2, true, false, 64, 16, 16>(v166, t166_0, v160_s, 1.0f, v103, 1.0f);  // %166 dW1 [64x64]
     tl::assign(ds.W1, v166);
     tl::assign(ds.b1, v164);
   }

@@ -121,7 +121,7 @@ struct Step {
     tl::PerRow<16> v58; tl::ew<tl::kMul, kAct>(v58, v57, v5, 1.0f, 0.0f);  // %58 [16x1]
     tl::Tile<16, 16> v59; tl::ew<tl::kMul, kAct>(v59, v35, v58, 1.0f, 0.0f);  // %59 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t60_0{c.tk};  // K
-    tl::Tile<64, 16> v60; tl::matmul<1, 2, true, false, 64, 16, 16>(v60, t60_0, v59, -1.0f, tl::seed(v8), 1.0f);  // %60 W1' [64x64]
+    tl::Tile<64, 16> v60; tl::matmul<1, 2, true, false, 64, 16, 16>(v60, t60_0, v59, -1.0f, v8, 1.0f);  // %60 W1' [64x64]
     tl::PerCol<16> v61; tl::col_sum(v61, v59);  // %61 [1x64]
     tl::PerCol<16> v62; tl::ew<tl::kSub, kAct>(v62, v9, v61, 1.0f, 0.0f);  // %62 b1' [1x64]
     tl::assign(st.W1, v60);

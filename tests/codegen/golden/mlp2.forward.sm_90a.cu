@@ -149,11 +149,11 @@ struct Step {
     tl::PerRow<16> v73; tl::ew<tl::kMul, kAct>(v73, v72, v5, 1.0f, 0.0f);  // %73 [16x1]
     tl::Tile<16, 32> v74; tl::ew<tl::kMul, kAct>(v74, v43, v73, 1.0f, 0.0f);  // %74 [16x256]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t75_0{c.tk};  // K
-    tl::SmemTile<64, 32> v75{smem + 0}; tl::matmul<1, 2, true, false, 64, 32, 16>(v75, t75_0, v74, -1.0f, tl::seed(v8), 1.0f);  // %75 W1' [64x256]
+    tl::SmemTile<64, 32> v75{smem + 0}; tl::matmul<1, 2, true, false, 64, 32, 16>(v75, t75_0, v74, -1.0f, v8, 1.0f);  // %75 W1' [64x256]
     tl::PerCol<32> v76; tl::col_sum(v76, v74);  // %76 [1x256]
     tl::PerCol<32> v77; tl::ew<tl::kSub, kAct>(v77, v9, v76, 1.0f, 0.0f);  // %77 b1' [1x256]
     tl::Tile<16, 64> v78; tl::ew<tl::kMul, kAct>(v78, v40, v73, 1.0f, 0.0f);  // %78 [16x64]
-    tl::SmemTile<32, 64> v79{smem + 2560}; tl::matmul<2, 2, true, false, 32, 64, 16>(v79, v14_s, v78, -1.0f, tl::seed(v10), 1.0f);  // %79 W2' [256x64]
+    tl::SmemTile<32, 64> v79{smem + 2560}; tl::matmul<2, 2, true, false, 32, 64, 16>(v79, v14_s, v78, -1.0f, v10, 1.0f);  // %79 W2' [256x64]
     tl::PerCol<64> v80; tl::col_sum(v80, v78);  // %80 [1x64]
     tl::PerCol<64> v81; tl::ew<tl::kSub, kAct>(v81, v11, v80, 1.0f, 0.0f);  // %81 b2' [1x64]
     // st.W1 computed in place (v75)
