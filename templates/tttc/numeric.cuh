@@ -52,6 +52,28 @@ __device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {
   return b;
 }
 
+// 1 / x to about 1 ulp in one MUFU instruction (IEEE division adds a slow-path branch).
+__device__ __forceinline__ float rcp_approx(float x) {
+#ifdef TTTC_DECODE_HOST  // the host test shim (tests/decode_host): g++ has no PTX
+  return 1.f / x;
+#else
+  float r;
+  asm("rcp.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+#endif
+}
+
+// s = 1 / (1 + e^-v) and 1 - s, each to a few ulp: e s where s is near 1 (1 - s would cancel),
+// else 1 - s (e may be infinite there). __expf is ex2.approx of v log2(e): its error grows with
+// |v| as v log2(e) rounds, a few ulp over the range where s is not 0 or 1.
+struct Sigmoid {
+  float s, one_minus_s;
+};
+__device__ __forceinline__ Sigmoid sigmoid(float v) {
+  const float e = __expf(-v), s = rcp_approx(1.f + e);
+  return {s, e < 1.f ? e * s : 1.f - s};
+}
+
 // The ids are those of the host table compiler/activation.hpp (generated code passes the id);
 // these labels are for reading. tests/compiler checks that every row of the table has a case
 // below and that each label carries its row's id.
@@ -65,25 +87,27 @@ constexpr bool kNoDeviceActivation = false;
 template <int Act, int Order>
 __device__ __forceinline__ float activation(float x) {
   if constexpr (Act == kGeluTanh) {
+    // 0.5 (1 + tanh(w)) = sigmoid(2w): one exponential and one MUFU reciprocal instead of tanhf,
+    // and 1 - tanh^2 = 4 s (1 - s) without tanh's cancellation near +-1.
     const float c = 0.7978845608028654f,
                 a = 0.044715f;  // c = sqrt(2 / pi), exactly as f32 holds it
-    const float t = tanhf(c * (x + a * x * x * x));
-    if (Order == 0) return 0.5f * x * (1.f + t);
+    const Sigmoid sg = sigmoid(2.f * c * (x + a * x * x * x));
+    if (Order == 0) return x * sg.s;
     const float u = c * (1.f + 3.f * a * x * x);  // d(inner)/dx
-    const float sech2 = 1.f - t * t;
-    if (Order == 1) return 0.5f * (1.f + t) + 0.5f * x * sech2 * u;
-    const float du = 6.f * c * a * x;
+    const float sech2 = 4.f * sg.s * sg.one_minus_s;
+    if (Order == 1) return sg.s + 0.5f * x * sech2 * u;
+    const float du = 6.f * c * a * x, t = sg.s - sg.one_minus_s;  // t = tanh(w)
     return sech2 * u + 0.5f * x * (-2.f * t * sech2 * u * u + sech2 * du);
   } else if constexpr (Act == kRelu) {
     if (Order == 0) return x > 0.f ? x : 0.f;
     if (Order == 1) return x > 0.f ? 1.f : 0.f;
     return 0.f;
   } else if constexpr (Act == kSilu) {
-    const float s = 1.f / (1.f + expf(-x));
-    if (Order == 0) return x * s;
-    const float ds = s * (1.f - s);
-    if (Order == 1) return s + x * ds;
-    return 2.f * ds + x * ds * (1.f - 2.f * s);
+    const Sigmoid sg = sigmoid(x);
+    if (Order == 0) return x * sg.s;
+    const float ds = sg.s * sg.one_minus_s;
+    if (Order == 1) return sg.s + x * ds;
+    return 2.f * ds + x * ds * (sg.one_minus_s - sg.s);
   } else {
     static_assert(kNoDeviceActivation<Act>, "tttc::activation: no device formula for this id");
     return 0.f;
