@@ -237,7 +237,7 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
       part[ng] = z;
     } else {
       if (y) y[ng] = z;
-      if (ya) ya[ng] = activation<Act, 0>(z);
+      if (ya) ya[ng] = activation<Act, 0, true>(z);
     }
   };
   for (int c0 = 0; c0 < CG; c0 += Cols::kWide ? NT : CG) {  // one round unless kWide
@@ -308,7 +308,7 @@ __device__ __forceinline__ void layer_pass(float* y, float* ya, const float* xin
 #pragma unroll
       for (int j = 1; j < C; ++j) z += map_rank(part, j)[n];
       if (y) y[n] = z;
-      if (ya) ya[n] = activation<Act, 0>(z);
+      if (ya) ya[n] = activation<Act, 0, true>(z);
     }
   }
   __syncthreads();
@@ -384,7 +384,8 @@ __device__ __forceinline__ void row_dots(const float* W, const float* g, Fn&& fn
 template <int NT, int M, int N, int Act, bool kSmem>
 __device__ __forceinline__ void backward_rows(float* Gp, const float* z, const float* W,
                                               const float* g) {
-  row_dots<NT, M, N, N, kSmem>(W, g, [&](int m, float s) { Gp[m] = s * activation<Act, 1>(z[m]); });
+  row_dots<NT, M, N, N, kSmem>(W, g,
+                               [&](int m, float s) { Gp[m] = s * activation<Act, 1, true>(z[m]); });
   __syncthreads();
 }
 
@@ -400,7 +401,7 @@ __device__ __forceinline__ void backward_cols(float* Gp, const float* z, const f
     float s = map_rank(part, 0)[m];
 #pragma unroll
     for (int j = 1; j < C; ++j) s += map_rank(part, j)[m];
-    Gp[m] = s * activation<Act, 1>(z[m]);
+    Gp[m] = s * activation<Act, 1, true>(z[m]);
   }
   __syncthreads();
 }

@@ -88,25 +88,29 @@ TEST(ActivationTable, EveryRowHasADeviceCaseUnderNvrtc) {
   }
 }
 
-// The device formula (f32, on the host through the shim) against the reference (f64).
-template <int Id>
+// The device formula (f32, on the host through the shim) against the reference (f64), in both
+// forms (kTanhForm: the decode kernel's).
+template <int Id, bool kTanhForm>
 void expect_device_matches_reference() {
   const Activation a = kActivations[Id].value;
   for (double x : {-6.0, -2.5, -1.0, -0.3, -1e-3, 0.2, 0.7, 1.5, 3.0, 8.0}) {
     const ref::ActValues r = ref::act_all(a, x);
     const float xf = static_cast<float>(x);
     const double want[] = {r.f, r.d1, r.d2};
-    const float got[] = {tttc::activation<Id, 0>(xf), tttc::activation<Id, 1>(xf),
-                         tttc::activation<Id, 2>(xf)};
+    const float got[] = {tttc::activation<Id, 0, kTanhForm>(xf),
+                         tttc::activation<Id, 1, kTanhForm>(xf),
+                         tttc::activation<Id, 2, kTanhForm>(xf)};
     for (int order = 0; order < 3; ++order)
       EXPECT_NEAR(got[order], want[order], 2e-6 + 2e-6 * std::fabs(want[order]))
-          << kActivations[Id].name << " order " << order << " at x = " << x;
+          << kActivations[Id].name << " order " << order << " at x = " << x
+          << (kTanhForm ? " (tanh form)" : "");
   }
 }
 
 template <int... Ids>
 void expect_all_rows(std::integer_sequence<int, Ids...>) {
-  (expect_device_matches_reference<Ids>(), ...);
+  (expect_device_matches_reference<Ids, false>(), ...);
+  (expect_device_matches_reference<Ids, true>(), ...);
 }
 
 TEST(ActivationTable, DeviceFormulasMatchTheReference) {
