@@ -438,13 +438,18 @@ class TileStepWriter {
     return seeds ? fmt::format("tl::seed({})", arg(op, 2)) : arg(op, 2);
   }
 
+  // The [m, n] shape one warp computes of a matmul.
+  std::pair<int, int> product_shape(const ir::Op& op) const {
+    const auto [ar, ac] = arg_shape(op, 0);
+    const auto [br, bc] = arg_shape(op, 1);
+    return {op.trans_a ? ac : ar, op.trans_b ? br : bc};
+  }
   void emit_matmul(const ir::Op& op) {
     const int id = op.out;
     const tile::OpPlan& plan = L_.ops[id];
     const auto [ar, ac] = arg_shape(op, 0);
-    const auto [br, bc] = arg_shape(op, 1);
-    const int m = op.trans_a ? ac : ar, kd = op.trans_a ? ar : ac;
-    const int n = op.trans_b ? br : bc;
+    const int kd = op.trans_a ? ar : ac;
+    const auto [m, n] = product_shape(op);
     const bool has_d = op.args.size() > 2;
     const std::string head =
         fmt::format("tl::matmul<{}, {}, {}, {}, {}, {}, {}>", L_.parts[op.args[0]],
@@ -463,6 +468,13 @@ class TileStepWriter {
     std::string text =
         fmt::format("tl::Tile<{}, {}> {}; {}({}, {}, {}, {}, tl::NoAddend{{}}, 0.f);", m, n,
                     partial, head, partial, a, b, float_literal(op.alpha));
+    if (grouped(id)) {
+      line(text + fmt::format(" tl::post_sum<{}>({}, team, {});{}", warps(), partial, slot(id),
+                              collected_at(id)),
+           id);
+      if (!plan.exchanged.empty()) emit_collects(id);
+      return;
+    }
     if (plan.reduce == tile::TeamReduce::product_all)
       text += fmt::format(" tl::team_sum<{}>({}, team, {}); {} tl::assign({}, {});", warps(),
                           partial, slot(id), declare(id), var(id), partial);
@@ -502,28 +514,74 @@ class TileStepWriter {
         const char* fn = reduction_name(op.kind);
         const tile::OpPlan& plan = L_.ops[id];
         if (plan.second_moment >= 0) {
-          line(fmt::format("{} {} tl::row_mean_m2<{}>({}, {}, {}, team, {});", declare(id),
-                           declare(plan.second_moment), warps(), var(id), var(plan.second_moment),
-                           arg(op, 0), slot(id)),
+          line(fmt::format("{} {} tl::{}<{}>({}, {}, {}, team, {});{}", declare(id),
+                           declare(plan.second_moment),
+                           grouped(id) ? "post_mean_m2" : "row_mean_m2", warps(), var(id),
+                           var(plan.second_moment), arg(op, 0), slot(id), collected_at(id)),
                id);
+          if (!plan.exchanged.empty()) emit_collects(id);
           return;
         }
         std::string text = fmt::format("{} tl::{}({}, {});", declare(id), fn, var(id), arg(op, 0));
         if (plan.deferred_to >= 0)
           text += fmt::format(" /* total with %{} */", plan.deferred_to);
-        else if (!plan.completes.empty()) {
-          std::string values;
-          for (int other : plan.completes) values += var(other) + ", ";
-          text += fmt::format(" tl::team_sums<{}>(team, {}, {}{});", warps(), slot(id), values,
-                              var(id));
-        } else if (plan.reduce == tile::TeamReduce::rows)
-          text += fmt::format(" tl::team_sums<{}>(team, {}, {});", warps(), slot(id), var(id));
+        else if (plan.reduce == tile::TeamReduce::rows)
+          text +=
+              fmt::format(" tl::{}<{}>(team, {}, {});{}", grouped(id) ? "post_sums" : "team_sums",
+                          warps(), slot(id), summed_values(id), collected_at(id));
         line(text, id);
+        if (!plan.exchanged.empty()) emit_collects(id);
         return;
       }
       case ir::OpKind::fill:
         line(fmt::format("{} tl::fill({}, {});", declare(id), var(id), float_literal(op.c)), id);
         return;
+    }
+  }
+
+  // Exchanges that share a barrier (tile::OpPlan::exchange_at): each member posts where it is
+  // computed; the group's last one waits for the team, then every member collects its total.
+  bool grouped(int id) const {
+    return L_.ops[id].exchange_at >= 0 || !L_.ops[id].exchanged.empty();
+  }
+  std::string collected_at(int id) const {
+    const int at = L_.ops[id].exchange_at;
+    return at >= 0 ? fmt::format(" /* collected at %{} */", at) : "";
+  }
+  // The sums one row exchange completes: those deferred to it, then its own.
+  std::string summed_values(int id) const {
+    std::string values;
+    for (int other : L_.ops[id].completes) values += var(other) + ", ";
+    return values + var(id);
+  }
+  void emit_collects(int leader) {
+    const tile::OpPlan& plan = L_.ops[leader];
+    std::string members;
+    for (int m : plan.exchanged) members += fmt::format("%{}, ", m);
+    out_ += fmt::format("    team.sync();  // the exchanges of {}%{}\n", members, leader);
+    std::vector<int> all = plan.exchanged;
+    all.push_back(leader);
+    for (int id : all) {
+      const ir::Op& op = p_.ops[id];
+      const tile::OpPlan& o = L_.ops[id];
+      if (op.kind == ir::OpKind::matmul) {
+        const auto [m, n] = product_shape(op);
+        std::string text = fmt::format(
+            "{} tl::{}<{}, {}, {}>({}, team, {});", declare(id),
+            o.reduce == tile::TeamReduce::product_all ? "collect_sum" : "collect_sum_scatter",
+            warps(), m, n, var(id), slot(id));
+        if (op.args.size() > 2)
+          text += fmt::format(" tl::ew<tl::kAdd, 0>({}, {}, {});", var(id), var(id), arg(op, 2));
+        line(text, id);
+      } else if (o.second_moment >= 0) {
+        line(fmt::format("tl::collect_mean_m2<{}, {}>({}, {}, team, {});", warps(),
+                         place(op.args[0]).cols, var(id), var(o.second_moment), slot(id)),
+             id);
+      } else {
+        line(fmt::format("tl::collect_sums<{}>(team, {}, {});", warps(), slot(id),
+                         summed_values(id)),
+             id);
+      }
     }
   }
 

@@ -249,10 +249,10 @@ long long scratch_offset(int slot, const ScratchSlots& slots) {
   for (int s = 0; s < slot; ++s) offset += slots[s];
   return offset;
 }
-long long scratch_floats(const ScratchSlots& slots) { return scratch_offset(4, slots); }
+long long scratch_floats(const ScratchSlots& slots) { return scratch_offset(kScratchSlots, slots); }
 ScratchSlots max_slots(const ScratchSlots& a, const ScratchSlots& b) {
   ScratchSlots m;
-  for (int s = 0; s < 4; ++s) m[s] = std::max(a[s], b[s]);
+  for (int s = 0; s < kScratchSlots; ++s) m[s] = std::max(a[s], b[s]);
   return m;
 }
 
@@ -588,6 +588,105 @@ void sink_token_values(LoweredStep& L, const std::vector<std::vector<int>>& uses
   L.order = std::move(order);
 }
 
+// Exchanges that do not depend on each other share one barrier (a step's time is its team's
+// dependency chain, and each exchange is a wait on it): W2's backward has 12 exchanges but a
+// chain of 9 (LayerNorm's statistics beside dW' K^T's scatter; the token-by-token adjoint, dQ's
+// scatter and three row sums after one exchange), 10 with one product a group (below). An
+// exchange joins the group before it when it
+// does not depend on the group's totals and the ops between them that do can move after it
+// (registers only: a value in shared or global memory has a slot the lowering allocated in IR
+// order). The group's last member waits for the team; each member posts where it is computed.
+void group_exchanges(LoweredStep& L) {
+  const ir::Program& p = L.plan.program;
+  const int n = static_cast<int>(p.ops.size());
+  std::vector<int> exchange_of(n, -1);  // a value a team exchange yields -> that exchange
+  std::vector<int> exchanges;           // in emission order
+  for (int i : L.order) {
+    const OpPlan& o = L.ops[i];
+    if (!L.plan.live[i] || o.reduce == TeamReduce::none || o.deferred_to >= 0 || o.fused_into >= 0)
+      continue;
+    exchanges.push_back(i);
+    exchange_of[i] = i;
+    for (int c : o.completes) exchange_of[c] = i;
+    if (o.second_moment >= 0) exchange_of[o.second_moment] = i;
+  }
+  if (exchanges.size() < 2) return;
+  // The exchanges whose totals each op needs, directly or through other ops (IR order is a
+  // topological order).
+  std::vector<std::set<int>> needs(n);
+  for (int i = 0; i < n; ++i) {
+    for (int a : p.ops[i].args) {
+      needs[i].insert(needs[a].begin(), needs[a].end());
+      if (exchange_of[a] >= 0 && exchange_of[a] != i) needs[i].insert(exchange_of[a]);
+    }
+  }
+  // What an exchange posts needs: its own sum's inputs and those of the sums it completes.
+  auto post_needs = [&](int x) {
+    std::set<int> s = needs[x];
+    for (int c : L.ops[x].completes) s.insert(needs[c].begin(), needs[c].end());
+    return s;
+  };
+  auto movable = [&](int i) {
+    if (L.place[i].home != Home::reg || L.ops[i].reduce != TeamReduce::none) return false;
+    for (int a : p.ops[i].args)
+      if (L.place[a].home != Home::reg) return false;
+    return true;
+  };
+  std::vector<int>& order = L.order;
+  auto position = [&](int op) {
+    return static_cast<int>(std::find(order.begin(), order.end(), op) - order.begin());
+  };
+  std::vector<int> group;  // the current group's members, in order
+  int products = 0, rows = 0;
+  for (int x : exchanges) {
+    const bool product = L.ops[x].reduce != TeamReduce::rows;
+    // One product a group: two would need a third product slot (partials of K x f per warp:
+    // mlp2's forward would no longer fit its shared memory); row sums take a few floats.
+    bool joins = !group.empty() && (product ? products < 1 : rows < 2) && group.size() < 3;
+    std::vector<int> moving;  // ops between the group and x that need its totals
+    if (joins) {
+      const std::set<int> mine = post_needs(x);
+      for (int g : group) joins = joins && !mine.count(g);
+      const int from = position(group.front()), to = position(x);
+      for (int k = from + 1; joins && k < to; ++k) {
+        const int i = order[k];
+        if (std::find(group.begin(), group.end(), i) != group.end()) continue;
+        bool needs_group = false;
+        for (int g : group) needs_group = needs_group || needs[i].count(g) > 0;
+        if (!needs_group) continue;
+        // A dead op is not emitted, a fused op is computed by the op it is fused into (checked on
+        // its own): they move to keep the emission order a topological order.
+        if (!L.plan.live[i] || L.ops[i].fused_into >= 0 || (movable(i) && L.ops[i].deferred_to < 0))
+          moving.push_back(i);
+        else
+          joins = false;
+      }
+    }
+    if (!joins) {
+      group = {x};
+      products = product ? 1 : 0;
+      rows = product ? 0 : 1;
+      continue;
+    }
+    // Move the dependent ops to just after x, in their order.
+    std::vector<int> reordered;
+    for (int i : order)
+      if (std::find(moving.begin(), moving.end(), i) == moving.end()) {
+        reordered.push_back(i);
+        if (i == x) reordered.insert(reordered.end(), moving.begin(), moving.end());
+      }
+    order = std::move(reordered);
+    const int leader = group.back();
+    OpPlan& now = L.ops[x];
+    now.exchanged = L.ops[leader].exchanged;
+    now.exchanged.push_back(leader);
+    L.ops[leader].exchanged.clear();
+    for (int g : now.exchanged) L.ops[g].exchange_at = x;
+    group.push_back(x);
+    (product ? products : rows) += 1;
+  }
+}
+
 LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layout,
                   int register_budget, std::vector<std::string>& problems,
                   plan::AdjointPart part = plan::AdjointPart::whole,
@@ -801,34 +900,45 @@ LoweredStep lower(const Spec& spec, plan::StepKind kind, const TeamLayout& layou
   // Linear steps keep the IR's order: there the move took ptxas's spills both ways (sm_90a,
   // linear-f32-d32 backward 48 -> 56 bytes, lm-125m-linear 372 -> 346).
   if (hidden_split) sink_token_values(L, uses);
+  if (warps > 1) group_exchanges(L);
 
-  // Team scratch: products meet in slots P0/P1, row sums in R0/R1 (scratch_slot 0..3). A
-  // reduction never takes the slot of the reduction just before it: the barrier of reduction r
-  // proves every warp done reading the slots of reductions before r - 1. A step may start on
-  // the slot the previous one ended on: the driver's stage barrier at the start of every step
-  // (tile_driver.cuh, Staging::wait) proves every warp done with the previous step.
-  std::vector<int> reducing;
-  for (int i = 0; i < n; ++i)
-    if (L.plan.live[i] && L.ops[i].reduce != TeamReduce::none && L.ops[i].deferred_to < 0 &&
-        L.ops[i].fused_into < 0)
-      reducing.push_back(i);
-  int previous = -1;
+  // Team scratch: products meet in slots 0..3, row sums in 4..7. An exchange group never takes a
+  // slot of the group just before it: the barrier of group r proves every warp done reading the
+  // slots of groups before r - 1. A step may start on the slots the previous one ended on: the
+  // driver's stage barrier at the start of every step (tile_driver.cuh, Staging::wait) proves
+  // every warp done with the previous step.
+  std::vector<std::vector<int>> groups;  // in emission order, each ending with its barrier's op
+  for (int i : L.order) {
+    const OpPlan& o = L.ops[i];
+    if (!L.plan.live[i] || o.reduce == TeamReduce::none || o.deferred_to >= 0 ||
+        o.fused_into >= 0 || o.exchange_at >= 0)
+      continue;
+    groups.push_back(o.exchanged);
+    groups.back().push_back(i);
+  }
   auto row_region = [&](int i) {
     return 1LL * warps * (L.place[i].form == Form::scalar ? 16 : pad16(L.place[i].rows));
   };
-  for (int i : reducing) {
-    OpPlan& o = L.ops[i];
-    if (o.reduce == TeamReduce::rows) {
-      o.scratch_slot = previous == 2 ? 3 : 2;
-      long long floats = row_region(i) + (o.second_moment >= 0 ? row_region(o.second_moment) : 0);
-      for (int other : o.completes) floats += row_region(other);
-      L.slot_floats[o.scratch_slot] = std::max(L.slot_floats[o.scratch_slot], floats);
-    } else {
-      o.scratch_slot = previous == 0 ? 1 : 0;
-      L.slot_floats[o.scratch_slot] = std::max(
-          L.slot_floats[o.scratch_slot], 1LL * warps * smem_floats(o.partial_rows, o.partial_cols));
+  std::set<int> previous;
+  for (const std::vector<int>& group : groups) {
+    std::set<int> taken;
+    for (int i : group) {
+      OpPlan& o = L.ops[i];
+      const bool rows = o.reduce == TeamReduce::rows;
+      int slot = rows ? kProductSlots : 0;
+      while (previous.count(slot) || taken.count(slot)) ++slot;
+      if (slot >= (rows ? kScratchSlots : kProductSlots))
+        throw std::logic_error("tile lowering: an exchange group needs more scratch slots");
+      o.scratch_slot = slot;
+      taken.insert(slot);
+      long long floats = 1LL * warps * smem_floats(o.partial_rows, o.partial_cols);
+      if (rows) {
+        floats = row_region(i) + (o.second_moment >= 0 ? row_region(o.second_moment) : 0);
+        for (int other : o.completes) floats += row_region(other);
+      }
+      L.slot_floats[slot] = std::max(L.slot_floats[slot], floats);
     }
-    previous = o.scratch_slot;
+    previous = std::move(taken);
   }
   return L;
 }

@@ -52,7 +52,7 @@ enum class TeamReduce { none, rows, product_all, product_scatter };
 
 struct OpPlan {
   TeamReduce reduce = TeamReduce::none;
-  int scratch_slot = -1;          // which of the team's scratch slots: 0, 1 products; 2, 3 rows
+  int scratch_slot = -1;          // which of the team's scratch slots: 0..3 products, 4..7 row sums
   std::vector<bool> token_slice;  // per argument: read the token's column-slice variant
   int partial_rows = 0, partial_cols = 0;  // product_*: the per-warp partial product's shape
   // Row sums share barriers (fuse_step): up to three independent sums exchange together at the
@@ -61,6 +61,11 @@ struct OpPlan {
   // squares, whose value it also yields).
   int deferred_to = -1, second_moment = -1;
   std::vector<int> completes;
+  // Independent exchanges share one barrier (group_exchanges): a member posts its partials where
+  // it is computed and collects the totals at exchange_at, the group's last member, which waits
+  // for the team and lists the members before it in `exchanged` (in order).
+  int exchange_at = -1;
+  std::vector<int> exchanged;
   int fused_into = -1;  // computed by that op instead (a sum of squares, its squares; a sqrt)
   bool rsqrt = false;   // a reciprocal of a square root that computes both (fused_into)
 };
@@ -81,9 +86,10 @@ struct StageLayout {
 };
 StageLayout stage_layout(const Spec& spec, bool backward_kernel);
 
-// Floats of the team's scratch slots 0..3 (products: 0, 1; row sums: 2, 3), each sized for the
-// largest exchange that uses it. Where slot `slot` starts, and the scratch a team needs.
-using ScratchSlots = std::array<long long, 4>;
+// Floats of the team's scratch slots (products: 0..3; row sums: 4..7), each sized for the largest
+// exchange that uses it (0: unused). Where slot `slot` starts, and the scratch a team needs.
+constexpr int kProductSlots = 4, kScratchSlots = 8;
+using ScratchSlots = std::array<long long, kScratchSlots>;
 long long scratch_offset(int slot, const ScratchSlots& slots);
 long long scratch_floats(const ScratchSlots& slots);
 // The larger of each slot's sizes (kernels whose steps share one scratch).

@@ -929,11 +929,22 @@ __device__ __forceinline__ void collect_all(const float* base, V& v, Rest&... re
   collect_partials<NW>(v, base);
   collect_all<NW>(base + region_floats<NW>(v), rest...);
 }
+// The two halves of an exchange, apart so that independent exchanges share one barrier (the
+// lowering's exchange groups: each member posts where it is computed, the last one syncs, then
+// every member collects).
+template <int NW, class... V>
+__device__ __forceinline__ void post_sums(const Team& t, int slot, const V&... v) {
+  post_partials<NW>(t, t.scratch + slot, v...);
+}
+template <int NW, class... V>
+__device__ __forceinline__ void collect_sums(const Team& t, int slot, V&... v) {
+  collect_all<NW>(t.scratch + slot, v...);
+}
 template <int NW, class... V>
 __device__ __forceinline__ void team_sums(const Team& t, int slot, V&... v) {
-  post_partials<NW>(t, t.scratch + slot, v...);
+  post_sums<NW>(t, slot, v...);
   t.sync();
-  collect_all<NW>(t.scratch + slot, v...);
+  collect_sums<NW>(t, slot, v...);
 }
 
 // LayerNorm's statistics through one barrier: sum = the row sums of X, m2 = the row sums of
@@ -942,12 +953,11 @@ __device__ __forceinline__ void team_sums(const Team& t, int slot, V&... v) {
 // variance: m2 = sum_w (m2_w + Cw (mean_w - mean)^2). As stable as the two-pass form it replaces
 // (which needed a barrier for the mean before the squares).
 template <int NW, int R, class X>
-__device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const X& x,
-                                            const Team& t, int slot) {
+__device__ __forceinline__ void post_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const X& x,
+                                             const Team& t, int slot) {
   constexpr int kCw = X::kCols;
   static_assert(kCw % 16 == 0, "split columns come in slices of 16");
   row_sum(sum, x);
-  PerRow<R> local;
 #pragma unroll
   for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
     const float mean = sum.r[bi] * (1.f / kCw);
@@ -958,13 +968,17 @@ __device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const
       const float a = v.x - mean, b = v.y - mean;
       q = bj == 0 ? a * a + b * b : q + (a * a + b * b);
     }
-    local.r[bi] = quad_sum(q);
+    m2.r[bi] = quad_sum(q);  // this warp's squares about its own slice mean
   }
-  float* sums = t.scratch + slot;
-  float* squares = sums + region_floats<NW>(sum);
-  post_partial(sum, t, sums);
-  post_partial(local, t, squares);
-  t.sync();
+  post_partial(sum, t, t.scratch + slot);
+  post_partial(m2, t, t.scratch + slot + region_floats<NW>(sum));
+}
+// kCw: the columns of each warp's slice.
+template <int NW, int kCw, int R>
+__device__ __forceinline__ void collect_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const Team& t,
+                                                int slot) {
+  const float* sums = t.scratch + slot;
+  const float* squares = sums + region_floats<NW>(sum);
 #pragma unroll
   for (int bi = 0; bi < PerRow<R>::kBR; ++bi) {
     float part[NW], total;
@@ -985,35 +999,30 @@ __device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const
     m2.r[bi] = q;
   }
 }
-
-// Every warp's partial [R, C] product -> the total, in every warp (a replicated result).
-template <int NW, int R, int C>
-__device__ __forceinline__ void team_sum(Tile<R, C>& v, const Team& t, int slot) {
-  constexpr int kFloats = smem_floats<R, C>();
-  SmemTile<R, C> mine{t.scratch + slot + t.rank * kFloats};
-  assign(mine, v);
+template <int NW, int R, class X>
+__device__ __forceinline__ void row_mean_m2(PerRow<R>& sum, PerRow<R>& m2, const X& x,
+                                            const Team& t, int slot) {
+  post_mean_m2<NW>(sum, m2, x, t, slot);
   t.sync();
-  assign(v, SmemTile<R, C>{t.scratch + slot});  // the first partial as it is (row_sum says why)
-#pragma unroll
-  for (int w = 1; w < NW; ++w) {
-    const SmemTile<R, C> part{t.scratch + slot + w * kFloats};
-    ew<kAdd, 0>(v, v, part);
-  }
+  collect_mean_m2<NW, X::kCols>(sum, m2, t, slot);
 }
 
-// Every warp's partial [R, C] product -> this warp's column slice of the total.
-template <int NW, int R, int C, class Out>
-__device__ __forceinline__ void team_sum_scatter(Out& out, const Tile<R, C>& partial, const Team& t,
-                                                 int slot) {
-  constexpr int kFloats = smem_floats<R, C>(), kSlice = C / NW;
-  static_assert(Out::kCols == kSlice, "the slice is C / NW columns wide");
-  SmemTile<R, C> mine{t.scratch + slot + t.rank * kFloats};
+// Products whose contraction runs over split columns: every warp posts its partial [R, C]
+// product, then collects the total (collect_sum: every column, a replicated result) or its own
+// column slice of it (collect_sum_scatter). The partials are added in warp order in every warp,
+// so a replicated total is the same in all of them.
+template <int NW, int R, int C>
+__device__ __forceinline__ void post_sum(const Tile<R, C>& partial, const Team& t, int slot) {
+  SmemTile<R, C> mine{t.scratch + slot + t.rank * smem_floats<R, C>()};
   assign(mine, partial);
-  t.sync();
+}
+template <int NW, int R, int C, class Out>
+__device__ __forceinline__ void collect_columns(Out& out, const Team& t, int slot, int col0) {
+  constexpr int kFloats = smem_floats<R, C>();
 #pragma unroll
   for (int w = 0; w < NW; ++w) {
-    // Columns [rank * kSlice, ...) of warp w's partial: a tile view with the full row stride.
-    const SmemTile<R, C> part{t.scratch + slot + w * kFloats + t.rank * kSlice};
+    // Columns [col0, ...) of warp w's partial: a tile view with the full row stride.
+    const SmemTile<R, C> part{t.scratch + slot + w * kFloats + col0};
 #pragma unroll
     for (int bi = 0; bi < Out::kBR; ++bi)
 #pragma unroll
@@ -1027,6 +1036,33 @@ __device__ __forceinline__ void team_sum_scatter(Out& out, const Tile<R, C>& par
         }
       }
   }
+}
+template <int NW, int R, int C, class Out>
+__device__ __forceinline__ void collect_sum(Out& out, const Team& t, int slot) {
+  static_assert(Out::kCols == C, "a replicated total has every column");
+  collect_columns<NW, R, C>(out, t, slot, 0);
+}
+template <int NW, int R, int C, class Out>
+__device__ __forceinline__ void collect_sum_scatter(Out& out, const Team& t, int slot) {
+  static_assert(Out::kCols == C / NW, "the slice is C / NW columns wide");
+  collect_columns<NW, R, C>(out, t, slot, t.rank * (C / NW));
+}
+
+// Every warp's partial [R, C] product -> the total, in every warp (a replicated result).
+template <int NW, int R, int C>
+__device__ __forceinline__ void team_sum(Tile<R, C>& v, const Team& t, int slot) {
+  post_sum<NW>(v, t, slot);
+  t.sync();
+  collect_sum<NW, R, C>(v, t, slot);
+}
+
+// Every warp's partial [R, C] product -> this warp's column slice of the total.
+template <int NW, int R, int C, class Out>
+__device__ __forceinline__ void team_sum_scatter(Out& out, const Tile<R, C>& partial, const Team& t,
+                                                 int slot) {
+  post_sum<NW>(partial, t, slot);
+  t.sync();
+  collect_sum_scatter<NW, R, C>(out, t, slot);
 }
 
 }  // namespace tttc::tile

@@ -43,11 +43,13 @@ int allowed_spill_bytes(const std::string& example, const std::string& arch,
   // Session 27: one bf16 split per value for both orientations, and accumulators seeded with
   // ready addends: linear 172 -> 32, lm-125m-linear 372 -> 260 on sm_90a (linear-f32-d32 64);
   // sm_80 linear 52 -> 12, lm-125m-linear 360 -> 312, linear-f32-d32 204 -> 236; mlp2's forward
-  // 24 -> 0 (spills.test checks it).
+  // 24 -> 0 (spills.test checks it). Session 28, exchange groups: sm_90a linear 32 -> 92 (W2's
+  // backward the same time on the H200, 1.076 / 1.080 ms), lm-125m-linear 260 -> 212,
+  // linear-f32-d32 64 -> 48 (its backward 0.914 -> 0.879 ms); sm_80 12 / 256 / 204.
   static const std::map<std::string, int> backward_sm90a = {
-      {"linear", 32}, {"lm-125m-linear", 260}, {"linear-f32-d32", 64}};
+      {"linear", 92}, {"lm-125m-linear", 212}, {"linear-f32-d32", 48}};
   static const std::map<std::string, int> backward_sm80 = {
-      {"linear", 12}, {"lm-125m-linear", 312}, {"linear-f32-d32", 236}};
+      {"linear", 12}, {"lm-125m-linear", 256}, {"linear-f32-d32", 204}};
   static const std::map<std::string, int> none;
   const bool backward = kind == codegen::KernelKind::backward;
   const auto& table =

@@ -60,27 +60,40 @@ TEST(TileLowering, FeatureColumnsSplitOverTheTeamAndTokenMatricesAreReplicated) 
 
 struct Exchanges {
   int exchanges = 0, moments = 0, groups = 0, rsqrts = 0;
+  int barriers = 0;  // exchanges that wait for the team (the others share a later one's wait)
 };
-// Counts the team exchanges of a lowered step, and checks that no deferred sum is read before
-// the exchange that completes it (in emission order).
+// Counts the team exchanges of a lowered step, and checks that no team total is read before the
+// barrier that completes it (in emission order): a deferred sum's at its exchange, an
+// exchange's at the last member of its group.
 Exchanges exchanges_of(const tile::LoweredStep& L) {
   Exchanges e;
   std::vector<int> position(L.ops.size(), -1);
   for (size_t k = 0; k < L.order.size(); ++k) position[L.order[k]] = static_cast<int>(k);
+  auto barrier_of = [&](int x) { return L.ops[x].exchange_at >= 0 ? L.ops[x].exchange_at : x; };
   for (size_t i = 0; i < L.ops.size(); ++i) {
     const tile::OpPlan& o = L.ops[i];
     if (!L.plan.live[i]) continue;
-    e.exchanges += o.reduce != tile::TeamReduce::none && o.deferred_to < 0 && o.fused_into < 0;
+    const bool exchange =
+        o.reduce != tile::TeamReduce::none && o.deferred_to < 0 && o.fused_into < 0;
+    e.exchanges += exchange;
+    e.barriers += exchange && o.exchange_at < 0;
     e.moments += o.second_moment >= 0;
     e.groups += !o.completes.empty();
     e.rsqrts += o.rsqrt;
-    if (o.deferred_to < 0) continue;
-    const auto& completes = L.ops[o.deferred_to].completes;
-    EXPECT_NE(std::find(completes.begin(), completes.end(), static_cast<int>(i)), completes.end());
+    int total_at = -1;  // the op whose barrier completes value i
+    if (o.deferred_to >= 0) {
+      const auto& completes = L.ops[o.deferred_to].completes;
+      EXPECT_NE(std::find(completes.begin(), completes.end(), static_cast<int>(i)),
+                completes.end());
+      total_at = barrier_of(o.deferred_to);
+    } else if (exchange) {
+      total_at = barrier_of(static_cast<int>(i));
+    }
+    if (total_at < 0) continue;
     for (size_t u = 0; u < L.ops.size(); ++u)
       for (int a : L.plan.program.ops[u].args) {
-        if (a != static_cast<int>(i) || !L.plan.live[u]) continue;
-        EXPECT_GT(position[u], position[o.deferred_to])
+        if (a != static_cast<int>(i) || !L.plan.live[u] || L.ops[u].fused_into >= 0) continue;
+        EXPECT_GT(position[u], position[total_at])
             << "%" << u << " reads %" << i << " before its total exists";
       }
   }
@@ -99,6 +112,7 @@ TEST(TileLowering, RowSumsShareBarriersAndRsqrtIsFused) {
   const Spec s = linear(64, 16);
   const Exchanges e = exchanges_of(linear_step(plan::StepKind::forward));
   EXPECT_EQ(e.exchanges, 3);
+  EXPECT_EQ(e.barriers, 3);  // a chain: no two of them are independent
   EXPECT_EQ(e.groups, 1);
   EXPECT_EQ(e.moments, 2);
   EXPECT_EQ(e.rsqrts, 2);
@@ -111,13 +125,26 @@ TEST(TileLowering, RowSumsShareBarriersAndRsqrtIsFused) {
 }
 
 // The backward's 17 team reductions take 12 exchanges: three sums of LayerNorm's backward
-// share one, scalings of a sum move after its exchange.
+// share one, scalings of a sum move after its exchange. Independent exchanges then share
+// barriers: 10 (the query LayerNorm's statistics with dW' K^T's scatter; dQ's scatter with three
+// row sums), each group with at most one product.
 TEST(TileLowering, BackwardSumsAreGroupedAndTheirUsesMoveAfterTheExchange) {
   const tile::LoweredStep L = linear_step(plan::StepKind::backward);
   const Exchanges e = exchanges_of(L);
   EXPECT_EQ(e.exchanges, 12);
+  EXPECT_EQ(e.barriers, 10);
   EXPECT_EQ(e.groups, 3);
   EXPECT_EQ(e.moments, 2);
+  for (size_t x = 0; x < L.ops.size(); ++x) {
+    const tile::OpPlan& o = L.ops[x];
+    if (o.exchanged.empty()) continue;
+    int products = o.reduce != tile::TeamReduce::rows;
+    for (int m : o.exchanged) {
+      EXPECT_EQ(L.ops[m].exchange_at, static_cast<int>(x));
+      products += L.ops[m].reduce != tile::TeamReduce::rows;
+    }
+    EXPECT_LE(products, 1) << "a group at %" << x << " holds two products";
+  }
   std::vector<bool> seen(L.ops.size(), false);
   for (int i : L.order) {
     for (int a : L.plan.program.ops[i].args) {
@@ -134,14 +161,26 @@ TEST(TileLowering, BackwardProductsOverSplitColumnsAreReducedAndSlotsAlternate) 
   const tile::LoweredStep L = tile::lower_step(s, plan::StepKind::backward, layout, 224);
   EXPECT_GT(count(L, tile::TeamReduce::product_scatter), 0);  // e.g. dK from dZ W^T
   EXPECT_GT(count(L, tile::TeamReduce::product_all), 0);      // a token x token adjoint
-  int previous = -1;
-  for (size_t i = 0; i < L.ops.size(); ++i) {
+  // Each barrier's group of exchanges (in emission order) takes slots of its own kind, none of
+  // them a slot of the group before it.
+  std::set<int> previous;
+  for (int i : L.order) {
     const tile::OpPlan& o = L.ops[i];
     if (!L.plan.live[i] || o.reduce == tile::TeamReduce::none || o.deferred_to >= 0 ||
-        o.fused_into >= 0)
-      continue;  // exchanges only: a deferred or fused sum takes no slot of its own
-    EXPECT_NE(o.scratch_slot, previous) << "consecutive exchanges share a slot at %" << i;
-    previous = o.scratch_slot;
+        o.fused_into >= 0 || o.exchange_at >= 0)
+      continue;  // barriers only: a deferred, fused or grouped sum waits at a later one
+    std::vector<int> group = o.exchanged;
+    group.push_back(i);
+    std::set<int> slots;
+    for (int x : group) {
+      const int slot = L.ops[x].scratch_slot;
+      const bool rows = L.ops[x].reduce == tile::TeamReduce::rows;
+      EXPECT_EQ(slot >= tile::kProductSlots, rows) << "%" << x << " in a slot of the other kind";
+      EXPECT_FALSE(previous.count(slot))
+          << "consecutive groups share slot " << slot << " at %" << x;
+      EXPECT_TRUE(slots.insert(slot).second) << "one group takes slot " << slot << " twice";
+    }
+    previous = slots;
   }
 }
 
@@ -227,7 +266,7 @@ TEST(TileCodegen, CheckpointLayoutIsAgreedByBothKernels) {
   EXPECT_TRUE(flag(s, arena_backward, codegen::KernelKind::backward));
   EXPECT_NE(codegen::generate(s, arena_backward, codegen::KernelKind::backward)
                 .source.find("tttc::unpack_fragments<64, 64, tttc::kFragmentCols, 4>(packed + 0, "
-                                   "fragments + 0);  // W1"),
+                             "fragments + 0);  // W1"),
             std::string::npos);
   Schedule arena_forward = arena_backward;
   arena_forward.lowering = "arena";
@@ -316,13 +355,17 @@ TEST(TileLowering, MlpsSplitTheHiddenUnitsAndReplicateTheFeatures) {
   EXPECT_EQ(count(L, tile::TeamReduce::product_all), 3);
   EXPECT_EQ(count(L, tile::TeamReduce::product_scatter), 0);
   EXPECT_EQ(count(L, tile::TeamReduce::rows), 0);
+  // The two products of the queries are independent, but one group holds one product (two would
+  // need a third product slot: 36 KB more scratch, past mlp2's shared memory).
+  EXPECT_EQ(exchanges_of(L).barriers, 3);
   // The new W2 is computed in rows: x1^T (this warp's hidden rows) times the whole G2.
   const tile::ValuePlace& w2_new = L.place[p.output_id("W2'")];
   EXPECT_TRUE(w2_new.split_rows);
   // Scratch slots are sized one by one: slot 1 holds only 16 x 16 partials.
   EXPECT_EQ(L.slot_floats[0], 4 * tile::smem_floats(16, 64));
   EXPECT_EQ(L.slot_floats[1], 4 * tile::smem_floats(16, 16));
-  EXPECT_EQ(tile::scratch_offset(2, L.slot_floats), L.slot_floats[0] + L.slot_floats[1]);
+  EXPECT_EQ(tile::scratch_offset(tile::kProductSlots, L.slot_floats),
+            L.slot_floats[0] + L.slot_floats[1]);
 }
 
 // Hidden-by-hidden weights (mlp3's W2) would need the hidden activations whole: not yet.

@@ -143,16 +143,7 @@ struct Step {
     const auto v40_s = tl::split_operand<2, false>(v40);  // 2 matmuls, both orientations
     const auto v35_s = tl::split_operand<2, false>(v35);  // 2 matmuls, both orientations
     tl::Tile<16, 16> v43; tl::matmul<2, 2, false, false, 16, 16, 16>(v43, v40_s, v35_s, -1.0f, v42, 1.0f);  // %43 [16x64]
-    tl::PerRow<16> v44; tl::PerRow<16> v48; tl::row_mean_m2<4>(v44, v48, v43, team, 9216);  // %44 [16x1]
-    tl::PerRow<16> v45; tl::ew<tl::kAffine, kAct>(v45, v44, 0.015625f, 0.0f);  // %45 [16x1]
-    tl::Tile<16, 16> v46; tl::ew<tl::kSub, kAct>(v46, v43, v45, 1.0f, 0.0f);  // %46 [16x64]
-    // %47 is computed by %44
-    // %48 is computed by %44
-    tl::PerRow<16> v49; tl::ew<tl::kAffine, kAct>(v49, v48, 0.015625f, 0.0f);  // %49 [16x1]
-    tl::PerRow<16> v50; tl::ew<tl::kAffine, kAct>(v50, v49, 1.0f, 1e-06f);  // %50 [16x1]
-    // %51 is computed by %52
-    tl::PerRow<16> v52; tl::ew<tl::kRsqrt, kAct>(v52, v50);  // %52 [16x1]
-    tl::Tile<16, 16> v53; tl::ew<tl::kMul, kAct>(v53, v46, v52, 1.0f, 0.0f);  // %53 [16x64]
+    tl::PerRow<16> v44; tl::PerRow<16> v48; tl::post_mean_m2<4>(v44, v48, v43, team, 9216); /* collected at %68 */  // %44 [16x1]
     // state update (last row's eta)
     tl::PerRow<16> v57; tl::transpose(v57, v3);  // %57 [16x1]
     tl::PerRow<16> v58; tl::ew<tl::kMul, kAct>(v58, v57, v5, 1.0f, 0.0f);  // %58 [16x1]
@@ -163,7 +154,21 @@ struct Step {
     tl::PerCol<16> v66; tl::ew<tl::kAffine, kAct>(v66, v65, -1.0f, 0.0f);  // %66 [1x64]
     tl::Tile<16, 16> v67; tl::ew<tl::kCopy, kAct>(v67, v66, 1.0f, 0.0f);  // %67 [16x64]
     const auto v64_s = tl::split_operand<2, false>(v64);  // 2 matmuls, both orientations
-    tl::Tile<16, 64> v68_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v68_p, v59, v64_s, -1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v68; tl::team_sum_scatter<4>(v68, v68_p, team, 0);  // %68 [16x64]
+    tl::Tile<16, 64> v68_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v68_p, v59, v64_s, -1.0f, tl::NoAddend{}, 0.f); tl::post_sum<4>(v68_p, team, 0);  // %68 [16x64]
+    team.sync();  // the exchanges of %44, %68
+    tl::collect_mean_m2<4, 16>(v44, v48, team, 9216);  // %44 [16x1]
+    tl::Tile<16, 16> v68; tl::collect_sum_scatter<4, 16, 64>(v68, team, 0);  // %68 [16x64]
+    // query output (causal dual form)
+    tl::PerRow<16> v45; tl::ew<tl::kAffine, kAct>(v45, v44, 0.015625f, 0.0f);  // %45 [16x1]
+    tl::Tile<16, 16> v46; tl::ew<tl::kSub, kAct>(v46, v43, v45, 1.0f, 0.0f);  // %46 [16x64]
+    // %47 is computed by %44
+    // %48 is computed by %44
+    tl::PerRow<16> v49; tl::ew<tl::kAffine, kAct>(v49, v48, 0.015625f, 0.0f);  // %49 [16x1]
+    tl::PerRow<16> v50; tl::ew<tl::kAffine, kAct>(v50, v49, 1.0f, 1e-06f);  // %50 [16x1]
+    // %51 is computed by %52
+    tl::PerRow<16> v52; tl::ew<tl::kRsqrt, kAct>(v52, v50);  // %52 [16x1]
+    tl::Tile<16, 16> v53; tl::ew<tl::kMul, kAct>(v53, v46, v52, 1.0f, 0.0f);  // %53 [16x64]
+    // backward
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t69_0{c.tk};  // K
     tl::Tile<16, 16> v69; tl::matmul<1, 2, false, false, 16, 16, 64>(v69, t69_0, v64_s, -1.0f, v67, 1.0f);  // %69 [16x64]
     tl::Tile<16, 16> v70; tl::ew<tl::kMul, kAct>(v70, v69, v58, 1.0f, 0.0f);  // %70 [16x64]
@@ -178,7 +183,7 @@ struct Step {
     tl::PerCol<16> v80; tl::col_sum(v80, v79);  // %80 [1x64]
     tl::Tile<16, 16> v81; tl::ew<tl::kMul, kAct>(v81, v78, v52, 1.0f, 0.0f);  // %81 [16x64]
     tl::Tile<16, 16> v82; tl::ew<tl::kMul, kAct>(v82, v78, v46, 1.0f, 0.0f);  // %82 [16x64]
-    tl::PerRow<16> v83; tl::row_sum(v83, v82); tl::team_sums<4>(team, 9216, v72, v83);  // %83 [16x1]
+    tl::PerRow<16> v83; tl::row_sum(v83, v82); tl::team_sums<4>(team, 9408, v72, v83);  // %83 [16x1]
     tl::PerRow<16> v73; tl::ew<tl::kMul, kAct>(v73, v72, v5, 1.0f, 0.0f);  // %73 [16x1]
     tl::PerRow<16> v74; tl::ew<tl::kMul, kAct>(v74, v72, v57, 1.0f, 0.0f);  // %74 [16x1]
     tl::Scalar v75; tl::col_sum(v75, v74);  // %75 dtau_last [1x1]
@@ -195,7 +200,7 @@ struct Step {
     tl::Tile<16, 16> v92; tl::ew<tl::kAdd, kAct>(v92, v81, v91, 1.0f, 0.0f);  // %92 [16x64]
     tl::Tile<16, 16> v93; tl::ew<tl::kAdd, kAct>(v93, v92, v91, 1.0f, 0.0f);  // %93 [16x64]
     tl::Tile<16, 16> v94; tl::ew<tl::kAffine, kAct>(v94, v93, -1.0f, 0.0f);  // %94 [16x64]
-    tl::PerRow<16> v95; tl::row_sum(v95, v94); tl::team_sums<4>(team, 9408, v95);  // %95 [16x1]
+    tl::PerRow<16> v95; tl::row_sum(v95, v94); tl::team_sums<4>(team, 9216, v95);  // %95 [16x1]
     tl::PerRow<16> v96; tl::ew<tl::kAffine, kAct>(v96, v95, 0.015625f, 0.0f);  // %96 [16x1]
     tl::Tile<16, 16> v97; tl::ew<tl::kAdd, kAct>(v97, v93, v96, 1.0f, 0.0f);  // %97 [16x64]
     const auto v97_s = tl::split_operand<2, false>(v97);  // 4 matmuls, both orientations
@@ -204,17 +209,14 @@ struct Step {
     tl::PerCol<16> v100; tl::col_sum(v100, v97);  // %100 [1x64]
     tl::PerCol<16> v101; tl::ew<tl::kAdd, kAct>(v101, v65, v100, 1.0f, 0.0f);  // %101 [1x64]
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t102_2{c.tdo + 16 * team.rank};  // dO (this warp's columns)
-    tl::Tile<16, 64> v102_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v102_p, v97_s, v8_s, 1.0f, tl::NoAddend{}, 0.f); tl::Tile<16, 16> v102; tl::team_sum_scatter<4>(v102, v102_p, team, 4608); tl::ew<tl::kAdd, 0>(v102, v102, t102_2);  // %102 [16x64]
+    tl::Tile<16, 64> v102_p; tl::matmul<2, 2, false, true, 16, 64, 16>(v102_p, v97_s, v8_s, 1.0f, tl::NoAddend{}, 0.f); tl::post_sum<4>(v102_p, team, 4608); /* collected at %124 */  // %102 [16x64]
     const tl::StagedTokens<Cfg::Elem, 16, 64, Cfg::kStageRowStride> t103_0{c.tq};  // Q
     tl::SmemTile<64, 16> v103{smem + 1536}; tl::matmul<1, 2, true, false, 64, 16, 16>(v103, t103_0, v97_s, 1.0f, v64, 1.0f);  // %103 [64x64]
     tl::Tile<16, 16> v104; tl::ew<tl::kMul, kAct>(v104, v98, v37, 1.0f, 0.0f);  // %104 [16x16]
     tl::Tile<16, 16> v105; tl::ew<tl::kMul, kAct>(v105, v98, v38, 1.0f, 0.0f);  // %105 [16x16]
     tl::Tile<16, 16> v106; tl::ew<tl::kAdd, kAct>(v106, v98, v105, 1.0f, 0.0f);  // %106 [16x16]
-    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t107_1{c.tk + 16 * team.rank};  // K (this warp's columns)
-    const auto v104_s = tl::split_operand<2, false>(v104);  // 2 matmuls, both orientations
-    tl::Tile<16, 16> v107; tl::matmul<2, 1, false, false, 16, 16, 16>(v107, v104_s, t107_1, 1.0f, tl::seed(v102), 1.0f);  // %107 dQ [16x64]
-    tl::store_tokens(c.dq + 16 * team.rank, c.sdq, v107, c.valid);
     const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t108_1{c.tq + 16 * team.rank};  // Q (this warp's columns)
+    const auto v104_s = tl::split_operand<2, false>(v104);  // 2 matmuls, both orientations
     tl::Tile<16, 16> v108; tl::matmul<2, 1, true, false, 16, 16, 16>(v108, v104_s, t108_1, 1.0f, tl::seed(v68), 1.0f);  // %108 [16x64]
     tl::Tile<16, 16> v109; tl::ew<tl::kTril, kAct>(v109, v106, 1.0f, 0.0f);  // %109 [16x16]
     tl::Tile<16, 16> v110; tl::ew<tl::kMul, kAct>(v110, v109, v3, 1.0f, 0.0f);  // %110 [16x16]
@@ -232,7 +234,13 @@ struct Step {
     tl::Tile<16, 16> v121; tl::ew<tl::kAffine, kAct>(v121, v115, 64.0f, 0.0f);  // %121 [16x64]
     tl::Tile<16, 16> v122; tl::ew<tl::kMul, kAct>(v122, v119, v29, 1.0f, 0.0f);  // %122 [16x64]
     tl::Tile<16, 16> v123; tl::ew<tl::kMul, kAct>(v123, v119, v22, 1.0f, 0.0f);  // %123 [16x64]
-    tl::PerRow<16> v124; tl::row_sum(v124, v123); tl::team_sums<4>(team, 9216, v117, v120, v124);  // %124 [16x1]
+    tl::PerRow<16> v124; tl::row_sum(v124, v123); tl::post_sums<4>(team, 9216, v117, v120, v124);  // %124 [16x1]
+    team.sync();  // the exchanges of %102, %124
+    tl::Tile<16, 16> v102; tl::collect_sum_scatter<4, 16, 64>(v102, team, 4608); tl::ew<tl::kAdd, 0>(v102, v102, t102_2);  // %102 [16x64]
+    tl::collect_sums<4>(team, 9216, v117, v120, v124);  // %124 [16x1]
+    const tl::StagedTokens<Cfg::Elem, 16, 16, Cfg::kStageRowStride> t107_1{c.tk + 16 * team.rank};  // K (this warp's columns)
+    tl::Tile<16, 16> v107; tl::matmul<2, 1, false, false, 16, 16, 16>(v107, v104_s, t107_1, 1.0f, tl::seed(v102), 1.0f);  // %107 dQ [16x64]
+    tl::store_tokens(c.dq + 16 * team.rank, c.sdq, v107, c.valid);
     tl::PerRow<16> v118; tl::ew<tl::kAffine, kAct>(v118, v117, 0.015625f, 0.0f);  // %118 [16x1]
     tl::Tile<16, 16> v125; tl::ew<tl::kCopy, kAct>(v125, v124, 1.0f, 0.0f);  // %125 [16x64]
     tl::Tile<16, 16> v126; tl::ew<tl::kMul, kAct>(v126, v125, v22, 1.0f, 0.0f);  // %126 [16x64]
