@@ -35,7 +35,8 @@ def parse_args():
     p.add_argument("--tttc", default=os.path.join(ROOT, "build", "tools", "tttc"),
                    help="tttc binary (default: build/tools/tttc)")
     p.add_argument("--ops", default="add.f32,sub.f32",
-                   help="comma-separated opcode prefixes whose lines to list (default: f32 adds)")
+                   help="comma-separated opcode prefixes whose lines to list, or 'all' "
+                        "(default: f32 adds)")
     p.add_argument("--top", type=int, default=15, help="lines to list (default 15)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     return p.parse_args()
@@ -118,7 +119,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         ptx = compile_ptx(emit_source(args), args.arch, workdir)
     by_op, by_line = attribute(ptx)
-    prefixes = [p for p in args.ops.split(",") if p]
+    prefixes = [""] if args.ops == "all" else [p for p in args.ops.split(",") if p]
     selected = collections.Counter()
     for (op, path, line), n in by_line.items():
         if any(op.startswith(p) for p in prefixes):
@@ -134,7 +135,7 @@ def main():
     print(f"{args.spec} {args.kernel} {args.arch}: {sum(by_op.values())} PTX instructions")
     for op, n in by_op.most_common(args.top):
         print(f"  {n:6d}  {op}")
-    print(f"{', '.join(prefixes)}: {sum(selected.values())}, by source line (innermost):")
+    print(f"{args.ops}: {sum(selected.values())}, by source line (innermost):")
     for (path, line), n in selected.most_common(args.top):
         print(f"  {n:6d}  {path}:{line}  {source_line(path, line)[:70]}")
 
