@@ -163,7 +163,8 @@ class TileStepWriter {
       }
       emit_token_reads(op);
       emit_op(op);
-      emit_stored_output(op.out);
+      // A grouped exchange's total exists after its group's barrier (emit_collects stores it).
+      if (L_.ops[i].exchange_at < 0) emit_stored_output(op.out);
     }
     emit_state_results();
     return out_ + "  }\n";
@@ -582,6 +583,7 @@ class TileStepWriter {
                          summed_values(id)),
              id);
       }
+      if (id != leader) emit_stored_output(id);  // the leader's: after emit_op, as any op's
     }
   }
 
